@@ -1,0 +1,61 @@
+"""The interface every backend implements; the Python API talks only to this.
+
+A backend owns one instance of a pool module (pool-mt.wasm or pool-st.wasm, see
+kernels/ABI.md) and the threads that run it. It moves bytes in and out of the pool's
+memory and calls exports. It knows nothing about dtypes or kernels: that is the API's job.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+
+class Backend(abc.ABC):
+    """One live pool: a module instance, its memory and its helper threads."""
+
+    #: "wasmtime" or "pyodide"
+    name: str
+    #: True when the threaded build (pool-mt.wasm) runs, False for pool-st.wasm
+    threaded: bool
+
+    @abc.abstractmethod
+    def call(self, export: str, *args: int | float) -> int:
+        """Call a kernel export synchronously and return its raw i32 status.
+
+        Clears the cancel flag first. While the call runs, an interrupt (Ctrl-C in
+        CPython, Pyodide's interrupt buffer in the browser) sets the cancel flag; the call
+        then returns E_CANCELED and the caller raises KeyboardInterrupt.
+        """
+
+    @abc.abstractmethod
+    def call_value(self, export: str, *args: int | float) -> int:
+        """Call a non-kernel export (jr_alloc, jr_free, jr_counters...) and return its value."""
+
+    @abc.abstractmethod
+    def write(self, ptr: int, data: memoryview) -> None:
+        """Copy a C-contiguous byte buffer into pool memory at ptr."""
+
+    @abc.abstractmethod
+    def read(self, ptr: int, nbytes: int) -> bytes:
+        """Copy nbytes of pool memory starting at ptr out into Python."""
+
+    @abc.abstractmethod
+    def memory_size(self) -> int:
+        """Current size of the pool's memory in bytes."""
+
+    @abc.abstractmethod
+    def set_threads(self, n: int) -> None:
+        """Resize the live pool to n threads (caller included). Raises on failure."""
+
+    @abc.abstractmethod
+    def cpu_count(self) -> int:
+        """Cores the host offers (os.cpu_count, navigator.hardwareConcurrency)."""
+
+    @abc.abstractmethod
+    def isolation(self) -> dict[str, Any]:
+        """Whether shared memory is available, and if not, why and how to fix it."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop every helper thread and drop the instance."""

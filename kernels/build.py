@@ -1,0 +1,65 @@
+"""Compile the pool modules (pool-mt.wasm, pool-st.wasm) from kernels/ with Zig from PyPI.
+
+Used by the hatchling build hook (hatch_build.py) and by developers:
+    python kernels/build.py [OUT_DIR]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT_SOURCE = HERE / "exports.zig"
+DEFAULT_OUT = HERE.parent / "jupyterlite_rayon" / "wasm"
+
+PAGE = 65536
+INITIAL_MEMORY = 64 * PAGE  # kernels/ABI.md: min 64 pages
+MAX_MEMORY = 32768 * PAGE  # 2 GiB
+
+COMMON = [
+    "-target", "wasm32-freestanding",
+    "-O", "ReleaseFast",
+    "-fno-entry",
+    "-rdynamic",
+    "-fstrip",
+    "--import-memory",
+    f"--initial-memory={INITIAL_MEMORY}",
+    f"--max-memory={MAX_MEMORY}",
+    "--stack", str(1 << 20),
+]
+
+BUILDS = {
+    "pool-mt.wasm": [
+        "-mcpu=generic+atomics+bulk_memory+simd128",
+        "-fno-single-threaded",
+        "--shared-memory",
+        "--export=wasi_thread_start",
+    ],
+    "pool-st.wasm": [
+        "-mcpu=generic+bulk_memory+simd128",
+        "-fsingle-threaded",
+    ],
+}
+
+
+def zig() -> list[str]:
+    return [sys.executable, "-m", "ziglang"]
+
+
+def build(out_dir: Path = DEFAULT_OUT) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    built = []
+    for name, flags in BUILDS.items():
+        out = out_dir / name
+        cmd = [*zig(), "build-exe", str(ROOT_SOURCE), *COMMON, *flags, f"-femit-bin={out}"]
+        # Zig's cache goes to the user cache dir; run from kernels/ so relative imports resolve.
+        subprocess.run(cmd, cwd=HERE, check=True)
+        built.append(out)
+    return built
+
+
+if __name__ == "__main__":
+    for path in build(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUT):
+        print(f"{path} {path.stat().st_size} bytes")

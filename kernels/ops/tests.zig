@@ -1,0 +1,1 @@
+// Native tests of the compute kernels; referenced from kernels/tests.zig.
