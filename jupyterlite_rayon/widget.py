@@ -1,0 +1,265 @@
+"""The pool widget's entry point and its live updates.
+
+`widget()` returns a `PoolWidget` (built in `widget_view.py` from ipywidgets 8's own widgets,
+so no front-end code is needed). Every widget on the page shows the same `Snapshot`: one read
+of the pool's counters, taken here and pushed to all of them, so two widgets never disagree
+and a `set_num_threads()` call anywhere shows up in every slider.
+
+What "live" means:
+- CPython (wasmtime backend): a daemon thread reads the shared counters every 0.25 s while a
+  widget exists, also while a cell runs (the pool's threads do not hold the GIL).
+- Pyodide (JupyterLite): the kernel's worker is blocked inside a pool call, and no timer of
+  that worker can fire until it returns, so the widget updates after every pool call (the
+  `on_run` hook, at most 10 times a second), after every cell, and when the pool finishes
+  starting. During one long call it shows the state from before that call.
+
+This module imports nothing from ipywidgets at import time: `import jupyterlite_rayon` works
+without it, and `widget()` says how to install it.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import pool
+
+if TYPE_CHECKING:
+    from .widget_view import PoolWidget
+
+IN_BROWSER = sys.platform == "emscripten"
+POLL_SECONDS = 0.25
+ON_RUN_MIN_SECONDS = 0.1
+
+LIVE_NOTE = (
+    "updates after every pool call and every cell (the kernel is busy during a call)"
+    if IN_BROWSER
+    else f"updates every {POLL_SECONDS} s from the shared counters, also during runs"
+)
+
+
+@dataclass
+class Snapshot:
+    """What every widget shows: the pool's counters plus what the widgets add to them."""
+
+    info: dict[str, Any]
+    shares: list[float]  # per thread: tasks since the last change / the busiest thread's
+    error: str | None  # the last failed resize, until a resize succeeds
+    last_run: dict[str, Any] | None
+    starting: bool  # JupyterLite: %load_ext started the pool and it is not up yet
+
+
+@dataclass
+class _Shared:
+    views: list[PoolWidget] = field(default_factory=list)
+    error: str | None = None
+    prev_tasks: list[int] = field(default_factory=list)
+    shares: list[float] = field(default_factory=list)
+    last_push: float = 0.0
+    last_signature: tuple[Any, ...] = ()
+    poller: threading.Thread | None = None
+    hooks_installed: bool = False
+
+
+# One lock for reading the pool and pushing to the widgets, so the poller thread and the
+# kernel's thread never interleave a stale snapshot with a fresh one.
+_lock = threading.RLock()
+_shared = _Shared()
+
+
+def widget() -> PoolWidget:
+    """A pool widget: thread slider, status panel, one activity bar per thread."""
+    try:
+        from .widget_view import PoolWidget
+    except ImportError as exc:
+        how = "%pip install ipywidgets" if IN_BROWSER else "pip install ipywidgets"
+        raise ImportError(
+            f"the pool widget needs ipywidgets 8: run `{how}` and try again ({exc})"
+        ) from exc
+    if not IN_BROWSER and not _started(pool.pool_info()):
+        pool.init_thread_pool()  # synchronous in CPython; Pyodide's start must be awaited
+    view = PoolWidget()
+    with _lock:
+        _shared.views.append(view)
+        _install_hooks()
+        view.show(_snapshot())
+    _ensure_poller()
+    return view
+
+
+def unregister(view: PoolWidget) -> None:
+    """Forget a closed widget; the poller stops when none is left."""
+    with _lock:
+        if view in _shared.views:
+            _shared.views.remove(view)
+
+
+def live_widgets() -> list[PoolWidget]:
+    with _lock:
+        return list(_shared.views)
+
+
+def refresh_all() -> None:
+    """Read the counters once and show them in every widget."""
+    with _lock:
+        if not _shared.views:
+            return
+        snapshot = _snapshot()
+        _shared.last_push = time.monotonic()
+        for view in list(_shared.views):
+            view.show(snapshot)
+
+
+def resize(n: int) -> None:
+    """A slider was released at n: resize the pool, or show why it failed, in every widget."""
+    with _lock:
+        try:
+            if pool.current_num_threads() != n:
+                pool.set_num_threads(n)
+            _shared.error = None
+        except (ValueError, RuntimeError) as exc:
+            _shared.error = f"could not resize the pool to {n} threads: {exc}"
+        refresh_all()
+
+
+def _started(info: dict[str, Any]) -> bool:
+    return bool(info.get("started", False))
+
+
+def _starting() -> bool:
+    magics = sys.modules.get(f"{__package__}.magics")
+    task = getattr(magics, "_start_task", None)
+    return task is not None and not task.done()
+
+
+def _snapshot() -> Snapshot:
+    info = pool.pool_info()
+    tasks = [int(t.get("tasks", 0)) for t in info.get("per_thread") or []]
+    prev = _shared.prev_tasks + [0] * max(0, len(tasks) - len(_shared.prev_tasks))
+    deltas = [max(now - before, 0) for now, before in zip(tasks, prev)]
+    if not _shared.prev_tasks:
+        _shared.shares = [0.0] * len(tasks)  # first read: no activity measured yet
+        _shared.prev_tasks = tasks
+    elif any(deltas):
+        busiest = max(deltas)
+        _shared.shares = [d / busiest for d in deltas]
+        _shared.prev_tasks = tasks
+    shares = (_shared.shares + [0.0] * len(tasks))[: len(tasks)]
+    try:
+        last = pool.last_run()
+    except RuntimeError:
+        last = None
+    return Snapshot(info=info, shares=shares, error=_shared.error, last_run=last,
+                    starting=_starting())
+
+
+def _signature(info: dict[str, Any]) -> tuple[Any, ...]:
+    keys = ("started", "threads", "busy", "tasks", "steals", "calls", "bytes_in_use")
+    per_thread = tuple(t.get("state") for t in info.get("per_thread") or [])
+    return tuple(info.get(k) for k in keys) + per_thread
+
+
+def _install_hooks() -> None:
+    """Once per process: refresh after pool calls, after cells, and when the pool starts."""
+    if _shared.hooks_installed:
+        return
+    _shared.hooks_installed = True
+    pool.on_run(_on_run)
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        shell = None  # plain Python: no cell events
+    else:
+        shell = get_ipython()
+    if shell is not None:
+        shell.events.register("post_run_cell", _after_cell)
+    magics = sys.modules.get(f"{__package__}.magics")
+    task = getattr(magics, "_start_task", None)
+    if task is not None:
+        task.add_done_callback(lambda _task: refresh_all())
+
+
+def _on_run(name: str, wall_seconds: float) -> None:
+    # Throttled: a loop of many tiny calls must not flood the front end with messages.
+    if time.monotonic() - _shared.last_push >= ON_RUN_MIN_SECONDS:
+        refresh_all()
+
+
+def _after_cell(*_args: Any) -> None:
+    refresh_all()
+
+
+def _ensure_poller() -> None:
+    if IN_BROWSER:
+        return  # no thread can run while the worker is blocked; see the module docstring
+    with _lock:
+        if _shared.poller is not None and _shared.poller.is_alive():
+            return
+        _shared.poller = threading.Thread(target=_poll, name="jupyterlite-rayon-widget",
+                                          daemon=True)
+        _shared.poller.start()
+
+
+def _poll() -> None:
+    while True:
+        time.sleep(POLL_SECONDS)
+        with _lock:
+            if not _shared.views:
+                _shared.poller = None
+                return
+            signature = _signature(pool.pool_info())
+            if signature != _shared.last_signature:
+                _shared.last_signature = signature
+                refresh_all()
+
+
+def status_rows(snapshot: Snapshot) -> list[tuple[str, str]]:
+    """The status panel as (label, text) rows; the view renders them."""
+    info = snapshot.info
+    iso = info.get("isolation") or {}
+    if not _started(info):
+        state = ("starting (%load_ext began it)" if snapshot.starting
+                 else "not started: run `await jupyterlite_rayon.init_thread_pool()`")
+        return [("pool", state)]
+    if info.get("isolated"):
+        isolation = "isolated: shared memory works"
+    else:
+        isolation = (f"not isolated ({iso.get('reason') or 'unknown reason'}); "
+                     f"fix: {iso.get('fix') or 'see the README'}")
+    rows = [
+        ("backend", f"{info.get('backend')}, {info.get('build')} build"),
+        ("isolation", isolation),
+        ("threads", f"{info.get('threads')} of {info.get('max_threads')}"),
+        ("busy", str(info.get("busy", 0))),
+        ("tasks", str(info.get("tasks", 0))),
+        ("steals", str(info.get("steals", 0))),
+        ("calls", str(info.get("calls", 0))),
+        ("memory", (f"{_size(int(info.get('bytes_in_use', 0)))} in use of "
+                    f"{_size(int(info.get('memory_bytes', 0)))}")),
+        ("last run", _last_run_text(snapshot.last_run)),
+    ]
+    if snapshot.error:
+        rows.append(("error", snapshot.error))
+    return rows
+
+
+def _last_run_text(last: dict[str, Any] | None) -> str:
+    if not last:
+        return "none yet"
+    seconds = last.get("wall_seconds", last.get("wall"))
+    name = last.get("name", "?")
+    if isinstance(seconds, int | float):
+        return f"{name}: {seconds * 1e3:.1f} ms"
+    return str(name)
+
+
+def _size(nbytes: int) -> str:
+    value = float(nbytes)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"

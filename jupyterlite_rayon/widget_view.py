@@ -1,0 +1,95 @@
+"""`PoolWidget`: the pool's controls and status, composed from ipywidgets 8's built-in widgets.
+
+It only displays `Snapshot`s and forwards slider releases; `widget.py` reads the pool and
+keeps every PoolWidget on the page showing the same snapshot.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as w
+
+from . import widget as live
+from .widget import Snapshot, status_rows
+
+
+class PoolWidget(w.VBox):
+    """Thread slider (resizes the pool when released), status panel, per-thread activity."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.slider = w.IntSlider(
+            value=1, min=1, max=1, step=1, description="threads",
+            continuous_update=False,  # resize once, when the slider is released
+        )
+        self.status = w.HTML(value="")
+        self.bars = w.VBox([])
+        self.note = w.HTML(value=f"<small>{html.escape(live.LIVE_NOTE)}</small>")
+        self._syncing = False  # True while show() moves the slider: not a user's request
+        super().__init__([self.slider, self.status, self.bars, self.note], **kwargs)
+        self.add_class("jr-pool-widget")
+        self.slider.observe(self._on_slider, names="value")
+
+    def _on_slider(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            live.resize(int(change["new"]))
+
+    def show(self, snapshot: Snapshot) -> None:
+        """Make every part of the widget agree with the snapshot."""
+        info = snapshot.info
+        started = bool(info.get("started", False))
+        maximum = max(int(info.get("max_threads") or 1), 1)
+        threads = min(max(int(info.get("threads") or 1), 1), maximum)
+        self._syncing = True
+        try:
+            # max before value: the slider clamps a value above its current max.
+            self.slider.max = max(maximum, 1)
+            self.slider.value = threads
+        finally:
+            self._syncing = False
+        self.slider.disabled = not started or maximum == 1
+        self.status.value = _status_html(status_rows(snapshot))
+        self._show_bars(info.get("per_thread") or [], snapshot.shares, threads if started else 0)
+
+    def _show_bars(self, per_thread: list[dict[str, Any]], shares: list[float],
+                   threads: int) -> None:
+        records = per_thread[:threads]
+        while len(self.bars.children) < len(records):
+            i = len(self.bars.children)
+            bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, description=f"#{i}",
+                                  layout=w.Layout(width="260px"))
+            label = w.Label(value="")
+            self.bars.children = (*self.bars.children, w.HBox([bar, label]))
+        if len(self.bars.children) > len(records):
+            self.bars.children = self.bars.children[: len(records)]
+        for row, record, share in zip(self.bars.children, records, shares):
+            bar, label = row.children
+            working = record.get("state") == "working"
+            bar.value = share
+            bar.bar_style = "success" if working else "info"
+            label.value = (f"{record.get('state', '?')}, {record.get('tasks', 0)} tasks, "
+                           f"{record.get('steals', 0)} steals")
+
+    def close(self) -> None:
+        live.unregister(self)
+        for row in self.bars.children:
+            for child in row.children:
+                child.close()
+            row.close()
+        for child in (self.slider, self.status, self.bars, self.note):
+            child.close()
+        super().close()
+
+
+def _status_html(rows: list[tuple[str, str]]) -> str:
+    body = "".join(
+        f'<tr><th style="text-align:left;padding-right:1em">{html.escape(label)}</th>'
+        f'<td{_error_style(label)}>{html.escape(text)}</td></tr>'
+        for label, text in rows
+    )
+    return f'<table class="jr-pool-status">{body}</table>'
+
+
+def _error_style(label: str) -> str:
+    return ' style="color:#c00"' if label == "error" else ""
