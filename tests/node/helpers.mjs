@@ -1,0 +1,231 @@
+// Shared helpers of the node tests: the built pool modules, pools, arrays in pool memory, and a
+// tiny wasm assembler for hand-made foreign modules (traps, extra modules).
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createPool } from '../../jupyterlite_rayon/host/pool_host.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const WASM_DIR = path.join(ROOT, 'jupyterlite_rayon', 'wasm');
+
+export function wasmBytes(build = 'mt') {
+  const file = path.join(WASM_DIR, `pool-${build}.wasm`);
+  if (!fs.existsSync(file)) {
+    throw new Error(`${file} is missing: build it with ` +
+      '`flock /tmp/jr-build.lock python kernels/build.py`');
+  }
+  return fs.readFileSync(file);
+}
+
+let modules = null;
+// Compiled once per test file: createPool accepts a WebAssembly.Module too.
+export async function poolModules() {
+  modules ||= {
+    mt: await WebAssembly.compile(wasmBytes('mt')),
+    st: await WebAssembly.compile(wasmBytes('st')),
+  };
+  return modules;
+}
+
+export async function makePool(threads, { build = 'mt', ...options } = {}) {
+  // Pass bytes (not a Module) so the host reads limits and signatures from the binary.
+  return createPool({ wasm: wasmBytes(build), threads, threaded: build === 'mt', ...options });
+}
+
+// Names of the exports a built module has (tests of kernels not yet built are marked todo).
+export function exportNames(build = 'mt') {
+  try {
+    return new Set(WebAssembly.Module.exports(new WebAssembly.Module(wasmBytes(build)))
+      .map((e) => e.name));
+  } catch {
+    return new Set();
+  }
+}
+
+export const DTYPES = {
+  float64: { code: 0, Ctor: Float64Array },
+  float32: { code: 1, Ctor: Float32Array },
+  int32: { code: 2, Ctor: Int32Array },
+  int64: { code: 3, Ctor: BigInt64Array },
+  uint32: { code: 4, Ctor: Uint32Array },
+};
+
+// Copy a typed array into freshly allocated pool memory; returns its address.
+export function put(pool, typed) {
+  const ptr = pool.alloc(typed.byteLength);
+  pool.view(typed.constructor, ptr, typed.length).set(typed);
+  return ptr;
+}
+
+// Copy out of pool memory (a view is only valid until memory grows).
+export function get(pool, Ctor, ptr, length) {
+  return pool.view(Ctor, ptr, length).slice();
+}
+
+// Runs fn(scratch) with an 8-byte out cell and frees everything allocated through `track`.
+export function withArrays(pool, fn) {
+  const owned = [];
+  const track = (ptr) => { owned.push(ptr); return ptr; };
+  try {
+    return fn({
+      put: (typed) => track(put(pool, typed)),
+      alloc: (nbytes) => track(pool.alloc(nbytes, true)),
+    });
+  } finally {
+    for (const ptr of owned) pool.free(ptr);
+  }
+}
+
+// Sizes of the brief: 0, 1, primes, 2^k +- 1 (crossing the 4096-element block size).
+export const SIZES = [0, 1, 2, 3, 7, 31, 127, 255, 257, 1009, 4095, 4096, 4097, 8191, 12289,
+  65537, 100003];
+export const THREADS = [1, 2, 3, 4];
+
+// Deterministic pseudo-random data (xorshift32), so failures reproduce.
+export function rng(seed = 12345) {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return s / 4294967296;
+  };
+}
+
+export function randomArray(Ctor, n, seed = 1, { lo = -100, hi = 100, nanEvery = 0 } = {}) {
+  const r = rng(seed);
+  const out = new Ctor(n);
+  for (let i = 0; i < n; i++) {
+    const v = lo + (hi - lo) * r();
+    if (Ctor === BigInt64Array) out[i] = BigInt(Math.round(v));
+    else if (Ctor === Int32Array || Ctor === Uint32Array) out[i] = Math.round(Ctor === Uint32Array ? Math.abs(v) : v);
+    else out[i] = nanEvery && i % nanEvery === nanEvery - 1 ? NaN : v;
+  }
+  return out;
+}
+
+// Object.is per element, so NaN == NaN and -0 != 0 (bit-for-bit intent).
+export function firstMismatch(a, b) {
+  if (a.length !== b.length) return `length ${a.length} != ${b.length}`;
+  for (let i = 0; i < a.length; i++) {
+    if (!Object.is(a[i], b[i])) return `index ${i}: ${a[i]} != ${b[i]}`;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tiny wasm assembler for foreign test modules
+
+export function uleb(n) {
+  const out = [];
+  do {
+    let b = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+export function sleb(n) {
+  let v = BigInt(n);
+  const out = [];
+  for (;;) {
+    const b = Number(v & 0x7fn);
+    v >>= 7n;
+    if ((v === 0n && !(b & 0x40)) || (v === -1n && b & 0x40)) { out.push(b); return out; }
+    out.push(b | 0x80);
+  }
+}
+
+const str = (s) => [...uleb(s.length), ...new TextEncoder().encode(s)];
+const vec = (items) => [...uleb(items.length), ...items.flat()];
+const section = (id, body) => [id, ...uleb(body.length), ...body];
+const T = { i32: 0x7f, i64: 0x7e, f64: 0x7c };
+
+// spec: {types: [[params], [results]], imports: [{module, name, func: typeIndex} |
+// {module, name, memory: {min, max, shared}}], funcs: [{type, body: bytes, export?}],
+// start?: funcIndex}. Bodies are raw instruction bytes without the final `end`.
+export function assemble({ types, imports = [], funcs, start }) {
+  const bytes = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  bytes.push(...section(1, vec(types.map(([p, r]) => [0x60, ...vec(p.map((t) => [T[t]])),
+    ...vec(r.map((t) => [T[t]]))]))));
+  bytes.push(...section(2, vec(imports.map((imp) => {
+    const head = [...str(imp.module), ...str(imp.name)];
+    if (imp.memory) {
+      const { min, max, shared } = imp.memory;
+      return [...head, 0x02, shared ? 0x03 : 0x01, ...uleb(min), ...uleb(max)];
+    }
+    return [...head, 0x00, ...uleb(imp.func)];
+  }))));
+  bytes.push(...section(3, vec(funcs.map((f) => uleb(f.type)))));
+  const nImportFuncs = imports.filter((i) => !i.memory).length;
+  const exports = funcs.map((f, i) => (f.export ? [...str(f.export), 0x00, ...uleb(nImportFuncs + i)] : null))
+    .filter(Boolean);
+  bytes.push(...section(7, vec(exports)));
+  if (start !== undefined) bytes.push(...section(8, uleb(start)));
+  bytes.push(...section(10, vec(funcs.map((f) => {
+    const body = [0x00, ...f.body, 0x0b]; // no locals
+    return [...uleb(body.length), ...body];
+  }))));
+  return new Uint8Array(bytes);
+}
+
+export const OP = {
+  unreachable: [0x00],
+  drop: [0x1a],
+  i32: (v) => [0x41, ...sleb(v)],
+  i64: (v) => [0x42, ...sleb(v)],
+  call: (i) => [0x10, ...uleb(i)],
+  localGet: (i) => [0x20, ...uleb(i)],
+  i32eqz: [0x45],
+  loop: [0x03, 0x40],
+  end: [0x0b],
+  brIf: (l) => [0x0d, ...uleb(l)],
+  atomicWait32: [0xfe, 0x01, 0x02, 0x00],
+  atomicAdd32: [0xfe, 0x1e, 0x02, 0x00],
+};
+
+// A foreign wasi-threads module whose threads trap: `spawn_and_wait` spawns one thread (its
+// wasi_thread_start hits `unreachable`) and then waits, asking host_poll every 20 ms, until the
+// host says stop (it returns E_CANCELED). `slot_addr` gives an address other modules may use.
+export function trapModule() {
+  return assemble({
+    types: [[['i32'], ['i32']], [[], ['i32']], [['i32', 'i32'], []]],
+    imports: [
+      { module: 'env', name: 'memory', memory: { min: 1, max: 16384, shared: true } },
+      { module: 'wasi', name: 'thread-spawn', func: 0 },
+      { module: 'env', name: 'host_poll', func: 1 },
+    ],
+    funcs: [
+      { type: 2, export: 'wasi_thread_start', body: OP.unreachable },
+      {
+        type: 1, export: 'spawn_and_wait', body: [
+          ...OP.i32(0), ...OP.call(0), ...OP.drop,
+          ...OP.loop,
+          ...OP.i32(0), ...OP.i32(0), ...OP.i64(20_000_000), ...OP.atomicWait32, ...OP.drop,
+          ...OP.call(1), ...OP.i32eqz, ...OP.brIf(0),
+          ...OP.end,
+          ...OP.i32(-3),
+        ],
+      },
+      { type: 1, export: 'slot_addr', body: OP.i32(64) },
+      { type: 1, export: 'trap_here', body: OP.unreachable },
+    ],
+  });
+}
+
+// An extra module for pool.addModule: its start function adds 1 at `pool.slot_addr()`, so the
+// count there says in how many threads it was instantiated.
+export function counterModule() {
+  return assemble({
+    types: [[[], ['i32']], [[], []]],
+    imports: [
+      { module: 'env', name: 'memory', memory: { min: 1, max: 16384, shared: true } },
+      { module: 'pool', name: 'slot_addr', func: 0 },
+    ],
+    funcs: [
+      { type: 1, body: [...OP.call(0), ...OP.i32(1), ...OP.atomicAdd32, ...OP.drop] },
+      { type: 0, export: 'where', body: OP.call(0) },
+    ],
+    start: 1,
+  });
+}
