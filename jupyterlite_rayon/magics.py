@@ -292,13 +292,17 @@ def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def _threads(n: int) -> str:
+    return "1 thread" if n == 1 else f"{n} threads"
+
+
 def run_line(run: RunStats, repeat: int) -> str:
     best = f" (best of {repeat})" if repeat > 1 else ""
     cpu = _ratio(run.cpu_per_wall)
     if run.cpu is None:
         cpu += " (browser workers' CPU time is not measurable)"
     return (
-        f"%%parallel: {run.threads} threads, wall {_ms(run.wall)} ms{best}, cpu/wall {cpu}, "
+        f"%%parallel: {_threads(run.threads)}, wall {_ms(run.wall)} ms{best}, cpu/wall {cpu}, "
         f"calls {run.calls}, tasks {run.tasks}, steals {run.steals}"
     )
 
@@ -326,15 +330,17 @@ def _sweep_caption(rows: Sequence[SweepRow], repeat: int) -> str:
 
 
 def sweep_html(rows: Sequence[SweepRow], repeat: int) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in SWEEP_COLUMNS)
+    pad = ' style="padding:2px 8px"'
+    head = "".join(f"<th{pad}>{html.escape(c)}</th>" for c in SWEEP_COLUMNS)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _row_cells(r)) + "</tr>"
+        "<tr>" + "".join(f"<td{pad}>{html.escape(c)}</td>" for c in _row_cells(r)) + "</tr>"
         for r in rows
     )
     table = (
         '<table class="jr-sweep" style="border-collapse:collapse;text-align:right">'
-        f"<caption style=\"text-align:left\">{html.escape(_sweep_caption(rows, repeat))}"
-        f"</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        '<caption style="text-align:left;white-space:nowrap">'
+        f"{html.escape(_sweep_caption(rows, repeat))}</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
     labels = [str(r.run.threads) for r in rows]
     ideal = [r.run.threads / rows[0].run.threads for r in rows]
