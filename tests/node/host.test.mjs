@@ -1,0 +1,149 @@
+// The host itself, with hand-assembled foreign wasi-threads modules: traps in a helper and in the
+// caller, poll-driven cancellation, extra modules in every thread, WASI output, bad options.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { createPool, readModuleInfo, PoolError, WORKER_SOURCE } from
+  '../../jupyterlite_rayon/host/pool_host.mjs';
+import { assemble, counterModule, OP, trapModule } from './helpers.mjs';
+
+test('the module reader finds memory limits and export signatures', () => {
+  const info = readModuleInfo(trapModule());
+  assert.deepEqual(info.memory, { module: 'env', name: 'memory', initial: 1, maximum: 16384,
+    shared: true });
+  assert.deepEqual(info.signatures.wasi_thread_start, { params: ['i32', 'i32'], results: [] });
+  assert.deepEqual(info.signatures.spawn_and_wait, { params: [], results: ['i32'] });
+  assert.equal(readModuleInfo(new Uint8Array([1, 2, 3])), null);
+});
+
+test('the worker source is self-contained (no imports, builds from strings)', () => {
+  assert.doesNotMatch(WORKER_SOURCE, /^\s*import\s|\bimport\(|import\.meta/m);
+  assert.doesNotThrow(() => new Function(WORKER_SOURCE));
+});
+
+test('a helper thread that traps breaks the pool with a clear error instead of hanging', async () => {
+  const pool = await createPool({ wasm: trapModule(), threads: 3 });
+  try {
+    assert.equal(pool.threaded, true);
+    assert.equal(pool.threads, 3);
+    assert.throws(() => pool.call('spawn_and_wait'), (e) => e instanceof PoolError &&
+      e.name === 'PoolBroken' && /thread 1 trapped: RuntimeError: unreachable/.test(e.message) &&
+      /restart/.test(e.message));
+    // Every later call says the same, it never re-enters a broken pool.
+    assert.throws(() => pool.call('slot_addr'), { name: 'PoolBroken' });
+    assert.throws(() => pool.alloc(8), { name: 'PoolBroken' });
+    assert.match(pool.broken, /trapped/);
+  } finally {
+    await pool.terminate();
+  }
+  assert.throws(() => pool.call('slot_addr'), { name: 'PoolTerminated' });
+});
+
+test('a trap in the caller thread is a WasmTrap and breaks the pool', async () => {
+  const pool = await createPool({ wasm: trapModule(), threads: 2 });
+  try {
+    assert.throws(() => pool.call('trap_here'), (e) => e.name === 'WasmTrap' &&
+      e.kernel === 'trap_here' && /unreachable/.test(e.message) && /createPool/.test(e.message));
+    assert.throws(() => pool.call('slot_addr'), { name: 'PoolBroken' });
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('poll cancels a waiting call; a spawn with no idle worker fails softly', async () => {
+  let polls = 0;
+  // One thread: no helper worker, so thread-spawn returns -1 and the module waits on host_poll.
+  const pool = await createPool({ wasm: trapModule(), threads: 1, poll: () => ++polls >= 3 });
+  try {
+    assert.throws(() => pool.call('spawn_and_wait'), (e) => e instanceof PoolError &&
+      e.code === -3 && e.name === 'E_CANCELED' && /ready for the next call/.test(e.message));
+    assert.equal(polls, 3);
+    assert.equal(pool.broken, null);
+    assert.equal(pool.exports.slot_addr(), 64); // the pool still works
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('a poll callback that throws cancels the call and is reported', async () => {
+  const errors = [];
+  const pool = await createPool({ wasm: trapModule(), threads: 1, stderr: (t) => errors.push(t),
+    poll: () => { throw new Error('interrupt source gone'); } });
+  try {
+    assert.throws(() => pool.call('spawn_and_wait'), { code: -3 });
+    assert.match(errors.join(''), /interrupt source gone/);
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('addModule instantiates a module in every pool thread, linked to earlier modules', async () => {
+  for (const threads of [1, 3]) {
+    const pool = await createPool({ wasm: trapModule(), threads });
+    try {
+      const counter = await pool.addModule({ name: 'counter', module: counterModule() });
+      // Its start function ran once per thread (caller + helpers) on the shared memory.
+      assert.equal(pool.view(Int32Array, 64, 1)[0], threads);
+      assert.equal(counter.where(), 64);
+      assert.deepEqual(Object.keys(pool.instances), ['pool', 'counter']);
+      await assert.rejects(pool.addModule({ name: 'counter', module: counterModule() }),
+        TypeError);
+      // A module importing something nobody provides is refused with the name of the import.
+      const bad = assemble({ types: [[[], []]], imports: [{ module: 'nowhere', name: 'f', func: 0 }],
+        funcs: [] });
+      await assert.rejects(pool.addModule({ name: 'bad', module: bad }), /nowhere\.f/);
+    } finally {
+      await pool.terminate();
+    }
+  }
+});
+
+test('WASI fd_write reaches the stdout/stderr callbacks', async () => {
+  const wasm = assemble({
+    types: [[['i32', 'i32', 'i32', 'i32'], ['i32']], [['i32', 'i32'], ['i32']]],
+    imports: [
+      { module: 'env', name: 'memory', memory: { min: 1, max: 16, shared: false } },
+      { module: 'wasi_snapshot_preview1', name: 'fd_write', func: 0 },
+    ],
+    funcs: [{ type: 1, export: 'say', body: [...OP.localGet(0), ...OP.i32(100), ...OP.i32(1),
+      ...OP.localGet(1), ...OP.call(0)] }],
+  });
+  const out = [], err = [];
+  const pool = await createPool({ wasm, threaded: false, stdout: (t) => out.push(t),
+    stderr: (t) => err.push(t) });
+  try {
+    assert.equal(pool.threaded, false);
+    const text = new TextEncoder().encode('hello from wasm\n');
+    pool.view(Uint8Array, 200, text.length).set(text);
+    pool.view(Uint32Array, 100, 2).set([200, text.length]);
+    assert.equal(pool.call('say', 1, 120), 0);
+    assert.equal(pool.call('say', 2, 120), 0);
+    assert.deepEqual(out, ['hello from wasm\n']);
+    assert.deepEqual(err, ['hello from wasm\n']);
+    assert.equal(pool.view(Uint32Array, 120, 1)[0], text.length);
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('bad options and arguments give clear errors', async () => {
+  await assert.rejects(createPool({}), /pass wasm/);
+  await assert.rejects(createPool({ wasm: 'pool.wasm' }), /BufferSource/);
+  await assert.rejects(createPool({ wasm: trapModule(), threaded: 'maybe' }), /'auto', true/);
+  await assert.rejects(createPool({ wasm: trapModule(), threads: 0 }), /from 1 to 64/);
+  await assert.rejects(createPool({ wasm: trapModule(), threads: 2.5 }), /from 1 to 64/);
+  await assert.rejects(createPool({ wasm: trapModule(), threaded: false }),
+    /single-thread build/);
+  await assert.rejects(createPool({ wasm: trapModule(), poll: 5 }), /poll must be a function/);
+  const pool = await createPool({ wasm: trapModule(), threads: 1 });
+  try {
+    assert.throws(() => pool.call('nope'), /no export "nope"/);
+    assert.throws(() => pool.call('slot_addr', 1), /takes 0 arguments/);
+    assert.throws(() => pool.view(Float64Array, 4, 1), /multiple of 8/);
+    assert.throws(() => pool.view(Float64Array, 0, 2 ** 40), /outside pool memory/);
+    assert.throws(() => pool.view(Float64Array, 0, -1), /non-negative/);
+    assert.throws(() => pool.view(Object, 0, 1), /TypedArray constructor/);
+    assert.equal(pool.exports.slot_addr(), 64);
+  } finally {
+    await pool.terminate();
+  }
+});
