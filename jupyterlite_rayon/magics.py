@@ -69,7 +69,7 @@ class SweepRow:
 
 class _Parser(argparse.ArgumentParser):
     def __init__(self, usage: str) -> None:
-        super().__init__(prog="%%parallel", add_help=False, exit_on_error=False)
+        super().__init__(prog="%%parallel", add_help=False)
         self._one_line_usage = usage
 
     def error(self, message: str) -> NoReturn:

@@ -1,0 +1,341 @@
+"""%%parallel and %parallel in a real IPython shell, on the real wasmtime pool.
+
+The cells under test measure themselves (thread count seen, pool counters around their own
+kernel calls) and those measurements are compared with what the magic reports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
+from IPython.testing.globalipapp import get_ipython
+from IPython.utils.capture import CapturedIO, capture_output
+
+import jupyterlite_rayon as jr
+from jupyterlite_rayon import magics
+
+RUN_LINE = re.compile(
+    r"%%parallel: (?P<threads>\d+) threads?, wall (?P<wall>[\d.]+) ms(?P<best> \(best of \d+\))?, "
+    r"cpu/wall (?P<cpu>[\d.]+|n/a), calls (?P<calls>\d+), tasks (?P<tasks>\d+), "
+    r"steals (?P<steals>\d+)"
+)
+
+# A cell that records what it saw: the thread count, and the pool counters around its own
+# kernel calls (three calls: sum, dot, mandelbrot), checked against numpy.
+MEASURED_CELL = """
+_before = jr.pool_info()
+_total = jr.sum(data)
+_d = jr.dot(data, data)
+_img = jr.mandelbrot(37, 23, max_iter=50)
+_after = jr.pool_info()
+seen.append(dict(threads=jr.current_num_threads(),
+                 tasks=_after["tasks"] - _before["tasks"],
+                 steals=_after["steals"] - _before["steals"],
+                 calls=_after["calls"] - _before["calls"],
+                 total=_total, dot=_d))
+print("cell ran at", jr.current_num_threads())
+"""
+
+
+@pytest.fixture(scope="module")
+def ip() -> InteractiveShell:
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "jupyterlite_rayon")
+    jr.init_thread_pool()
+    return shell
+
+
+@pytest.fixture
+def seen(ip: InteractiveShell) -> Iterator[list[dict[str, Any]]]:
+    values = np.arange(200_003, dtype=np.float64) * 0.5
+    ip.user_ns.update(jr=jr, data=jr.asarray(values), seen=[], expected=values)
+    before = jr.current_num_threads()
+    yield ip.user_ns["seen"]
+    assert jr.current_num_threads() == before, "a test left the pool resized"
+    ip.user_ns["data"].close()
+
+
+def run(ip: InteractiveShell, cell: str) -> tuple[ExecutionResult, CapturedIO]:
+    with capture_output() as io:
+        result = ip.run_cell(cell)
+    return result, io
+
+
+def check_measured(seen: list[dict[str, Any]], expected: np.ndarray) -> None:
+    for record in seen:
+        assert record["total"] == pytest.approx(float(expected.sum()), rel=1e-12)
+        assert record["dot"] == pytest.approx(float(expected @ expected), rel=1e-12)
+        assert record["calls"] == 3
+
+
+def test_n_runs_at_each_count_and_reports_its_own_counters(
+    ip: InteractiveShell, seen: list[dict[str, Any]]
+) -> None:
+    maximum = jr.max_threads()
+    previous = jr.current_num_threads()
+    for n in sorted({1, 2, maximum} & set(range(1, maximum + 1))):
+        seen.clear()
+        result, io = run(ip, f"%%parallel -n {n}\n{MEASURED_CELL}")
+        assert result.success, io.stderr
+        assert f"cell ran at {n}\n" in io.stdout  # the cell's own output shows
+        match = RUN_LINE.search(io.stdout)
+        assert match, io.stdout
+        assert int(match["threads"]) == n == seen[0]["threads"]
+        assert int(match["calls"]) == seen[0]["calls"] == 3
+        assert int(match["tasks"]) == seen[0]["tasks"] > 0
+        assert int(match["steals"]) == seen[0]["steals"]
+        assert match["cpu"] != "n/a" and float(match["cpu"]) >= 0  # CPython measures CPU time
+        assert jr.current_num_threads() == previous
+        check_measured(seen, ip.user_ns["expected"])
+
+
+def test_n_max_and_no_option(ip: InteractiveShell, seen: list[dict[str, Any]]) -> None:
+    result, io = run(ip, f"%%parallel -n max\n{MEASURED_CELL}")
+    assert result.success, io.stderr
+    assert seen[-1]["threads"] == jr.max_threads()
+    result, io = run(ip, f"%%parallel\n{MEASURED_CELL}")
+    assert result.success, io.stderr
+    assert seen[-1]["threads"] == jr.current_num_threads()
+    assert int(RUN_LINE.search(io.stdout)["threads"]) == jr.current_num_threads()
+
+
+def test_cell_semantics_names_and_last_value(ip: InteractiveShell, seen: list[Any]) -> None:
+    result, io = run(ip, "%%parallel -n 1\nsome_name = jr.sum(data)\nsome_name * 2")
+    assert result.success, io.stderr
+    assert ip.user_ns["some_name"] == pytest.approx(float(ip.user_ns["expected"].sum()))
+    assert str(ip.user_ns["some_name"] * 2) in io.stdout  # the last expression is displayed
+
+
+def test_repeat_takes_the_best_run(ip: InteractiveShell, seen: list[dict[str, Any]]) -> None:
+    cell = ("%%parallel -n 1 --repeat 3\nimport time as _t\n_t0 = _t.perf_counter()\n"
+            f"{MEASURED_CELL}\nseen[-1]['inner'] = _t.perf_counter() - _t0")
+    result, io = run(ip, cell)
+    assert result.success, io.stderr
+    assert len(seen) == 3
+    assert io.stdout.count("cell ran at") == 1  # repeats run quietly
+    match = RUN_LINE.search(io.stdout)
+    assert match and match["best"] == " (best of 3)"
+    # the best outer time is at least the fastest inner time (0.05 ms rounding slack)
+    assert float(match["wall"]) >= min(r["inner"] for r in seen) * 1e3 - 0.05
+    assert {int(match["tasks"])} <= {r["tasks"] for r in seen}
+    check_measured(seen, ip.user_ns["expected"])
+
+
+def parse_sweep(text: str) -> list[dict[str, float]]:
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("%%parallel sweep")
+    header = re.split(r"\s{2,}", lines[1].strip())
+    assert header == list(magics.SWEEP_COLUMNS)
+    rows = []
+    for line in lines[2:]:
+        cells = re.split(r"\s{2,}", line.strip())
+        assert len(cells) == len(header), line
+        row = dict(zip(header, cells))
+        rows.append({k: float(v.rstrip("%")) for k, v in row.items()})
+    return rows
+
+
+@pytest.mark.parametrize("sweep", ["1,2", "max", "2,1", "1"])
+def test_sweep_table_matches_the_runs(ip: InteractiveShell, seen: list[dict[str, Any]],
+                                      sweep: str) -> None:
+    maximum = jr.max_threads()
+    counts = magics.parse_sweep(sweep, maximum) if sweep != "1,2" or maximum >= 2 else None
+    if counts is None:
+        pytest.skip("one core: no 2-thread pool")
+    result, io = run(ip, f"%%parallel --sweep {sweep}\n{MEASURED_CELL}")
+    assert result.success, io.stderr
+    assert [r["threads"] for r in seen] == counts
+    bundle = io.outputs[-1].data
+    rows = parse_sweep(bundle["text/plain"])
+    assert [int(r["threads"]) for r in rows] == counts
+    for row, record in zip(rows, seen):
+        assert row["tasks"] == record["tasks"] and row["calls"] == record["calls"] == 3
+        assert row["steals"] == record["steals"]
+        speedup = rows[0]["wall ms"] / row["wall ms"]
+        assert row["speedup"] == pytest.approx(speedup, abs=0.01 + speedup * 0.02)
+        efficiency = row["speedup"] * rows[0]["threads"] / row["threads"] * 100
+        assert row["efficiency"] == pytest.approx(efficiency, abs=1.0)
+    assert rows[0]["speedup"] == 1.0
+    # the HTML table carries the same numbers, and a chart per measure comes with it
+    page = bundle["text/html"]
+    assert page.count("<svg") == 3 and page.count("<tr>") == len(counts) + 1
+    for row in rows:
+        assert f"<td style=\"padding:2px 8px\">{row['wall ms']:.1f}</td>" in page
+    check_measured(seen, ip.user_ns["expected"])
+    # the runner's own record is the table's
+    assert [r.threads for r in magics_instance(ip).last_runs] == counts
+
+
+def magics_instance(ip: InteractiveShell) -> magics.ParallelMagics:
+    return ip.magics_manager.registry["ParallelMagics"]
+
+
+def test_sweep_with_repeat(ip: InteractiveShell, seen: list[dict[str, Any]]) -> None:
+    result, io = run(ip, f"%%parallel --sweep 1,max --repeat 2\n{MEASURED_CELL}")
+    counts = magics.parse_sweep("1,max", jr.max_threads()) if jr.max_threads() > 1 else None
+    if counts is None:
+        assert not result.success  # 1,1 repeats a count
+        return
+    assert result.success, io.stderr
+    assert len(seen) == 2 * len(counts)
+    assert io.stdout.count("cell ran at") == 1
+    rows = parse_sweep(io.outputs[-1].data["text/plain"])
+    assert "best of 2 runs each" in io.outputs[-1].data["text/plain"]
+    for row, pair in zip(rows, [seen[0:2], seen[2:4]]):
+        assert row["tasks"] in {r["tasks"] for r in pair}
+
+
+def test_quiet_prints_only_the_cells_output(ip: InteractiveShell, seen: list[Any]) -> None:
+    result, io = run(ip, f"%%parallel --quiet -n 1\n{MEASURED_CELL}")
+    assert result.success
+    assert io.stdout == "cell ran at 1\n"
+    assert io.stderr == "" and io.outputs == []
+    result, io = run(ip, f"%%parallel --quiet --sweep 1\n{MEASURED_CELL}")
+    assert io.stdout == "cell ran at 1\n" and io.outputs == []
+
+
+@pytest.mark.parametrize(("options", "fail_at"), [
+    ("-n 1", 1), ("-n max", 1), ("", 1),
+    ("--sweep 1,max", 2),  # the second thread count raises
+    ("--sweep max --repeat 2", 2),  # the second repeat raises
+])
+def test_error_in_cell_restores_threads(ip: InteractiveShell, seen: list[Any], options: str,
+                                        fail_at: int) -> None:
+    if options == "--sweep 1,max" and jr.max_threads() == 1:
+        pytest.skip("one core: 1,max repeats a count")
+    before = jr.current_num_threads()
+    ip.user_ns["fail_at"] = fail_at
+    cell = (f"%%parallel {options}\n{MEASURED_CELL}\n"
+            "if len(seen) == fail_at: raise ValueError(f'boom at {jr.current_num_threads()}')")
+    result, io = run(ip, cell)
+    assert not result.success  # the outer cell fails too, so "Run all" stops here
+    assert isinstance(result.error_in_exec, ValueError)
+    assert f"boom at {seen[-1]['threads']}" in io.stdout + io.stderr
+    assert len(seen) == fail_at  # nothing ran after the failure
+    assert "not timed" in io.stderr and "back at" in io.stderr
+    assert jr.current_num_threads() == before
+    # the pool keeps working
+    assert jr.sum(ip.user_ns["data"]) == pytest.approx(float(ip.user_ns["expected"].sum()))
+
+
+def test_syntax_error_in_cell(ip: InteractiveShell, seen: list[Any]) -> None:
+    before = jr.current_num_threads()
+    result, io = run(ip, "%%parallel -n 1\nthis is not python")
+    assert not result.success and jr.current_num_threads() == before
+    assert "SyntaxError" in io.stdout + io.stderr
+
+
+def test_cell_that_resizes_the_pool_is_undone(ip: InteractiveShell, seen: list[Any]) -> None:
+    before = jr.current_num_threads()
+    result, io = run(ip, "%%parallel -n 1\njr.set_num_threads(jr.max_threads())")
+    assert result.success, io.stderr
+    assert jr.current_num_threads() == before
+
+
+BAD_CELL_OPTIONS = [
+    ("-n 0", "outside 1.."), ("-n -1", "outside 1.."), ("-n {big}", "outside 1.."),
+    ("-n x", "not a whole number"), ("-n 1.5", "not a whole number"),
+    ("--sweep 1,,2", "comma-separated"), ("--sweep ''", "comma-separated"),
+    ("--sweep 1,1", "repeats"), ("--sweep a,b", "not a whole number"),
+    ("--sweep 1,{big}", "outside 1.."), ("--sweep 0", "outside 1.."),
+    ("--repeat 0", "at least 1"), ("--repeat x", "not a whole number"),
+    ("--bogus", "unknown arguments"), ("extra", "unknown arguments"),
+    ("-n 1 --sweep 1", "either -n or --sweep"), ('-n "1', "quotation"),
+    ("-n", "expected one argument"), ("--sweep", "expected one argument"),
+]
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_CELL_OPTIONS)
+def test_bad_cell_options_give_one_usage_line(ip: InteractiveShell, seen: list[Any],
+                                              options: str, message: str) -> None:
+    before = jr.current_num_threads()
+    options = options.format(big=jr.max_threads() + 1)
+    result, io = run(ip, f"%%parallel {options}\n{MEASURED_CELL}")
+    assert not result.success
+    assert seen == []  # the cell did not run
+    lines = io.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("UsageError: "), io.stderr
+    assert message in lines[0] and "usage: %%parallel" in lines[0]
+    assert "Traceback" not in io.stdout + io.stderr
+    assert jr.current_num_threads() == before
+    # the magic and the pool keep working
+    result, io = run(ip, f"%%parallel -n 1\n{MEASURED_CELL}")
+    assert result.success and seen[-1]["threads"] == 1
+
+
+@pytest.mark.parametrize("line", ["threads 0", "threads", "threads 1 2", "threads many", "foo",
+                                  "info extra", "widget 2", "threads {big}"])
+def test_bad_line_arguments(ip: InteractiveShell, seen: list[Any], line: str) -> None:
+    before = jr.current_num_threads()
+    result, io = run(ip, f"%parallel {line.format(big=jr.max_threads() + 1)}")
+    assert not result.success
+    lines = io.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("UsageError: "), io.stderr
+    assert "usage: %parallel" in lines[0]
+    assert jr.current_num_threads() == before
+
+
+def test_line_status_threads_and_info(ip: InteractiveShell, seen: list[Any]) -> None:
+    before = jr.current_num_threads()
+    info = jr.pool_info()
+    result, io = run(ip, "%parallel")
+    assert result.success
+    assert io.stdout.count("\n") == 1
+    assert f"wasmtime backend, {info['build']} build, {before}/{info['max_threads']} threads" \
+        in io.stdout
+    result, io = run(ip, "%parallel threads 1")
+    assert result.success and jr.current_num_threads() == 1
+    assert io.stdout.strip() == f"jupyterlite_rayon: threads {before} -> 1"
+    result, io = run(ip, "%parallel threads max")
+    assert jr.current_num_threads() == jr.max_threads()
+    jr.set_num_threads(before)
+    result, io = run(ip, "%parallel info")
+    assert result.success
+    text = io.stdout
+    assert "cross-origin isolated" in text and "how to fix" not in text  # CPython: isolated
+    thread_lines = re.findall(r"^  thread \d+ ", text, flags=re.MULTILINE)
+    assert len(thread_lines) == len(jr.pool_info()["per_thread"])
+    assert f"{jr.pool_info()['calls']} " in text.split("kernel calls")[1]
+
+
+def test_info_when_not_isolated_says_how_to_fix() -> None:
+    info = dict(jr.pool_info(), isolated=False,
+                isolation={"cross_origin_isolated": False, "shared_memory": False,
+                           "reason": "no COOP/COEP headers", "fix": "serve with the headers"})
+    text = magics.info_text(info)
+    assert "why not isolated       no COOP/COEP headers" in text
+    assert "how to fix             serve with the headers" in text
+    assert "NOT isolated" in magics.status_line(info)
+
+
+def test_line_widget_displays_a_widget(ip: InteractiveShell, seen: list[Any]) -> None:
+    pytest.importorskip("ipywidgets")
+    from jupyterlite_rayon import widget as live
+
+    result, io = run(ip, "%parallel widget")
+    assert result.success, io.stderr
+    assert "application/vnd.jupyter.widget-view+json" in io.outputs[-1].data
+    for view in live.live_widgets():
+        view.close()
+
+
+def test_parse_sweep_max() -> None:
+    assert magics.parse_sweep("max", 1) == [1]
+    assert magics.parse_sweep("max", 2) == [1, 2]
+    assert magics.parse_sweep("max", 6) == [1, 2, 4, 6]
+    assert magics.parse_sweep("MAX", 8) == [1, 2, 4, 8]
+    assert magics.parse_sweep(" 3, 1 ", 4) == [3, 1]
+
+
+def test_sweep_rows_arithmetic() -> None:
+    runs = [magics.RunStats(threads=t, wall=w, cpu=None, tasks=1, steals=0, calls=1)
+            for t, w in [(2, 0.4), (4, 0.25), (8, 0.2)]]
+    rows = magics.sweep_rows(runs)
+    assert [r.speedup for r in rows] == pytest.approx([1.0, 1.6, 2.0])
+    assert [r.efficiency for r in rows] == pytest.approx([1.0, 0.8, 0.5])
+    assert "n/a" in magics.run_line(runs[0], 1)

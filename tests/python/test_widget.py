@@ -1,0 +1,163 @@
+"""The pool widget on the real wasmtime pool: traits, slider -> pool round trips, several
+widgets kept consistent, counters shown as the pool reports them, failed resizes shown."""
+
+from __future__ import annotations
+
+import html
+import re
+import sys
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.testing.globalipapp import get_ipython
+
+import jupyterlite_rayon as jr
+from jupyterlite_rayon import widget as live
+from jupyterlite_rayon.widget_view import PoolWidget
+
+
+@pytest.fixture(scope="module")
+def ip() -> InteractiveShell:
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "jupyterlite_rayon")
+    jr.init_thread_pool()
+    return shell
+
+
+@pytest.fixture
+def pair(ip: InteractiveShell) -> Iterator[tuple[PoolWidget, PoolWidget]]:
+    before = jr.current_num_threads()
+    first, second = live.widget(), live.widget()
+    yield first, second
+    first.close()
+    second.close()
+    jr.set_num_threads(before)
+
+
+def status(view: PoolWidget) -> dict[str, str]:
+    cells = re.findall(r"<th[^>]*>(.*?)</th><td[^>]*>(.*?)</td>", view.status.value)
+    return {html.unescape(k): html.unescape(v) for k, v in cells}
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    """For the background poller only; no assertion depends on how fast it is."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_traits(pair: tuple[PoolWidget, PoolWidget]) -> None:
+    view, _ = pair
+    info = jr.pool_info()
+    assert isinstance(view, PoolWidget)
+    assert view.slider.min == 1 and view.slider.max == jr.max_threads()
+    assert view.slider.value == jr.current_num_threads()
+    assert view.slider.continuous_update is False
+    assert view.slider.disabled == (jr.max_threads() == 1)
+    rows = status(view)
+    assert rows["backend"] == f"wasmtime, {info['build']} build"
+    assert rows["isolation"].startswith("isolated")
+    assert rows["threads"] == f"{info['threads']} of {info['max_threads']}"
+    assert "error" not in rows
+    assert len(view.bars.children) == jr.current_num_threads()
+    assert "every" in view.note.value  # says what "live" means here
+
+
+def test_slider_round_trip_and_two_widgets_agree(pair: tuple[PoolWidget, PoolWidget]) -> None:
+    first, second = pair
+    for n in [1, jr.max_threads(), 1, 2 if jr.max_threads() >= 2 else 1]:
+        first.slider.value = n
+        assert jr.current_num_threads() == n
+        assert second.slider.value == n
+        assert len(first.bars.children) == len(second.bars.children) == n
+        assert status(first)["threads"] == status(second)["threads"] == \
+            f"{n} of {jr.max_threads()}"
+    second.slider.value = 1
+    assert jr.current_num_threads() == 1 and first.slider.value == 1
+
+
+def test_set_num_threads_in_a_cell_updates_every_widget(
+    ip: InteractiveShell, pair: tuple[PoolWidget, PoolWidget]
+) -> None:
+    first, second = pair
+    target = jr.max_threads() if jr.current_num_threads() == 1 else 1
+    ip.run_cell(f"import jupyterlite_rayon as jr\njr.set_num_threads({target})")
+    # post_run_cell refreshed them: no waiting needed
+    assert first.slider.value == second.slider.value == target
+
+
+def test_poller_follows_set_num_threads_outside_cells(pair: tuple[PoolWidget, PoolWidget]) -> None:
+    first, second = pair
+    target = jr.max_threads() if jr.current_num_threads() == 1 else 1
+    jr.set_num_threads(target)
+    assert wait_until(lambda: first.slider.value == second.slider.value == target)
+
+
+def test_counters_and_bars_show_the_pool(ip: InteractiveShell,
+                                         pair: tuple[PoolWidget, PoolWidget]) -> None:
+    first, second = pair
+    values = np.arange(300_007, dtype=np.float64)
+    with jr.asarray(values) as data:
+        assert jr.sum(data) == pytest.approx(float(values.sum()))
+        live.refresh_all()
+    info = jr.pool_info()
+    for view in pair:
+        rows = status(view)
+        assert rows["tasks"] == str(info["tasks"]) and rows["calls"] == str(info["calls"])
+        assert rows["steals"] == str(info["steals"])
+        assert rows["last run"] != "none yet"
+        labels = [row.children[1].value for row in view.bars.children]
+        expected = [f"{t['state']}, {t['tasks']} tasks, {t['steals']} steals"
+                    for t in info["per_thread"][: info["threads"]]]
+        assert labels == expected
+        shares = [row.children[0].value for row in view.bars.children]
+        assert all(0.0 <= s <= 1.0 for s in shares) and max(shares) == 1.0
+    assert [r.children[0].value for r in first.bars.children] == \
+        [r.children[0].value for r in second.bars.children]
+
+
+def test_failed_resize_shows_its_message_then_clears(pair: tuple[PoolWidget, PoolWidget]) -> None:
+    first, second = pair
+    before = jr.current_num_threads()
+    live.resize(jr.max_threads() + 1)  # what a failed resize looks like (bounds stop the slider)
+    for view in pair:
+        rows = status(view)
+        assert rows["error"].startswith(f"could not resize the pool to {jr.max_threads() + 1}")
+        assert view.slider.value == before
+    assert jr.current_num_threads() == before
+    first.slider.value = 1
+    assert "error" not in status(first) and "error" not in status(second)
+    assert jr.current_num_threads() == 1
+
+
+def test_closed_widgets_are_forgotten(ip: InteractiveShell) -> None:
+    view = live.widget()
+    assert view in live.live_widgets()
+    view.close()
+    assert view not in live.live_widgets()
+    jr.set_num_threads(jr.current_num_threads())  # the pool is unaffected
+
+
+def test_widget_without_ipywidgets_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    monkeypatch.delitem(sys.modules, "jupyterlite_rayon.widget_view")
+    with pytest.raises(ImportError, match="pip install ipywidgets"):
+        live.widget()
+
+
+def test_status_rows_when_not_isolated_or_not_started() -> None:
+    info = dict(jr.pool_info(), isolated=False,
+                isolation={"reason": "no COOP/COEP headers", "fix": "serve with the headers"})
+    snap = live.Snapshot(info=info, shares=[], error=None, last_run=None, starting=False)
+    rows = dict(live.status_rows(snap))
+    assert rows["isolation"] == ("not isolated (no COOP/COEP headers); "
+                                 "fix: serve with the headers")
+    snap = live.Snapshot(info={"started": False}, shares=[], error=None, last_run=None,
+                         starting=True)
+    assert live.status_rows(snap) == [("pool", "starting (%load_ext began it)")]
