@@ -1,0 +1,358 @@
+"""Pyodide backend: the pool runs in Web Workers started from JupyterLite's kernel worker.
+
+The JS host (host/pool_host.mjs) and the pool modules (wasm/pool-*.wasm) are read from the
+installed package through the Emscripten file system and started from a Blob URL, so nothing is
+fetched over the network and no bundler is involved. Kernel calls are synchronous: Python calls
+the caller instance's export, which does its share of the work and waits on futexes; that is
+legal because the Pyodide kernel is itself a Worker.
+
+Interrupts: while a call runs, the pool calls `env.host_poll` every 20 ms. The poll reads
+Pyodide's interrupt buffer without clearing it. When it holds SIGINT the call stops with
+E_CANCELED and `pyodide.checkInterrupt()` lets Python itself take the signal, which raises
+KeyboardInterrupt (or runs the user's SIGINT handler). JupyterLite's pyodide kernel 0.8.6 sets
+no interrupt buffer, so when the page is cross-origin isolated this backend installs one and
+announces it to the page with `postMessage({type: INTERRUPT_MESSAGE, buffer})`; the page side
+(the labextension) writes 2 into it when the user interrupts the kernel.
+"""
+
+from __future__ import annotations
+
+import warnings
+from importlib import resources
+from typing import Any
+
+import js  # type: ignore[import-not-found]
+import pyodide_js  # type: ignore[import-not-found]
+from pyodide.code import run_js  # type: ignore[import-not-found]
+from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+
+from .. import errors
+from .base import Backend
+
+_U32 = 0xFFFFFFFF
+INTERRUPT_MESSAGE = "jupyterlite-rayon:interrupt-buffer"
+
+# JS helpers, built once per kernel. `poll` must stay cheap: it runs every 20 ms of a call.
+_JS = run_js(
+    """
+({
+  importUrl: (url) => import(url),
+  blobUrl: (bytes, type) => URL.createObjectURL(new Blob([bytes], { type })),
+  // Non-zero while Pyodide's interrupt buffer holds a signal; it is read, never cleared.
+  makePoll: (module) => () => {
+    const buffer = module.Py_EmscriptenSignalBuffer;
+    return buffer && buffer[0] !== 0 ? 1 : 0;
+  },
+  signalPending: (module) => {
+    const buffer = module.Py_EmscriptenSignalBuffer;
+    return !!(buffer && buffer[0] !== 0);
+  },
+  hasSignalBuffer: (module) => !!module.Py_EmscriptenSignalBuffer,
+  newSignalBuffer: () => new Int32Array(new SharedArrayBuffer(4)),
+  announce: (type, buffer) => self.postMessage({ type, buffer }),
+  options: (wasm, threads, poll, stdout, stderr) => ({ wasm, threads, poll, stdout, stderr }),
+  // A JS error thrown by the host, as a plain object Python can read.
+  describe: (error) => ({
+    name: String(error && error.name || 'Error'),
+    message: String(error && error.message || error),
+    code: error && typeof error.code === 'number' ? error.code : null,
+  }),
+  catching: (fn) => (...args) => {
+    try { return { ok: true, value: fn(...args) }; } catch (error) { return { ok: false, error }; }
+  },
+})
+"""
+)
+
+# One warning per kernel, however many pools are started.
+_warned_fallback = False
+_interrupt_buffer_installed = False
+
+
+def _package_bytes(*parts: str) -> bytes:
+    path = "/".join(parts)
+    try:
+        return resources.files("jupyterlite_rayon").joinpath(*parts).read_bytes()
+    except FileNotFoundError:
+        raise errors.PoolError(
+            f"jupyterlite_rayon/{path} is missing from the installed package; reinstall "
+            "jupyterlite-rayon (in JupyterLite: rebuild the site with the jupyterlite-rayon add-on)"
+        ) from None
+
+
+def fix_for_host(hostname: str) -> str:
+    """How to make this site cross-origin isolated, for the host serving it."""
+    headers = ("Cross-Origin-Opener-Policy: same-origin and "
+               "Cross-Origin-Embedder-Policy: require-corp")
+    host = hostname.lower()
+    if host.endswith("github.io"):
+        return ("GitHub Pages cannot send headers: build the site with the jupyterlite-rayon "
+                "add-on's service-worker option (RayonAddon.service_worker_headers), deploy, "
+                "open the site and reload the page once")
+    if host.endswith(("netlify.app", "netlify.com")):
+        return f"add a `_headers` file to the site root that sends {headers} for /*"
+    if host.endswith("pages.dev"):
+        return f"add a `_headers` file (Cloudflare Pages) to the site root that sends {headers}"
+    if host.endswith("vercel.app"):
+        return (f"add a `vercel.json` with a `headers` rule that sends {headers} for "
+                "source `/(.*)`")
+    if host in ("localhost", "127.0.0.1", "::1", "[::1]") or host.endswith(".localhost"):
+        return ("`jupyter lite serve` sends the headers only when jupyter_server (tornado) is "
+                "installed: `pip install jupyter_server`, then serve again; any other server "
+                f"must send {headers}")
+    return (f"make the server send {headers} (Netlify/Cloudflare: a `_headers` file; Vercel: "
+            "`vercel.json`; GitHub Pages: the add-on's service-worker option, then reload once)")
+
+
+class PyodideBackend(Backend):
+    """The pool inside the Pyodide kernel worker. Start it with `await PyodideBackend.start(n)`."""
+
+    name = "pyodide"
+
+    def __init__(self, pool: Any, isolation: dict[str, Any]) -> None:
+        # Use start(): creating the pool needs awaiting (helper workers must be running first).
+        self._pool = pool
+        self._isolation = isolation
+        self.threaded = bool(pool.threaded)
+        self.exports = pool.exports
+        self.counters = int(self.exports.jr_counters()) & _U32
+        self.build_max_threads = int(self.exports.jr_max_threads())
+        self._call = _JS.catching(pool.call.bind(pool))
+        self._closed = False
+
+    @classmethod
+    async def start(cls, threads: int, wasm: dict[str, bytes] | None = None) -> PyodideBackend:
+        """Start a pool of `threads` threads (caller included); returns once every helper runs.
+
+        `wasm` = {"mt": bytes, "st": bytes} overrides the packaged builds (tests).
+        """
+        if wasm is None:
+            wasm = {"mt": _package_bytes("wasm", "pool-mt.wasm"),
+                    "st": _package_bytes("wasm", "pool-st.wasm")}
+        host = await _host_module()
+        support = host.detectThreading().to_py()
+        isolation = _isolation(support)
+        if isolation["shared_memory"]:
+            _install_interrupt_buffer()
+        poll = _JS.makePoll(pyodide_js._module)
+        stdout = create_proxy(_writer("stdout"))
+        stderr = create_proxy(_writer("stderr"))
+        # Hand the builds over as Uint8Array copies: the host compiles them in this worker.
+        builds = to_js({k: to_js(v) for k, v in wasm.items()}, dict_converter=js.Object.fromEntries)
+        try:
+            pool = await host.createPool(_JS.options(builds, threads, poll, stdout, stderr))
+        except JsException as e:
+            raise _host_error("init_thread_pool", e) from None
+        backend = cls(pool, isolation)
+        backend._proxies = (stdout, stderr)
+        if not backend.threaded:
+            _warn_fallback(isolation, str(pool.fallbackReason or ""))
+        return backend
+
+    async def resize(self, n: int) -> None:
+        """Grow or shrink the live pool to n threads (growing starts and awaits new workers)."""
+        self._check_open("init_thread_pool")
+        if not self.threaded and n != 1:
+            # The single-thread build always runs one thread; the warning already said why.
+            return
+        try:
+            await self._pool.resize(n)
+        except JsException as e:
+            raise _host_error("init_thread_pool", e) from None
+
+    def call(self, export: str, *args: float) -> int:
+        self._check_open(export)
+        result = self._call(export, *args)
+        if result.ok:
+            return int(result.value)
+        error = _JS.describe(result.error).to_py()
+        code = error["code"]
+        if code == errors.E_CANCELED and _JS.signalPending(pyodide_js._module):
+            # Python takes the signal itself: KeyboardInterrupt, or the user's SIGINT handler.
+            pyodide_js.checkInterrupt()
+        if isinstance(code, int) and error["name"] in errors.STATUS_NAMES.values():
+            return code
+        raise _error_from(export, error)
+
+    def call_value(self, export: str, *args: float) -> int:
+        self._check_open(export)
+        fn = getattr(self.exports, export, None)
+        if fn is None:
+            raise errors.PoolError(f"the pool module has no export {export!r}")
+        try:
+            value = fn(*args)
+        except JsException as e:
+            raise _host_error(export, e) from None
+        return 0 if value is None else int(value)
+
+    def free_soon(self, ptr: int) -> None:
+        # No other thread runs Python here, so a finalizer can free right away.
+        if not self._closed:
+            self.exports.jr_free(ptr)
+
+    def _view(self, ptr: int, nbytes: int) -> Any:
+        # A fresh view every time: memory may have grown since the last one.
+        try:
+            return self._pool.view(js.Uint8Array, ptr, nbytes)
+        except JsException as e:
+            raise errors.PoolError(f"pool memory access: {e.message}") from None
+
+    def write(self, ptr: int, data: memoryview) -> None:
+        self._check_open("write")
+        data = memoryview(data).cast("B")
+        if data.nbytes:
+            self._view(ptr, data.nbytes).assign(data)
+
+    def read(self, ptr: int, nbytes: int) -> bytes:
+        self._check_open("read")
+        if nbytes == 0:
+            return b""
+        return bytes(self._view(ptr, nbytes).to_bytes())
+
+    def read_into(self, ptr: int, out: memoryview) -> None:
+        self._check_open("read")
+        out = memoryview(out).cast("B")
+        if out.nbytes:
+            self._view(ptr, out.nbytes).assign_to(out)
+
+    def store_u32(self, ptr: int, value: int) -> None:
+        self._check_open("write")
+        js.Atomics.store(self._pool.view(js.Uint32Array, ptr, 1), 0, value)
+
+    def memory_size(self) -> int:
+        return int(self._pool.memory.buffer.byteLength)
+
+    def strerror(self, status: int) -> str:
+        ptr = self.call_value("jr_strerror", status) & _U32
+        view = self._pool.view(js.Uint8Array, 0, self.memory_size())
+        end = view.indexOf(0, ptr)
+        return self.read(ptr, (end if end >= 0 else self.memory_size()) - ptr).decode()
+
+    def set_threads(self, n: int) -> None:
+        """Resize within the workers already running (no await possible here).
+
+        Growing past them needs `await init_thread_pool(n)`, which starts more workers.
+        """
+        self._check_open("set_num_threads")
+        if not self.threaded:
+            if n != 1:
+                raise ValueError(
+                    "this pool runs the single-thread build (the page is not cross-origin "
+                    f"isolated), so it has exactly 1 thread; to fix: {self._isolation['fix']}"
+                )
+            return
+        status = self.call_value("jr_set_threads", n)
+        if status == errors.E_THREADS:
+            self.call_value("jr_set_threads", int(self._pool.threads))
+            raise ValueError(
+                f"set_num_threads({n}): only {len(self._workers())} helper workers run; use "
+                f"`await jupyterlite_rayon.init_thread_pool({n})` to start more"
+            )
+        if status != 0:
+            raise errors.status_error("set_num_threads", status, self.strerror(status))
+
+    def _workers(self) -> list[Any]:
+        return [s for s in self._pool.status().to_py()["perThread"]][1:]
+
+    def cpu_count(self) -> int:
+        return int(getattr(js.navigator, "hardwareConcurrency", 1) or 1)
+
+    def isolation(self) -> dict[str, Any]:
+        return dict(self._isolation)
+
+    def status(self) -> dict[str, Any]:
+        """The host's view of the counters block (never calls into the pool)."""
+        return dict(self._pool.status().to_py())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Worker.terminate() takes effect at once; the promise only reports completion.
+        self._pool.terminate()
+        for proxy in getattr(self, "_proxies", ()):
+            proxy.destroy()
+
+    def _check_open(self, where: str) -> None:
+        if self._closed:
+            raise errors.PoolNotStarted(
+                f"{where}: the pool was closed; run `await jupyterlite_rayon.init_thread_pool()` "
+                "to start a new one"
+            )
+
+
+async def _host_module() -> Any:
+    """The host module, imported once per kernel from a Blob URL of the packaged source."""
+    global _host
+    if _host is None:
+        source = _package_bytes("host", "pool_host.mjs")
+        url = _JS.blobUrl(to_js(source), "text/javascript")
+        _host = await _JS.importUrl(url)
+    return _host
+
+
+_host: Any = None
+
+
+def _isolation(support: dict[str, Any]) -> dict[str, Any]:
+    coi = bool(getattr(js, "crossOriginIsolated", False))
+    ok = bool(support.get("ok"))
+    reason = support.get("reason") or ""
+    fix = "" if ok else fix_for_host(str(js.location.hostname))
+    return {"cross_origin_isolated": coi, "shared_memory": ok, "reason": reason, "fix": fix}
+
+
+def _warn_fallback(isolation: dict[str, Any], why: str) -> None:
+    global _warned_fallback
+    if _warned_fallback:
+        return
+    _warned_fallback = True
+    reason = isolation["reason"] or why or "threads are not available"
+    warnings.warn(
+        f"jupyterlite_rayon runs single-threaded: {reason}. Results are the same, only slower. "
+        f"To get threads: {isolation['fix']}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def _install_interrupt_buffer() -> None:
+    """Make sure Pyodide has an interrupt buffer the page can write SIGINT into."""
+    global _interrupt_buffer_installed
+    if _interrupt_buffer_installed or _JS.hasSignalBuffer(pyodide_js._module):
+        return
+    buffer = _JS.newSignalBuffer()
+    pyodide_js.setInterruptBuffer(buffer)
+    _JS.announce(INTERRUPT_MESSAGE, buffer)
+    _interrupt_buffer_installed = True
+
+
+def _writer(stream: str) -> Any:
+    """A pool module's WASI output goes to the cell's stdout/stderr."""
+    import sys
+
+    def write(text: str) -> None:
+        getattr(sys, stream).write(text)
+
+    return write
+
+
+def _error_from(export: str, error: dict[str, Any]) -> Exception:
+    name, message = error["name"], error["message"]
+    if name == "WasmTrap":
+        return errors.WasmTrap(message)
+    if name == "ProcExit":
+        return errors.PoolError(message)
+    if name in ("TypeError", "RangeError"):
+        return ValueError(message)
+    return errors.PoolError(message)
+
+
+def _host_error(where: str, e: JsException) -> Exception:
+    name = getattr(e, "name", "") or ""
+    message = getattr(e, "message", "") or str(e)
+    if name in ("TypeError", "RangeError"):
+        return ValueError(f"{where}: {message}")
+    if name == "ThreadsUnavailable":
+        return errors.PoolError(f"{where}: {message}")
+    return errors.PoolError(f"{where}: {message}")
