@@ -1,0 +1,224 @@
+"""Benchmark the pool inside a real JupyterLite Pyodide kernel in Chromium.
+
+Measures, in one kernel of a cross-origin isolated site:
+  - pool start time (`await init_thread_pool(2)`: host import, compile, workers up);
+  - Python-to-pool call overhead (a kernel call on a 1-element resident array);
+  - mandelbrot and a sum reduction at 1 and 2 threads, against the same computation in pure
+    Python in the same kernel.
+Wall time is the best of --repeat runs. Browsers expose no CPU clock, so cpu/wall cannot be
+measured here; the table shows how the pool's tasks were split between its threads instead.
+
+usage: python benchmarks/bench_browser.py [--site DIR | --url URL] [--repeat 3] [--quick]
+  --site DIR  a built JupyterLite site (scripts/build_site.py); served here with COOP/COEP
+  --url URL   an already served, cross-origin isolated site
+  neither     builds the site into _work/bench-site with scripts/build_site.py first
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+# Runs in the kernel; prints one JSON line of measurements.
+KERNEL_CODE = r'''
+import array, json, math, time
+t0 = time.perf_counter()
+import jupyterlite_rayon as jr
+t_import = time.perf_counter() - t0
+t0 = time.perf_counter()
+await jr.init_thread_pool(2)
+t_start = time.perf_counter() - t0
+REPEAT, W, H, ITER, N = {repeat}, {width}, {height}, {max_iter}, {n}
+
+def best(fn, repeat=REPEAT):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+    return min(times)
+
+def py_mandelbrot(width, height, x0=-2.0, x1=1.0, y0=-1.5, y1=1.5, max_iter=ITER):
+    dx, dy = (x1 - x0) / width, (y1 - y0) / height
+    total = 0
+    for j in range(height):
+        cy = y0 + j * dy
+        for i in range(width):
+            cx = x0 + i * dx
+            zr = zi = 0.0
+            k = 0
+            while k < max_iter:
+                zr2, zi2 = zr * zr, zi * zi
+                if zr2 + zi2 > 4.0:
+                    break
+                zi = (2.0 * zr) * zi + cy
+                zr = (zr2 - zi2) + cx
+                k += 1
+            total += k
+    return total
+
+def tasks_split():
+    per = [t["tasks"] for t in jr.pool_info()["per_thread"]]
+    total = sum(per) or 1
+    return "/".join(f"{100 * t / total:.0f}%" for t in per)
+
+rows = []
+tiny = jr.asarray(array.array("d", [1.0]))
+jr.sum(tiny)
+calls = 300
+t = time.perf_counter()
+for _ in range(calls):
+    jr.sum(tiny)
+overhead = (time.perf_counter() - t) / calls
+
+for threads in (1, 2):
+    with jr.threadpool_limits(threads):
+        before = jr.pool_info()["tasks"]
+        jr.mandelbrot(W, H, max_iter=ITER)
+        wall = best(lambda: jr.mandelbrot(W, H, max_iter=ITER))
+        rows.append(["mandelbrot", f"pool, {threads} thread(s)", wall, tasks_split()])
+# Pure Python on a coarse sampling of the same view (it is slow), scaled to the full image.
+rows_py = max(1, H // 16)
+t = time.perf_counter(); py_total = py_mandelbrot(W, rows_py); t_py = time.perf_counter() - t
+same = sum(jr.mandelbrot(W, rows_py, max_iter=ITER).tolist()) == py_total
+rows.append(["mandelbrot", f"pure Python ({rows_py} of {H} rows, scaled)", t_py * H / rows_py,
+             "same counts" if same else "COUNTS DIFFER"])
+
+data = array.array("d", (float(i % 1000) for i in range(N)))
+t = time.perf_counter(); resident = jr.asarray(data); t_copy = time.perf_counter() - t
+for threads in (1, 2):
+    with jr.threadpool_limits(threads):
+        jr.sum(resident)
+        wall = best(lambda: jr.sum(resident))
+        rows.append([f"sum of {N} float64", f"pool, {threads} thread(s), resident", wall,
+                     tasks_split()])
+with jr.threadpool_limits(2):
+    rows.append([f"sum of {N} float64", "pool, 2 threads, incl. copy in", best(lambda: jr.sum(data)),
+                 ""])
+rows.append([f"sum of {N} float64", "pure Python sum()", best(lambda: sum(data)), ""])
+rows.append([f"sum of {N} float64", "pure Python math.fsum()", best(lambda: math.fsum(data)), ""])
+info = jr.pool_info()
+print(json.dumps({"import_s": t_import, "start_s": t_start, "overhead_s": overhead,
+                  "copy_in_s": t_copy, "rows": rows, "build": info["build"],
+                  "threads": info["threads"], "cores": jr.max_threads()}))
+'''
+
+JS_START = """async () => {
+  while (!window.jupyterapp) await new Promise((r) => setTimeout(r, 100));
+  await window.jupyterapp.restored;
+  const t0 = performance.now();
+  const kernel = await window.jupyterapp.serviceManager.kernels.startNew({ name: 'python' });
+  window.__benchKernel = kernel;
+  while (kernel.connectionStatus !== 'connected') await new Promise((r) => setTimeout(r, 50));
+  await kernel.requestKernelInfo();
+  return (performance.now() - t0) / 1000;
+}"""
+
+JS_EXEC = """async (code) => {
+  const out = [], err = [];
+  const future = window.__benchKernel.requestExecute({ code });
+  future.onIOPub = (m) => {
+    if (m.header.msg_type === 'stream') (m.content.name === 'stderr' ? err : out).push(m.content.text);
+    if (m.header.msg_type === 'error') err.push(m.content.ename + ': ' + m.content.evalue);
+  };
+  const reply = await future.done;
+  return { status: reply.content.status, stdout: out.join(''), stderr: err.join('') };
+}"""
+
+
+def serve(site: Path) -> tuple[subprocess.Popen[str], str]:
+    port = 8765
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "serve.py"), str(site), str(port),
+         "--headers", "coi"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    time.sleep(1.0)
+    return proc, f"http://127.0.0.1:{port}/"
+
+
+def measure(url: str, code: str, timeout: float) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            # Offline: nothing but the local server may be reached.
+            context.route("**/*", lambda r: r.continue_()
+                          if r.request.url.startswith(("http://127.0.0.1", "blob:", "data:"))
+                          else r.abort())
+            page = context.new_page()
+            page.set_default_timeout(timeout * 1000)
+            page.goto(url.rstrip("/") + "/lab/index.html")
+            isolated = page.evaluate("crossOriginIsolated")
+            kernel_s = page.evaluate(JS_START)
+            r = page.evaluate(JS_EXEC, code)
+        finally:
+            browser.close()
+    if r["status"] != "ok":
+        raise SystemExit(f"benchmark cell failed: {r['stderr']}\n{r['stdout']}")
+    result = json.loads(r["stdout"].strip().splitlines()[-1])
+    result.update(page_isolated=isolated, kernel_start_s=kernel_s)
+    return result
+
+
+def print_table(m: dict[str, Any]) -> None:
+    print(f"page crossOriginIsolated={m['page_isolated']}  build={m['build']}  "
+          f"threads={m['threads']}  cores={m['cores']}")
+    print(f"kernel start {m['kernel_start_s']:.2f} s | import jupyterlite_rayon "
+          f"{m['import_s'] * 1e3:.0f} ms | await init_thread_pool(2) {m['start_s'] * 1e3:.0f} ms"
+          f" | call overhead {m['overhead_s'] * 1e6:.0f} us/call | copy in "
+          f"{m['copy_in_s'] * 1e3:.1f} ms")
+    print(f"{'work':<26} {'variant':<40} {'wall ms':>10} {'vs 1 thread':>11}  tasks split")
+    base: dict[str, float] = {}
+    for work, variant, wall, note in m["rows"]:
+        if "1 thread" in variant:
+            base[work] = wall
+        ratio = f"{base[work] / wall:.2f}x" if work in base and wall else ""
+        print(f"{work:<26} {variant:<40} {wall * 1e3:>10.1f} {ratio:>11}  {note}")
+    print("cpu/wall: not measurable in a browser (no per-thread CPU clock); the tasks split "
+          "shows how evenly the threads shared the work.")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--site", type=Path)
+    ap.add_argument("--url")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--timeout", type=float, default=600)
+    a = ap.parse_args()
+    sizes = (dict(width=240, height=160, max_iter=200, n=1_000_000) if a.quick
+             else dict(width=800, height=600, max_iter=500, n=8_000_000))
+    code = KERNEL_CODE.replace("{repeat}", str(a.repeat))
+    for key, value in sizes.items():
+        code = code.replace("{" + key + "}", str(value))
+    server = None
+    url = a.url
+    if url is None:
+        site = a.site
+        if site is None:
+            site = ROOT / "_work" / "bench-site"
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "build_site.py"), str(site)],
+                           check=True)
+        server, url = serve(site)
+    try:
+        print_table(measure(url, code, a.timeout))
+    finally:
+        if server is not None:
+            server.terminate()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""The pool inside a real JupyterLite Pyodide kernel, driven through the page (Chromium).
+
+Isolated site ("coi"): the threaded build on 2 threads; plain site: the single-thread fallback
+with one warning. Every result is compared in the kernel with a pure-Python reference (numpy is
+not available offline in Pyodide), over sizes 0, 1, primes and 2^k +- 1, at 1 and 2 threads.
+Fixtures (`kernel_coi`, `kernel_plain`) come from tests/browser/conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BRIDGE = (Path(__file__).parent / "harness" / "interrupt_bridge.js").read_text()
+
+# Pure-Python references, defined once per kernel. They follow kernels/ABI.md exactly.
+REFERENCES = r'''
+import array, json, math, random
+import jupyterlite_rayon as jr
+
+SIZES = [0, 1, 2, 3, 7, 31, 97, 127, 128, 129, 4095, 4096, 4097, 8191, 8193, 65537]
+
+def ref_mandelbrot(width, height, x0, x1, y0, y1, max_iter):
+    dx = (x1 - x0) / width
+    dy = (y1 - y0) / height
+    out = []
+    for j in range(height):
+        cy = y0 + j * dy
+        for i in range(width):
+            cx = x0 + i * dx
+            zr = zi = 0.0
+            k = 0
+            while k < max_iter:
+                zr2 = zr * zr
+                zi2 = zi * zi
+                if zr2 + zi2 > 4.0:
+                    break
+                zi = (2.0 * zr) * zi + cy
+                zr = (zr2 - zi2) + cx
+                k += 1
+            out.append(k)
+    return out
+
+def ref_edges(bins, lo, hi):
+    # numpy.linspace(lo, hi, bins + 1)
+    step = (hi - lo) / bins
+    edges = [i * step + lo for i in range(bins + 1)]
+    edges[-1] = hi
+    return edges
+
+def ref_histogram(xs, bins, lo, hi):
+    # numpy.histogram's uniform-bin rule, edge corrections included
+    edges = ref_edges(bins, lo, hi)
+    counts = [0] * bins
+    norm = bins / (hi - lo)
+    for x in xs:
+        if not (lo <= x <= hi):
+            continue
+        i = int((x - lo) * norm)
+        if i == bins:
+            i -= 1
+        if x < edges[i]:
+            i -= 1
+        elif x >= edges[i + 1] and i != bins - 1:
+            i += 1
+        counts[i] += 1
+    return counts
+
+def floats(n, seed):
+    rnd = random.Random(seed)
+    return array.array("d", (rnd.uniform(-1000.0, 1000.0) for _ in range(n)))
+
+def ints(n, seed):
+    rnd = random.Random(seed)
+    return array.array("q", (rnd.randrange(-10**6, 10**6) for _ in range(n)))
+
+def check_all(threads):
+    """Every kernel family against its reference at `threads` threads; returns what failed."""
+    bad = []
+    with jr.threadpool_limits(threads):
+        for n in SIZES:
+            xf, xi = floats(n, n), ints(n, n + 1)
+            if jr.sum(xi) != sum(xi):
+                bad.append(("sum int64", n))
+            if not math.isclose(jr.sum(xf), math.fsum(xf), rel_tol=1e-12, abs_tol=1e-6):
+                bad.append(("sum float64", n, jr.sum(xf), math.fsum(xf)))
+            if n and (jr.min(xf) != min(xf) or jr.max(xi) != max(xi)):
+                bad.append(("min/max", n))
+            if jr.sort(xf).tolist() != sorted(xf):
+                bad.append(("sort float64", n))
+            if jr.sort(xi).tolist() != sorted(xi):
+                bad.append(("sort int64", n))
+            counts, edges = jr.histogram(xf, bins=13, range=(-900.0, 900.0))
+            if counts.tolist() != ref_histogram(xf, 13, -900.0, 900.0):
+                bad.append(("histogram", n))
+            if edges != ref_edges(13, -900.0, 900.0):
+                bad.append(("histogram edges", n))
+            squares = jr.multiply(xf, xf).tolist()
+            if squares != [v * v for v in xf]:
+                bad.append(("multiply", n))
+        for w, h, it in [(1, 1, 50), (31, 17, 100), (64, 33, 200), (97, 5, 80)]:
+            got = jr.mandelbrot(w, h, -2.0, 1.0, -1.5, 1.5, it)
+            if got.shape != (h, w) or got.tolist() != ref_mandelbrot(w, h, -2.0, 1.0, -1.5, 1.5, it):
+                bad.append(("mandelbrot", w, h, it))
+    return bad
+'''
+
+
+def run(kernel: Any, code: str, timeout: float = 180) -> dict[str, Any]:
+    """Execute code; fail with the kernel's own error text if it raised."""
+    r = kernel.execute(code, timeout=timeout)
+    assert r["status"] == "ok", f"cell failed: {r.get('error')}\n{r.get('stderr')}\n{code}"
+    return r
+
+
+def error_name(r: dict[str, Any]) -> str:
+    err = r.get("error") or {}
+    return str(err.get("ename", "")) if isinstance(err, dict) else str(err)
+
+
+def error_text(r: dict[str, Any]) -> str:
+    err = r.get("error") or {}
+    if isinstance(err, dict):
+        return f"{err.get('ename', '')}: {err.get('evalue', '')}"
+    return str(err)
+
+
+def last_json(r: dict[str, Any]) -> Any:
+    lines = [line for line in r["stdout"].splitlines() if line.strip()]
+    assert lines, f"no output: {r}"
+    return json.loads(lines[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The isolated site: threads
+
+
+def test_call_before_init_says_what_to_do(kernel_coi: Any) -> None:
+    r = kernel_coi.execute(
+        "import array, jupyterlite_rayon as jr\njr.sum(array.array('d', [1.0, 2.0]))"
+    )
+    assert r["status"] == "error"
+    assert error_name(r) == "PoolNotStarted", error_text(r)
+    assert "await jupyterlite_rayon.init_thread_pool()" in error_text(r)
+
+
+def test_threaded_pool_starts_with_two_threads(kernel_coi: Any) -> None:
+    r = run(kernel_coi, REFERENCES + """
+await jr.init_thread_pool(2)
+info = jr.pool_info()
+print(json.dumps({k: info[k] for k in ("backend", "build", "threads", "isolated", "started")}))
+""")
+    assert last_json(r) == {"backend": "pyodide", "build": "mt", "threads": 2, "isolated": True,
+                            "started": True}
+    assert "single-thread" not in r["stderr"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_results_match_pure_python(kernel_coi: Any, threads: int) -> None:
+    r = run(kernel_coi, f"print(json.dumps(check_all({threads})))", timeout=600)
+    assert last_json(r) == []
+
+
+def test_results_identical_across_thread_counts(kernel_coi: Any) -> None:
+    # Reductions are blocked deterministically (ABI.md): 1 and 2 threads agree bit for bit.
+    r = run(kernel_coi, """
+xs = floats(1_000_003, 7)
+a = jr.asarray(xs)
+with jr.threadpool_limits(1):
+    one = (jr.sum(a), jr.mean(a), jr.cumsum(a).tolist()[-1])
+with jr.threadpool_limits(2):
+    two = (jr.sum(a), jr.mean(a), jr.cumsum(a).tolist()[-1])
+print(json.dumps([one == two, math.isclose(one[0], math.fsum(xs), rel_tol=1e-9)]))
+""")
+    assert last_json(r) == [True, True]
+
+
+def test_status_counters_show_both_threads_working(kernel_coi: Any) -> None:
+    r = run(kernel_coi, """
+before = jr.pool_info()
+img = jr.mandelbrot(400, 300, max_iter=500)
+after = jr.pool_info()
+print(json.dumps({"calls": after["calls"] - before["calls"],
+                  "tasks": after["tasks"] - before["tasks"],
+                  "per_thread": len(after["per_thread"]),
+                  "busy_after": after["busy"], "memory": after["memory_bytes"] > 0}))
+""")
+    got = last_json(r)
+    assert got["calls"] >= 1 and got["tasks"] > 1
+    assert got["per_thread"] == 2 and got["busy_after"] == 0 and got["memory"]
+
+
+def test_init_twice_resizes(kernel_coi: Any) -> None:
+    r = run(kernel_coi, """
+await jr.init_thread_pool(1)
+a = jr.current_num_threads()
+await jr.init_thread_pool(2)
+b = jr.current_num_threads()
+print(json.dumps([a, b, jr.sum(ints(4097, 3)) == sum(ints(4097, 3))]))
+""")
+    assert last_json(r) == [1, 2, True]
+
+
+@pytest.mark.parametrize("code, ename, hint", [
+    ("jr.sum('not numbers')", "TypeError", ""),
+    ("jr.histogram(floats(10, 1), bins=0)", "ValueError", "bins"),
+    ("jr.histogram(floats(10, 1), bins=4, range=(1.0, 1.0))", "ValueError", ""),
+    ("jr.set_num_threads(0)", "ValueError", ""),
+    ("jr.min(array.array('d'))", "ValueError", "empty"),
+    ("jr.add(floats(3, 1), floats(4, 1))", "ValueError", ""),
+    ("jr.mandelbrot(-1, 4)", "ValueError", ""),
+    ("jr.empty(2**40)", "MemoryError", ""),
+])
+def test_bad_input_is_a_clear_error_and_the_pool_keeps_working(
+    kernel_coi: Any, code: str, ename: str, hint: str
+) -> None:
+    r = kernel_coi.execute(f"""
+try:
+    {code}
+except Exception as e:
+    print(json.dumps([type(e).__name__, [c.__name__ for c in type(e).__mro__], str(e)]))
+""")
+    name, mro, message = last_json(r)
+    assert ename in mro, (name, message)
+    assert hint in message
+    after = run(kernel_coi, "print(json.dumps(jr.sum(ints(4099, 5)) == sum(ints(4099, 5))))")
+    assert last_json(after) is True
+
+
+def test_interrupt_cancels_a_long_call_and_the_pool_keeps_working(kernel_coi: Any) -> None:
+    page = kernel_coi.page
+    bridge = page.evaluate("window.__jrInterruptBridge ? 'labextension' : null")
+    if bridge is None:
+        # The page learns the buffer only if it listens before the pool starts: restart it.
+        info = page.evaluate(f"({BRIDGE})(window.jupyterapp)")
+        assert info["installed"], info
+        run(kernel_coi, "jr.get_backend().close() if hasattr(jr, 'get_backend') else None")
+    run(kernel_coi, "await jr.init_thread_pool(2)")
+    # A mandelbrot that takes far longer than the interrupt delay.
+    long_call = "img = jr.mandelbrot(6000, 6000, max_iter=20000)"
+    t0 = time.monotonic()
+    pending = kernel_coi.execute_async(long_call)
+    time.sleep(2.0)
+    kernel_coi.interrupt()
+    r = pending.result(timeout=120)
+    elapsed = time.monotonic() - t0
+    assert r["status"] == "error" and error_name(r) == "KeyboardInterrupt", (r, elapsed)
+    after = run(kernel_coi, """
+info = jr.pool_info()
+print(json.dumps([jr.sum(ints(65537, 9)) == sum(ints(65537, 9)), info["busy"],
+                  jr.mandelbrot(31, 17, max_iter=100).tolist()
+                  == ref_mandelbrot(31, 17, -2.0, 1.0, -1.5, 1.5, 100)]))
+""")
+    assert last_json(after) == [True, 0, True]
+
+
+# ---------------------------------------------------------------------------------------------
+# The plain site: the single-thread fallback
+
+
+def test_plain_site_falls_back_with_one_warning(kernel_plain: Any) -> None:
+    r = run(kernel_plain, REFERENCES + """
+import warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    await jr.init_thread_pool(2)
+    await jr.init_thread_pool(2)
+info = jr.pool_info()
+print(json.dumps({"build": info["build"], "threads": info["threads"],
+                  "isolated": info["isolated"], "fix": info["isolation"]["fix"],
+                  "warnings": [str(w.message) for w in caught]}))
+""")
+    got = last_json(r)
+    assert got["build"] == "st" and got["threads"] == 1 and got["isolated"] is False
+    assert len(got["warnings"]) == 1, got["warnings"]
+    # Served from 127.0.0.1: the advice is about `jupyter lite serve` and its headers.
+    assert "jupyter_server" in got["warnings"][0] and "single-threaded" in got["warnings"][0]
+    assert "jupyter_server" in got["fix"]
+
+
+def test_plain_site_gives_the_same_results(kernel_plain: Any) -> None:
+    r = run(kernel_plain, "print(json.dumps(check_all(1)))", timeout=600)
+    assert last_json(r) == []
+    r = kernel_plain.execute("jr.set_num_threads(2)")
+    assert r["status"] == "error" and error_name(r) == "ValueError"
+    assert "cross-origin isolated" in error_text(r)
