@@ -199,8 +199,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--timeout", type=float, default=600)
     a = ap.parse_args()
-    sizes = (dict(width=240, height=160, max_iter=200, n=1_000_000) if a.quick
-             else dict(width=800, height=600, max_iter=500, n=8_000_000))
+    sizes = ({"width": 240, "height": 160, "max_iter": 200, "n": 1_000_000} if a.quick
+             else {"width": 800, "height": 600, "max_iter": 500, "n": 8_000_000})
     code = KERNEL_CODE.replace("{repeat}", str(a.repeat))
     for key, value in sizes.items():
         code = code.replace("{" + key + "}", str(value))
