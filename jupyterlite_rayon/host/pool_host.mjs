@@ -548,6 +548,10 @@ async function chooseBuild(wasm, threaded) {
     else st = one;
   }
   const support = detectThreading();
+  if (threaded === true && !mt) {
+    throw new TypeError('createPool: threaded: true needs the threaded build (pass wasm: {mt, st} ' +
+      'or the bytes of pool-mt.wasm); this one is the single-thread build');
+  }
   const wantThreads = threaded === true || (threaded === 'auto' && support.ok);
   if (wantThreads && mt) {
     if (!support.ok) {
@@ -619,6 +623,8 @@ class Pool {
   get exports() { return this.#exports; }
   get threads() { return this.#hasRuntime ? this.#counter32(8) : this.#threads; }
   get maxThreads() { return this.#maxThreads; }
+  // Live helper workers (threads - 1 once a resize has finished).
+  get workers() { return this.#slots.filter(Boolean).length; }
   get broken() { return this.#broken; }
   // Exports of every loaded module by name ('pool' is the pool module).
   get instances() {
@@ -885,7 +891,6 @@ class Pool {
   // retires helpers first, then their (now idle) workers are terminated.
   async resize(n) {
     this.#checkUsable('pool.resize');
-    this.#checkThreadCount(n, 'pool.resize');
     if (!this.threaded) {
       if (n !== 1) {
         throw new PoolError(`pool.resize: the single-thread build runs exactly 1 thread ` +
@@ -893,6 +898,7 @@ class Pool {
       }
       return 1;
     }
+    this.#checkThreadCount(n, 'pool.resize');
     const done = this.#resizeTo(n);
     this.#resizing = done;
     try {

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { createPool } from '../../jupyterlite_rayon/host/pool_host.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const WASM_DIR = path.join(ROOT, 'jupyterlite_rayon', 'wasm');
+// JR_WASM_DIR: test other builds of the modules (default: the package's own).
+export const WASM_DIR = process.env.JR_WASM_DIR || path.join(ROOT, 'jupyterlite_rayon', 'wasm');
 
 export function wasmBytes(build = 'mt') {
   const file = path.join(WASM_DIR, `pool-${build}.wasm`);
@@ -229,3 +230,129 @@ export function counterModule() {
     start: 1,
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kernel calls: copy inputs into pool memory, call, copy results out, free everything.
+
+export const REDUCE_OPS = { sum: 0, min: 1, max: 2, mean: 3 };
+export const UNARY_OPS = { sqrt: 0, exp: 1, log: 2, sin: 3, cos: 4, abs: 5, negative: 6 };
+export const BINARY_OPS = { add: 0, sub: 1, mul: 2, div: 3, pow: 4, minimum: 5, maximum: 6 };
+
+export function dtypeOf(typed) {
+  const entry = Object.entries(DTYPES).find(([, d]) => typed instanceof d.Ctor);
+  if (!entry) throw new TypeError(`no pool dtype for ${typed.constructor.name}`);
+  return { name: entry[0], ...entry[1] };
+}
+
+const isInt = (typed) => !(typed instanceof Float64Array || typed instanceof Float32Array);
+
+export const K = {
+  reduce(pool, op, x) {
+    return withArrays(pool, ({ put, alloc }) => {
+      const out = alloc(8);
+      pool.call('jr_reduce', REDUCE_OPS[op], dtypeOf(x).code, put(x), x.length, out);
+      return isInt(x) && op !== 'mean' ? pool.view(BigInt64Array, out, 1)[0]
+        : pool.view(Float64Array, out, 1)[0];
+    });
+  },
+  dot(pool, x, y, n = x.length) {
+    return withArrays(pool, ({ put, alloc }) => {
+      const out = alloc(8);
+      pool.call('jr_dot', dtypeOf(x).code, put(x), put(y), n, out);
+      return isInt(x) ? pool.view(BigInt64Array, out, 1)[0] : pool.view(Float64Array, out, 1)[0];
+    });
+  },
+  unary(pool, op, x) {
+    return withArrays(pool, ({ put, alloc }) => {
+      const out = alloc(x.byteLength);
+      pool.call('jr_map_unary', UNARY_OPS[op], dtypeOf(x).code, put(x), out, x.length);
+      return get(pool, x.constructor, out, x.length);
+    });
+  },
+  binary(pool, op, x, y) {
+    return withArrays(pool, ({ put, alloc }) => {
+      const out = alloc(x.byteLength);
+      pool.call('jr_map_binary', BINARY_OPS[op], dtypeOf(x).code, put(x), put(y), out, x.length);
+      return get(pool, x.constructor, out, x.length);
+    });
+  },
+  scalar(pool, op, x, s, swap) {
+    return withArrays(pool, ({ put, alloc }) => {
+      const out = alloc(x.byteLength);
+      pool.call('jr_map_scalar', BINARY_OPS[op], dtypeOf(x).code, put(x), s, out, x.length,
+        swap ? 1 : 0);
+      return get(pool, x.constructor, out, x.length);
+    });
+  },
+  clip(pool, x, lo, hi) {
+    return withArrays(pool, ({ put, alloc }) => {
+      const out = alloc(x.byteLength);
+      pool.call('jr_clip', dtypeOf(x).code, put(x), lo, hi, out, x.length);
+      return get(pool, x.constructor, out, x.length);
+    });
+  },
+  cumsum(pool, x) {
+    const Out = isInt(x) ? BigInt64Array : x.constructor;
+    return withArrays(pool, ({ put, alloc }) => {
+      const out = alloc(x.length * Out.BYTES_PER_ELEMENT);
+      pool.call('jr_cumsum', dtypeOf(x).code, put(x), out, x.length);
+      return get(pool, Out, out, x.length);
+    });
+  },
+  sort(pool, x) {
+    return withArrays(pool, ({ put, alloc }) => {
+      const out = alloc(x.byteLength);
+      pool.call('jr_sort', dtypeOf(x).code, put(x), out, x.length);
+      return get(pool, x.constructor, out, x.length);
+    });
+  },
+  argsort(pool, x) {
+    return withArrays(pool, ({ put, alloc }) => {
+      const out = alloc(x.length * 8);
+      pool.call('jr_argsort', dtypeOf(x).code, put(x), out, x.length);
+      return get(pool, BigInt64Array, out, x.length);
+    });
+  },
+  matmul(pool, a, b, m, k, n) {
+    return withArrays(pool, ({ put, alloc }) => {
+      const c = alloc(m * n * a.BYTES_PER_ELEMENT);
+      pool.call('jr_matmul', dtypeOf(a).code, put(a), put(b), c, m, k, n);
+      return get(pool, a.constructor, c, m * n);
+    });
+  },
+  mandelbrot(pool, width, height, x0, x1, y0, y1, maxIter) {
+    return withArrays(pool, ({ alloc }) => {
+      const out = alloc(width * height * 4);
+      pool.call('jr_mandelbrot', out, width, height, x0, x1, y0, y1, maxIter);
+      return get(pool, Uint32Array, out, width * height);
+    });
+  },
+  histogram(pool, x, bins, lo, hi) {
+    return withArrays(pool, ({ put, alloc }) => {
+      const out = alloc(bins * 8);
+      pool.call('jr_histogram', dtypeOf(x).code, put(x), x.length, bins, lo, hi, out);
+      return get(pool, BigInt64Array, out, bins);
+    });
+  },
+  pi(pool, samples, seed) {
+    return withArrays(pool, ({ alloc }) => {
+      const out = alloc(8);
+      pool.call('jr_pi', samples, seed, out);
+      return pool.view(BigInt64Array, out, 1)[0];
+    });
+  },
+  fib(pool, n) {
+    return withArrays(pool, ({ alloc }) => {
+      const out = alloc(8);
+      pool.call('jr_bench_fib', n, out);
+      return pool.view(BigInt64Array, out, 1)[0];
+    });
+  },
+  forChunks(pool, n) {
+    return withArrays(pool, ({ alloc }) => {
+      const out = alloc(8);
+      pool.call('jr_bench_for', n, out);
+      return pool.view(BigInt64Array, out, 1)[0];
+    });
+  },
+};

@@ -177,17 +177,28 @@ export function clip(x, lo, hi) {
   return out;
 }
 
-// Inclusive prefix sum; ints give int64 (BigInt64Array), floats their own type.
+// Inclusive prefix sum; ints give int64 (BigInt64Array), floats their own type. Blocked as the
+// kernel documents: block totals (summed in the output type), an exclusive running sum of the
+// totals in f64 (i64 for ints), then each block scanned from its offset in the output type.
 export function cumsum(x) {
+  const n = x.length;
   if (isIntArray(x)) {
-    const out = new BigInt64Array(x.length);
+    const out = new BigInt64Array(n);
     let s = 0n;
-    for (let i = 0; i < x.length; i++) { s = wrap64(s + BigInt(x[i])); out[i] = s; }
-    return out;
+    for (let i = 0; i < n; i++) { s = wrap64(s + BigInt(x[i])); out[i] = s; }
+    return out; // wrapping integer addition is associative: blocking changes nothing
   }
-  const out = new Float64Array(x.length);
-  let s = 0;
-  for (let i = 0; i < x.length; i++) { s += x[i]; out[i] = s; }
+  const f32 = x instanceof Float32Array;
+  const round = f32 ? Math.fround : (v) => v;
+  const out = new x.constructor(n);
+  let offset = 0;
+  for (const [lo, hi] of blocks(n)) {
+    let total = 0;
+    for (let i = lo; i < hi; i++) total = round(total + x[i]);
+    let acc = round(offset);
+    for (let i = lo; i < hi; i++) { acc = round(acc + x[i]); out[i] = acc; }
+    offset += total;
+  }
   return out;
 }
 

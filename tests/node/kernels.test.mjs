@@ -1,0 +1,308 @@
+// Every kernel of pool-mt.wasm against the JS references, for 1..4 threads and sizes 0, 1,
+// primes and 2^k +- 1. Reductions, cumsum and histogram must match bit for bit (so they are
+// also bit-identical across thread counts); libm maps (exp, log, sin, cos, pow) within 2 ulps.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as ref from './reference.mjs';
+import { DTYPES, K, SIZES, THREADS, exportNames, firstMismatch, makePool, randomArray } from
+  './helpers.mjs';
+
+const built = exportNames('mt');
+const todo = (...names) => (names.every((n) => built.has(n)) ? false
+  : `kernel not built yet: ${names.filter((n) => !built.has(n)).join(', ')}`);
+
+const pools = new Map();
+test.before(async () => {
+  for (const t of THREADS) pools.set(t, await makePool(t));
+});
+test.after(async () => {
+  for (const pool of pools.values()) await pool.terminate();
+});
+
+// Runs check(pool, threads) on every pool, adding the thread count to any failure.
+function eachPool(check) {
+  for (const [threads, pool] of pools) {
+    try {
+      check(pool, threads);
+    } catch (error) {
+      error.message = `[threads=${threads}] ${error.message}`;
+      throw error;
+    }
+  }
+}
+
+const inputs = new Map();
+// Deterministic input per (dtype, size, variant); floats get a NaN every 97th element in the
+// 'nan' variant.
+function input(dtype, n, variant = 'plain') {
+  const key = `${dtype}/${n}/${variant}`;
+  if (!inputs.has(key)) {
+    const seed = n * 31 + dtype.length * 7 + variant.length;
+    const opts = variant === 'nan' ? { nanEvery: 97 } : variant === 'pos' ? { lo: 0.001, hi: 50 }
+      : variant === 'dups' ? { lo: -8, hi: 8 } : {};
+    let x = randomArray(DTYPES[dtype].Ctor, n, seed, opts);
+    if (variant === 'dups' && (dtype === 'float64' || dtype === 'float32')) {
+      x = x.map((v) => Math.round(v) + 0.25); // many equal keys, to see stability
+    }
+    inputs.set(key, x);
+  }
+  return inputs.get(key);
+}
+
+const FLOATS = ['float64', 'float32'];
+const INTS = ['int32', 'int64'];
+const NUMERIC = [...FLOATS, ...INTS];
+
+function sameValue(actual, expected, what) {
+  assert.ok(Object.is(actual, expected), `${what}: got ${actual}, expected ${expected}`);
+}
+
+function sameArray(actual, expected, what) {
+  const bad = firstMismatch(actual, expected);
+  assert.equal(bad, null, `${what}: ${bad}`);
+}
+
+function closeArray(actual, expected, maxUlps, f32, what) {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    const d = ref.ulps(actual[i], expected[i], f32);
+    if (d > maxUlps) assert.fail(`${what}: index ${i}: ${actual[i]} vs ${expected[i]} (${d} ulps)`);
+  }
+}
+
+test('jr_reduce: sum, min, max, mean equal the reference bit for bit', { todo: todo('jr_reduce') },
+  () => {
+    for (const dtype of NUMERIC) {
+      for (const variant of dtype.startsWith('float') ? ['plain', 'nan'] : ['plain']) {
+        for (const n of SIZES) {
+          const x = input(dtype, n, variant);
+          for (const op of ['sum', 'min', 'max', 'mean']) {
+            const expected = ref.reduce(op, x);
+            eachPool((pool) => {
+              const what = `${op} ${dtype} ${variant} n=${n}`;
+              if (expected === 'E_EMPTY') {
+                assert.throws(() => K.reduce(pool, op, x), { name: 'E_EMPTY', code: -4 }, what);
+              } else {
+                sameValue(K.reduce(pool, op, x), expected, what);
+              }
+            });
+          }
+        }
+      }
+    }
+  });
+
+test('jr_reduce: int sums wrap like numpy int64', { todo: todo('jr_reduce') }, () => {
+  const big = BigInt64Array.from({ length: 9000 }, (_, i) => (i % 2 ? 2n ** 62n : 2n ** 62n + 7n));
+  const expected = ref.reduce('sum', big);
+  eachPool((pool) => sameValue(K.reduce(pool, 'sum', big), expected, 'wrapped sum'));
+});
+
+test('jr_dot equals the reference bit for bit', { todo: todo('jr_dot') }, () => {
+  for (const dtype of NUMERIC) {
+    for (const n of SIZES) {
+      const x = input(dtype, n), y = input(dtype, n, 'pos');
+      const expected = ref.dot(x, y);
+      eachPool((pool) => sameValue(K.dot(pool, x, y), expected, `dot ${dtype} n=${n}`));
+    }
+  }
+});
+
+test('jr_map_unary: every op and dtype against Math.*', { todo: todo('jr_map_unary') }, () => {
+  for (const dtype of [...NUMERIC, 'uint32']) {
+    for (const n of SIZES) {
+      const x = input(dtype, n, dtype.startsWith('float') ? 'nan' : 'plain');
+      for (const op of ref.UNARY) {
+        const isFloat = dtype.startsWith('float');
+        const what = `${op} ${dtype} n=${n}`;
+        if (!isFloat && op !== 'abs' && op !== 'negative') {
+          eachPool((pool) => assert.throws(() => K.unary(pool, op, x), { name: 'E_DTYPE' }, what));
+          continue;
+        }
+        const expected = ref.mapUnary(op, x);
+        eachPool((pool) => {
+          const got = K.unary(pool, op, x);
+          if (ref.EXACT_UNARY.has(op)) sameArray(got, expected, what);
+          else closeArray(got, expected, 2, dtype === 'float32', what);
+        });
+      }
+    }
+  }
+});
+
+test('jr_map_binary and jr_map_scalar: every op and dtype', { todo: todo('jr_map_binary',
+  'jr_map_scalar') }, () => {
+  for (const dtype of [...NUMERIC, 'uint32']) {
+    for (const n of [0, 1, 7, 4097, 12289, 100003]) {
+      const isFloat = dtype.startsWith('float');
+      const x = input(dtype, n, isFloat ? 'nan' : 'plain');
+      const y = input(dtype, n, 'pos');
+      for (const op of ref.BINARY) {
+        const what = `${op} ${dtype} n=${n}`;
+        if (!isFloat && (op === 'div' || op === 'pow')) {
+          eachPool((pool) => assert.throws(() => K.binary(pool, op, x, y), { name: 'E_DTYPE' },
+            what));
+          continue;
+        }
+        const s = isFloat ? 1.75 : 3;
+        const expected = [ref.mapBinary(op, x, y), ref.mapScalar(op, x, s, false),
+          ref.mapScalar(op, x, s, true)];
+        eachPool((pool) => {
+          const got = [K.binary(pool, op, x, y), K.scalar(pool, op, x, s, false),
+            K.scalar(pool, op, x, s, true)];
+          got.forEach((g, i) => {
+            const w = `${what} (${['array', 'scalar', 'scalar swapped'][i]})`;
+            if (ref.EXACT_BINARY.has(op)) sameArray(g, expected[i], w);
+            else closeArray(g, expected[i], 2, dtype === 'float32', w);
+          });
+        });
+      }
+    }
+  }
+});
+
+test('jr_map_scalar refuses a non-integer scalar for an int dtype', { todo: todo('jr_map_scalar') },
+  () => {
+    const x = input('int32', 10);
+    eachPool((pool) => assert.throws(() => K.scalar(pool, 'add', x, 1.5, false),
+      { name: 'E_INVAL' }));
+  });
+
+test('jr_clip matches numpy.clip', { todo: todo('jr_clip') }, () => {
+  for (const dtype of NUMERIC) {
+    for (const n of SIZES) {
+      const x = input(dtype, n, dtype.startsWith('float') ? 'nan' : 'plain');
+      for (const [lo, hi] of [[-10.5, 20.25], [0, 0], [-1e300, 1e300]]) {
+        const expected = ref.clip(x, lo, hi);
+        eachPool((pool) => sameArray(K.clip(pool, x, lo, hi), expected,
+          `clip ${dtype} n=${n} [${lo}, ${hi}]`));
+      }
+    }
+  }
+});
+
+test('jr_cumsum equals the blocked reference bit for bit', { todo: todo('jr_cumsum') }, () => {
+  for (const dtype of NUMERIC) {
+    for (const n of SIZES) {
+      const x = input(dtype, n);
+      const expected = ref.cumsum(x);
+      eachPool((pool) => sameArray(K.cumsum(pool, x), expected, `cumsum ${dtype} n=${n}`));
+    }
+  }
+});
+
+test('jr_sort and jr_argsort: stable, ascending, NaN last', { todo: todo('jr_sort', 'jr_argsort') },
+  () => {
+    for (const dtype of [...NUMERIC, 'uint32']) {
+      for (const n of SIZES) {
+        for (const variant of dtype.startsWith('float') ? ['nan', 'dups'] : ['plain', 'dups']) {
+          const x = input(dtype, n, variant);
+          const sorted = ref.sort(x), order = ref.argsort(x);
+          eachPool((pool) => {
+            sameArray(K.sort(pool, x), sorted, `sort ${dtype} ${variant} n=${n}`);
+            sameArray(K.argsort(pool, x), order, `argsort ${dtype} ${variant} n=${n}`);
+          });
+        }
+      }
+    }
+  });
+
+test('jr_sort sorts in place when out is x', { todo: todo('jr_sort') }, () => {
+  const x = input('float64', 4097, 'nan');
+  eachPool((pool) => {
+    const p = pool.alloc(x.byteLength);
+    try {
+      pool.view(Float64Array, p, x.length).set(x);
+      pool.call('jr_sort', 0, p, p, x.length);
+      sameArray(pool.view(Float64Array, p, x.length).slice(), ref.sort(x), 'in-place sort');
+    } finally {
+      pool.free(p);
+    }
+  });
+});
+
+test('jr_matmul against the plain triple loop', { todo: todo('jr_matmul') }, () => {
+  const shapes = [[0, 0, 0], [1, 1, 1], [1, 5, 1], [3, 5, 7], [17, 31, 13], [64, 64, 64],
+    [65, 33, 129], [2, 257, 3]];
+  for (const dtype of FLOATS) {
+    const f32 = dtype === 'float32';
+    for (const [m, k, n] of shapes) {
+      const a = randomArray(DTYPES[dtype].Ctor, m * k, m + k, { lo: -1, hi: 1 });
+      const b = randomArray(DTYPES[dtype].Ctor, k * n, k + n + 1, { lo: -1, hi: 1 });
+      const expected = ref.matmul(a, b, m, k, n);
+      // Any summation order is within k * eps * sum(|a||b|) of the exact product.
+      const absA = a.map(Math.abs), absB = b.map(Math.abs);
+      const bound = ref.matmul(absA, absB, m, k, n);
+      const eps = f32 ? 2 ** -23 : 2 ** -52;
+      eachPool((pool) => {
+        const got = K.matmul(pool, a, b, m, k, n);
+        for (let i = 0; i < m * n; i++) {
+          const tol = (k + 2) * eps * bound[i] + (f32 ? 1e-30 : 1e-300);
+          assert.ok(Math.abs(got[i] - expected[i]) <= tol,
+            `matmul ${dtype} ${m}x${k}x${n} [${i}]: ${got[i]} vs ${expected[i]}`);
+        }
+      });
+    }
+  }
+});
+
+test('jr_mandelbrot is exactly the documented formula', { todo: todo('jr_mandelbrot') }, () => {
+  const cases = [[0, 0, 10], [1, 1, 10], [7, 5, 0], [7, 5, 1], [64, 48, 50], [257, 31, 256],
+    [31, 67, 100]];
+  for (const [w, h, maxIter] of cases) {
+    const expected = ref.mandelbrot(w, h, -2, 1, -1.5, 1.5, maxIter);
+    eachPool((pool) => sameArray(K.mandelbrot(pool, w, h, -2, 1, -1.5, 1.5, maxIter), expected,
+      `mandelbrot ${w}x${h} max_iter=${maxIter}`));
+  }
+  // A zoomed window with many points near the boundary.
+  const zoom = ref.mandelbrot(100, 80, -0.75, -0.74, 0.1, 0.11, 300);
+  eachPool((pool) => sameArray(K.mandelbrot(pool, 100, 80, -0.75, -0.74, 0.1, 0.11, 300), zoom,
+    'zoomed mandelbrot'));
+});
+
+test('jr_histogram equals numpy.histogram counts', { todo: todo('jr_histogram') }, () => {
+  for (const dtype of NUMERIC) {
+    for (const n of SIZES) {
+      const x = input(dtype, n, dtype.startsWith('float') ? 'nan' : 'plain');
+      for (const [bins, lo, hi] of [[1, -50, 50], [7, -50, 50], [10, -100, 100], [64, -3, 97],
+        [1000, -100, 100]]) {
+        const expected = ref.histogram(x, bins, lo, hi);
+        eachPool((pool) => sameArray(K.histogram(pool, x, bins, lo, hi), expected,
+          `histogram ${dtype} n=${n} bins=${bins} [${lo}, ${hi}]`));
+      }
+    }
+  }
+});
+
+test('jr_histogram edge rules: values on every edge, the last edge, outside', {
+  todo: todo('jr_histogram') }, () => {
+  for (const [bins, lo, hi] of [[10, 0, 1], [7, -1.3, 2.9], [3, 0.1, 0.7]]) {
+    const edges = ref.histogramEdges(bins, lo, hi);
+    const near = [];
+    for (const e of edges) near.push(e, e + Math.abs(e) * 2 ** -52 + 5e-324, e - Math.abs(e) * 2 ** -52);
+    near.push(lo - 1, hi + 1, NaN, Infinity, -Infinity);
+    const x = Float64Array.from(near);
+    const expected = ref.histogram(x, bins, lo, hi);
+    eachPool((pool) => sameArray(K.histogram(pool, x, bins, lo, hi), expected,
+      `edges bins=${bins} [${lo}, ${hi}]`));
+  }
+});
+
+test('jr_pi counts hits of the SplitMix64 sequence exactly', { todo: todo('jr_pi') }, () => {
+  for (const [samples, seed] of [[0, 0], [1, 0], [1000, 42], [20011, -1], [65537, 7]]) {
+    const expected = ref.piHits(samples, seed);
+    eachPool((pool) => sameValue(K.pi(pool, samples, seed), expected,
+      `pi samples=${samples} seed=${seed}`));
+  }
+});
+
+test('jr_bench_fib and jr_bench_for', { todo: todo('jr_bench_fib', 'jr_bench_for') }, () => {
+  eachPool((pool) => {
+    for (const n of [0, 1, 2, 10, 20]) sameValue(K.fib(pool, n), ref.fib(n), `fib(${n})`);
+    assert.equal(K.forChunks(pool, 0), 0n);
+    for (const n of [1, 7, 1000, 65537]) {
+      const chunks = K.forChunks(pool, n);
+      assert.ok(chunks >= 1n && chunks <= BigInt(n), `bench_for(${n}) ran ${chunks} chunks`);
+    }
+  });
+});

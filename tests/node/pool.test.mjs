@@ -1,0 +1,338 @@
+// The pool's life on the real pool-mt.wasm / pool-st.wasm: resizing under calls, cancellation,
+// memory growth, flat memory over many calls, the single-thread build, bad input, idle CPU.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { createPool, PoolError } from '../../jupyterlite_rayon/host/pool_host.mjs';
+import * as ref from './reference.mjs';
+import { K, exportNames, firstMismatch, makePool, randomArray, wasmBytes } from './helpers.mjs';
+
+const built = exportNames('mt');
+const todo = (...names) => (names.every((n) => built.has(n)) ? false
+  : `kernel not built yet: ${names.filter((n) => !built.has(n)).join(', ')}`);
+
+const X = randomArray(Float64Array, 100003, 5);
+const SUM = ref.reduce('sum', X);
+const MANDEL = ref.mandelbrot(64, 48, -2, 1, -1.5, 1.5, 200);
+
+// A mandelbrot deep inside the set: every pixel runs max_iter iterations, so it is long.
+const LONG = [1024, 768, -0.1, 0.1, -0.1, 0.1, 1_000_000];
+
+function checkKernels(pool, what) {
+  if (built.has('jr_reduce')) assert.ok(Object.is(K.reduce(pool, 'sum', X), SUM), `${what}: sum`);
+  if (built.has('jr_mandelbrot')) {
+    assert.equal(firstMismatch(K.mandelbrot(pool, 64, 48, -2, 1, -1.5, 1.5, 200), MANDEL), null,
+      `${what}: mandelbrot`);
+  }
+  assert.equal(K.fib(pool, 18), ref.fib(18), `${what}: fib`);
+}
+
+test('createPool starts the requested threads and reports them', async () => {
+  const pool = await makePool(3);
+  try {
+    assert.equal(pool.threaded, true);
+    assert.equal(pool.fallbackReason, null);
+    assert.equal(pool.threads, 3);
+    assert.equal(pool.workers, 2);
+    assert.ok(pool.memory.buffer instanceof SharedArrayBuffer);
+    const s = pool.status();
+    assert.equal(s.threads, 3);
+    assert.equal(s.maxThreads, 64);
+    assert.equal(s.threaded, true);
+    assert.equal(s.perThread.length, 3);
+    assert.equal(s.inCall, false);
+    assert.ok(s.runtimeBytes > 0);
+    checkKernels(pool, 'fresh pool');
+    assert.ok(pool.status().calls >= 1);
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('resize 1 -> 4 -> 2 (and more) under repeated calls, no reload', async () => {
+  const pool = await makePool(1);
+  try {
+    for (const n of [1, 4, 2, 4, 1, 3, 2]) {
+      await pool.resize(n);
+      assert.equal(pool.threads, n);
+      assert.equal(pool.workers, n - 1, 'idle workers are terminated, new ones awaited');
+      assert.equal(pool.status().perThread.length, n);
+      for (let r = 0; r < 3; r++) checkKernels(pool, `threads=${n} round ${r}`);
+    }
+    await assert.rejects(pool.resize(0), /from 1 to 64/);
+    await assert.rejects(pool.resize(65), /from 1 to 64/);
+    assert.equal(pool.threads, 2);
+    checkKernels(pool, 'after refused resizes');
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('a call during a resize is refused with E_BUSY, then works', async () => {
+  const pool = await makePool(1);
+  try {
+    const growing = pool.resize(4);
+    assert.throws(() => K.fib(pool, 10), (e) => e instanceof PoolError && e.code === -8);
+    await growing;
+    checkKernels(pool, 'after resize');
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('cancel through poll during a long mandelbrot, then the next call is correct', {
+  todo: todo('jr_mandelbrot') }, async () => {
+  for (const threads of [1, 3]) {
+    let polls = 0;
+    const pool = await makePool(threads, { poll: () => ++polls > 2 });
+    try {
+      assert.throws(() => K.mandelbrot(pool, ...LONG), { name: 'E_CANCELED', code: -3 });
+      assert.ok(polls > 2);
+      polls = -1e9; // do not cancel again
+      checkKernels(pool, `threads=${threads} after poll cancel`);
+      assert.equal(pool.status().cancel, false, 'the host clears the flag before each call');
+    } finally {
+      await pool.terminate();
+    }
+  }
+});
+
+test('pool.cancel() stores the flag the running call sees', { todo: todo('jr_mandelbrot') },
+  async () => {
+    let pool = null;
+    let polls = 0;
+    // poll runs on the caller while it waits: the one moment this thread can act mid-call.
+    pool = await makePool(2, { poll: () => { if (++polls === 2) pool.cancel(); return 0; } });
+    try {
+      assert.throws(() => K.mandelbrot(pool, ...LONG), { name: 'E_CANCELED' });
+      polls = -1e9;
+      checkKernels(pool, 'after pool.cancel');
+    } finally {
+      await pool.terminate();
+    }
+  });
+
+test('cancel from another thread through the counters block', { todo: todo('jr_mandelbrot') },
+  async () => {
+    const pool = await makePool(2);
+    // A separate worker that shares the memory sets `cancel` 200 ms after it is told to.
+    const canceller = new Worker(`
+      const { parentPort, workerData: { memory, addr } } = require('node:worker_threads');
+      parentPort.once('message', () => {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+        Atomics.store(new Int32Array(memory.buffer), addr / 4, 1);
+        parentPort.postMessage('done');
+      });
+      parentPort.postMessage('ready');`,
+    { eval: true, workerData: { memory: pool.memory, addr: pool.exports.jr_counters() + 16 } });
+    try {
+      await new Promise((resolve) => canceller.once('message', resolve));
+      canceller.postMessage('go');
+      assert.throws(() => K.mandelbrot(pool, ...LONG), { name: 'E_CANCELED' });
+      checkKernels(pool, 'after cross-thread cancel');
+    } finally {
+      await canceller.terminate();
+      await pool.terminate();
+    }
+  });
+
+test('memory growth while a view is held: re-derived views see the new memory', async () => {
+  for (const build of ['mt', 'st']) {
+    const pool = await makePool(build === 'mt' ? 2 : 1, { build });
+    try {
+      const small = pool.alloc(8 * 16);
+      const held = pool.view(Float64Array, small, 16);
+      held.set(Float64Array.from({ length: 16 }, (_, i) => i * 1.5));
+      const before = pool.memory.buffer.byteLength;
+      const n = 4 * 1024 * 1024; // 32 MiB of doubles: more than the initial memory
+      const big = pool.alloc(8 * n);
+      assert.ok(pool.memory.buffer.byteLength > before, 'memory grew');
+      if (build === 'st') assert.equal(held.byteLength, 0, 'a non-shared buffer is detached');
+      const fresh = pool.view(Float64Array, big, n);
+      assert.equal(fresh.length, n);
+      fresh.fill(0.5);
+      fresh[n - 1] = 2;
+      assert.deepEqual([...pool.view(Float64Array, small, 16)],
+        Array.from({ length: 16 }, (_, i) => i * 1.5));
+      if (built.has('jr_reduce')) {
+        assert.equal(K.reduce(pool, 'max', pool.view(Float64Array, big, n)), 2);
+      }
+      pool.free(big);
+      pool.free(small);
+    } finally {
+      await pool.terminate();
+    }
+  }
+});
+
+test('1000 back-to-back calls keep memory flat', async () => {
+  const pool = await makePool(4);
+  try {
+    const x = randomArray(Float64Array, 20011, 3, { nanEvery: 101 });
+    const round = (i) => {
+      if (built.has('jr_reduce')) K.reduce(pool, ['sum', 'min', 'mean'][i % 3], x);
+      if (built.has('jr_sort') && i % 10 === 0) K.sort(pool, x); // uses scratch memory
+      if (built.has('jr_cumsum') && i % 10 === 5) K.cumsum(pool, x);
+      K.forChunks(pool, 1000);
+    };
+    for (let i = 0; i < 20; i++) round(i); // warm up: the allocator's free lists fill
+    const start = pool.status(), memStart = pool.memory.buffer.byteLength;
+    for (let i = 0; i < 1000; i++) round(i);
+    const end = pool.status();
+    assert.equal(end.bytesInUse, start.bytesInUse, 'bytesInUse back to the start');
+    assert.equal(pool.memory.buffer.byteLength, memStart, 'memory did not grow');
+    assert.ok(end.calls - start.calls >= 1000, `calls counted: ${end.calls - start.calls}`);
+    assert.equal(end.inCall, false);
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('pool-st.wasm gives the same answers through the same API', async () => {
+  const mt = await makePool(3);
+  const st = await createPool({ wasm: { mt: wasmBytes('mt'), st: wasmBytes('st') },
+    threaded: false, threads: 3 });
+  try {
+    assert.equal(st.threaded, false);
+    assert.equal(st.threads, 1);
+    assert.equal(st.workers, 0);
+    assert.match(st.fallbackReason, /one thread/);
+    assert.ok(!(st.memory.buffer instanceof SharedArrayBuffer));
+    await assert.rejects(st.resize(2), /exactly 1 thread/);
+    assert.equal(await st.resize(1), 1);
+    checkKernels(st, 'st');
+    for (const n of [0, 1, 4095, 4097, 100003]) {
+      const x = randomArray(Float64Array, n, n + 1);
+      const f32 = Float32Array.from(x);
+      const cases = [];
+      if (built.has('jr_reduce')) cases.push(['sum', (p) => K.reduce(p, 'sum', x)],
+        ['mean f32', (p) => K.reduce(p, 'mean', f32)]);
+      if (built.has('jr_dot')) cases.push(['dot', (p) => K.dot(p, x, x)]);
+      if (built.has('jr_cumsum')) cases.push(['cumsum', (p) => K.cumsum(p, x)]);
+      if (built.has('jr_sort')) cases.push(['sort', (p) => K.sort(p, x)]);
+      if (built.has('jr_histogram')) cases.push(['histogram', (p) => K.histogram(p, x, 17, -90, 90)]);
+      if (built.has('jr_map_unary')) cases.push(['sin', (p) => K.unary(p, 'sin', x)]);
+      for (const [what, run] of cases) {
+        const a = run(mt), b = run(st);
+        if (typeof a === 'object') assert.equal(firstMismatch(a, b), null, `${what} n=${n}`);
+        else assert.ok(Object.is(a, b), `${what} n=${n}: mt ${a} st ${b}`);
+      }
+    }
+    if (built.has('jr_pi')) assert.equal(K.pi(st, 5000, 3), ref.piHits(5000, 3));
+  } finally {
+    await st.terminate();
+    await mt.terminate();
+  }
+});
+
+test('threaded: auto picks mt here; a single st build falls back with a reason', async () => {
+  const auto = await createPool({ wasm: { mt: wasmBytes('mt'), st: wasmBytes('st') }, threads: 2 });
+  const only = await createPool({ wasm: wasmBytes('st'), threads: 2 });
+  try {
+    assert.equal(auto.threaded, true);
+    assert.equal(auto.threads, 2);
+    assert.equal(only.threaded, false);
+    assert.equal(only.threads, 1);
+    await assert.rejects(createPool({ wasm: wasmBytes('st'), threaded: true }), /needs the threaded build/);
+  } finally {
+    await auto.terminate();
+    await only.terminate();
+  }
+});
+
+test('bad input gives clear errors and the pool keeps working', async () => {
+  const pool = await makePool(2);
+  try {
+    const x = pool.alloc(8 * 100);
+    const out = pool.alloc(8 * 100);
+    const memBytes = pool.memory.buffer.byteLength;
+    const expectStatus = (fn, name, pattern) => {
+      assert.throws(fn, (e) => e instanceof PoolError && e.name === name &&
+        pattern.test(e.message), `expected ${name} matching ${pattern}`);
+      checkKernels(pool, `after ${name}`);
+    };
+    if (built.has('jr_reduce')) {
+      // Lengths past the end of memory, absurd lengths, null pointers: E_RANGE.
+      expectStatus(() => pool.call('jr_reduce', 0, 0, x, memBytes / 8, out), 'E_RANGE',
+        /jr_reduce: .*pool\.alloc/);
+      expectStatus(() => pool.call('jr_reduce', 0, 0, x, 2 ** 31 - 1, out), 'E_RANGE', /E_RANGE/);
+      expectStatus(() => pool.call('jr_reduce', 0, 0, 0, 10, out), 'E_RANGE', /E_RANGE/);
+      expectStatus(() => pool.call('jr_reduce', 0, 0, x, 100, 2 ** 32 - 8), 'E_RANGE', /E_RANGE/);
+      // Unknown op and dtype codes: E_INVAL; an output inside the input: E_INVAL.
+      expectStatus(() => pool.call('jr_reduce', 9, 0, x, 100, out), 'E_INVAL', /E_INVAL/);
+      expectStatus(() => pool.call('jr_reduce', 0, 17, x, 100, out), 'E_INVAL', /E_INVAL/);
+      expectStatus(() => pool.call('jr_reduce', 0, 0, x, 100, x + 8), 'E_INVAL', /E_INVAL/);
+      expectStatus(() => pool.call('jr_reduce', 1, 0, x, 0, out), 'E_EMPTY', /empty/);
+      // Lengths beyond 32 bits never reach wasm (they would silently wrap).
+      assert.throws(() => pool.call('jr_reduce', 0, 0, x, 2 ** 40, out), RangeError);
+      assert.throws(() => pool.call('jr_reduce', 0, 0, x, 1.5, out), /integer/);
+      assert.throws(() => pool.call('jr_reduce', 0, 0, x, 100), /takes 5 arguments/);
+    }
+    if (built.has('jr_map_binary')) {
+      // Mismatched sizes: y shorter than n runs past the end of memory.
+      const tail = memBytes - 8 * 10;
+      expectStatus(() => pool.call('jr_map_binary', 0, 0, x, tail, out, 100), 'E_RANGE',
+        /E_RANGE/);
+      expectStatus(() => pool.call('jr_map_binary', 0, 0, x, x, x + 8, 100), 'E_INVAL', /E_INVAL/);
+    }
+    if (built.has('jr_map_unary')) {
+      expectStatus(() => pool.call('jr_map_unary', 3, 2, x, out, 100), 'E_DTYPE', /float64/);
+    }
+    if (built.has('jr_histogram')) {
+      expectStatus(() => pool.call('jr_histogram', 0, x, 100, 0, 0, 1, out), 'E_INVAL', /E_INVAL/);
+      expectStatus(() => pool.call('jr_histogram', 0, x, 100, 10, 1, 1, out), 'E_INVAL',
+        /E_INVAL/);
+      expectStatus(() => pool.call('jr_histogram', 0, x, 100, 10, 0, Infinity, out), 'E_INVAL',
+        /E_INVAL/);
+    }
+    if (built.has('jr_matmul')) {
+      expectStatus(() => pool.call('jr_matmul', 0, x, x, out, 65536, 65536, 65536), 'E_RANGE',
+        /E_RANGE|E_INVAL/);
+      expectStatus(() => pool.call('jr_matmul', 2, x, x, out, 2, 2, 2), 'E_DTYPE', /E_DTYPE/);
+    }
+    // Out of memory: more than the 2 GiB maximum, and 0 bytes is still a valid block.
+    assert.throws(() => pool.alloc(2 ** 32 - 1), (e) => e.name === 'E_NOMEM' &&
+      /pool\.free/.test(e.message));
+    assert.throws(() => pool.alloc(-1), RangeError);
+    assert.throws(() => pool.alloc(2 ** 33), RangeError);
+    const empty = pool.alloc(0);
+    assert.ok(empty > 0);
+    pool.free(empty);
+    pool.free(0);
+    assert.throws(() => pool.free(-5), RangeError);
+    assert.throws(() => pool.call('jr_set_threads', 0), { name: 'E_INVAL' });
+    assert.throws(() => pool.call('jr_set_threads', 65), { name: 'E_INVAL' });
+    pool.free(x);
+    pool.free(out);
+    checkKernels(pool, 'after every bad input');
+    assert.equal(pool.status().bytesInUse, 0);
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('an idle pool of 4 threads uses almost no CPU', async () => {
+  const pool = await makePool(4);
+  try {
+    checkKernels(pool, 'before idling');
+    await new Promise((r) => setTimeout(r, 100)); // helpers settle into their sleep
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 500));
+    const c = process.cpuUsage(c0);
+    const cpuMs = (c.user + c.system) / 1000, wallMs = performance.now() - t0;
+    // Generous: busy-waiting helpers would burn ~4x the wall time.
+    assert.ok(cpuMs < 0.2 * wallMs, `idle pool used ${cpuMs.toFixed(1)} ms CPU in ${wallMs.toFixed(0)} ms`);
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('terminate is final and idempotent', async () => {
+  const pool = await makePool(3);
+  await pool.terminate();
+  await pool.terminate();
+  assert.equal(pool.workers, 0);
+  assert.throws(() => K.fib(pool, 5), { name: 'PoolTerminated' });
+  await assert.rejects(pool.resize(2), { name: 'PoolTerminated' });
+});
