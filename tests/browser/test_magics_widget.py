@@ -1,0 +1,167 @@
+"""%load_ext, %%parallel --sweep and the pool widget in a real JupyterLite kernel (Chromium,
+offline, the cross-origin isolated site). Fixtures come from tests/browser/conftest.py.
+
+Screenshots go to _work/screenshots/ (magics_sweep.png, magics_widget.png).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "_work" / "screenshots"
+
+# The cell records what it saw, so the table can be checked against the runs themselves.
+SWEEP_CELL = """%%parallel --sweep 1,2
+_before = jr.pool_info()
+_img = jr.mandelbrot(64, 48, max_iter=200)
+_after = jr.pool_info()
+seen.append({"threads": jr.current_num_threads(), "calls": _after["calls"] - _before["calls"],
+             "tasks": _after["tasks"] - _before["tasks"],
+             "ok": flat(_img.tolist()) == reference})
+print("ran at", jr.current_num_threads())
+"""
+
+
+def run(kernel: Any, code: str, timeout: float = 180) -> dict[str, Any]:
+    r = kernel.execute(code, timeout=timeout)
+    assert r["status"] == "ok", f"cell failed: {r.get('error')}\n{r.get('stderr')}\n{code}"
+    return r
+
+
+def last_json(r: dict[str, Any]) -> Any:
+    lines = [line for line in r["stdout"].splitlines() if line.strip()]
+    assert lines, f"no output: {r}"
+    return json.loads(lines[-1])
+
+
+@pytest.fixture(scope="module")
+def kernel(kernel_coi: Any) -> Any:
+    """The isolated kernel with the extension loaded and its background pool start finished."""
+    r = run(kernel_coi, "%load_ext jupyterlite_rayon")
+    assert "starting the thread pool in the background" in r["stdout"]
+    run(kernel_coi, """
+import asyncio, json, jupyterlite_rayon as jr
+for _ in range(600):
+    if jr.pool_info()["started"]:
+        break
+    await asyncio.sleep(0.1)
+print(json.dumps(jr.pool_info()["started"]))
+""")
+    return kernel_coi
+
+
+def test_load_ext_starts_the_pool_and_status_line(kernel: Any) -> None:
+    r = run(kernel, "%parallel")
+    assert re.search(r"pyodide backend, mt build, \d+/\d+ threads, isolated", r["stdout"]), r
+    r = run(kernel, "%parallel info")
+    assert "cross-origin isolated  True" in r["stdout"]
+
+
+def test_bad_options_are_one_line_and_the_kernel_keeps_running(kernel: Any) -> None:
+    for options in ["-n 0", "--sweep 1,,2", "--bogus", "-n 99"]:
+        r = kernel.execute(f"%%parallel {options}\nprint('should not run')")
+        assert r["status"] == "error"
+        assert "should not run" not in r["stdout"]
+        text = json.dumps(r.get("error")) + r["stderr"]
+        assert "UsageError" in text and "usage: %%parallel" in text, r
+    r = run(kernel, "print(jr.current_num_threads())")
+    assert r["stdout"].strip().isdigit()
+
+
+def test_sweep_renders_table_and_chart(kernel: Any) -> None:
+    run(kernel, """
+seen = []
+before_threads = jr.current_num_threads()
+
+def ref_mandelbrot(width, height, x0, x1, y0, y1, max_iter):
+    # kernels/ABI.md's formula, row by row
+    dx, dy = (x1 - x0) / width, (y1 - y0) / height
+    rows = []
+    for j in range(height):
+        row = []
+        for i in range(width):
+            cx, cy = x0 + i * dx, y0 + j * dy
+            zr = zi = 0.0
+            k = 0
+            while k < max_iter:
+                zr2, zi2 = zr * zr, zi * zi
+                if zr2 + zi2 > 4.0:
+                    break
+                zi = (2.0 * zr) * zi + cy
+                zr = (zr2 - zi2) + cx
+                k += 1
+            row.append(k)
+        rows.append(row)
+    return flat(rows)
+
+def flat(values):
+    return [v for row in values for v in row] if values and isinstance(values[0], list) else values
+
+reference = ref_mandelbrot(64, 48, -2.0, 1.0, -1.5, 1.5, 200)
+""")
+    r = run(kernel, SWEEP_CELL)
+    assert "ran at 1" in r["stdout"]
+    bundles = [b for b in r["results"] if "text/html" in b and "jr-sweep" in b["text/html"]]
+    assert len(bundles) == 1, r["results"]
+    page_html, text = bundles[0]["text/html"], bundles[0]["text/plain"]
+    assert page_html.count("<svg") == 3
+    lines = text.strip().splitlines()
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2:]]
+    assert [row[0] for row in rows] == ["1", "2"]
+    assert all(row[2] == "n/a" for row in rows)  # cpu/wall cannot be measured in the browser
+    seen = last_json(run(kernel, "print(json.dumps(seen))"))
+    assert [s["threads"] for s in seen] == [1, 2]
+    assert all(s["ok"] for s in seen)
+    for row, record in zip(rows, seen):
+        assert int(row[5]) == record["calls"] and int(row[6]) == record["tasks"]
+    restored = last_json(run(kernel, "print(json.dumps(jr.current_num_threads() == before_threads))"))
+    assert restored is True
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = kernel.page
+    shown = page.locator(".jr-sweep-report")
+    if shown.count():
+        shown.last.scroll_into_view_if_needed()
+        shown.last.screenshot(path=str(SHOTS / "magics_sweep.png"))
+    else:  # the fixture ran the cell without a notebook view: render the same HTML alone
+        alone = page.context.new_page()
+        alone.set_content(f"<html><body>{page_html}</body></html>")
+        alone.screenshot(path=str(SHOTS / "magics_sweep.png"))
+        alone.close()
+
+
+def test_widget_renders_and_its_slider_resizes_the_pool(kernel: Any) -> None:
+    r = run(kernel, "%pip install ipywidgets", timeout=300)
+    r = run(kernel, "w = jr.widget()\nw")
+    assert any("application/vnd.jupyter.widget-view+json" in b for b in r["results"]), r
+    info = last_json(run(kernel, """
+print(json.dumps({"value": w.slider.value, "max": w.slider.max, "threads": jr.current_num_threads(),
+                  "bars": len(w.bars.children), "status": w.status.value}))
+"""))
+    assert info["value"] == info["threads"] == info["bars"] and info["max"] >= 2
+    assert "pyodide, mt build" in info["status"]
+    page = kernel.page
+    slider = page.locator(".jr-pool-widget .widget-slider")
+    slider.first.wait_for(timeout=60_000)
+    page.locator(".jr-pool-widget").last.scroll_into_view_if_needed()
+    page.locator(".jr-pool-widget").last.screenshot(path=str(SHOTS / "magics_widget.png"))
+    # Move the slider with the keyboard: Home = the minimum, End = the maximum.
+    for key, expected in [("Home", 1), ("End", info["max"])]:
+        handle = page.locator(".jr-pool-widget .noUi-handle").last
+        handle.focus()
+        handle.press(key)
+        got: list[int] = []
+        for _ in range(40):  # the comm message reaches the kernel between cells
+            got = last_json(run(kernel, "print(json.dumps([jr.current_num_threads(), "
+                                        "w.slider.value]))"))
+            if got == [expected, expected]:
+                break
+            time.sleep(0.25)
+        assert got == [expected, expected]
+    page.locator(".jr-pool-widget").last.screenshot(path=str(SHOTS / "magics_widget.png"))
