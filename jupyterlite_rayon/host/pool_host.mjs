@@ -75,7 +75,10 @@ function threadRuntime() {
 
   function makeCtl(nslots) {
     const size = (SLOT_BASE + SLOT_SIZE * nslots) * 4 + NOTE_BYTES;
-    const ctl = new Int32Array(new SharedArrayBuffer(size));
+    // Without threads (and, in a browser that is not isolated, without SharedArrayBuffer) the
+    // table is only the broken flag and the note: a plain buffer does.
+    const Buffer = nslots > 0 ? SharedArrayBuffer : ArrayBuffer;
+    const ctl = new Int32Array(new Buffer(size));
     ctl[NEXT_TID] = 1;
     ctl[NSLOTS] = nslots;
     return ctl;
