@@ -339,3 +339,42 @@ def test_sweep_rows_arithmetic() -> None:
     assert [r.speedup for r in rows] == pytest.approx([1.0, 1.6, 2.0])
     assert [r.efficiency for r in rows] == pytest.approx([1.0, 0.8, 0.5])
     assert "n/a" in magics.run_line(runs[0], 1)
+
+
+class _PendingStart:
+    """Stands in for the asyncio task %load_ext schedules in JupyterLite."""
+
+    def __init__(self, done: bool, error: BaseException | None = None) -> None:
+        self._done, self._error = done, error
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        return False
+
+    def exception(self) -> BaseException | None:
+        return self._error
+
+
+@pytest.mark.parametrize(("task", "message"), [
+    (None, "no thread pool yet: run `await jupyterlite_rayon.init_thread_pool()`"),
+    (_PendingStart(done=False), "still starting"),
+    (_PendingStart(done=True, error=RuntimeError("no workers")), "failed to start: no workers"),
+])
+def test_browser_cell_before_the_pool_exists(ip: InteractiveShell, seen: list[Any],
+                                              monkeypatch: pytest.MonkeyPatch, task: Any,
+                                              message: str) -> None:
+    # JupyterLite's situation, replayed in CPython: no pool yet and no way to block for it
+    # (no pyodide module here, so _wait_in_pyodide cannot wait either).
+    real_info = jr.pool_info
+    monkeypatch.setattr(magics, "IN_BROWSER", True)
+    monkeypatch.setattr(magics, "_start_task", task)
+    monkeypatch.setattr(magics.pool, "pool_info", lambda: dict(real_info(), started=False))
+    result, io = run(ip, f"%%parallel -n 1\n{MEASURED_CELL}")
+    assert not result.success and seen == []
+    lines = io.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("UsageError: ") and message in lines[0]
+    monkeypatch.undo()
+    result, io = run(ip, f"%%parallel -n 1\n{MEASURED_CELL}")  # and then it works
+    assert result.success and seen[-1]["threads"] == 1
