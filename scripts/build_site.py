@@ -1,0 +1,139 @@
+"""Build an offline JupyterLite site with jupyterlite-rayon, ready to serve from 127.0.0.1.
+
+usage: python scripts/build_site.py OUT_DIR [--contents DIR] [--service-worker]
+                                    [--no-preload] [--coep require-corp|credentialless]
+                                    [--wheel WHEEL]
+
+The site: jupyterlite-core 0.8.6 and jupyterlite-pyodide-kernel 0.8.6, Pyodide 314.0.6 from
+.deps/pyodide (no CDN), the pure wheels piplite serves from .deps/pypi, the PyPI fallback
+disabled, the RayonAddon (the jupyterlite-rayon wheel in pypi/, importable without %pip by
+default, COOP/COEP files for hosts), the jupyterlite-rayon labextension and the given contents.
+Run scripts/install_browser_deps.sh first (it fills .deps/). Then serve it with
+``python scripts/serve.py OUT_DIR 8000`` and open http://127.0.0.1:8000/lab/index.html.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPS = ROOT / ".deps"
+LABEXTENSION_NAME = "jupyterlite-rayon"
+
+
+def installed_labextension() -> Path | None:
+    """The labextension as pip installed it into share/jupyter/labextensions, if there."""
+    share = Path(sysconfig.get_paths()["data"]) / "share/jupyter/labextensions"
+    path = share / LABEXTENSION_NAME
+    return path if (path / "package.json").is_file() else None
+
+
+def built_labextension() -> Path | None:
+    """The labextension built in the source tree (an editable install does not copy it)."""
+    path = ROOT / "jupyterlite_rayon" / "labextension"
+    return path if (path / "package.json").is_file() else None
+
+
+def lite_settings(disable_pypi: bool = True) -> dict:
+    return {
+        "jupyter-lite-schema-version": 0,
+        "jupyter-config-data": {
+            # The browser tests drive the app through window.jupyterapp.
+            "exposeAppInBrowser": True,
+            "litePluginSettings": {
+                "@jupyterlite/pyodide-kernel-extension:kernel": {
+                    "disablePyPIFallback": disable_pypi,
+                },
+            },
+        },
+    }
+
+
+def build_site(
+    out: Path,
+    contents: Path | None = None,
+    service_worker: bool = False,
+    preload: bool = True,
+    coep: str = "require-corp",
+    wheel: Path | None = None,
+) -> Path:
+    """Build the site into ``out`` (replaced if it exists) and return it."""
+    pyodide = DEPS / "pyodide"
+    pypi = DEPS / "pypi"
+    if not (pyodide / "pyodide.mjs").is_file() or not pypi.is_dir():
+        raise SystemExit(f"{DEPS} is incomplete: run `bash scripts/install_browser_deps.sh`")
+    if contents is not None and not contents.is_dir():
+        raise SystemExit(f"--contents {contents}: not a directory")
+    out = out.resolve()
+    if out.exists():
+        shutil.rmtree(out)
+    federated = []
+    if installed_labextension() is None:
+        built = built_labextension()
+        if built is None:
+            print("WARNING: the jupyterlite-rayon labextension is not built (no status bar, no "
+                  "service-worker reload): `cd labextension && npm install && npm run build`",
+                  file=sys.stderr)
+        else:
+            federated.append(str(built))
+
+    with tempfile.TemporaryDirectory(prefix="jr-lite-") as tmp:
+        lite = Path(tmp)
+        (lite / "static").mkdir()
+        # The well-known place the Pyodide add-on copies a local distribution from.
+        (lite / "static" / "pyodide").symlink_to(pyodide, target_is_directory=True)
+        shutil.copytree(pypi, lite / "pypi")
+        (lite / "jupyter-lite.json").write_text(json.dumps(lite_settings(), indent=2))
+        config = {
+            "LiteBuildConfig": {
+                "output_dir": str(out),
+                "contents": [str(contents.resolve())] if contents is not None else [],
+                "federated_extensions": federated,
+            },
+            "RayonAddon": {"service_worker": service_worker, "preload": preload, "coep": coep},
+        }
+        if wheel is not None:
+            config["RayonAddon"]["wheel"] = str(wheel.resolve())
+        (lite / "jupyter_lite_config.json").write_text(json.dumps(config, indent=2))
+        started = time.monotonic()
+        log = lite / "build.log"
+        with log.open("w") as fh:
+            proc = subprocess.run(
+                [sys.executable, "-m", "jupyterlite_core", "build"],
+                cwd=lite, stdout=fh, stderr=subprocess.STDOUT, check=False,
+            )
+        if proc.returncode != 0:
+            tail = "\n".join(log.read_text().splitlines()[-40:])
+            raise SystemExit(f"jupyter lite build failed ({proc.returncode}):\n{tail}")
+        print(f"built {out} in {time.monotonic() - started:.0f}s")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--contents", type=Path, help="notebooks and files to add to the site")
+    parser.add_argument("--service-worker", action="store_true",
+                        help="patch the site's service worker for hosts without headers")
+    parser.add_argument("--no-preload", action="store_true",
+                        help="do not load jupyterlite-rayon at kernel start")
+    parser.add_argument("--coep", choices=("require-corp", "credentialless"),
+                        default="require-corp")
+    parser.add_argument("--wheel", type=Path,
+                        help="a built jupyterlite-rayon wheel (default: written from the package)")
+    args = parser.parse_args()
+    build_site(args.out, args.contents, args.service_worker, not args.no_preload, args.coep,
+               args.wheel)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
