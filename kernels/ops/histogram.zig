@@ -1,0 +1,140 @@
+// jr_histogram: numpy.histogram(x, bins, range=(lo, hi)) counts, reproducing numpy 2's
+// uniform-bin path step by step: edges from np.linspace, bin index from
+// (x - lo) / (hi - lo) * bins, then its one-step corrections against the edges. For float32
+// input numpy works in float32 (edges, comparisons, x - lo) with the division in float64;
+// that is reproduced too. Each stripe of the input counts into its own partial histogram;
+// counts are integers, so results are identical for any thread count.
+const std = @import("std");
+const c = @import("common.zig");
+const rt = c.rt;
+
+/// Partial histograms take at most this many bytes of scratch (beyond one).
+const partials_budget: usize = 8 << 20;
+
+/// Element type numpy computes bin edges and indices in: float32 for float32, else float64.
+fn EdgeType(comptime T: type) type {
+    return if (T == f32) f32 else f64;
+}
+
+/// np.linspace(lo, hi, bins + 1) evaluated in f64, including its step == 0 branch.
+pub fn linspaceEdge(lo: f64, hi: f64, bins: usize, i: usize) f64 {
+    if (i == bins) return hi;
+    const delta = hi - lo;
+    const div: f64 = @floatFromInt(bins);
+    const fi: f64 = @floatFromInt(i);
+    const step = delta / div;
+    if (step == 0) return (fi / div) * delta + lo;
+    return fi * step + lo;
+}
+
+fn Binner(comptime T: type) type {
+    return struct {
+        const E = EdgeType(T);
+        edges: []const E,
+        lo: E,
+        hi: E,
+        denom: f64,
+        bins: usize,
+
+        /// numpy's bin for v, or null when v is outside [lo, hi] or NaN.
+        inline fn bin(self: *const @This(), v: T) ?usize {
+            const x: E = if (@typeInfo(T) == .float) v else @floatFromInt(v);
+            if (!(x >= self.lo and x <= self.hi)) return null;
+            const f = (@as(f64, x - self.lo) / self.denom) * @as(f64, @floatFromInt(self.bins));
+            var idx: usize = if (f >= @as(f64, @floatFromInt(self.bins))) self.bins - 1 else @intFromFloat(f);
+            if (x < self.edges[idx]) {
+                idx -|= 1;
+            } else if (idx != self.bins - 1 and x >= self.edges[idx + 1]) {
+                idx += 1;
+            }
+            return idx;
+        }
+    };
+}
+
+fn Stripes(comptime T: type) type {
+    return struct {
+        binner: Binner(T),
+        x: []align(1) const T,
+        /// stripe 0 counts straight into out; stripe s > 0 into partials[(s-1)*bins ..]
+        out: []align(1) i64,
+        partials: []i64,
+        stripes: usize,
+
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            const n: u64 = self.x.len;
+            for (lo..hi) |s| {
+                const start: usize = @intCast(n * s / self.stripes);
+                const end: usize = @intCast(n * (s + 1) / self.stripes);
+                const b = self.binner.bins;
+                const counts: []align(1) i64 = if (s == 0) self.out else self.partials[(s - 1) * b ..][0..b];
+                for (self.x[start..end]) |v| {
+                    if (self.binner.bin(v)) |idx| counts[idx] += 1;
+                }
+            }
+        }
+    };
+}
+
+const Combine = struct {
+    out: []align(1) i64,
+    partials: []const i64,
+    pub fn run(self: *Combine, lo: usize, hi: usize) void {
+        const b = self.out.len;
+        var p: usize = 0;
+        while (p < self.partials.len) : (p += b) {
+            for (lo..hi) |j| self.out[j] += self.partials[p + j];
+        }
+    }
+};
+
+fn histogramTyped(comptime T: type, x: []align(1) const T, bins: usize, lo: f64, hi: f64, out: []align(1) i64) i32 {
+    const E = EdgeType(T);
+    const edges = c.scratch(E, bins + 1) orelse return c.E_NOMEM;
+    defer c.freeScratch(edges);
+    for (edges, 0..) |*e, i| e.* = @floatCast(linspaceEdge(lo, hi, bins, i));
+    // numpy: "Too many bins for data range. Cannot create N finite-sized bins."
+    for (edges[0..bins], edges[1..]) |a, b| if (!(a < b)) return c.E_INVAL;
+
+    @memset(out, 0);
+    if (x.len == 0) return c.OK;
+    const blocks = c.blockCount(x.len);
+    const max_partials = @max(1, partials_budget / (bins * 8));
+    const stripes = @min(blocks, 4 * rt.numThreads(), max_partials + 1);
+    const partials = c.scratch(i64, (stripes - 1) * bins) orelse return c.E_NOMEM;
+    defer c.freeScratch(partials);
+    @memset(partials, 0);
+
+    var body: Stripes(T) = .{
+        .binner = .{ .edges = edges, .lo = @floatCast(lo), .hi = @floatCast(hi), .denom = hi - lo, .bins = bins },
+        .x = x,
+        .out = out,
+        .partials = partials,
+        .stripes = stripes,
+    };
+    rt.parallelFor(stripes, 1, &body);
+    if (stripes > 1 and !rt.cancelled()) {
+        var comb: Combine = .{ .out = out, .partials = partials };
+        rt.parallelFor(bins, 4096, &comb);
+    }
+    return c.OK;
+}
+
+/// jr_histogram(dtype, x, n, bins, lo, hi, out)
+pub fn histogram(dtype_code: u32, x: usize, n: usize, bins: u32, lo: f64, hi: f64, out: usize) i32 {
+    const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
+    if (dt == .u32) return c.E_DTYPE;
+    if (bins == 0 or !std.math.isFinite(lo) or !std.math.isFinite(hi) or !(lo < hi)) return c.E_INVAL;
+    const xr = c.byteRange(x, n, dt.size()) orelse return c.E_RANGE;
+    const outr = c.byteRange(out, bins, 8) orelse return c.E_RANGE;
+    if (xr.overlaps(outr)) return c.E_INVAL;
+    return switch (dt) {
+        inline .f64, .f32, .i32, .i64 => |d| histogramTyped(d.Type(), c.slice(d.Type(), x, n), bins, lo, hi, c.slice(i64, out, bins)),
+        .u32 => unreachable,
+    };
+}
+
+test "linspaceEdge matches np.linspace(-1.3, 2.9, 8)" {
+    const numpy = [_]f64{ -1.3, -0.7000000000000001, -0.10000000000000009, 0.4999999999999998, 1.0999999999999999, 1.7, 2.3, 2.9 };
+    for (numpy, 0..) |e, i| try std.testing.expectEqual(e, linspaceEdge(-1.3, 2.9, 7, i));
+}

@@ -1,0 +1,134 @@
+// jr_matmul: row-major C[m,n] = A[m,k] @ B[k,n] for f64 and f32. C is cut into fixed tiles
+// (tile_rows x tile_cols) run in parallel; inside a tile, k is walked in slabs of k_slab so
+// the B slab stays in cache, and a register-blocked SIMD micro-kernel computes micro_rows x
+// (2 vectors) of C at a time. Tiles do not depend on the thread count, so neither do results.
+const std = @import("std");
+const c = @import("common.zig");
+const rt = c.rt;
+
+const micro_rows = 4;
+const micro_vecs = 2;
+const k_slab = 256;
+const tile_rows = 64;
+
+fn Kernel(comptime T: type) type {
+    return struct {
+        const vl = 16 / @sizeOf(T); // one simd128 register
+        const V = @Vector(vl, T);
+        const micro_cols = micro_vecs * vl;
+        // Tile width: a k_slab x tile_cols slab of B is 128 KiB.
+        const tile_cols = (128 * 1024) / (k_slab * @sizeOf(T));
+
+        a: c.Ptr(T),
+        b: c.Ptr(T),
+        cm: c.Ptr(T),
+        m: usize,
+        k: usize,
+        n: usize,
+        col_tiles: usize,
+
+        /// C[i..i+micro_rows, j..j+micro_cols] (=, or += when !first) A[i.., p0..p1] @ B[p0..p1, j..]
+        inline fn micro(self: *const @This(), i: usize, j: usize, p0: usize, p1: usize, first: bool) void {
+            var acc: [micro_rows][micro_vecs]V = @splat(@splat(@splat(0)));
+            for (p0..p1) |p| {
+                const brow = self.b + p * self.n + j;
+                var bv: [micro_vecs]V = undefined;
+                inline for (0..micro_vecs) |v| bv[v] = brow[v * vl ..][0..vl].*;
+                inline for (0..micro_rows) |r| {
+                    const av: V = @splat(self.a[(i + r) * self.k + p]);
+                    inline for (0..micro_vecs) |v| acc[r][v] += av * bv[v];
+                }
+            }
+            inline for (0..micro_rows) |r| {
+                const crow = self.cm + (i + r) * self.n + j;
+                inline for (0..micro_vecs) |v| {
+                    const dst = crow[v * vl ..][0..vl];
+                    dst.* = if (first) acc[r][v] else @as(V, dst.*) + acc[r][v];
+                }
+            }
+        }
+
+        /// The ragged edges (fewer than micro_rows rows or micro_cols columns), a row at a
+        /// time: C[i, col0..col1] += A[i,p] * B[p, col0..col1], vectorised over columns.
+        fn edge(self: *const @This(), r0: usize, r1: usize, col0: usize, col1: usize, p0: usize, p1: usize) void {
+            for (r0..r1) |i| {
+                const crow = self.cm + i * self.n;
+                if (p0 == 0) @memset(crow[col0..col1], 0);
+                for (p0..p1) |p| {
+                    const aip = self.a[i * self.k + p];
+                    const brow = self.b + p * self.n;
+                    const av: V = @splat(aip);
+                    var j = col0;
+                    while (j + vl <= col1) : (j += vl) {
+                        crow[j..][0..vl].* = @as(V, crow[j..][0..vl].*) + av * @as(V, brow[j..][0..vl].*);
+                    }
+                    while (j < col1) : (j += 1) crow[j] += aip * brow[j];
+                }
+            }
+        }
+
+        fn tile(self: *const @This(), t: usize) void {
+            const row0 = (t / self.col_tiles) * tile_rows;
+            const col0 = (t % self.col_tiles) * tile_cols;
+            const row1 = @min(self.m, row0 + tile_rows);
+            const col1 = @min(self.n, col0 + tile_cols);
+            const full_i = row0 + (row1 - row0) / micro_rows * micro_rows;
+            const full_j = col0 + (col1 - col0) / micro_cols * micro_cols;
+            var p0: usize = 0;
+            while (p0 < self.k) : (p0 += k_slab) {
+                const p1 = @min(self.k, p0 + k_slab);
+                var i = row0;
+                while (i < full_i) : (i += micro_rows) {
+                    var j = col0;
+                    while (j < full_j) : (j += micro_cols) self.micro(i, j, p0, p1, p0 == 0);
+                    if (full_j < col1) self.edge(i, i + micro_rows, full_j, col1, p0, p1);
+                }
+                if (full_i < row1) self.edge(full_i, row1, col0, col1, p0, p1);
+            }
+        }
+
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            for (lo..hi) |t| self.tile(t);
+        }
+    };
+}
+
+fn matmulTyped(comptime T: type, a: usize, b: usize, cm: usize, m: usize, k: usize, n: usize) i32 {
+    const K = Kernel(T);
+    if (m == 0 or n == 0) return c.OK;
+    if (k == 0) {
+        @memset(c.slice(T, cm, m * n), 0);
+        return c.OK;
+    }
+    const row_tiles = (m + tile_rows - 1) / tile_rows;
+    const col_tiles = (n + K.tile_cols - 1) / K.tile_cols;
+    var body: K = .{
+        .a = @ptrFromInt(a),
+        .b = @ptrFromInt(b),
+        .cm = @ptrFromInt(cm),
+        .m = m,
+        .k = k,
+        .n = n,
+        .col_tiles = col_tiles,
+    };
+    rt.parallelFor(row_tiles * col_tiles, 1, &body);
+    return c.OK;
+}
+
+/// jr_matmul(dtype, a, b, c, m, k, n)
+pub fn matmul(dtype_code: u32, a: usize, b: usize, cm: usize, m: usize, k: usize, n: usize) i32 {
+    const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
+    if (!dt.isFloat()) return c.E_DTYPE;
+    const mk = std.math.mul(usize, m, k) catch return c.E_INVAL;
+    const kn = std.math.mul(usize, k, n) catch return c.E_INVAL;
+    const mn = std.math.mul(usize, m, n) catch return c.E_INVAL;
+    const ar = c.byteRange(a, mk, dt.size()) orelse return c.E_RANGE;
+    const br = c.byteRange(b, kn, dt.size()) orelse return c.E_RANGE;
+    const cr = c.byteRange(cm, mn, dt.size()) orelse return c.E_RANGE;
+    // C is written while A and B are still read: no overlap at all.
+    if (cr.overlaps(ar) or cr.overlaps(br)) return c.E_INVAL;
+    return switch (dt) {
+        inline .f64, .f32 => |d| matmulTyped(d.Type(), a, b, cm, m, k, n),
+        else => unreachable,
+    };
+}

@@ -1,0 +1,71 @@
+// jr_pi: Monte Carlo hit count with the counter-based SplitMix64 of kernels/ABI.md. Sample i
+// depends only on (seed, i), so any split of the samples gives the same count.
+const std = @import("std");
+const builtin = @import("builtin");
+const c = @import("common.zig");
+const rt = c.rt;
+
+const golden: u64 = 0x9E3779B97F4A7C15;
+/// Samples per task: about a millisecond of work.
+const block: u64 = 1 << 16;
+/// More samples than this would take days; refusing keeps the block count inside usize.
+pub const max_samples: i64 = 1 << 47;
+
+fn mix(z0: u64) u64 {
+    var z = z0;
+    z ^= z >> 30;
+    z *%= 0xBF58476D1CE4E5B9;
+    z ^= z >> 27;
+    z *%= 0x94D049BB133111EB;
+    return z ^ (z >> 31);
+}
+
+pub fn h(seed: u64, counter: u64) u64 {
+    return mix(seed +% (counter +% 1) *% golden);
+}
+
+pub fn unit(bits: u64) f64 {
+    return @as(f64, @floatFromInt(bits >> 11)) * 0x1p-53;
+}
+
+/// Hits among samples [lo, hi).
+pub fn countHits(seed: u64, lo: u64, hi: u64) u64 {
+    var hits: u64 = 0;
+    var i = lo;
+    while (i < hi) : (i += 1) {
+        const x = unit(h(seed, 2 *% i));
+        const y = unit(h(seed, 2 *% i +% 1));
+        hits += @intFromBool(x * x + y * y < 1.0);
+    }
+    return hits;
+}
+
+const Blocks = struct {
+    seed: u64,
+    samples: u64,
+    hits: u64 = 0,
+
+    pub fn run(self: *Blocks, lo: usize, hi: usize) void {
+        const s = @as(u64, lo) * block;
+        const e = @min(self.samples, @as(u64, hi) * block);
+        const n = countHits(self.seed, s, e);
+        // One atomic add per task; the st build has no atomics and needs none.
+        if (builtin.single_threaded) {
+            self.hits += n;
+        } else {
+            _ = @atomicRmw(u64, &self.hits, .Add, n, .monotonic);
+        }
+    }
+};
+
+/// jr_pi(samples, seed, out)
+pub fn pi(samples: i64, seed: i64, out: usize) i32 {
+    if (samples < 0 or samples > max_samples) return c.E_INVAL;
+    _ = c.byteRange(out, 1, 8) orelse return c.E_RANGE;
+    const ns: u64 = @intCast(samples);
+    var body: Blocks = .{ .seed = @bitCast(seed), .samples = ns };
+    const nblocks: usize = @intCast((ns + block - 1) / block);
+    rt.parallelFor(nblocks, 1, &body);
+    c.slice(i64, out, 1)[0] = @intCast(body.hits);
+    return c.OK;
+}

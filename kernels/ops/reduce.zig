@@ -1,0 +1,249 @@
+// Reductions (sum, min, max, mean) and dot, deterministic for any thread count: each fixed
+// 4096-element block is reduced in a fixed order (SIMD lanes, then a fixed lane tree), and
+// block partials are combined by common.pairwiseCombine.
+const std = @import("std");
+const c = @import("common.zig");
+const rt = c.rt;
+
+pub const Op = enum(u32) { sum = 0, min = 1, max = 2, mean = 3 };
+
+/// Width of the block accumulators; 8 f64 lanes are four simd128 registers.
+const lanes = 8;
+
+/// Per-block partial result: f64 for float inputs (and for mean), i64 for int inputs.
+fn Acc(comptime T: type) type {
+    return if (@typeInfo(T) == .float) f64 else i64;
+}
+
+fn addAcc(comptime A: type) fn (A, A) A {
+    return struct {
+        fn f(a: A, b: A) A {
+            return if (A == f64) a + b else a +% b;
+        }
+    }.f;
+}
+
+/// Fixed lane tree: (l0+l4)+(l2+l6) + (l1+l5)+(l3+l7).
+fn laneSum(v: @Vector(lanes, f64)) f64 {
+    const a: [lanes]f64 = v;
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+/// Sum of one block into R: f64 (floats, and ints for mean) or wrapping i64 (int sum).
+fn blockSum(comptime T: type, comptime R: type, x: []align(1) const T) R {
+    if (R == f64) {
+        const V = @Vector(lanes, f64);
+        var acc: V = @splat(0.0);
+        var i: usize = 0;
+        while (i + lanes <= x.len) : (i += lanes) acc += toF64Vec(T, x[i..][0..lanes].*);
+        var s = laneSum(acc);
+        while (i < x.len) : (i += 1) s += toF64(T, x[i]);
+        return s;
+    } else {
+        var s: i64 = 0;
+        for (x) |v| s +%= @as(i64, v);
+        return s;
+    }
+}
+
+fn blockDot(comptime T: type, x: []align(1) const T, y: []align(1) const T) Acc(T) {
+    if (Acc(T) == f64) {
+        const V = @Vector(lanes, f64);
+        var acc: V = @splat(0.0);
+        var i: usize = 0;
+        while (i + lanes <= x.len) : (i += lanes) {
+            acc += toF64Vec(T, x[i..][0..lanes].*) * toF64Vec(T, y[i..][0..lanes].*);
+        }
+        var s = laneSum(acc);
+        while (i < x.len) : (i += 1) s += toF64(T, x[i]) * toF64(T, y[i]);
+        return s;
+    } else {
+        var s: i64 = 0;
+        for (x, y) |a, b| s +%= @as(i64, a) *% @as(i64, b);
+        return s;
+    }
+}
+
+fn toF64(comptime T: type, v: T) f64 {
+    return if (@typeInfo(T) == .float) @floatCast(v) else @floatFromInt(v);
+}
+
+fn toF64Vec(comptime T: type, v: [lanes]T) @Vector(lanes, f64) {
+    const tv: @Vector(lanes, T) = v;
+    return if (@typeInfo(T) == .float) @floatCast(tv) else @floatFromInt(tv);
+}
+
+/// min or max of one non-empty block; floats propagate NaN like numpy.
+fn blockExtreme(comptime T: type, comptime is_min: bool, x: []align(1) const T) Acc(T) {
+    if (@typeInfo(T) == .float) {
+        const V = @Vector(lanes, T);
+        var best: V = @splat(x[0]);
+        var nan: @Vector(lanes, bool) = @splat(false);
+        var i: usize = 0;
+        while (i + lanes <= x.len) : (i += lanes) {
+            const v: V = x[i..][0..lanes].*;
+            nan = nan | (v != v);
+            best = @select(T, if (is_min) v < best else v > best, v, best);
+        }
+        if (@reduce(.Or, nan)) return std.math.nan(f64);
+        var r: T = @reduce(if (is_min) .Min else .Max, best);
+        while (i < x.len) : (i += 1) {
+            const v = x[i];
+            if (v != v) return std.math.nan(f64);
+            if (if (is_min) v < r else v > r) r = v;
+        }
+        return r;
+    } else {
+        var r: T = x[0];
+        for (x) |v| r = if (is_min) @min(r, v) else @max(r, v);
+        return r;
+    }
+}
+
+fn extremeCombine(comptime A: type, comptime is_min: bool) fn (A, A) A {
+    return struct {
+        fn f(a: A, b: A) A {
+            if (A == f64 and (a != a or b != b)) return std.math.nan(f64);
+            return if (is_min) @min(a, b) else @max(a, b);
+        }
+    }.f;
+}
+
+/// Reduce `nb` blocks with `ctx.block(b) -> A` in parallel and combine the partials with the
+/// fixed pairwise tree. Returns null when scratch memory is exhausted.
+fn reduceBlocks(comptime A: type, nb: usize, ctx: anytype, comptime combine: fn (A, A) A) ?A {
+    if (nb == 1) return ctx.block(0);
+    const parts = c.scratch(A, nb) orelse return null;
+    defer c.freeScratch(parts);
+    const Body = struct {
+        ctx: @TypeOf(ctx),
+        parts: []A,
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            for (lo..hi) |b| self.parts[b] = self.ctx.block(b);
+        }
+    };
+    var body: Body = .{ .ctx = ctx, .parts = parts };
+    // 4 blocks (16K elements) a chunk at least: a few microseconds of work per task.
+    rt.parallelFor(nb, 4, &body);
+    if (rt.cancelled()) return @as(A, 0);
+    return c.pairwiseCombine(A, parts, combine);
+}
+
+fn blockSlice(comptime T: type, x: []align(1) const T, b: usize) []align(1) const T {
+    const lo = b * c.block_len;
+    return x[lo..@min(x.len, lo + c.block_len)];
+}
+
+fn reduceTyped(comptime T: type, comptime op: Op, x: []align(1) const T, out: usize) i32 {
+    const nb = c.blockCount(x.len);
+    const A = Acc(T);
+    switch (op) {
+        .sum, .mean => {
+            const R = if (op == .mean) f64 else A;
+            const Ctx = struct {
+                x: []align(1) const T,
+                fn block(self: @This(), b: usize) R {
+                    return blockSum(T, R, blockSlice(T, self.x, b));
+                }
+            };
+            const total: R = if (nb == 0) 0 else reduceBlocks(R, nb, Ctx{ .x = x }, addAcc(R)) orelse
+                return c.E_NOMEM;
+            if (op == .mean) {
+                const mean: f64 = if (x.len == 0)
+                    std.math.nan(f64)
+                else
+                    total / @as(f64, @floatFromInt(x.len));
+                c.slice(f64, out, 1)[0] = mean;
+            } else {
+                c.slice(R, out, 1)[0] = total;
+            }
+        },
+        .min, .max => {
+            if (x.len == 0) return c.E_EMPTY;
+            const result = extremeOf(T, op == .min, x, nb);
+            c.slice(A, out, 1)[0] = result orelse return c.E_NOMEM;
+        },
+    }
+    return c.OK;
+}
+
+fn extremeOf(comptime T: type, comptime is_min: bool, x: []align(1) const T, nb: usize) ?Acc(T) {
+    const Ctx = struct {
+        x: []align(1) const T,
+        fn block(self: @This(), b: usize) Acc(T) {
+            return blockExtreme(T, is_min, blockSlice(T, self.x, b));
+        }
+    };
+    return reduceBlocks(Acc(T), nb, Ctx{ .x = x }, extremeCombine(Acc(T), is_min));
+}
+
+/// jr_reduce(op, dtype, x, n, out): see kernels/ABI.md.
+pub fn reduce(op_code: u32, dtype_code: u32, x: usize, n: usize, out: usize) i32 {
+    const op = std.enums.fromInt(Op, op_code) orelse return c.E_INVAL;
+    const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
+    if (dt == .u32) return c.E_DTYPE;
+    const xr = c.byteRange(x, n, dt.size()) orelse return c.E_RANGE;
+    const outr = c.byteRange(out, 1, 8) orelse return c.E_RANGE;
+    if (xr.overlaps(outr)) return c.E_INVAL;
+    return switch (dt) {
+        inline .f64, .f32, .i32, .i64 => |d| switch (op) {
+            inline else => |o| reduceTyped(d.Type(), o, c.slice(d.Type(), x, n), out),
+        },
+        .u32 => unreachable,
+    };
+}
+
+/// jr_dot(dtype, x, y, n, out): sum of x[i]*y[i], blocks and tree as for sum.
+pub fn dot(dtype_code: u32, x: usize, y: usize, n: usize, out: usize) i32 {
+    const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
+    if (dt == .u32) return c.E_DTYPE;
+    const xr = c.byteRange(x, n, dt.size()) orelse return c.E_RANGE;
+    const yr = c.byteRange(y, n, dt.size()) orelse return c.E_RANGE;
+    const outr = c.byteRange(out, 1, 8) orelse return c.E_RANGE;
+    if (xr.overlaps(outr) or yr.overlaps(outr)) return c.E_INVAL;
+    return switch (dt) {
+        inline .f64, .f32, .i32, .i64 => |d| dotTyped(d.Type(), c.slice(d.Type(), x, n), c.slice(d.Type(), y, n), out),
+        .u32 => unreachable,
+    };
+}
+
+fn dotTyped(comptime T: type, x: []align(1) const T, y: []align(1) const T, out: usize) i32 {
+    const A = Acc(T);
+    const Ctx = struct {
+        x: []align(1) const T,
+        y: []align(1) const T,
+        fn block(self: @This(), b: usize) A {
+            return blockDot(T, blockSlice(T, self.x, b), blockSlice(T, self.y, b));
+        }
+    };
+    const nb = c.blockCount(x.len);
+    const total: A = if (nb == 0) 0 else reduceBlocks(A, nb, Ctx{ .x = x, .y = y }, addAcc(A)) orelse
+        return c.E_NOMEM;
+    c.slice(A, out, 1)[0] = total;
+    return c.OK;
+}
+
+/// The documented order, written plainly: the reference the tests hold the kernel to.
+pub fn referenceSum(comptime T: type, x: []const T) Acc(T) {
+    const A = Acc(T);
+    const nb = c.blockCount(x.len);
+    if (nb == 0) return 0;
+    var parts: [64]A = undefined;
+    std.debug.assert(nb <= parts.len);
+    for (0..nb) |b| {
+        const blk = x[b * c.block_len .. @min(x.len, (b + 1) * c.block_len)];
+        if (A == f64) {
+            var l: [lanes]f64 = @splat(0);
+            const full = blk.len / lanes * lanes;
+            for (blk[0..full], 0..) |v, i| l[i % lanes] += toF64(T, v);
+            var s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+            for (blk[full..]) |v| s += toF64(T, v);
+            parts[b] = s;
+        } else {
+            var s: i64 = 0;
+            for (blk) |v| s +%= @as(i64, v);
+            parts[b] = s;
+        }
+    }
+    return c.pairwiseCombine(A, parts[0..nb], addAcc(A));
+}

@@ -1,0 +1,95 @@
+// jr_cumsum: inclusive prefix sum in two parallel passes over fixed 4096-element blocks
+// (block totals, then each block re-scanned from its offset), so the result does not depend
+// on the thread count. Offsets are a sequential prefix of the block totals.
+const std = @import("std");
+const c = @import("common.zig");
+const rt = c.rt;
+
+/// Output element type: the input's for floats, int64 for ints (wrapping).
+pub fn Out(comptime T: type) type {
+    return if (@typeInfo(T) == .float) T else i64;
+}
+
+/// Type of block totals and offsets: f64 for floats (f32 blocks still accumulate in f32).
+fn Total(comptime T: type) type {
+    return if (@typeInfo(T) == .float) f64 else i64;
+}
+
+fn add(comptime A: type, a: A, b: A) A {
+    return if (@typeInfo(A) == .float) a + b else a +% b;
+}
+
+fn blockTotal(comptime T: type, x: []align(1) const T) Total(T) {
+    var acc: Out(T) = 0;
+    for (x) |v| acc = add(Out(T), acc, v);
+    return acc;
+}
+
+fn blockScan(comptime T: type, x: []align(1) const T, out: []align(1) Out(T), offset: Total(T)) void {
+    var acc: Out(T) = if (@typeInfo(T) == .float) @floatCast(offset) else offset;
+    for (x, out) |v, *o| {
+        acc = add(Out(T), acc, v);
+        o.* = acc;
+    }
+}
+
+fn Pass(comptime T: type, comptime scan_pass: bool) type {
+    return struct {
+        x: []align(1) const T,
+        out: []align(1) Out(T),
+        totals: []Total(T),
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            for (lo..hi) |b| {
+                const s = b * c.block_len;
+                const e = @min(self.x.len, s + c.block_len);
+                if (scan_pass) {
+                    blockScan(T, self.x[s..e], self.out[s..e], self.totals[b]);
+                } else {
+                    self.totals[b] = blockTotal(T, self.x[s..e]);
+                }
+            }
+        }
+    };
+}
+
+fn cumsumTyped(comptime T: type, x: []align(1) const T, out: []align(1) Out(T)) i32 {
+    const nb = c.blockCount(x.len);
+    if (nb <= 1) {
+        blockScan(T, x, out, 0);
+        return c.OK;
+    }
+    const totals = c.scratch(Total(T), nb) orelse return c.E_NOMEM;
+    defer c.freeScratch(totals);
+    var p1: Pass(T, false) = .{ .x = x, .out = out, .totals = totals };
+    rt.parallelFor(nb, 2, &p1);
+    if (rt.cancelled()) return c.E_CANCELED;
+    // Exclusive prefix of the totals, in place and in block order.
+    var run: Total(T) = 0;
+    for (totals) |*t| {
+        const next = add(Total(T), run, t.*);
+        t.* = run;
+        run = next;
+    }
+    var p2: Pass(T, true) = .{ .x = x, .out = out, .totals = totals };
+    rt.parallelFor(nb, 2, &p2);
+    return c.OK;
+}
+
+/// jr_cumsum(dtype, x, out, n)
+pub fn cumsum(dtype_code: u32, x: usize, out: usize, n: usize) i32 {
+    const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
+    if (dt == .u32) return c.E_DTYPE;
+    const out_size: usize = if (dt.isFloat()) dt.size() else 8;
+    const xr = c.byteRange(x, n, dt.size()) orelse return c.E_RANGE;
+    const outr = c.byteRange(out, n, out_size) orelse return c.E_RANGE;
+    // In place works only element for element (same size); any other overlap is refused.
+    if (!xr.sameOrDisjoint(outr)) return c.E_INVAL;
+    return switch (dt) {
+        inline .f64, .f32, .i32, .i64 => |d| cumsumTyped(
+            d.Type(),
+            c.slice(d.Type(), x, n),
+            c.slice(Out(d.Type()), out, n),
+        ),
+        .u32 => unreachable,
+    };
+}

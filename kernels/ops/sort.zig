@@ -1,0 +1,260 @@
+// jr_sort and jr_argsort: parallel stable merge sort. Fixed 4096-element blocks are sorted in
+// parallel (insertion-sorted runs merged in cache), then each level merges pairs of runs with
+// the whole level split evenly over tasks (merge-path co-ranks), so the last levels, with one
+// or two big merges, still use every thread. Floats sort NaN last, like numpy.
+const std = @import("std");
+const c = @import("common.zig");
+const rt = c.rt;
+
+const block_len: usize = 4096;
+const run_len: usize = 32;
+/// Output elements per merge task at least.
+const merge_chunk: usize = 16384;
+
+/// numpy's order: NaN after everything, NaN equal to NaN (so stability keeps their order).
+pub inline fn keyLess(comptime T: type, a: T, b: T) bool {
+    if (@typeInfo(T) == .float) return a < b or (b != b and a == a);
+    return a < b;
+}
+
+fn ValueOrder(comptime T: type) type {
+    return struct {
+        pub inline fn less(_: @This(), a: T, b: T) bool {
+            return keyLess(T, a, b);
+        }
+    };
+}
+
+/// Orders indices by their keys; equal keys keep index order because the sort is stable.
+fn IndexOrder(comptime T: type) type {
+    return struct {
+        keys: []align(1) const T,
+        pub inline fn less(self: @This(), a: i64, b: i64) bool {
+            return keyLess(T, self.keys[@intCast(a)], self.keys[@intCast(b)]);
+        }
+    };
+}
+
+fn Sorter(comptime E: type, comptime Order: type) type {
+    return struct {
+        const Self = @This();
+        const Slice = []align(1) E;
+        order: Order,
+
+        fn insertion(self: Self, s: Slice) void {
+            for (1..s.len) |i| {
+                const v = s[i];
+                var j = i;
+                while (j > 0 and self.order.less(v, s[j - 1])) : (j -= 1) s[j] = s[j - 1];
+                s[j] = v;
+            }
+        }
+
+        /// Stable merge: on ties the element of `a` (the earlier run) goes first.
+        fn merge(self: Self, a: []align(1) const E, b: []align(1) const E, dst: Slice) void {
+            var i: usize = 0;
+            var j: usize = 0;
+            var o: usize = 0;
+            while (i < a.len and j < b.len) : (o += 1) {
+                if (self.order.less(b[j], a[i])) {
+                    dst[o] = b[j];
+                    j += 1;
+                } else {
+                    dst[o] = a[i];
+                    i += 1;
+                }
+            }
+            @memcpy(dst[o..][0 .. a.len - i], a[i..]);
+            o += a.len - i;
+            @memcpy(dst[o..][0 .. b.len - j], b[j..]);
+        }
+
+        /// How many elements of `a` are among the first k outputs of merge(a, b).
+        fn coRank(self: Self, k: usize, a: []align(1) const E, b: []align(1) const E) usize {
+            var lo = k -| b.len;
+            var hi = @min(k, a.len);
+            while (lo < hi) {
+                const i = lo + (hi - lo) / 2;
+                // a[i] goes before b[k-i-1] (ties too): then more than i come from a.
+                if (!self.order.less(b[k - i - 1], a[i])) lo = i + 1 else hi = i;
+            }
+            return lo;
+        }
+
+        /// Sort s in place using tmp (same length) as the other buffer.
+        fn sortBlock(self: Self, s: Slice, tmp: Slice) void {
+            var i: usize = 0;
+            while (i < s.len) : (i += run_len) self.insertion(s[i..@min(s.len, i + run_len)]);
+            var src = s;
+            var dst = tmp;
+            var w = run_len;
+            while (w < s.len) : (w *= 2) {
+                var p: usize = 0;
+                while (p < s.len) : (p += 2 * w) {
+                    const mid = @min(s.len, p + w);
+                    const end = @min(s.len, p + 2 * w);
+                    self.merge(src[p..mid], src[mid..end], dst[p..end]);
+                }
+                const t = src;
+                src = dst;
+                dst = t;
+            }
+            if (src.ptr != s.ptr) @memcpy(s, src);
+        }
+
+        /// Merge the output range [lo, hi) of one level (runs of width w, src -> dst).
+        fn mergeRange(self: Self, src: Slice, dst: Slice, w: usize, lo: usize, hi: usize) void {
+            const n = src.len;
+            var pos = lo;
+            while (pos < hi) {
+                const start = pos / (2 * w) * (2 * w);
+                const mid = @min(n, start + w);
+                const end = @min(n, start + 2 * w);
+                const seg_end = @min(hi, end);
+                const a = src[start..mid];
+                const b = src[mid..end];
+                const k0 = pos - start;
+                const k1 = seg_end - start;
+                const a_from = self.coRank(k0, a, b);
+                const a_to = self.coRank(k1, a, b);
+                self.merge(a[a_from..a_to], b[k0 - a_from .. k1 - a_to], dst[pos..seg_end]);
+                pos = seg_end;
+            }
+        }
+    };
+}
+
+/// Sorts `buf` (n elements) with `tmp` (n elements). `fill(lo, hi)` is called by each block
+/// task first (copy the input in, or write indices). Returns false when cancelled; `buf`
+/// then still holds a permutation of its elements (the last complete level).
+fn parallelMergeSort(comptime E: type, order: anytype, buf: []align(1) E, tmp: []align(1) E, fill: anytype) bool {
+    const S = Sorter(E, @TypeOf(order));
+    const sorter: S = .{ .order = order };
+    const n = buf.len;
+    const Blocks = struct {
+        s: S,
+        buf: []align(1) E,
+        tmp: []align(1) E,
+        fill: @TypeOf(fill),
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            for (lo..hi) |b| {
+                const s = b * block_len;
+                const e = @min(self.buf.len, s + block_len);
+                self.fill.run(s, e);
+                self.s.sortBlock(self.buf[s..e], self.tmp[s..e]);
+            }
+        }
+    };
+    var blocks: Blocks = .{ .s = sorter, .buf = buf, .tmp = tmp, .fill = fill };
+    rt.parallelFor(c.blockCount(n), 1, &blocks);
+    if (rt.cancelled()) return false;
+
+    const Level = struct {
+        s: S,
+        src: []align(1) E,
+        dst: []align(1) E,
+        w: usize,
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            self.s.mergeRange(self.src, self.dst, self.w, lo, hi);
+        }
+    };
+    var level: Level = .{ .s = sorter, .src = buf, .dst = tmp, .w = block_len };
+    while (level.w < n) : (level.w *= 2) {
+        rt.parallelFor(n, merge_chunk, &level);
+        if (rt.cancelled()) break;
+        const t = level.src;
+        level.src = level.dst;
+        level.dst = t;
+    }
+    if (level.src.ptr != buf.ptr) {
+        var back: Copy(E) = .{ .src = level.src, .dst = buf };
+        // Copy back even when cancelled, so that buf keeps every element.
+        if (rt.cancelled()) back.run(0, n) else rt.parallelFor(n, merge_chunk, &back);
+    }
+    return !rt.cancelled();
+}
+
+fn Copy(comptime E: type) type {
+    return struct {
+        src: []align(1) const E,
+        dst: []align(1) E,
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            @memcpy(self.dst[lo..hi], self.src[lo..hi]);
+        }
+    };
+}
+
+fn Iota() type {
+    return struct {
+        dst: []align(1) i64,
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            for (lo..hi) |i| self.dst[i] = @intCast(i);
+        }
+    };
+}
+
+fn NoFill() type {
+    return struct {
+        pub fn run(_: *@This(), _: usize, _: usize) void {}
+    };
+}
+
+fn sortTyped(comptime T: type, x: []align(1) const T, out: []align(1) T) i32 {
+    const n = x.len;
+    if (n == 0) return c.OK;
+    const tmp = c.scratch(T, n) orelse return c.E_NOMEM;
+    defer c.freeScratch(tmp);
+    const order: ValueOrder(T) = .{};
+    if (x.ptr == out.ptr) {
+        var fill: NoFill() = .{};
+        _ = parallelMergeSort(T, order, out, tmp, &fill);
+    } else {
+        var fill: Copy(T) = .{ .src = x, .dst = out };
+        _ = parallelMergeSort(T, order, out, tmp, &fill);
+    }
+    return c.OK;
+}
+
+fn argsortTyped(comptime T: type, x: []align(1) const T, out: []align(1) i64) i32 {
+    const n = x.len;
+    if (n == 0) return c.OK;
+    const tmp = c.scratch(i64, n) orelse return c.E_NOMEM;
+    defer c.freeScratch(tmp);
+    const order: IndexOrder(T) = .{ .keys = x };
+    var fill: Iota() = .{ .dst = out };
+    _ = parallelMergeSort(i64, order, out, tmp, &fill);
+    return c.OK;
+}
+
+/// jr_sort(dtype, x, out, n): stable ascending; out may be x (in place).
+pub fn sort(dtype_code: u32, x: usize, out: usize, n: usize) i32 {
+    const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
+    const xr = c.byteRange(x, n, dt.size()) orelse return c.E_RANGE;
+    const outr = c.byteRange(out, n, dt.size()) orelse return c.E_RANGE;
+    if (!xr.sameOrDisjoint(outr)) return c.E_INVAL;
+    return switch (dt) {
+        inline else => |d| sortTyped(d.Type(), c.slice(d.Type(), x, n), c.slice(d.Type(), out, n)),
+    };
+}
+
+/// jr_argsort(dtype, x, out, n): int64 indices of numpy's argsort(kind="stable").
+pub fn argsort(dtype_code: u32, x: usize, out: usize, n: usize) i32 {
+    const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
+    const xr = c.byteRange(x, n, dt.size()) orelse return c.E_RANGE;
+    const outr = c.byteRange(out, n, 8) orelse return c.E_RANGE;
+    // The keys are read until the end, so the indices cannot be written over them.
+    if (xr.overlaps(outr)) return c.E_INVAL;
+    return switch (dt) {
+        inline else => |d| argsortTyped(d.Type(), c.slice(d.Type(), x, n), c.slice(i64, out, n)),
+    };
+}
+
+test "coRank splits a stable merge" {
+    const S = Sorter(i32, ValueOrder(i32));
+    const s: S = .{ .order = .{} };
+    const a = [_]i32{ 1, 3, 3, 5 };
+    const b = [_]i32{ 2, 3, 4 };
+    // merge: 1a 2b 3a 3a 3b 4b 5a
+    const expect = [_]usize{ 0, 1, 1, 2, 3, 3, 3, 4 };
+    for (expect, 0..) |e, k| try std.testing.expectEqual(e, s.coRank(k, &a, &b));
+}
