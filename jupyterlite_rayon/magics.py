@@ -513,6 +513,22 @@ class ParallelMagics(Magics):
         else:
             raise UsageError(f"unknown arguments {line.strip()!r}; {LINE_USAGE}")
 
+    def _check_no_await(self, cell: str) -> None:
+        """CPython kernels run cells inside their event loop, so a nested cell cannot await
+        (Pyodide can: its loop runs the nested cell through JSPI)."""
+        if IN_BROWSER:
+            return
+        try:
+            asyncio.get_running_loop()
+            transformed = self.shell.transform_cell(cell)
+        except (RuntimeError, SyntaxError, ValueError):
+            return  # no running loop, or run_cell reports the broken cell itself
+        if self.shell.should_run_async(cell, transformed_cell=transformed):
+            raise UsageError(
+                "%%parallel cannot run a cell with top-level `await` in this kernel (its event "
+                "loop is busy running this cell); move the awaits to a cell of their own"
+            )
+
     def _cell(self, line: str, cell: str) -> None:
         args, extra = _cell_parser().parse_known_args(_split(line, CELL_USAGE))
         if extra:
@@ -520,6 +536,7 @@ class ParallelMagics(Magics):
         if args.threads is not None and args.sweep is not None:
             raise UsageError(f"use either -n or --sweep, not both; {CELL_USAGE}")
         repeat = parse_repeat(args.repeat)
+        self._check_no_await(cell)
         ensure_pool()
         maximum = pool.max_threads()
         if args.sweep is not None:

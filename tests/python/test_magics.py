@@ -378,3 +378,26 @@ def test_browser_cell_before_the_pool_exists(ip: InteractiveShell, seen: list[An
     monkeypatch.undo()
     result, io = run(ip, f"%%parallel -n 1\n{MEASURED_CELL}")  # and then it works
     assert result.success and seen[-1]["threads"] == 1
+
+
+def test_top_level_await_inside_a_running_loop_is_a_usage_error(
+    ip: InteractiveShell, seen: list[Any]
+) -> None:
+    # ipykernel runs cells inside its event loop; run_cell_async reproduces that here.
+    import asyncio
+
+    async def in_loop() -> ExecutionResult:
+        return await ip.run_cell_async(
+            "%%parallel -n 1\nimport asyncio\nawait asyncio.sleep(0)\nseen.append(1)",
+            transformed_cell="get_ipython().run_cell_magic('parallel', '-n 1', "
+                             "'import asyncio\\nawait asyncio.sleep(0)\\nseen.append(1)\\n')\n",
+        )
+
+    with capture_output() as io:
+        result = asyncio.run(in_loop())
+    assert not result.success and seen == []
+    assert "UsageError" in io.stderr and "await" in io.stderr
+    # without a running loop (a terminal IPython) the same cell runs
+    result, io = run(ip, "%%parallel -n 1\nimport asyncio\nawait asyncio.sleep(0)\nseen.append(1)")
+    assert result.success, io.stderr
+    assert seen == [1]
