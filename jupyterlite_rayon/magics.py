@@ -509,7 +509,11 @@ class ParallelMagics(Magics):
         elif command == "widget" and not rest:
             from .widget import widget
 
-            display(widget())
+            try:
+                view = widget()
+            except ImportError as exc:  # ipywidgets missing: say how to install it
+                raise UsageError(str(exc)) from None
+            display(view)
         else:
             raise UsageError(f"unknown arguments {line.strip()!r}; {LINE_USAGE}")
 

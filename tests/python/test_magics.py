@@ -401,3 +401,16 @@ def test_top_level_await_inside_a_running_loop_is_a_usage_error(
     result, io = run(ip, "%%parallel -n 1\nimport asyncio\nawait asyncio.sleep(0)\nseen.append(1)")
     assert result.success, io.stderr
     assert seen == [1]
+
+
+def test_line_widget_without_ipywidgets_is_a_usage_error(
+    ip: InteractiveShell, seen: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    monkeypatch.delitem(sys.modules, "jupyterlite_rayon.widget_view", raising=False)
+    result, io = run(ip, "%parallel widget")
+    assert not result.success
+    lines = io.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install ipywidgets" in lines[0], io.stderr
