@@ -40,7 +40,7 @@ const Run = struct {
 
 var lock_word: u32 = 0;
 var small_free: [class_count]?*FreeBlock = @splat(null);
-var runs: ?*Run = null; // address-ordered free page runs
+var free_runs: ?*Run = null; // address-ordered free page runs
 var seeded = false;
 
 fn lock() void {
@@ -55,7 +55,7 @@ fn unlock() void {
     @atomicStore(u32, &lock_word, 0, .release);
 }
 
-fn seed() void {
+fn seedFreeRuns() void {
     seeded = true;
     const region = platform.initialFreeRegion();
     if (region.len >= page) freeRunLocked(region.start, region.len / page);
@@ -63,9 +63,9 @@ fn seed() void {
 
 /// Take `pages` contiguous pages; grows memory when no free run fits.
 fn takePagesLocked(pages: usize) ?usize {
-    if (!seeded) seed();
+    if (!seeded) seedFreeRuns();
     var prev: ?*Run = null;
-    var cur = runs;
+    var cur = free_runs;
     var last: ?*Run = null;
     var last_prev: ?*Run = null;
     while (cur) |r| : ({
@@ -95,7 +95,7 @@ fn takePagesLocked(pages: usize) ?usize {
 fn carveLocked(prev: ?*Run, r: *Run, pages: usize) usize {
     const start = @intFromPtr(r);
     if (r.pages == pages) {
-        if (prev) |p| p.next = r.next else runs = r.next;
+        if (prev) |p| p.next = r.next else free_runs = r.next;
         return start;
     }
     r.pages -= pages;
@@ -105,7 +105,7 @@ fn carveLocked(prev: ?*Run, r: *Run, pages: usize) usize {
 /// Return a run of pages, merging with the neighbouring free runs.
 fn freeRunLocked(addr: usize, pages: usize) void {
     var prev: ?*Run = null;
-    var cur = runs;
+    var cur = free_runs;
     while (cur) |r| {
         if (@intFromPtr(r) > addr) break;
         prev = r;
@@ -121,7 +121,7 @@ fn freeRunLocked(addr: usize, pages: usize) void {
             p.next = node;
         }
     } else {
-        runs = node;
+        free_runs = node;
     }
     if (cur) |n| {
         if (@intFromPtr(node) + node.pages * page == @intFromPtr(n)) {
@@ -211,7 +211,7 @@ fn capacity(p: [*]u8) usize {
 /// pointer that never came from here) are ignored rather than corrupting the free lists.
 pub fn freeBytes(p: [*]u8) void {
     const addr = @intFromPtr(p);
-    if (addr < header_size or addr % 16 != 0 or addr > platform.memoryTop()) return;
+    if (addr % 16 != 0 or addr < platform.memoryBase() + header_size or addr >= platform.memoryTop()) return;
     const h: *Header = @ptrFromInt(addr - header_size);
     if (h.magic != live_magic) return;
     const info = h.info;
@@ -247,7 +247,7 @@ pub fn freeRunStats() struct { runs: usize, pages: usize } {
     defer unlock();
     var n: usize = 0;
     var p: usize = 0;
-    var cur = runs;
+    var cur = free_runs;
     while (cur) |r| : (cur = r.next) {
         n += 1;
         p += r.pages;
@@ -277,3 +277,161 @@ pub const allocator: std.mem.Allocator = .{ .ptr = undefined, .vtable = &.{
     .remap = vRemap,
     .free = vFree,
 } };
+
+// ---- tests ---------------------------------------------------------------------------------
+
+const testing = std.testing;
+
+fn inUse() u64 {
+    return counters.load64(&counters.block.bytes_in_use);
+}
+
+/// Sizes around every boundary: the header, each size class, the small/large switch, pages.
+const edge_sizes = [_]usize{
+    0,     1,     15,    16,    17,    31,     32,     48,     100,     1000,       2032,
+    2048,  4079,  4080,  4081,  16367, 32751,  32752,  32753,  65519,   65520,      65521,
+    65536, 99991, 131071, 131072, 131073, 1 << 20, (1 << 20) + 3, 3 << 20,
+};
+
+test "alloc: sizes around every boundary, 16-byte aligned, disjoint, bytes_in_use exact" {
+    const start = inUse();
+    var ptrs: [edge_sizes.len][*]u8 = undefined;
+    var expected: u64 = start;
+    for (edge_sizes, 0..) |n, i| {
+        ptrs[i] = allocBytes(n, 16, false).?;
+        try testing.expectEqual(@as(usize, 0), @intFromPtr(ptrs[i]) % 16);
+        @memset(ptrs[i][0..n], @truncate(i + 1));
+        // The counted size is the block: at least n plus the header, rounded up.
+        const h: *Header = @ptrFromInt(@intFromPtr(ptrs[i]) - header_size);
+        const block = blockBytes(h.info);
+        try testing.expect(block >= n + header_size);
+        if (h.info & large_bit != 0) {
+            try testing.expectEqual(std.math.divCeil(usize, n + header_size, page) catch unreachable, block / page);
+        } else {
+            try testing.expect(block < 2 * @max(n + header_size, 32));
+        }
+        expected += block;
+        try testing.expectEqual(expected, inUse());
+    }
+    // Nobody overwrote anybody: each block still holds its own byte.
+    for (edge_sizes, 0..) |n, i| {
+        for (ptrs[i][0..n]) |b| try testing.expectEqual(@as(u8, @truncate(i + 1)), b);
+    }
+    // Free in an order that is neither LIFO nor FIFO.
+    var i: usize = 0;
+    while (i < edge_sizes.len) : (i += 2) freeBytes(ptrs[i]);
+    i = 1;
+    while (i < edge_sizes.len) : (i += 2) freeBytes(ptrs[i]);
+    try testing.expectEqual(start, inUse());
+}
+
+test "alloc: zero-fill, alignment up to a page, double free and foreign pointers ignored" {
+    const start = inUse();
+    const a = allocBytes(5000, 16, false).?;
+    @memset(a[0..5000], 0xAB);
+    freeBytes(a);
+    const b = allocBytes(5000, 16, true).?;
+    for (b[0..5000]) |x| try testing.expectEqual(@as(u8, 0), x);
+    freeBytes(b);
+    freeBytes(b); // double free: ignored
+    try testing.expectEqual(start, inUse());
+    var local: [64]u8 align(16) = @splat(0);
+    freeBytes(@ptrCast(&local[16])); // not ours: ignored
+    freeBytes(@ptrFromInt(16)); // outside memory: ignored
+    for ([_]usize{ 32, 64, 256, 4096, page }) |al| {
+        for ([_]usize{ 1, 100, 40000 }) |n| {
+            const p = allocBytes(n, al, true).?;
+            try testing.expectEqual(@as(usize, 0), @intFromPtr(p) % al);
+            @memset(p[0..n], 1);
+            freeBytes(p);
+        }
+    }
+    try testing.expectEqual(start, inUse());
+    // std.mem.Allocator interface, including in-place growth within a block.
+    var list: std.ArrayList(u32) = .empty;
+    defer list.deinit(allocator);
+    for (0..100_000) |k| try list.append(allocator, @intCast(k));
+    for (list.items, 0..) |v, k| try testing.expectEqual(@as(u32, @intCast(k)), v);
+    list.deinit(allocator);
+    list = .empty;
+    try testing.expectEqual(start, inUse());
+}
+
+test "alloc: large blocks coalesce, repeated cycles keep memory flat" {
+    const start = inUse();
+    // Warm up once so that memory holds what one cycle needs.
+    const sizes = [_]usize{ 3 * page, 70_000, 10 * page + 1, 200_000, 5 * page };
+    var ptrs: [sizes.len][*]u8 = undefined;
+    for (sizes, 0..) |n, i| ptrs[i] = allocBytes(n, 16, false).?;
+    for (ptrs) |p| freeBytes(p);
+    const top = platform.memoryTop();
+    const runs_after_warmup = freeRunStats();
+    for (0..200) |cycle| {
+        for (sizes, 0..) |n, i| ptrs[i] = allocBytes(n + cycle, 16, false).?;
+        // Free middle blocks first so that coalescing has to join on both sides.
+        const order = [_]usize{ 2, 0, 4, 1, 3 };
+        for (order) |k| freeBytes(ptrs[k]);
+    }
+    try testing.expectEqual(top, platform.memoryTop());
+    try testing.expectEqual(start, inUse());
+    // Every page freed went back into the same runs.
+    const stats = freeRunStats();
+    try testing.expectEqual(runs_after_warmup.pages, stats.pages);
+    try testing.expect(stats.runs <= runs_after_warmup.runs);
+    // One block as large as all free pages together fits without growing: they merged.
+    const whole = allocBytes(stats.pages * page - header_size, 16, false).?;
+    try testing.expectEqual(top, platform.memoryTop());
+    freeBytes(whole);
+}
+
+test "alloc: out of memory returns null and the allocator keeps working" {
+    const start = inUse();
+    try testing.expect(allocBytes(std.math.maxInt(usize) - 8, 16, false) == null);
+    try testing.expect(allocBytes(std.math.maxInt(usize) / 2, 16, false) == null);
+    const saved = platform.native_max_pages;
+    platform.native_max_pages = platform.memoryTopPages() + 2;
+    defer platform.native_max_pages = saved;
+    try testing.expect(allocBytes(100 * page, 16, false) == null);
+    try testing.expectEqual(start, inUse());
+    const p = allocBytes(1000, 16, true).?;
+    freeBytes(p);
+    try testing.expectEqual(start, inUse());
+}
+
+test "alloc: concurrent alloc/free from many threads, contents intact, bytes_in_use exact" {
+    const start = inUse();
+    const Worker = struct {
+        fn run(seed: u64, failures: *u32) void {
+            var rng = std.Random.DefaultPrng.init(seed);
+            const r = rng.random();
+            var live: [64]?[]u8 = @splat(null);
+            for (0..20_000) |_| {
+                const k = r.uintLessThan(usize, live.len);
+                if (live[k]) |blk| {
+                    const tag: u8 = @truncate(@intFromPtr(blk.ptr) >> 4);
+                    for (blk) |b| {
+                        if (b != tag) _ = @atomicRmw(u32, failures, .Add, 1, .monotonic);
+                    }
+                    freeBytes(blk.ptr);
+                    live[k] = null;
+                } else {
+                    // Mostly small, sometimes large.
+                    const n = if (r.uintLessThan(u32, 16) == 0) r.uintLessThan(usize, 300_000) else r.uintLessThan(usize, 3000);
+                    const p = allocBytes(n, 16, false) orelse {
+                        _ = @atomicRmw(u32, failures, .Add, 1, .monotonic);
+                        continue;
+                    };
+                    @memset(p[0..n], @truncate(@intFromPtr(p) >> 4));
+                    live[k] = p[0..n];
+                }
+            }
+            for (live) |l| if (l) |blk| freeBytes(blk.ptr);
+        }
+    };
+    var failures: u32 = 0;
+    var threads: [6]std.Thread = undefined;
+    for (&threads, 0..) |*t, i| t.* = try std.Thread.spawn(.{}, Worker.run, .{ i + 1, &failures });
+    for (threads) |t| t.join();
+    try testing.expectEqual(@as(u32, 0), failures);
+    try testing.expectEqual(start, inUse());
+}

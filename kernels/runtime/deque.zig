@@ -113,6 +113,7 @@ test "deque stress: owner push/pop against several stealers, every item taken on
         d: D = .{},
         taken: []u8,
         done: u32 = 0,
+        started: u32 = 0,
         stolen: [n_thieves]usize = @splat(0),
 
         fn take(s: *@This(), it: *Item) void {
@@ -121,6 +122,7 @@ test "deque stress: owner push/pop against several stealers, every item taken on
         }
 
         fn thief(s: *@This(), k: usize) void {
+            _ = @atomicRmw(u32, &s.started, .Add, 1, .seq_cst);
             while (true) {
                 switch (s.d.steal()) {
                     .success => |it| {
@@ -141,6 +143,8 @@ test "deque stress: owner push/pop against several stealers, every item taken on
     var s: Shared = .{ .taken = taken };
     var threads: [n_thieves]std.Thread = undefined;
     for (0..n_thieves) |k| threads[k] = try std.Thread.spawn(.{}, Shared.thief, .{ &s, k });
+    // Start racing only once every thief runs (on a busy machine they may start late).
+    while (@atomicLoad(u32, &s.started, .seq_cst) < n_thieves) std.Thread.yield() catch {};
     var next: u32 = 0;
     var owner_popped: usize = 0;
     var rng = std.Random.DefaultPrng.init(42);
@@ -154,6 +158,8 @@ test "deque stress: owner push/pop against several stealers, every item taken on
                 next += 1;
             } else break;
         }
+        // Give the thieves a moment on a full-ish deque before popping.
+        for (0..200) |_| std.atomic.spinLoopHint();
         const pops = rng.random().uintLessThan(u32, 100);
         for (0..pops) |_| {
             if (s.d.pop()) |it| {

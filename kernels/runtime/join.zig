@@ -60,3 +60,92 @@ fn Plain(comptime T: type) type {
         }
     };
 }
+
+// ---- tests ---------------------------------------------------------------------------------
+
+const testing = std.testing;
+const support = @import("test_support.zig");
+
+const Fib = struct {
+    n: u32,
+    result: u64 = 0,
+    pub fn run(self: *Fib) void {
+        if (self.n < 2) {
+            self.result = self.n;
+            return;
+        }
+        var a: Fib = .{ .n = self.n - 1 };
+        var b: Fib = .{ .n = self.n - 2 };
+        join(&a, &b);
+        self.result = a.result + b.result;
+    }
+};
+
+fn fibRef(n: u32) u64 {
+    var a: u64 = 0;
+    var b: u64 = 1;
+    for (0..n) |_| {
+        const c = a + b;
+        a = b;
+        b = c;
+    }
+    return a;
+}
+
+test "join: fib via join matches the iterative value at every thread count" {
+    for (support.thread_counts) |t| {
+        for ([_]u32{ 0, 1, 2, 3, 10, 17, 22 }) |n| {
+            var f: Fib = .{ .n = n };
+            try support.runVoid(t, &f);
+            try testing.expectEqual(fibRef(n), f.result);
+        }
+    }
+}
+
+test "join: outside a kernel call both halves run inline" {
+    var f: Fib = .{ .n = 15 };
+    f.run();
+    try testing.expectEqual(fibRef(15), f.result);
+}
+
+/// join(deeper, leaf) nested `depth` times: more pending jobs than a deque holds, so the
+/// inline fallback for a full deque runs too. Every leaf adds its level once.
+const Deep = struct {
+    depth: u32,
+    sum: *u64,
+    pub fn run(self: *Deep) void {
+        if (self.depth == 0) return;
+        var next: Deep = .{ .depth = self.depth - 1, .sum = self.sum };
+        var leaf: Leaf = .{ .value = self.depth, .sum = self.sum };
+        join(&next, &leaf);
+    }
+    const Leaf = struct {
+        value: u64,
+        sum: *u64,
+        pub fn run(self: *Leaf) void {
+            _ = @atomicRmw(u64, self.sum, .Add, self.value, .monotonic);
+        }
+    };
+};
+
+test "join: nested 10,000 deep" {
+    // The test runner's main thread is the pool's caller; 10,000 frames need a larger stack
+    // than its default, so the whole check runs on a thread with 256 MiB of stack.
+    const Check = struct {
+        fn run(result: *anyerror!void) void {
+            result.* = check();
+        }
+        fn check() !void {
+            for ([_]u32{ 1, 2, 4 }) |t| {
+                var sum: u64 = 0;
+                var d: Deep = .{ .depth = 10_000, .sum = &sum };
+                try support.runVoid(t, &d);
+                try testing.expectEqual(@as(u64, 10_000 * 10_001 / 2), sum);
+            }
+        }
+    };
+    var result: anyerror!void = {};
+    const th = try std.Thread.spawn(.{ .stack_size = 256 << 20 }, Check.run, .{&result});
+    th.join();
+    try result;
+}

@@ -92,3 +92,141 @@ fn Ctx(comptime Body: type) type {
         };
     };
 }
+
+// ---- tests ---------------------------------------------------------------------------------
+
+const testing = std.testing;
+const support = @import("test_support.zig");
+const counters = @import("counters.zig");
+const status = @import("status.zig");
+const platform = @import("platform.zig");
+
+/// Marks every index it is given and checks each chunk's length against min_len.
+const Cover = struct {
+    seen: []u8,
+    min_len: usize,
+    short_chunks: usize = 0,
+    bad_ranges: usize = 0,
+    chunks: usize = 0,
+
+    pub fn run(self: *Cover, lo: usize, hi: usize) void {
+        if (lo >= hi or hi > self.seen.len) {
+            _ = @atomicRmw(usize, &self.bad_ranges, .Add, 1, .monotonic);
+            return;
+        }
+        if (hi - lo < @min(self.min_len, self.seen.len)) {
+            _ = @atomicRmw(usize, &self.short_chunks, .Add, 1, .monotonic);
+        }
+        _ = @atomicRmw(usize, &self.chunks, .Add, 1, .monotonic);
+        for (self.seen[lo..hi]) |*s| _ = @atomicRmw(u8, s, .Add, 1, .monotonic);
+    }
+};
+
+const ForBody = struct {
+    n: usize,
+    cover: *Cover,
+    pub fn run(self: *ForBody) void {
+        parallelFor(self.n, self.cover.min_len, self.cover);
+    }
+};
+
+test "parallelFor: every index exactly once, chunks >= min_len, many n, min_len, threads" {
+    const sizes = [_]usize{ 0, 1, 2, 3, 7, 31, 32, 33, 100, 127, 1000, 4095, 4096, 4097, 65_537, 300_007 };
+    const mins = [_]usize{ 0, 1, 2, 3, 7, 64, 1000, 5000 };
+    const buf = try testing.allocator.alloc(u8, sizes[sizes.len - 1]);
+    defer testing.allocator.free(buf);
+    for (support.thread_counts) |t| {
+        for (sizes) |n| {
+            for (mins) |m| {
+                const seen = buf[0..n];
+                @memset(seen, 0);
+                var cover: Cover = .{ .seen = seen, .min_len = m };
+                var body: ForBody = .{ .n = n, .cover = &cover };
+                try support.runVoid(t, &body);
+                try testing.expectEqual(@as(usize, 0), cover.bad_ranges);
+                try testing.expectEqual(@as(usize, 0), cover.short_chunks);
+                for (seen) |s| try testing.expectEqual(@as(u8, 1), s);
+                if (n == 0) try testing.expectEqual(@as(usize, 0), cover.chunks);
+            }
+        }
+    }
+}
+
+test "parallelFor: outside a kernel call it covers the range on the calling thread" {
+    var seen: [1001]u8 = @splat(0);
+    var cover: Cover = .{ .seen = &seen, .min_len = 10 };
+    parallelFor(seen.len, 10, &cover);
+    for (seen) |s| try testing.expectEqual(@as(u8, 1), s);
+}
+
+/// Requests cancel from inside the first chunk it runs; counts the elements that ran.
+const CancelBody = struct {
+    done: usize = 0,
+    pub fn run(self: *CancelBody, lo: usize, hi: usize) void {
+        counters.requestCancel();
+        _ = @atomicRmw(usize, &self.done, .Add, hi - lo, .monotonic);
+    }
+};
+
+const CancelCall = struct {
+    n: usize,
+    body: *CancelBody,
+    pub fn run(self: *CancelCall) i32 {
+        parallelFor(self.n, 1, self.body);
+        return status.OK;
+    }
+};
+
+test "parallelFor: cancel stops it early, the call reports E_CANCELED, the pool keeps working" {
+    const n = 1_000_000;
+    for (support.thread_counts) |t| {
+        var body: CancelBody = .{};
+        var c: CancelCall = .{ .n = n, .body = &body };
+        try testing.expectEqual(status.E_CANCELED, try support.runWith(t, &c));
+        // At most the chunks already running when the flag was set finish: far less than n.
+        try testing.expect(body.done < n / 2);
+
+        // The next call (cancel cleared, as hosts do) covers everything again.
+        const seen = try testing.allocator.alloc(u8, 10_000);
+        defer testing.allocator.free(seen);
+        @memset(seen, 0);
+        var cover: Cover = .{ .seen = seen, .min_len = 1 };
+        var fb: ForBody = .{ .n = seen.len, .cover = &cover };
+        try support.runVoid(t, &fb);
+        for (seen) |s| try testing.expectEqual(@as(u8, 1), s);
+    }
+}
+
+var polls: u32 = 0;
+fn pollCancels() i32 {
+    polls += 1;
+    return 1;
+}
+
+const CountBody = struct {
+    done: usize = 0,
+    pub fn run(self: *CountBody, lo: usize, hi: usize) void {
+        _ = @atomicRmw(usize, &self.done, .Add, hi - lo, .monotonic);
+    }
+};
+
+const CountCall = struct {
+    n: usize,
+    body: *CountBody,
+    pub fn run(self: *CountCall) i32 {
+        parallelFor(self.n, 1, self.body);
+        return status.OK;
+    }
+};
+
+test "parallelFor: a non-zero host_poll cancels the caller's call" {
+    platform.native_host_poll = &pollCancels;
+    defer platform.native_host_poll = null;
+    polls = 0;
+    // One thread: the caller runs every chunk, so it reaches the 1024-task poll quickly.
+    var body: CountBody = .{};
+    var c: CountCall = .{ .n = 1_000_000, .body = &body };
+    try testing.expectEqual(status.E_CANCELED, try support.runWith(1, &c));
+    try testing.expect(polls >= 1);
+    try testing.expect(body.done < 1_000_000);
+}

@@ -124,6 +124,16 @@ pub fn memoryTop() usize {
     return native_base + native_pages * page_size;
 }
 
+/// First address the allocator may hand out.
+pub fn memoryBase() usize {
+    return if (is_wasm) 0 else native_base;
+}
+
+pub fn memoryTopPages() usize {
+    if (is_wasm) return @wasmMemorySize(0);
+    return native_pages;
+}
+
 /// Memory between the end of static data/stack and the end of the initial memory: the
 /// allocator's first free run, so the initial 4 MiB are not wasted. Empty natively.
 pub fn initialFreeRegion() struct { start: usize, len: usize } {

@@ -266,3 +266,125 @@ pub fn call(body: anytype) i32 {
     counters.store32(&counters.block.in_call, 0);
     return result;
 }
+
+// ---- tests ---------------------------------------------------------------------------------
+
+const testing = std.testing;
+const support = @import("test_support.zig");
+const join_mod = @import("join.zig");
+
+/// Sum over 0..n split by joins, enough work for every thread to take part.
+const SumTree = struct {
+    lo: u64,
+    hi: u64,
+    result: u64 = 0,
+    pub fn run(self: *SumTree) void {
+        if (self.hi - self.lo <= 64) {
+            var s: u64 = 0;
+            var i = self.lo;
+            while (i < self.hi) : (i += 1) s += i;
+            self.result = s;
+            return;
+        }
+        const mid = self.lo + (self.hi - self.lo) / 2;
+        var a: SumTree = .{ .lo = self.lo, .hi = mid };
+        var b: SumTree = .{ .lo = mid, .hi = self.hi };
+        join_mod.join(&a, &b);
+        self.result = a.result + b.result;
+    }
+};
+
+fn expectStates(live: usize) !void {
+    for (0..max_threads) |i| {
+        const s = counters.load32(&counters.block.per_thread[i].state);
+        if (i < live) {
+            try testing.expect(s != @intFromEnum(counters.State.absent));
+        } else {
+            try testing.expectEqual(@intFromEnum(counters.State.absent), s);
+        }
+    }
+}
+
+test "setThreads: up and down repeatedly, work correct at each size, retired records absent" {
+    const sizes = [_]u32{ 1, 4, 2, 8, 1, 3, 3, 16, 5, 1, 2 };
+    for (sizes) |n| {
+        var t: SumTree = .{ .lo = 0, .hi = 100_000 };
+        try support.runVoid(n, &t);
+        try testing.expectEqual(@as(u64, 100_000 * 99_999 / 2), t.result);
+        try testing.expectEqual(n, counters.load32(&counters.block.threads));
+        try expectStates(n);
+    }
+    try testing.expectEqual(status.E_INVAL, setThreads(0));
+    try testing.expectEqual(status.E_INVAL, setThreads(max_threads + 1));
+    try testing.expectEqual(@as(usize, 2), numThreads());
+}
+
+test "call: re-entry and setThreads during a call are E_BUSY; counters advance" {
+    const Inner = struct {
+        set_rc: i32 = 0,
+        call_rc: i32 = 0,
+        in_call: u32 = 0,
+        pub fn run(self: *@This()) i32 {
+            self.in_call = counters.load32(&counters.block.in_call);
+            self.set_rc = setThreads(2);
+            var nothing: support.Void(SumTree) = .{ .inner = undefined };
+            self.call_rc = call(&nothing);
+            return status.OK;
+        }
+    };
+    const calls_before = counters.load64(&counters.block.calls);
+    var inner: Inner = .{};
+    try testing.expectEqual(status.OK, try support.runWith(3, &inner));
+    try testing.expectEqual(@as(u32, 1), inner.in_call);
+    try testing.expectEqual(status.E_BUSY, inner.set_rc);
+    try testing.expectEqual(status.E_BUSY, inner.call_rc);
+    try testing.expectEqual(@as(u32, 0), counters.load32(&counters.block.in_call));
+    try testing.expectEqual(calls_before + 1, counters.load64(&counters.block.calls));
+    try testing.expectEqual(@as(usize, 3), numThreads());
+    // A body's own error status comes back unchanged.
+    const Fails = struct {
+        pub fn run(_: *@This()) i32 {
+            return status.E_DTYPE;
+        }
+    };
+    var f: Fails = .{};
+    try testing.expectEqual(status.E_DTYPE, try support.runWith(3, &f));
+}
+
+test "idle: after a call every helper goes to sleep and busy drops to zero" {
+    var tasks_before: u64 = 0;
+    for (0..max_threads) |i| tasks_before += counters.load64(&counters.block.per_thread[i].tasks);
+    var t: SumTree = .{ .lo = 0, .hi = 1_000_000 };
+    try support.runVoid(4, &t);
+    var tasks_after: u64 = 0;
+    for (0..max_threads) |i| tasks_after += counters.load64(&counters.block.per_thread[i].tasks);
+    try testing.expect(tasks_after > tasks_before);
+    // Helpers spin briefly, then sleep on the futex. Poll (bounded) until they all do.
+    var rounds: usize = 0;
+    while (rounds < 3000) : (rounds += 1) {
+        var sleeping: usize = 0;
+        for (1..4) |i| {
+            if (counters.load32(&counters.block.per_thread[i].state) == @intFromEnum(counters.State.sleeping)) sleeping += 1;
+        }
+        if (sleeping == 3 and counters.load32(&counters.block.busy) == 0) break;
+        const never: u32 = 0;
+        _ = platform.futexWait(&never, 0, 10 * std.time.ns_per_ms); // a 10 ms sleep
+    }
+    try testing.expect(rounds < 3000);
+    try testing.expectEqual(@intFromEnum(counters.State.sleeping), counters.load32(&counters.block.per_thread[0].state));
+}
+
+test "counters: layout and constants of kernels/ABI.md" {
+    const base = @intFromPtr(&counters.block);
+    const at = struct {
+        fn u32At(addr: usize) u32 {
+            return @as(*const u32, @ptrFromInt(addr)).*;
+        }
+    };
+    try testing.expectEqual(@as(u32, 0x4A52504C), at.u32At(base));
+    try testing.expectEqual(@as(u32, 1), at.u32At(base + 4));
+    try testing.expectEqual(@as(u32, 64), at.u32At(base + 20));
+    try testing.expectEqual(@as(u32, 1), at.u32At(base + 24));
+    try testing.expectEqual(@as(usize, 64 + 64 * 64), @sizeOf(counters.Block));
+    try testing.expectEqual(@as(usize, 0), base % 64);
+}

@@ -64,3 +64,74 @@ pub fn scope(ctx: anytype, comptime body: fn (*Scope, @TypeOf(ctx)) void) void {
         std.debug.assert(s.latch.probe());
     }
 }
+
+// ---- tests ---------------------------------------------------------------------------------
+
+const testing = std.testing;
+const support = @import("test_support.zig");
+const counters = @import("counters.zig");
+
+/// Each task writes its slot; tasks with children spawn them into the same scope, from
+/// whatever thread they run on.
+const Task = struct {
+    index: usize,
+    out: []u64,
+    tasks: []Task,
+    scope: *Scope = undefined,
+    fanout: usize,
+
+    pub fn run(self: *Task) void {
+        _ = @atomicRmw(u64, &self.out[self.index], .Add, self.index * 3 + 1, .monotonic);
+        // Children of i: fanout*i+1 .. fanout*i+fanout (a tree over the array).
+        for (1..self.fanout + 1) |k| {
+            const c = self.fanout * self.index + k;
+            if (c >= self.tasks.len) break;
+            self.tasks[c] = .{ .index = c, .out = self.out, .tasks = self.tasks, .scope = self.scope, .fanout = self.fanout };
+            self.scope.spawn(&self.tasks[c]);
+        }
+    }
+};
+
+const TreeBody = struct {
+    root: *Task,
+    fn spawnRoot(s: *Scope, self: *TreeBody) void {
+        self.root.scope = s;
+        s.spawn(self.root);
+    }
+    pub fn run(self: *TreeBody) void {
+        scope(self, spawnRoot);
+    }
+};
+
+test "scope: a tree of nested spawns runs every task once, at every thread count" {
+    const n = 5000;
+    const out = try testing.allocator.alloc(u64, n);
+    defer testing.allocator.free(out);
+    const tasks = try testing.allocator.alloc(Task, n);
+    defer testing.allocator.free(tasks);
+    for (support.thread_counts) |t| {
+        for ([_]usize{ 1, 2, 7 }) |fanout| {
+            @memset(out, 0);
+            const before = counters.load64(&counters.block.bytes_in_use);
+            tasks[0] = .{ .index = 0, .out = out, .tasks = tasks, .fanout = fanout };
+            var body: TreeBody = .{ .root = &tasks[0] };
+            try support.runVoid(t, &body);
+            for (out, 0..) |v, i| try testing.expectEqual(@as(u64, i * 3 + 1), v);
+            // Heap jobs are all released once the scope has returned.
+            try testing.expectEqual(before, counters.load64(&counters.block.bytes_in_use));
+        }
+    }
+}
+
+test "scope: an empty scope returns, also outside a kernel call" {
+    const Empty = struct {
+        fn body(_: *Scope, _: void) void {}
+    };
+    scope({}, Empty.body);
+    var e: struct {
+        pub fn run(_: *@This()) void {
+            scope({}, Empty.body);
+        }
+    } = .{};
+    try support.runVoid(3, &e);
+}
