@@ -5,13 +5,13 @@ const builtin = @import("builtin");
 
 pub const rt = @import("../runtime/runtime.zig");
 
-pub const OK: i32 = 0;
-pub const E_INVAL: i32 = -1;
-pub const E_NOMEM: i32 = -2;
-pub const E_CANCELED: i32 = -3;
-pub const E_EMPTY: i32 = -4;
-pub const E_DTYPE: i32 = -5;
-pub const E_RANGE: i32 = -6;
+pub const OK = rt.status.OK;
+pub const E_INVAL = rt.status.E_INVAL;
+pub const E_NOMEM = rt.status.E_NOMEM;
+pub const E_CANCELED = rt.status.E_CANCELED;
+pub const E_EMPTY = rt.status.E_EMPTY;
+pub const E_DTYPE = rt.status.E_DTYPE;
+pub const E_RANGE = rt.status.E_RANGE;
 
 pub const Dtype = enum(u32) {
     f64 = 0,
@@ -60,8 +60,9 @@ pub fn Ptr(comptime T: type) type {
     return [*]align(1) T;
 }
 
+/// Top of wasm memory. Native tests pass addresses from the system heap, so no bound there.
 pub fn memoryBytes() usize {
-    if (builtin.cpu.arch.isWasm()) return @wasmMemorySize(0) * 65536;
+    if (builtin.cpu.arch.isWasm()) return @as(usize, @wasmMemorySize(0)) * 65536;
     return std.math.maxInt(usize);
 }
 

@@ -33,7 +33,7 @@ const thread_counts = [_]usize{ 1, 2, 3, 4 };
 
 fn setThreads(n: usize) void {
     if (@hasDecl(rt, "setThreads")) {
-        rt.setThreads(n) catch @panic("setThreads");
+        if (rt.setThreads(@intCast(n)) != c.OK) @panic("setThreads failed");
     } else {
         rt.threads = n;
     }
