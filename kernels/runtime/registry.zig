@@ -166,7 +166,9 @@ pub fn waitUntil(w: *Worker, latch: *Latch) void {
             pollHost();
         } else {
             counters.setState(w.index, .sleeping);
+            busyAdd(-1);
             latch.sleep(null);
+            busyAdd(1);
             counters.setState(w.index, .working);
         }
         idle = 0;

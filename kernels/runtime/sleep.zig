@@ -3,11 +3,12 @@
 //! Protocol (no wake-up can be lost):
 //!   sleeper: sleepers += 1; e = epoch; re-check for work (and for being retired);
 //!            if none: futex_wait(&epoch, e); sleepers -= 1
-//!   notifier: publish the work (deque push); if sleepers > 0 (read with a full barrier):
+//!   notifier: publish the work (a seq_cst store: the deque's bottom); if sleepers > 0:
 //!            epoch += 1; futex_wake(&epoch)
-//! If the notifier reads sleepers == 0, its read precedes the sleeper's increment in the
-//! single total order of seq_cst operations, so the sleeper's re-check (after the increment)
-//! sees the published work. Otherwise the notifier bumps the epoch: a sleeper that read `e`
+//! All of these are seq_cst operations (wasm atomics are, natively the orders say so). If the
+//! notifier reads sleepers == 0, its read, and the publishing store before it, precede the
+//! sleeper's increment in the single total order of seq_cst operations, so the sleeper's
+//! re-check (after the increment) sees the published work. Otherwise the notifier bumps the epoch: a sleeper that read `e`
 //! before the bump fails the futex compare and does not block, one that is already blocked is
 //! woken, and one that reads `e` after the bump also re-checks after it and sees the work.
 const std = @import("std");
@@ -19,8 +20,8 @@ var sleepers: u32 align(64) = 0;
 /// Called after making work visible (a push) or after a state change sleepers must see.
 pub fn notify(count: u32) void {
     if (!platform.threaded) return;
-    // A read-modify-write gives the store-load barrier between the publish and this read.
-    if (@atomicRmw(u32, &sleepers, .Add, 0, .seq_cst) == 0) return;
+    // A plain load keeps the common case (nobody asleep) free of writes to a shared line.
+    if (@atomicLoad(u32, &sleepers, .seq_cst) == 0) return;
     _ = @atomicRmw(u32, &epoch, .Add, 1, .seq_cst);
     platform.futexWake(&epoch, count);
 }
