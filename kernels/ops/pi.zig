@@ -1,7 +1,6 @@
 // jr_pi: Monte Carlo hit count with the counter-based SplitMix64 of kernels/ABI.md. Sample i
 // depends only on (seed, i), so any split of the samples gives the same count.
 const std = @import("std");
-const builtin = @import("builtin");
 const c = @import("common.zig");
 const rt = c.rt;
 
@@ -49,12 +48,9 @@ const Blocks = struct {
         const s = @as(u64, lo) * block;
         const e = @min(self.samples, @as(u64, hi) * block);
         const n = countHits(self.seed, s, e);
-        // One atomic add per task; the st build has no atomics and needs none.
-        if (builtin.single_threaded) {
-            self.hits += n;
-        } else {
-            _ = @atomicRmw(u64, &self.hits, .Add, n, .monotonic);
-        }
+        // One atomic add per task (the runtime's 64-bit atomics: Zig refuses them on wasm32;
+        // the st build needs none).
+        rt.counters.add64(&self.hits, n);
     }
 };
 
