@@ -498,7 +498,7 @@ def _memory_import(module: W.Module) -> W.MemoryType:
 
 def _package_wasm(filename: str) -> bytes:
     try:
-        return resources.files("jupyterlite_rayon").joinpath("wasm", filename).read_bytes()
+        return resources.files("jupyterlite_rayon").joinpath("wasm").joinpath(filename).read_bytes()
     except FileNotFoundError:
         raise errors.PoolError(
             f"jupyterlite_rayon/wasm/{filename} is missing; build it with "
@@ -546,7 +546,8 @@ class WasmtimeBackend(Backend):
         self.wasm.store_u32(self._cancel, 1)
 
     def call_value(self, export: str, *args: int | float) -> int:
-        return int(self.wasm.call_direct(export, *args))
+        value = self.wasm.call_direct(export, *args)
+        return 0 if value is None else int(value)
 
     def free_soon(self, ptr: int) -> None:
         self.wasm.free_soon("jr_free", ptr)
@@ -559,6 +560,9 @@ class WasmtimeBackend(Backend):
 
     def read_into(self, ptr: int, out: memoryview) -> None:
         self.wasm.read_into(ptr, out)
+
+    def store_u32(self, ptr: int, value: int) -> None:
+        self.wasm.store_u32(ptr, value)
 
     def memory_size(self) -> int:
         return self.wasm.memory_size()

@@ -1,0 +1,460 @@
+"""PoolArray: data resident in a wasm module's memory, and the ways to make one.
+
+An array owns one block allocated in its module's memory (jr_alloc for the pool, the
+module's malloc for a foreign module). The block is freed exactly once: by close(), by the
+context manager, or by garbage collection (weakref.finalize). Using a closed array raises.
+
+Input conversion (`asarray`): any buffer-protocol object or a list. Buffers in a dtype the
+pool lacks raise TypeError naming the dtypes it has; non-contiguous buffers (a strided
+memoryview, a numpy slice with a step, a transposed array) are copied into C order first,
+like numpy.ascontiguousarray; memory the pool cannot read in one piece is never passed.
+numpy is optional and imported only when the input is a numpy array or to_numpy() is called.
+"""
+
+from __future__ import annotations
+
+import array as _pyarray
+import math
+import struct
+import weakref
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from . import dtypes
+from .dtypes import DType
+from .errors import PoolError, PoolMemoryError
+
+_U32 = 0xFFFFFFFF
+
+
+class Arena(Protocol):
+    """Where arrays live: the pool (pool.py) or a foreign module (foreign.py)."""
+
+    name: str
+
+    def alloc(self, nbytes: int, zero: bool) -> int: ...
+    def free(self, ptr: int) -> None: ...
+    def free_soon(self, ptr: int) -> None: ...
+    def write(self, ptr: int, data: memoryview) -> None: ...
+    def read(self, ptr: int, nbytes: int) -> bytes: ...
+    def read_into(self, ptr: int, out: memoryview) -> None: ...
+    def alive(self) -> bool: ...
+
+
+class PoolArena:
+    """The running pool's memory, through its backend."""
+
+    name = "pool"
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    def alloc(self, nbytes: int, zero: bool) -> int:
+        if nbytes > _U32:
+            raise PoolMemoryError(f"{nbytes} bytes do not fit in the pool's 32-bit memory; "
+                                  "work on smaller chunks")
+        ptr = self.backend.call_value("jr_alloc", nbytes, 1 if zero else 0) & _U32
+        if not ptr:
+            raise PoolMemoryError(
+                f"the pool cannot allocate {nbytes} bytes: its memory reached the maximum; "
+                "close arrays you no longer need (a.close() or del a) or use smaller arrays"
+            )
+        return ptr
+
+    def free(self, ptr: int) -> None:
+        self.backend.call_value("jr_free", ptr)
+
+    def free_soon(self, ptr: int) -> None:
+        self.backend.free_soon(ptr)
+
+    def write(self, ptr: int, data: memoryview) -> None:
+        self.backend.write(ptr, data)
+
+    def read(self, ptr: int, nbytes: int) -> bytes:
+        return self.backend.read(ptr, nbytes)
+
+    def read_into(self, ptr: int, out: memoryview) -> None:
+        self.backend.read_into(ptr, out)
+
+    def alive(self) -> bool:
+        from . import pool
+
+        return pool._backend is self.backend
+
+
+_arenas: dict[int, PoolArena] = {}
+
+
+def pool_arena() -> PoolArena:
+    """The arena of the running pool (started lazily in CPython)."""
+    from . import pool
+
+    backend = pool.get_backend()
+    arena = _arenas.get(id(backend))
+    if arena is None or arena.backend is not backend:
+        _arenas.clear()
+        arena = _arenas[id(backend)] = PoolArena(backend)
+    return arena
+
+
+def _free(arena: Arena, ptr: int) -> None:
+    if arena.alive():
+        arena.free_soon(ptr)
+
+
+class PoolArray:
+    """A 1-D or 2-D array in a module's memory. Make one with asarray, empty or zeros."""
+
+    __slots__ = ("_arena", "_ptr", "_shape", "_dtype", "_finalizer", "__weakref__")
+
+    def __init__(self, arena: Arena, ptr: int, shape: tuple[int, ...], dtype: DType) -> None:
+        self._arena = arena
+        self._ptr = ptr
+        self._shape = shape
+        self._dtype = dtype
+        self._finalizer = weakref.finalize(self, _free, arena, ptr)
+
+    # -- properties --------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def dtype(self) -> str:
+        return self._dtype.name
+
+    @property
+    def dtype_info(self) -> DType:
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self._shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self._dtype.itemsize
+
+    @property
+    def ptr(self) -> int:
+        """Address in the module's memory (valid while the array is open)."""
+        self._check_open()
+        return self._ptr
+
+    @property
+    def arena(self) -> Arena:
+        return self._arena
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive or not self._arena.alive()
+
+    def _check_open(self) -> None:
+        if not self._finalizer.alive:
+            raise ValueError("this PoolArray is closed; make a new one with jr.asarray(...)")
+        if not self._arena.alive():
+            raise PoolError(
+                f"this PoolArray belongs to a {self._arena.name} that was shut down; "
+                "make a new array"
+            )
+
+    # -- lifetime ----------------------------------------------------------------------
+    def close(self) -> None:
+        """Free the memory now (idempotent). The array cannot be used afterwards."""
+        if self._finalizer.alive:
+            self._finalizer.detach()
+            if self._arena.alive():
+                self._arena.free(self._ptr)
+
+    def __enter__(self) -> PoolArray:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- copying out -------------------------------------------------------------------
+    def tobytes(self) -> bytes:
+        self._check_open()
+        return self._arena.read(self._ptr, self.nbytes)
+
+    def tolist(self) -> list[Any]:
+        data = memoryview(self.tobytes())
+        if self.size == 0:
+            return [] if self.ndim == 1 else [[] for _ in range(self._shape[0])]
+        return data.cast(self._dtype.format, self._shape).tolist()
+
+    def to_numpy(self) -> Any:
+        """A numpy copy of the data."""
+        import numpy as np
+
+        self._check_open()
+        out = np.empty(self._shape, dtype=self.dtype)
+        if out.nbytes:
+            self._arena.read_into(self._ptr, memoryview(out).cast("B"))
+        return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        out = self.to_numpy()
+        return out if dtype is None else out.astype(dtype)
+
+    def __len__(self) -> int:
+        return self._shape[0]
+
+    def __iter__(self) -> Any:
+        return iter(self.tolist())
+
+    def __getitem__(self, key: int | slice) -> Any:
+        self._check_open()
+        rows = self._shape[0]
+        row_items = self.size // rows if rows else 0
+        item = self._dtype.itemsize
+        if isinstance(key, slice):
+            start, stop, step = key.indices(rows)
+            picked = range(start, stop, step)
+            if step == 1:
+                raw = self._arena.read(self._ptr + start * row_items * item,
+                                       len(picked) * row_items * item)
+            else:
+                whole = self.tobytes()
+                width = row_items * item
+                raw = b"".join(whole[i * width:(i + 1) * width] for i in picked)
+            shape = (len(picked), *self._shape[1:])
+            return _from_bytes(self._arena, raw, shape, self._dtype)
+        if not isinstance(key, int) or isinstance(key, bool):
+            raise TypeError(f"PoolArray indices must be int or slice, not {type(key).__name__}")
+        index = key + rows if key < 0 else key
+        if not 0 <= index < rows:
+            raise IndexError(f"index {key} is out of bounds for length {rows}")
+        raw = self._arena.read(self._ptr + index * row_items * item, row_items * item)
+        if self.ndim == 1:
+            return struct.unpack("<" + self._dtype.format, raw)[0]
+        return _from_bytes(self._arena, raw, self._shape[1:], self._dtype)
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"PoolArray(<closed>, dtype={self.dtype})"
+        values = self.tolist() if self.size <= 12 else (self[:6].tolist() + ["..."])
+        return f"PoolArray({values}, shape={self._shape}, dtype={self.dtype})"
+
+    # -- operators (computed by the pool) ----------------------------------------------
+    def __add__(self, other: Any) -> PoolArray:
+        return _kernels().add(self, other)
+
+    def __radd__(self, other: Any) -> PoolArray:
+        return _kernels().add(other, self)
+
+    def __sub__(self, other: Any) -> PoolArray:
+        return _kernels().subtract(self, other)
+
+    def __rsub__(self, other: Any) -> PoolArray:
+        return _kernels().subtract(other, self)
+
+    def __mul__(self, other: Any) -> PoolArray:
+        return _kernels().multiply(self, other)
+
+    def __rmul__(self, other: Any) -> PoolArray:
+        return _kernels().multiply(other, self)
+
+    def __truediv__(self, other: Any) -> PoolArray:
+        return _kernels().divide(self, other)
+
+    def __rtruediv__(self, other: Any) -> PoolArray:
+        return _kernels().divide(other, self)
+
+    def __pow__(self, other: Any) -> PoolArray:
+        return _kernels().power(self, other)
+
+    def __rpow__(self, other: Any) -> PoolArray:
+        return _kernels().power(other, self)
+
+    def __neg__(self) -> PoolArray:
+        return _kernels().negative(self)
+
+    def __abs__(self) -> PoolArray:
+        return _kernels().abs(self)
+
+    def __matmul__(self, other: Any) -> PoolArray:
+        return _kernels().matmul(self, other)
+
+
+def _kernels() -> Any:
+    from . import kernels
+
+    return kernels
+
+
+# -- constructors ------------------------------------------------------------------------
+def _shape_of(shape: int | Sequence[int]) -> tuple[int, ...]:
+    dims = (shape,) if isinstance(shape, int) else tuple(shape)
+    if not 1 <= len(dims) <= 2:
+        raise ValueError(f"shape {shape!r}: PoolArrays are 1-D or 2-D")
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, int) or d < 0:
+            raise ValueError(f"shape {shape!r}: dimensions must be ints >= 0")
+    return dims
+
+
+def empty(shape: int | Sequence[int], dtype: Any = "float64", *,
+          arena: Arena | None = None) -> PoolArray:
+    """An uninitialised array in pool memory."""
+    return _new(shape, dtype, arena, zero=False)
+
+
+def zeros(shape: int | Sequence[int], dtype: Any = "float64", *,
+          arena: Arena | None = None) -> PoolArray:
+    """A zero-filled array in pool memory."""
+    return _new(shape, dtype, arena, zero=True)
+
+
+def _new(shape: int | Sequence[int], dtype: Any, arena: Arena | None, zero: bool) -> PoolArray:
+    dims = _shape_of(shape)
+    dt = dtypes.get(dtype)
+    arena = arena if arena is not None else pool_arena()
+    ptr = arena.alloc(math.prod(dims) * dt.itemsize, zero)
+    return PoolArray(arena, ptr, dims, dt)
+
+
+def _from_bytes(arena: Arena, raw: bytes | memoryview, shape: tuple[int, ...],
+                dt: DType) -> PoolArray:
+    out = PoolArray(arena, arena.alloc(len(raw), False), shape, dt)
+    try:
+        arena.write(out._ptr, memoryview(raw))
+    except BaseException:
+        out.close()
+        raise
+    return out
+
+
+def asarray(obj: Any, dtype: Any = None, *, arena: Arena | None = None) -> PoolArray:
+    """A PoolArray holding obj's data (a copy, except for a PoolArray of the same dtype).
+
+    obj: a PoolArray, any buffer-protocol object (array.array, memoryview, bytes with dtype,
+    numpy arrays, JS typed arrays in Pyodide) or a (nested) list of numbers.
+    """
+    want = None if dtype is None else dtypes.get(dtype)
+    if isinstance(obj, PoolArray):
+        obj._check_open()
+        target = arena if arena is not None else obj._arena
+        if (want is None or want == obj._dtype) and target is obj._arena:
+            return obj
+        if want is None or want == obj._dtype:
+            return _from_bytes(target, obj.tobytes(), obj.shape, obj._dtype)
+        obj = obj.tolist()
+    arena = arena if arena is not None else pool_arena()
+    if _is_numpy(obj):
+        return _from_numpy(obj, want, arena)
+    if isinstance(obj, (list, tuple)):
+        return _from_list(obj, want, arena)
+    js_buffer = _js_typed_array(obj)
+    if js_buffer is not None:
+        obj = js_buffer
+    try:
+        view = memoryview(obj)
+    except TypeError:
+        raise TypeError(
+            f"cannot make a PoolArray from {type(obj).__name__}: pass a buffer (array.array, "
+            "memoryview, numpy array) or a list of numbers"
+        ) from None
+    return _from_buffer(view, want, arena)
+
+
+def _is_numpy(obj: Any) -> bool:
+    return type(obj).__module__ == "numpy" and hasattr(obj, "__array_interface__")
+
+
+def _from_numpy(obj: Any, want: DType | None, arena: Arena) -> PoolArray:
+    import numpy as np
+
+    if obj.ndim not in (1, 2):
+        raise ValueError(f"a {obj.ndim}-D array: PoolArrays are 1-D or 2-D; reshape it first")
+    if want is None:
+        try:
+            want = dtypes.get(obj.dtype.name)
+        except TypeError:
+            raise TypeError(
+                f"numpy dtype {obj.dtype} is not supported by the pool; convert it, e.g. "
+                f"jr.asarray(x, 'float64') or x.astype('int32') ({', '.join(dtypes.names())})"
+            ) from None
+    data = np.ascontiguousarray(obj, dtype=np.dtype(want.name).newbyteorder("<"))
+    return _from_bytes(arena, memoryview(data).cast("B"), tuple(data.shape), want)
+
+
+def _from_buffer(view: memoryview, want: DType | None, arena: Arena) -> PoolArray:
+    if view.ndim not in (0, 1, 2):
+        raise ValueError(f"a {view.ndim}-D buffer: PoolArrays are 1-D or 2-D")
+    have = dtypes.from_format(view.format, view.itemsize)
+    if have is None and view.format in ("B", "b", "c") and want is not None:
+        # Raw bytes with an explicit dtype: reinterpret them (little-endian, like wasm).
+        raw = view.tobytes()
+        if len(raw) % want.itemsize:
+            raise ValueError(f"{len(raw)} bytes are not a whole number of {want.name} items "
+                             f"({want.itemsize} bytes each)")
+        return _from_bytes(arena, raw, (len(raw) // want.itemsize,), want)
+    if have is None:
+        raise TypeError(
+            f"buffer format {view.format!r} has no pool dtype; the pool supports "
+            f"{', '.join(dtypes.names())} (bytes need dtype=...)"
+        )
+    if view.ndim == 0:
+        raise ValueError("a 0-D buffer: PoolArrays are 1-D or 2-D")
+    shape = tuple(view.shape or ())
+    if want is not None and want != have:
+        return _from_list(view.tolist(), want, arena)
+    # tobytes() copies any layout (strided, non-contiguous) into C order.
+    raw: bytes | memoryview = view.cast("B") if view.c_contiguous else view.tobytes()
+    return _from_bytes(arena, raw, shape, have)
+
+
+def _from_list(values: Sequence[Any], want: DType | None, arena: Arena) -> PoolArray:
+    rows = list(values)
+    if rows and all(isinstance(r, (list, tuple)) for r in rows):
+        width = len(rows[0])
+        if any(len(r) != width for r in rows):
+            raise ValueError("rows of different lengths: a 2-D PoolArray needs equal rows")
+        flat = [v for r in rows for v in r]
+        shape: tuple[int, ...] = (len(rows), width)
+    else:
+        flat = rows
+        shape = (len(rows),)
+    for v in flat:
+        if isinstance(v, (list, tuple)):
+            raise ValueError("a ragged or >2-D list: PoolArrays are 1-D or 2-D")
+        if not isinstance(v, (int, float)):
+            raise TypeError(f"list item {v!r} is not a number")
+    if want is None:
+        want = dtypes.FLOAT64 if any(isinstance(v, float) for v in flat) else dtypes.INT64
+    if not want.is_float:
+        flat = [_checked_int(v, want) for v in flat]
+    try:
+        data = _pyarray.array(_array_code(want), flat)
+    except OverflowError:
+        raise OverflowError(f"a value does not fit in {want.name}") from None
+    return _from_bytes(arena, memoryview(data).cast("B"), shape, want)
+
+
+def _checked_int(v: int | float, want: DType) -> int:
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"{v} cannot be stored in {want.name}")
+        v = int(v)
+    bits = want.itemsize * 8
+    lo, hi = (0, 1 << bits) if want.name.startswith("u") else (-(1 << bits - 1), 1 << bits - 1)
+    if not lo <= v < hi:
+        raise OverflowError(f"{v} does not fit in {want.name}")
+    return v
+
+
+def _array_code(dt: DType) -> str:
+    return {"float64": "d", "float32": "f", "int32": "i", "int64": "q", "uint32": "I"}[dt.name]
+
+
+def _js_typed_array(obj: Any) -> Any:
+    """In Pyodide, a JS typed array proxy: its bytes as a Python buffer, else None."""
+    if type(obj).__module__ != "pyodide.ffi" and "JsProxy" not in type(obj).__name__:
+        return None
+    to_memoryview = getattr(obj, "to_memoryview", None)
+    return to_memoryview() if to_memoryview is not None else None

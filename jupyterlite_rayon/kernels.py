@@ -1,0 +1,473 @@
+"""The compute kernels: validate arguments, run a pool export, return arrays or scalars.
+
+Every function accepts PoolArrays (used in place, no copy) or anything `asarray` accepts
+(copied into pool memory for the call and freed afterwards). Results are new PoolArrays in
+pool memory, or Python scalars. Semantics follow numpy; kernels/ABI.md has the details.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import struct
+import threading
+import time
+from typing import Any
+
+from . import dtypes, errors, pool
+from .array import PoolArray, asarray, empty, pool_arena
+from .dtypes import DType
+
+_F64 = struct.Struct("<d")
+_I64 = struct.Struct("<q")
+_FLOATS = frozenset({0, 1})
+_NUMERIC = frozenset({0, 1, 2, 3})
+_SORTABLE = frozenset({0, 1, 2, 3, 4})
+_INT_SAFE = 1 << 53
+_lock = threading.RLock()  # one call at a time uses the shared scalar scratch block
+
+
+class _Call:
+    """One kernel call: converts inputs, frees temporaries, runs the export, times it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.temps: list[PoolArray] = []
+
+    def __enter__(self) -> _Call:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for t in self.temps:
+            t.close()
+
+    def array(self, obj: Any, dtype: Any = None) -> PoolArray:
+        arena = pool_arena()
+        if isinstance(obj, PoolArray):
+            obj._check_open()
+            if obj.arena is arena and (dtype is None or dtypes.get(dtype) == obj.dtype_info):
+                return obj
+        converted = asarray(obj, dtype, arena=arena)
+        if converted is not obj:
+            self.temps.append(converted)
+        return converted
+
+    def output(self, shape: tuple[int, ...], dtype: DType) -> PoolArray:
+        return empty(shape, dtype)
+
+    def run(self, export: str, *args: int | float) -> None:
+        backend = pool.get_backend()
+        start = time.perf_counter()
+        status = backend.call(export, *args)
+        wall = time.perf_counter() - start
+        if status == errors.E_CANCELED:
+            raise KeyboardInterrupt(f"{self.name} was interrupted; the pool is ready again")
+        if status != 0:
+            raise errors.status_error(self.name, status, backend.strerror(status))
+        pool.record_run(self.name, wall)
+
+
+def _need(name: str, x: PoolArray, codes: frozenset[int]) -> None:
+    if x.dtype_info.code not in codes:
+        allowed = ", ".join(d.name for d in dtypes.ALL if d.code in codes)
+        raise TypeError(f"{name}: dtype {x.dtype} is not supported (use {allowed}); convert "
+                        f"with jr.asarray(x, '{'float64' if 0 in codes else allowed}')")
+
+
+def _need_1d(name: str, x: PoolArray) -> None:
+    if x.ndim != 1:
+        raise ValueError(f"{name}: expects a 1-D array, got shape {x.shape}")
+
+
+def _scalar_out(result_is_float: bool) -> Any:
+    raw = pool.get_backend().read(pool.scratch(), 8)
+    return (_F64 if result_is_float else _I64).unpack(raw)[0]
+
+
+def _as_count(name: str, value: object, what: str, minimum: int = 0,
+              maximum: int = 0xFFFFFFFF) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise TypeError(f"{name}: {what} must be an int, got {value!r}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name}: {what} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _as_float(name: str, value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: {what} must be a number, got {value!r}")
+    return float(value)
+
+
+# -- reductions --------------------------------------------------------------------------
+def _reduce(name: str, op: int, a: Any) -> Any:
+    with _lock, _Call(name) as c:
+        x = c.array(a)
+        _need(name, x, _NUMERIC)
+        c.run("jr_reduce", op, x.dtype_info.code, x.ptr, x.size, pool.scratch())
+        return _scalar_out(x.dtype_info.is_float or op == 3)
+
+
+def sum(a: Any) -> Any:  # noqa: A001 -- numpy's name
+    """Sum of all elements (float for float dtypes, wrapping int64 for ints)."""
+    return _reduce("sum", 0, a)
+
+
+def min(a: Any) -> Any:  # noqa: A001
+    """Smallest element; NaN if any element is NaN; ValueError for an empty array."""
+    return _reduce("min", 1, a)
+
+
+def max(a: Any) -> Any:  # noqa: A001
+    """Largest element; NaN if any element is NaN; ValueError for an empty array."""
+    return _reduce("max", 2, a)
+
+
+def mean(a: Any) -> float:
+    """Arithmetic mean (NaN for an empty array)."""
+    return float(_reduce("mean", 3, a))
+
+
+def dot(a: Any, b: Any) -> Any:
+    """Sum of a[i] * b[i] over two equal-length arrays of one dtype."""
+    with _lock, _Call("dot") as c:
+        x, y = c.array(a), c.array(b)
+        _need("dot", x, _NUMERIC)
+        _same("dot", x, y)
+        c.run("jr_dot", x.dtype_info.code, x.ptr, y.ptr, x.size, pool.scratch())
+        return _scalar_out(x.dtype_info.is_float)
+
+
+def _same(name: str, x: PoolArray, y: PoolArray) -> None:
+    if x.dtype != y.dtype:
+        raise TypeError(f"{name}: the arrays have different dtypes ({x.dtype} and {y.dtype}); "
+                        f"convert one, e.g. jr.asarray(y, '{x.dtype}')")
+    if x.shape != y.shape:
+        raise ValueError(f"{name}: shapes {x.shape} and {y.shape} differ; pass arrays of "
+                         "the same shape")
+
+
+# -- element-wise ------------------------------------------------------------------------
+_UNARY = {"sqrt": 0, "exp": 1, "log": 2, "sin": 3, "cos": 4, "abs": 5, "negative": 6}
+_FLOAT_ONLY_UNARY = {"sqrt", "exp", "log", "sin", "cos"}
+
+
+def _unary(name: str, a: Any) -> PoolArray:
+    with _Call(name) as c:
+        x = c.array(a)
+        if name in _FLOAT_ONLY_UNARY and not x.dtype_info.is_float:
+            x = c.array(x, "float64")  # numpy: integer input gives float64
+        out = empty(x.shape, x.dtype_info)
+        try:
+            c.run("jr_map_unary", _UNARY[name], x.dtype_info.code, x.ptr, out.ptr, x.size)
+        except BaseException:
+            out.close()
+            raise
+        return out
+
+
+def sqrt(a: Any) -> PoolArray:
+    return _unary("sqrt", a)
+
+
+def exp(a: Any) -> PoolArray:
+    return _unary("exp", a)
+
+
+def log(a: Any) -> PoolArray:
+    return _unary("log", a)
+
+
+def sin(a: Any) -> PoolArray:
+    return _unary("sin", a)
+
+
+def cos(a: Any) -> PoolArray:
+    return _unary("cos", a)
+
+
+def abs(a: Any) -> PoolArray:  # noqa: A001
+    return _unary("abs", a)
+
+
+def negative(a: Any) -> PoolArray:
+    return _unary("negative", a)
+
+
+_BINARY = {"add": 0, "subtract": 1, "multiply": 2, "divide": 3, "power": 4, "minimum": 5,
+           "maximum": 6}
+
+
+def _is_scalar(v: Any) -> bool:
+    return isinstance(v, (int, float)) or (
+        type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0
+    )
+
+
+def _binary(name: str, a: Any, b: Any) -> PoolArray:
+    op = _BINARY[name]
+    with _Call(name) as c:
+        if _is_scalar(a) and _is_scalar(b):
+            raise TypeError(f"{name}: at least one argument must be an array")
+        if _is_scalar(a) or _is_scalar(b):
+            swap = _is_scalar(a)
+            x = c.array(b if swap else a)
+            s = (a if swap else b).item() if hasattr(a if swap else b, "item") else (
+                a if swap else b)
+            x = _promote(c, name, x, s)
+            if not x.dtype_info.is_float:
+                if builtins.abs(s) >= _INT_SAFE:
+                    raise ValueError(f"{name}: integer scalar {s} is too large (|s| < 2**53)")
+            out = empty(x.shape, x.dtype_info)
+            try:
+                c.run("jr_map_scalar", op, x.dtype_info.code, x.ptr, float(s), out.ptr, x.size,
+                      1 if swap else 0)
+            except BaseException:
+                out.close()
+                raise
+            return out
+        x, y = c.array(a), c.array(b)
+        _same(name, x, y)
+        x = _promote(c, name, x, 0)
+        y = _promote(c, name, y, 0)
+        out = empty(x.shape, x.dtype_info)
+        try:
+            c.run("jr_map_binary", op, x.dtype_info.code, x.ptr, y.ptr, out.ptr, x.size)
+        except BaseException:
+            out.close()
+            raise
+        return out
+
+
+def _promote(c: _Call, name: str, x: PoolArray, scalar: Any) -> PoolArray:
+    """numpy's promotions that the pool does not do itself: int / anything and int op float."""
+    if x.dtype_info.is_float:
+        return x
+    if name == "power":
+        raise TypeError(f"{name}: integer arrays are not supported; convert to floats first "
+                        "with jr.asarray(x, 'float64')")
+    if name == "divide" or (isinstance(scalar, float) and not scalar.is_integer()):
+        return c.array(x, "float64")
+    if isinstance(scalar, float) and not math.isfinite(scalar):
+        return c.array(x, "float64")
+    return x
+
+
+def add(a: Any, b: Any) -> PoolArray:
+    return _binary("add", a, b)
+
+
+def subtract(a: Any, b: Any) -> PoolArray:
+    return _binary("subtract", a, b)
+
+
+def multiply(a: Any, b: Any) -> PoolArray:
+    return _binary("multiply", a, b)
+
+
+def divide(a: Any, b: Any) -> PoolArray:
+    """True division (integer inputs give float64, like numpy)."""
+    return _binary("divide", a, b)
+
+
+def power(a: Any, b: Any) -> PoolArray:
+    return _binary("power", a, b)
+
+
+def minimum(a: Any, b: Any) -> PoolArray:
+    """Element-wise minimum (NaN propagates, like numpy.minimum)."""
+    return _binary("minimum", a, b)
+
+
+def maximum(a: Any, b: Any) -> PoolArray:
+    """Element-wise maximum (NaN propagates, like numpy.maximum)."""
+    return _binary("maximum", a, b)
+
+
+def clip(a: Any, lo: float | None, hi: float | None) -> PoolArray:
+    """min(max(a, lo), hi) like numpy.clip; None means unbounded on that side."""
+    with _Call("clip") as c:
+        x = c.array(a)
+        _need("clip", x, _NUMERIC)
+        if lo is None and hi is None:
+            raise ValueError("clip: give lo, hi or both")
+        low = -math.inf if lo is None else _as_float("clip", lo, "lo")
+        high = math.inf if hi is None else _as_float("clip", hi, "hi")
+        out = empty(x.shape, x.dtype_info)
+        try:
+            c.run("jr_clip", x.dtype_info.code, x.ptr, low, high, out.ptr, x.size)
+        except BaseException:
+            out.close()
+            raise
+        return out
+
+
+def cumsum(a: Any) -> PoolArray:
+    """Inclusive prefix sum of a 1-D array (int64 for integer input, like numpy)."""
+    with _Call("cumsum") as c:
+        x = c.array(a)
+        _need("cumsum", x, _NUMERIC)
+        _need_1d("cumsum", x)
+        out = empty(x.shape, x.dtype_info if x.dtype_info.is_float else dtypes.INT64)
+        try:
+            c.run("jr_cumsum", x.dtype_info.code, x.ptr, out.ptr, x.size)
+        except BaseException:
+            out.close()
+            raise
+        return out
+
+
+def sort(a: Any) -> PoolArray:
+    """Stable ascending sort of a 1-D array (NaN last, like numpy)."""
+    return _sort("sort", a)
+
+
+def argsort(a: Any) -> PoolArray:
+    """int64 indices that sort a 1-D array (numpy's kind="stable" result)."""
+    return _sort("argsort", a)
+
+
+def _sort(name: str, a: Any) -> PoolArray:
+    with _Call(name) as c:
+        x = c.array(a)
+        _need(name, x, _SORTABLE)
+        _need_1d(name, x)
+        out = empty(x.shape, x.dtype_info if name == "sort" else dtypes.INT64)
+        try:
+            c.run(f"jr_{name}", x.dtype_info.code, x.ptr, out.ptr, x.size)
+        except BaseException:
+            out.close()
+            raise
+        return out
+
+
+def matmul(a: Any, b: Any) -> PoolArray:
+    """Matrix product of 2-D float64 or float32 arrays: (m, k) @ (k, n) -> (m, n)."""
+    with _Call("matmul") as c:
+        x, y = c.array(a), c.array(b)
+        _need("matmul", x, _FLOATS)
+        if x.ndim != 2 or y.ndim != 2:
+            raise ValueError(f"matmul: expects 2-D arrays, got shapes {x.shape} and {y.shape}")
+        if x.dtype != y.dtype:
+            raise TypeError(f"matmul: dtypes {x.dtype} and {y.dtype} differ; convert one with "
+                            f"jr.asarray(b, '{x.dtype}')")
+        (m, k), (k2, n) = x.shape, y.shape
+        if k != k2:
+            raise ValueError(f"matmul: shapes {x.shape} and {y.shape} do not align "
+                             f"({k} != {k2})")
+        out = empty((m, n), x.dtype_info)
+        try:
+            c.run("jr_matmul", x.dtype_info.code, x.ptr, y.ptr, out.ptr, m, k, n)
+        except BaseException:
+            out.close()
+            raise
+        return out
+
+
+def mandelbrot(width: int, height: int, xmin: float = -2.0, xmax: float = 1.0,
+               ymin: float = -1.5, ymax: float = 1.5, max_iter: int = 256) -> PoolArray:
+    """Escape iteration counts, uint32 of shape (height, width) (formula in kernels/ABI.md)."""
+    name = "mandelbrot"
+    w = _as_count(name, width, "width")
+    h = _as_count(name, height, "height")
+    it = _as_count(name, max_iter, "max_iter")
+    bounds = [_as_float(name, v, what) for v, what in
+              ((xmin, "xmin"), (xmax, "xmax"), (ymin, "ymin"), (ymax, "ymax"))]
+    with _Call(name) as c:
+        out = empty((h, w), dtypes.UINT32)
+        try:
+            c.run("jr_mandelbrot", out.ptr, w, h, *bounds, it)
+        except BaseException:
+            out.close()
+            raise
+        return out
+
+
+def histogram(a: Any, bins: int = 10,
+              range: tuple[float, float] | None = None  # noqa: A002 -- numpy's name
+              ) -> tuple[PoolArray, list[float]]:
+    """numpy.histogram(a, bins, range): (int64 counts, bins + 1 edges)."""
+    name = "histogram"
+    nbins = _as_count(name, bins, "bins", minimum=1)
+    with _Call(name) as c:
+        x = c.array(a)
+        _need(name, x, _NUMERIC)
+        if range is None:
+            lo, hi = _auto_range(x)
+        else:
+            if len(range) != 2:
+                raise ValueError(f"{name}: range must be (lo, hi)")
+            lo, hi = (_as_float(name, v, "range") for v in range)
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise ValueError(f"{name}: range {range} must be finite")
+            if lo > hi:
+                raise ValueError(f"{name}: range {range}: lo must be <= hi")
+            if lo == hi:
+                lo, hi = lo - 0.5, hi + 0.5  # numpy widens an empty range the same way
+        counts = empty(nbins, dtypes.INT64)
+        try:
+            c.run("jr_histogram", x.dtype_info.code, x.ptr, x.size, nbins, lo, hi, counts.ptr)
+        except BaseException:
+            counts.close()
+            raise
+        return counts, _edges(lo, hi, nbins)
+
+
+def _auto_range(x: PoolArray) -> tuple[float, float]:
+    if x.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(min(x)), float(max(x))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"histogram: autodetected range of [{lo}, {hi}] is not finite; "
+                         "pass range=(lo, hi) or remove NaN/inf values")
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def _edges(lo: float, hi: float, bins: int) -> list[float]:
+    # numpy.linspace(lo, hi, bins + 1): i * step + lo, with the last edge exactly hi.
+    step = (hi - lo) / bins
+    edges = [i * step + lo for i in builtins.range(bins)]
+    edges.append(hi)
+    return edges
+
+
+def monte_carlo_pi(samples: int, seed: int = 0) -> float:
+    """Estimate pi from `samples` points of the counter-based RNG of kernels/ABI.md."""
+    name = "monte_carlo_pi"
+    n = _as_count(name, samples, "samples", minimum=1, maximum=(1 << 63) - 1)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"{name}: seed must be an int, got {seed!r}")
+    seed64 = (seed + (1 << 63)) % (1 << 64) - (1 << 63)  # any int, as wrapping u64 bits
+    with _lock, _Call(name) as c:
+        c.run("jr_pi", n, seed64, pool.scratch())
+        hits = _scalar_out(False)
+    return 4.0 * hits / n
+
+
+def bench_fib(n: int) -> int:
+    """fib(n) by recursive fork-join (a scheduler benchmark, not a way to compute fib)."""
+    k = _as_count("bench_fib", n, "n", maximum=60)
+    with _lock, _Call("bench_fib") as c:
+        c.run("jr_bench_fib", k, pool.scratch())
+        return int(_scalar_out(False))
+
+
+def bench_for(n: int) -> int:
+    """An empty parallel-for over n items; returns the number of chunks run."""
+    k = _as_count("bench_for", n, "n")
+    with _lock, _Call("bench_for") as c:
+        c.run("jr_bench_for", k, pool.scratch())
+        return int(_scalar_out(False))
+
+
+__all__ = [
+    "sum", "min", "max", "mean", "dot", "sqrt", "exp", "log", "sin", "cos", "abs",
+    "negative", "add", "subtract", "multiply", "divide", "power", "minimum", "maximum",
+    "clip", "cumsum", "sort", "argsort", "matmul", "mandelbrot", "histogram",
+    "monte_carlo_pi", "bench_fib", "bench_for",
+]

@@ -1,0 +1,264 @@
+"""The live pool: start it, size it, read its counters, time its calls.
+
+One pool per interpreter. In CPython (wasmtime) it starts synchronously, lazily on the first
+kernel call; in Pyodide it must be started with `await init_thread_pool()`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import struct
+import threading
+import time
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, TypeVar
+
+from . import backends
+from .backends.base import Backend
+from .errors import PoolError, PoolNotStarted
+
+MAX_THREADS_ENV = "JUPYTERLITE_RAYON_MAX_THREADS"
+_HEADER = struct.Struct("<8I4Q")  # the counters block header (kernels/ABI.md)
+_THREAD = struct.Struct("<2I2Q")
+_THREAD_STRIDE = 64
+_STATES = {0: "absent", 1: "sleeping", 2: "working"}
+
+_lock = threading.RLock()
+_backend: Backend | None = None
+_scratch = 0  # 16 bytes of pool memory for scalar results, allocated once per pool
+_hooks: list[Callable[[str, float], Any]] = []
+_last_run: dict[str, Any] | None = None
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Done:
+    """An already-completed awaitable, so `await init_thread_pool()` works in CPython too."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, int]:
+        return self.value
+        yield  # makes this a generator
+
+    def __repr__(self) -> str:
+        return f"<thread pool started: {self.value} threads>"
+
+
+def _check_count(n: object, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{what}: the thread count must be an int, got {type(n).__name__}")
+    top = max_threads()
+    if not 1 <= n <= top:
+        raise ValueError(f"{what}({n}): the thread count must be between 1 and {top} "
+                         f"(max_threads()); set {MAX_THREADS_ENV} to allow more")
+    return n
+
+
+def _install(backend: Backend) -> int:
+    global _backend, _scratch
+    _backend = backend
+    _scratch = backend.call_value("jr_alloc", 16, 1) & 0xFFFFFFFF
+    if not _scratch:
+        raise PoolError("the pool could not allocate 16 bytes at start")
+    return current_num_threads()
+
+
+def init_thread_pool(n: int | None = None) -> Awaitable[int]:
+    """Start the pool with n threads (None: all cores), or resize the running pool.
+
+    CPython: starts now and returns a completed awaitable (await it or not). Pyodide:
+    returns an awaitable that must be awaited before any kernel call.
+    """
+    count = max_threads() if n is None else _check_count(n, "init_thread_pool")
+    with _lock:
+        if _backend is not None:
+            resize = getattr(_backend, "resize", None)
+            if resize is not None and inspect.iscoroutinefunction(resize):
+                return _resize_async(resize, count)
+            _backend.set_threads(count)
+            return _Done(count)
+        started = backends.backend_class().start(count)
+        if isinstance(started, Backend):
+            return _Done(_install(started))
+    return _start_async(started)
+
+
+async def _start_async(started: Awaitable[Backend]) -> int:
+    backend = await started
+    with _lock:
+        if _backend is not None:  # two concurrent starts: keep the first
+            backend.close()
+            return current_num_threads()
+        return _install(backend)
+
+
+async def _resize_async(resize: Callable[[int], Awaitable[None]], n: int) -> int:
+    await resize(n)
+    return current_num_threads()
+
+
+def get_backend() -> Backend:
+    """The running backend; CPython starts a pool with all cores on first use."""
+    backend = _backend
+    if backend is not None:
+        return backend
+    if backends.IN_BROWSER:
+        raise PoolNotStarted(
+            "the thread pool is not running; run `await jupyterlite_rayon.init_thread_pool()` "
+            "first"
+        )
+    init_thread_pool()
+    assert _backend is not None
+    return _backend
+
+
+def scratch() -> int:
+    """Address of 16 bytes of pool memory for a kernel's scalar result (one call at a time)."""
+    get_backend()
+    return _scratch
+
+
+def shutdown() -> None:
+    """Stop the pool and free its memory; arrays of this pool become unusable."""
+    global _backend, _scratch
+    with _lock:
+        backend, _backend, _scratch = _backend, None, 0
+    if backend is not None:
+        backend.close()
+
+
+def current_num_threads() -> int:
+    """Threads in the pool, the caller included (0 before a pool runs in Pyodide)."""
+    backend = _backend
+    if backend is None:
+        if backends.IN_BROWSER:
+            return 0
+        backend = get_backend()
+    return _HEADER.unpack(backend.read(backend.counters, _HEADER.size))[2]
+
+
+def set_num_threads(n: int) -> int:
+    """Resize the running pool to n threads; returns the previous count."""
+    n = _check_count(n, "set_num_threads")
+    backend = get_backend()
+    previous = current_num_threads()
+    if n != previous:
+        backend.set_threads(n)
+    return previous
+
+
+def max_threads() -> int:
+    """The most threads the pool may have: the cores, capped by the build.
+
+    The environment variable JUPYTERLITE_RAYON_MAX_THREADS overrides the core count (to
+    oversubscribe on purpose, e.g. to test 4 threads on 2 cores); the build's cap still holds.
+    """
+    override = os.environ.get(MAX_THREADS_ENV)
+    cores = int(override) if override and override.isdigit() and int(override) > 0 else None
+    backend = _backend
+    if backend is None:
+        return max(1, min(cores or backends.cpu_count(), 64))
+    return max(1, min(cores or backend.cpu_count(), backend.build_max_threads))
+
+
+class threadpool_limits:  # noqa: N801 -- named like threadpoolctl's
+    """Run a block (or a decorated function) with n threads, then restore the previous count.
+
+        with jr.threadpool_limits(2): ...
+        @jr.threadpool_limits(1)
+        def f(): ...
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._previous: list[int] = []
+
+    def __enter__(self) -> threadpool_limits:
+        self._previous.append(set_num_threads(self.n))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        previous = self._previous.pop()
+        if current_num_threads() != previous:
+            set_num_threads(previous)
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with threadpool_limits(self.n):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def pool_info() -> dict[str, Any]:
+    """The pool's state from its counters block: never blocks, never calls into the pool."""
+    backend = _backend
+    if backend is None:
+        return {
+            "backend": backends.backend_name(), "build": None, "threads": 0,
+            "max_threads": max_threads(), "busy": 0, "tasks": 0, "steals": 0,
+            "bytes_in_use": 0, "memory_bytes": 0, "calls": 0, "per_thread": [],
+            "isolated": None, "isolation": {}, "started": False,
+        }
+    header = _HEADER.unpack(backend.read(backend.counters, _HEADER.size))
+    threads, busy, top = header[2], header[3], header[5]
+    records = backend.read(backend.counters + 64, _THREAD_STRIDE * max(threads, 1))
+    per_thread = []
+    for i in range(threads):
+        state, _, tasks, steals = _THREAD.unpack_from(records, i * _THREAD_STRIDE)
+        per_thread.append({"state": _STATES.get(state, str(state)), "tasks": tasks,
+                           "steals": steals})
+    isolation = backend.isolation()
+    return {
+        "backend": backend.name,
+        "build": "mt" if header[6] else "st",
+        "threads": threads,
+        "max_threads": min(max_threads(), top),
+        "busy": busy,
+        "tasks": sum(t["tasks"] for t in per_thread),
+        "steals": sum(t["steals"] for t in per_thread),
+        "bytes_in_use": header[8],
+        "memory_bytes": backend.memory_size(),
+        "calls": header[10],
+        "per_thread": per_thread,
+        "isolated": bool(isolation.get("cross_origin_isolated", False)),
+        "isolation": isolation,
+        "started": True,
+    }
+
+
+def on_run(callback: Callable[[str, float], Any]) -> Callable[[str, float], Any]:
+    """Call callback(name, wall_seconds) after each kernel call; returns it (a decorator)."""
+    _hooks.append(callback)
+    return callback
+
+
+def remove_run_hook(callback: Callable[[str, float], Any]) -> None:
+    """Stop calling a callback registered with on_run."""
+    if callback in _hooks:
+        _hooks.remove(callback)
+
+
+def last_run() -> dict[str, Any] | None:
+    """{"name", "wall", "threads", "time"} of the last kernel call, or None."""
+    return None if _last_run is None else dict(_last_run)
+
+
+def record_run(name: str, wall: float) -> None:
+    """Called by the kernels after each call: remember it and tell the hooks."""
+    global _last_run
+    _last_run = {"name": name, "wall": wall, "threads": current_num_threads(),
+                 "time": time.time()}
+    for hook in list(_hooks):
+        try:
+            hook(name, wall)
+        except Exception as exc:  # a broken hook must not break the kernel call
+            import warnings
+
+            warnings.warn(f"jupyterlite_rayon: on_run hook {hook!r} failed: {exc}",
+                          RuntimeWarning, stacklevel=2)
