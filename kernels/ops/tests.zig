@@ -748,3 +748,89 @@ test "bad input: unknown codes, null and overflowing ranges, empty min/max" {
     try testing.expectEqual(c.OK, ex.jr_reduce(0, 0, addr(&x), 3, addr(&out)));
     try testing.expectEqual(@as(f64, 6), out[0]);
 }
+
+// ---------------------------------------------------------------- cancellation
+
+fn setCancel(v: u32) void {
+    @atomicStore(u32, &rt.counters.block.cancel, v, .seq_cst);
+}
+
+test "cancel: every kernel returns E_CANCELED when the flag is set, and works once cleared" {
+    const n = 50_000;
+    const x = try alloc.alloc(f64, n);
+    defer alloc.free(x);
+    for (x, 0..) |*v, i| v.* = @floatFromInt((i * 7919) % n);
+    const out = try alloc.alloc(f64, n);
+    defer alloc.free(out);
+    const idx = try alloc.alloc(i64, n);
+    defer alloc.free(idx);
+    var o: [1]f64 = undefined;
+    const m = try alloc.alloc(u32, 64 * 64);
+    defer alloc.free(m);
+    for ([_]usize{ 1, 2 }) |t| {
+        setThreads(t);
+        setCancel(1);
+        try testing.expectEqual(c.E_CANCELED, ex.jr_reduce(0, 0, addr(x), n, addr(&o)));
+        try testing.expectEqual(c.E_CANCELED, ex.jr_dot(0, addr(x), addr(x), n, addr(&o)));
+        try testing.expectEqual(c.E_CANCELED, ex.jr_map_unary(0, 0, addr(x), addr(out), n));
+        try testing.expectEqual(c.E_CANCELED, ex.jr_map_binary(0, 0, addr(x), addr(x), addr(out), n));
+        try testing.expectEqual(c.E_CANCELED, ex.jr_map_scalar(0, 0, addr(x), 1, addr(out), n, 0));
+        try testing.expectEqual(c.E_CANCELED, ex.jr_clip(0, addr(x), 0, 1, addr(out), n));
+        try testing.expectEqual(c.E_CANCELED, ex.jr_cumsum(0, addr(x), addr(out), n));
+        try testing.expectEqual(c.E_CANCELED, ex.jr_sort(0, addr(x), addr(out), n));
+        try testing.expectEqual(c.E_CANCELED, ex.jr_argsort(0, addr(x), addr(idx), n));
+        try testing.expectEqual(c.E_CANCELED, ex.jr_matmul(0, addr(x), addr(x), addr(out), 100, 100, 100));
+        try testing.expectEqual(c.E_CANCELED, ex.jr_mandelbrot(addr(m), 64, 64, -2, 1, -1, 1, 100));
+        try testing.expectEqual(c.E_CANCELED, ex.jr_histogram(0, addr(x), n, 10, 0, n, addr(idx)));
+        try testing.expectEqual(c.E_CANCELED, ex.jr_pi(1_000_000, 0, addr(&o)));
+        // sorting in place under a cancel leaves the data untouched (a permutation at least)
+        const before = try alloc.dupe(f64, x);
+        defer alloc.free(before);
+        try testing.expectEqual(c.E_CANCELED, ex.jr_sort(0, addr(x), addr(x), n));
+        try testing.expectEqualSlices(f64, before, x);
+        setCancel(0);
+        try testing.expectEqual(c.OK, ex.jr_reduce(0, 0, addr(x), n, addr(&o)));
+        try testing.expectEqual(@as(f64, @floatFromInt(n * (n - 1) / 2)), o[0]);
+        try testing.expectEqual(c.OK, ex.jr_sort(0, addr(x), addr(out), n));
+        for (out, 0..) |v, i| try testing.expectEqual(@as(f64, @floatFromInt(i)), v);
+    }
+    setThreads(1);
+}
+
+var polls_left: usize = 0;
+fn pollCancelsLater() i32 {
+    if (polls_left == 0) return 1;
+    polls_left -= 1;
+    return 0;
+}
+
+test "cancel in the middle of an in-place sort keeps every element" {
+    if (!@hasDecl(rt.platform, "native_host_poll")) return error.SkipZigTest;
+    const n = 1 << 21;
+    const x = try alloc.alloc(i32, n);
+    defer alloc.free(x);
+    var prng = std.Random.DefaultPrng.init(11);
+    for (x) |*v| v.* = prng.random().int(i32);
+    const want = try alloc.dupe(i32, x);
+    defer alloc.free(want);
+    std.mem.sort(i32, want, {}, std.sort.asc(i32));
+    setThreads(1);
+    // the host poll says "cancel" after a few polls: somewhere in the merge levels
+    var cancelled_runs: usize = 0;
+    for ([_]usize{ 0, 1, 2, 3 }) |after| {
+        polls_left = after;
+        rt.platform.native_host_poll = &pollCancelsLater;
+        const st = ex.jr_sort(2, addr(x), addr(x), n);
+        rt.platform.native_host_poll = null;
+        setCancel(0);
+        try testing.expect(st == c.E_CANCELED or st == c.OK);
+        cancelled_runs += @intFromBool(st == c.E_CANCELED);
+        const got = try alloc.dupe(i32, x);
+        defer alloc.free(got);
+        std.mem.sort(i32, got, {}, std.sort.asc(i32));
+        try testing.expectEqualSlices(i32, want, got);
+    }
+    try testing.expect(cancelled_runs > 0);
+    try testing.expectEqual(c.OK, ex.jr_sort(2, addr(x), addr(x), n));
+    try testing.expectEqualSlices(i32, want, x);
+}
