@@ -119,6 +119,8 @@ class PyodideBackend(Backend):
         self.build_max_threads = int(self.exports.jr_max_threads())
         self._call = _JS.catching(pool.call.bind(pool))
         self._closed = False
+        #: calls stopped by a Jupyter interrupt (each raised KeyboardInterrupt)
+        self.interrupted_calls = 0
 
     @classmethod
     async def start(cls, threads: int, wasm: dict[str, bytes] | None = None) -> PyodideBackend:
@@ -169,6 +171,7 @@ class PyodideBackend(Backend):
         code = error["code"]
         if code == errors.E_CANCELED and _JS.signalPending(pyodide_js._module):
             # Python takes the signal itself: KeyboardInterrupt, or the user's SIGINT handler.
+            self.interrupted_calls += 1
             pyodide_js.checkInterrupt()
         if isinstance(code, int) and error["name"] in errors.STATUS_NAMES.values():
             return code
@@ -241,18 +244,17 @@ class PyodideBackend(Backend):
                     f"isolated), so it has exactly 1 thread; to fix: {self._isolation['fix']}"
                 )
             return
+        before = int(self._pool.threads)
         status = self.call_value("jr_set_threads", n)
         if status == errors.E_THREADS:
-            self.call_value("jr_set_threads", int(self._pool.threads))
+            # Keep the pool as it was rather than with however many threads happened to start.
+            self.call_value("jr_set_threads", before)
             raise ValueError(
-                f"set_num_threads({n}): only {len(self._workers())} helper workers run; use "
-                f"`await jupyterlite_rayon.init_thread_pool({n})` to start more"
+                f"set_num_threads({n}): the pool's workers were started for fewer threads; "
+                f"run `await jupyterlite_rayon.init_thread_pool({n})` to start more"
             )
         if status != 0:
             raise errors.status_error("set_num_threads", status, self.strerror(status))
-
-    def _workers(self) -> list[Any]:
-        return [s for s in self._pool.status().to_py()["perThread"]][1:]
 
     def cpu_count(self) -> int:
         return int(getattr(js.navigator, "hardwareConcurrency", 1) or 1)

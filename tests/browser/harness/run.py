@@ -28,6 +28,13 @@ CHROMIUM_ARGS = [
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     coi = True
+    wasm_dir: Path | None = None
+
+    def translate_path(self, path: str) -> str:
+        # /__wasm/NAME comes from --wasm-dir: test builds that are not in the package.
+        if self.wasm_dir is not None and path.startswith("/__wasm/"):
+            return str(self.wasm_dir / Path(path).name)
+        return super().translate_path(path)
     extensions_map: ClassVar[dict[str, str]] = {
         **http.server.SimpleHTTPRequestHandler.extensions_map,
         ".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
@@ -45,18 +52,25 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def package_files() -> list[list[str]]:
+def package_files(wasm_dir: Path | None) -> list[list[str]]:
     """(path in the Pyodide FS, URL) for every file of the package."""
     pkg = ROOT / "jupyterlite_rayon"
-    return [
+    files = [
         [f"/home/pyodide/pkg/{p.relative_to(ROOT)}", f"/{p.relative_to(ROOT)}"]
         for p in sorted(pkg.rglob("*"))
         if p.is_file() and "__pycache__" not in p.parts
+        and not (wasm_dir and p.suffix == ".wasm")
     ]
+    if wasm_dir:
+        files += [[f"/home/pyodide/pkg/jupyterlite_rayon/wasm/{p.name}", f"/__wasm/{p.name}"]
+                  for p in sorted(wasm_dir.glob("*.wasm"))]
+    return files
 
 
-def serve(coi: bool) -> tuple[http.server.ThreadingHTTPServer, str]:
-    handler = type("H", (Handler,), {"coi": coi})
+def serve(
+    coi: bool, wasm_dir: Path | None = None
+) -> tuple[http.server.ThreadingHTTPServer, str]:
+    handler = type("H", (Handler,), {"coi": coi, "wasm_dir": wasm_dir})
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(ROOT))
     )
@@ -70,10 +84,11 @@ def main() -> None:
     ap.add_argument("--headers", choices=["coi", "none"], default="coi")
     ap.add_argument("--interrupt-after", type=float)
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--wasm-dir", type=Path, help="use the pool-*.wasm of this directory")
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    server, base = serve(a.headers == "coi")
+    server, base = serve(a.headers == "coi", a.wasm_dir)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page()
@@ -83,7 +98,7 @@ def main() -> None:
         page.goto(base + "tests/browser/harness/index.html")
         page.wait_for_function("window.harnessReady")
         t0 = time.time()
-        print("start:", page.evaluate("(f) => harness.start(f)", package_files()),
+        print("start:", page.evaluate("(f) => harness.start(f)", package_files(a.wasm_dir)),
               f"{time.time() - t0:.1f}s", flush=True)
         for i, code in enumerate(a.code):
             t0 = time.time()
