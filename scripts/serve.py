@@ -41,7 +41,9 @@ def isolation_headers(coep: str) -> dict[str, str]:
 
 
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map: ClassVar[dict[str, str]] = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
+    extensions_map: ClassVar[dict[str, str]] = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES
+    }
     extra_headers: ClassVar[dict[str, str]] = {}
 
     def end_headers(self) -> None:
