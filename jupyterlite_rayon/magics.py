@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import html
+import importlib
 import math
 import shlex
 import sys
@@ -603,6 +604,9 @@ def _refresh_widgets() -> None:
 
 def load_ipython_extension(ip: InteractiveShell) -> None:
     """Register the magics; in JupyterLite also start the pool in the background."""
+    # Importing the widget module (no ipywidgets import) makes `jupyterlite_rayon.widget()`
+    # callable after %load_ext even where the package does not export the function.
+    importlib.import_module(f"{__package__}.widget")
     ip.register_magics(ParallelMagics)
     if IN_BROWSER:
         start_pool_in_background()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -138,7 +139,9 @@ def _starting() -> bool:
 def _snapshot() -> Snapshot:
     info = pool.pool_info()
     tasks = [int(t.get("tasks", 0)) for t in info.get("per_thread") or []]
-    prev = _shared.prev_tasks + [0] * max(0, len(tasks) - len(_shared.prev_tasks))
+    # A thread that joined since the last read starts from its current count: its record may
+    # hold tasks from before an earlier shrink.
+    prev = _shared.prev_tasks + tasks[len(_shared.prev_tasks):]
     deltas = [max(now - before, 0) for now, before in zip(tasks, prev)]
     if not _shared.prev_tasks:
         _shared.shares = [0.0] * len(tasks)  # first read: no activity measured yet
@@ -263,3 +266,14 @@ def _size(nbytes: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"
+
+
+class _CallableModule(types.ModuleType):
+    """`jupyterlite_rayon.widget()` works whether the package exports the function or this
+    module (importing the submodule sets the package attribute to the module)."""
+
+    def __call__(self) -> PoolWidget:
+        return widget()
+
+
+sys.modules[__name__].__class__ = _CallableModule
