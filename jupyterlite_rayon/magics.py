@@ -286,7 +286,8 @@ def sweep_rows(best: Sequence[RunStats]) -> list[SweepRow]:
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f}"
+    ms = seconds * 1e3
+    return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}"  # enough digits for the speedup to check
 
 
 def _ratio(value: float | None) -> str:
