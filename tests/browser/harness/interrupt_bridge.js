@@ -18,7 +18,9 @@
   }
   const buffers = new Map();
   const watch = () => {
-    for (const [id, kernel] of client._kernels) {
+    // A Map or a lumino ObservableMap (keys() is an iterator or an array).
+    for (const id of client._kernels.keys()) {
+      const kernel = client._kernels.get(id);
       const worker = kernel && kernel._worker;
       if (!worker || worker.__jrWatched) continue;
       worker.__jrWatched = true;
