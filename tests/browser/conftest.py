@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import time
@@ -133,6 +134,12 @@ def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value or "")
 
 
+def error_name(ename: str) -> str:
+    """The exception's class name: pyodide-kernel 0.8.6 sends "<class 'mod.Name'>" as ename."""
+    match = re.fullmatch(r"<class '([\w.]+)'>", ename.strip())
+    return match.group(1).rsplit(".", 1)[-1] if match else ename
+
+
 def outputs_to_result(got: dict[str, Any]) -> dict[str, Any]:
     """The notebook cell's outputs (nbformat JSON) as the dict tests read."""
     stdout, stderr, results = [], [], []
@@ -144,7 +151,7 @@ def outputs_to_result(got: dict[str, Any]) -> dict[str, Any]:
         elif kind in ("execute_result", "display_data"):
             results.append({k: v for k, v in out.get("data", {}).items()})
         elif kind == "error":
-            error = {"ename": out.get("ename", ""), "evalue": out.get("evalue", ""),
+            error = {"ename": error_name(out.get("ename", "")), "evalue": out.get("evalue", ""),
                      "traceback": out.get("traceback", [])}
     reply = got.get("reply") or {}
     if got.get("exception"):
@@ -153,7 +160,8 @@ def outputs_to_result(got: dict[str, Any]) -> dict[str, Any]:
     else:
         status = reply.get("status") or ("error" if error else "ok")
         if status == "error" and error is None:
-            error = {"ename": reply.get("ename", ""), "evalue": reply.get("evalue", ""),
+            error = {"ename": error_name(reply.get("ename", "")),
+                     "evalue": reply.get("evalue", ""),
                      "traceback": reply.get("traceback", [])}
     return {"status": status, "stdout": "".join(stdout), "stderr": "".join(stderr),
             "results": results, "error": error}
