@@ -15,8 +15,10 @@ const X = randomArray(Float64Array, 100003, 5);
 const SUM = ref.reduce('sum', X);
 const MANDEL = ref.mandelbrot(64, 48, -2, 1, -1.5, 1.5, 200);
 
-// A mandelbrot deep inside the set: every pixel runs max_iter iterations, so it is long.
-const LONG = [1024, 768, -0.1, 0.1, -0.1, 0.1, 1_000_000];
+// A mandelbrot inside the set: every pixel runs max_iter iterations (about a second or more on
+// one thread), in many short rows. host_poll runs only every 1024 tasks of the caller (ABI.md),
+// and a call has at most 4096 chunks, so short chunks keep the cancel latency short.
+const LONG = [16, 65536, -0.1, 0.1, -0.1, 0.1, 300];
 
 function checkKernels(pool, what) {
   if (built.has('jr_reduce')) assert.ok(Object.is(K.reduce(pool, 'sum', X), SUM), `${what}: sum`);
@@ -82,12 +84,12 @@ test('a call during a resize is refused with E_BUSY, then works', async () => {
 
 test('cancel through poll during a long mandelbrot, then the next call is correct', {
   todo: todo('jr_mandelbrot') }, async () => {
-  for (const threads of [1, 3]) {
+  for (const threads of [1, 2]) {
     let polls = 0;
-    const pool = await makePool(threads, { poll: () => ++polls > 2 });
+    const pool = await makePool(threads, { poll: () => ++polls >= 1 });
     try {
       assert.throws(() => K.mandelbrot(pool, ...LONG), { name: 'E_CANCELED', code: -3 });
-      assert.ok(polls > 2);
+      assert.ok(polls >= 1);
       polls = -1e9; // do not cancel again
       checkKernels(pool, `threads=${threads} after poll cancel`);
       assert.equal(pool.status().cancel, false, 'the host clears the flag before each call');
@@ -102,7 +104,7 @@ test('pool.cancel() stores the flag the running call sees', { todo: todo('jr_man
     let pool = null;
     let polls = 0;
     // poll runs on the caller while it waits: the one moment this thread can act mid-call.
-    pool = await makePool(2, { poll: () => { if (++polls === 2) pool.cancel(); return 0; } });
+    pool = await makePool(2, { poll: () => { if (++polls === 1) pool.cancel(); return 0; } });
     try {
       assert.throws(() => K.mandelbrot(pool, ...LONG), { name: 'E_CANCELED' });
       polls = -1e9;
@@ -155,7 +157,12 @@ test('memory growth while a view is held: re-derived views see the new memory', 
       assert.deepEqual([...pool.view(Float64Array, small, 16)],
         Array.from({ length: 16 }, (_, i) => i * 1.5));
       if (built.has('jr_reduce')) {
-        assert.equal(K.reduce(pool, 'max', pool.view(Float64Array, big, n)), 2);
+        // On the resident array (copying a view of pool memory into a new allocation could
+        // grow memory under the view being read: exactly the hazard this test is about).
+        const out = pool.alloc(8);
+        pool.call('jr_reduce', 2, 0, big, n, out);
+        assert.equal(pool.view(Float64Array, out, 1)[0], 2);
+        pool.free(out);
       }
       pool.free(big);
       pool.free(small);
@@ -286,8 +293,11 @@ test('bad input gives clear errors and the pool keeps working', async () => {
         /E_INVAL/);
     }
     if (built.has('jr_matmul')) {
-      expectStatus(() => pool.call('jr_matmul', 0, x, x, out, 65536, 65536, 65536), 'E_RANGE',
-        /E_RANGE|E_INVAL/);
+      // Sizes whose byte counts overflow 32 bits: E_INVAL; that fit but pass memory: E_RANGE.
+      expectStatus(() => pool.call('jr_matmul', 0, x, x, out, 65536, 65536, 65536), 'E_INVAL',
+        /E_INVAL/);
+      expectStatus(() => pool.call('jr_matmul', 0, x, x, out, 4096, 4096, 4096), 'E_RANGE',
+        /E_RANGE/);
       expectStatus(() => pool.call('jr_matmul', 2, x, x, out, 2, 2, 2), 'E_DTYPE', /E_DTYPE/);
     }
     // Out of memory: more than the 2 GiB maximum, and 0 bytes is still a valid block.

@@ -258,25 +258,30 @@ export function mandelbrot(width, height, x0, x1, y0, y1, maxIter) {
 }
 
 // numpy.histogram(x, bins, range=(lo, hi)) with uniform bins: numpy's linspace edges and its
-// index computation and edge corrections. Values outside [lo, hi] and NaN are ignored.
+// index computation and edge corrections. Values outside [lo, hi] and NaN are ignored. For
+// float32 input numpy 2 works in float32 (edges, x - lo, comparisons; lo and hi are weak Python
+// floats) and divides by hi - lo in float64.
 export function histogramEdges(bins, lo, hi) {
   const edges = new Float64Array(bins + 1);
   const step = (hi - lo) / bins;
-  for (let i = 0; i <= bins; i++) edges[i] = i * step + lo;
+  for (let i = 0; i <= bins; i++) edges[i] = step === 0 ? (i / bins) * (hi - lo) + lo : i * step + lo;
   edges[bins] = hi;
   return edges;
 }
 
 export function histogram(x, bins, lo, hi) {
-  const edges = histogramEdges(bins, lo, hi);
+  const f32 = x instanceof Float32Array;
+  const r = f32 ? Math.fround : (v) => v;
+  const edges = histogramEdges(bins, lo, hi).map(r);
+  const l = r(lo), h = r(hi);
   const counts = new BigInt64Array(bins);
   for (let i = 0; i < x.length; i++) {
     const v = toNumber(x[i]);
-    if (!(v >= lo && v <= hi)) continue;
-    let b = Math.trunc(((v - lo) / (hi - lo)) * bins);
+    if (!(v >= l && v <= h)) continue;
+    let b = Math.trunc((r(v - l) / (hi - lo)) * bins);
     if (b === bins) b -= 1;
     if (v < edges[b]) b -= 1;
-    else if (v >= edges[b + 1] && b !== bins - 1) b += 1;
+    else if (b !== bins - 1 && v >= edges[b + 1]) b += 1;
     counts[b] += 1n;
   }
   return counts;
