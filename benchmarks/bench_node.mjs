@@ -136,10 +136,10 @@ if (missing.length) console.log(`not in this build (skipped): ${missing.join(', 
 console.log('\nfork-join overhead');
 const out = pools.map((p) => p.alloc(8));
 const overhead = [
-  ['fib(30) via join', (p, o) => p.call('jr_bench_fib', 30, o), null],
-  ['empty parallel-for 10^6', (p, o) => p.call('jr_bench_for', 1_000_000, o), 1_000_000],
+  ['fib(30) via join', (p, o) => p.call('jr_bench_fib', 30, o), false],
+  ['empty parallel-for 10^6', (p, o) => p.call('jr_bench_for', 1_000_000, o), true],
 ];
-for (const [name, run, items] of overhead) {
+for (const [name, run, perChunk] of overhead) {
   const bestT = pools.map(() => ({ wall: Infinity }));
   const value = pools.map(() => 0n);
   for (let round = 0; round <= ROUNDS; round++) {
@@ -150,9 +150,9 @@ for (const [name, run, items] of overhead) {
     });
   }
   console.log(pad(name, 28) + lpad('', 11) + bestT.map((t) => lpad(cell(t), 20)).join('') +
-    '   ' + bestT.map((t, pi) => `${THREADS[pi]}T ` +
-      (items ? `${(t.wall * 1e6 / items).toFixed(0)} ns/item, ` : '') +
-      `result ${value[pi]}`).join('; '));
+    '   ' + bestT.map((t, pi) => `${THREADS[pi]}T ` + (perChunk
+      ? `${value[pi]} chunks, ${(t.wall * 1e6 / Number(value[pi])).toFixed(1)} ns/chunk`
+      : `result ${value[pi]}`)).join('; '));
 }
 
 // Idle: the widest pool sleeps for 1 s; its helpers must not spin.

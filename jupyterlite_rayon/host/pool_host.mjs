@@ -55,6 +55,11 @@ export class PoolError extends Error {
   }
 }
 
+// Thrown from host_poll into a caller that waits on a pool another thread broke: a join waiting
+// for a job whose thread trapped would otherwise wait forever. Unwinding the caller's wasm stack
+// is fine: a broken pool is never entered again.
+class PoolAbort extends Error {}
+
 // ---------------------------------------------------------------------------------------------
 // The code every pool thread runs (the caller and each helper worker). It is stringified into the
 // helper workers' source, so it must not reference anything outside itself.
@@ -670,7 +675,7 @@ class Pool {
       memory: this.#memory,
       ctl: this.#ctl,
       poll: () => {
-        if (Atomics.load(this.#ctl, rt.BROKEN)) return 1;
+        if (Atomics.load(this.#ctl, rt.BROKEN)) throw new PoolAbort('the pool broke during a call');
         try {
           return this.#poll && this.#poll() ? 1 : 0;
         } catch (error) {
@@ -772,6 +777,7 @@ class Pool {
       status = fn(...wasmArgs);
     } catch (error) {
       if (error instanceof TypeError) throw error; // conversion, before entering wasm
+      if (error instanceof PoolAbort) this.#checkUsable(name); // throws PoolBroken, with why
       const what = error instanceof rt.WasiExit ? error.message : `trapped: ${error}`;
       this.#markBroken(`${name} ${what}`);
       throw new PoolError(`${name} ${what}; the pool cannot be used any more: ` +
@@ -920,79 +926,87 @@ class Pool {
     return this.threads;
   }
 
-  // Terminate `count` workers whose slots are FREE (not running a thread).
+  // Terminate `count` workers, highest slots first; after jr_set_threads shrank the pool they are
+  // idle (or about to be).
   async #stopIdleWorkers(count) {
-    const deadline = Date.now() + 10000;
-    let stopped = 0;
-    while (stopped < count) {
-      for (let slot = this.#slots.length - 1; slot >= 0 && stopped < count; slot--) {
-        const entry = this.#slots[slot];
-        if (!entry) continue;
-        const b = rt.slotIndex(slot);
-        // A helper retired by jr_set_threads stores FREE just after wasi_thread_start returns.
-        if (Atomics.compareExchange(this.#ctl, b, rt.S.FREE, rt.S.EXIT) === rt.S.FREE) {
-          Atomics.notify(this.#ctl, b);
-          entry.exiting = true;
-          await entry.worker.terminate();
-          Atomics.store(this.#ctl, b, rt.S.EMPTY);
-          this.#slots[slot] = undefined;
-          stopped++;
-        }
-      }
-      if (stopped < count) {
-        if (Date.now() > deadline) {
-          throw new PoolError(`pool.resize: ${count - stopped} workers did not become idle`);
-        }
-        await new Promise((r) => setTimeout(r, 2));
-      }
+    const live = this.#slots.map((entry, slot) => (entry ? slot : -1)).filter((s) => s >= 0);
+    for (const slot of live.reverse().slice(0, count)) {
+      const entry = this.#slots[slot];
+      await this.#claimIdleSlot(slot, rt.S.EXIT);
+      Atomics.notify(this.#ctl, rt.slotIndex(slot));
+      entry.exiting = true;
+      await entry.worker.terminate();
+      Atomics.store(this.#ctl, rt.slotIndex(slot), rt.S.EMPTY);
+      this.#slots[slot] = undefined;
     }
   }
 
   // Instantiate one more module ({name, module: BufferSource | WebAssembly.Module}) in every pool
   // thread, on the pool's memory. Its imports may name the exports of modules loaded before it.
+  // Returns its exports in the caller's thread.
   async addModule({ name, module }) {
     this.#checkUsable('pool.addModule');
     if (typeof name !== 'string' || !name || this.#descs.some((d) => d.name === name)) {
       throw new TypeError(`pool.addModule: name must be a new, non-empty string, got ${name}`);
     }
     const compiled = await compileSource(module, '');
-    const threads = this.threads;
-    const done = (async () => {
-      // Helpers run inside wasm while they are pool threads: retire them, load, restart.
-      if (this.#hasRuntime && threads > 1) this.#setThreads(1);
-      this.#descs.push({ name, module: compiled.module });
-      try {
-        rt.instantiateAll(this.#descs, this.#callerContext(), this.#loaded);
-      } catch (error) {
-        this.#descs.pop();
-        throw error;
-      }
-      const loads = [];
-      this.#slots.forEach((entry, slot) => {
-        if (!entry) return;
-        loads.push(new Promise((resolve, reject) => {
-          entry.pending = { resolve, reject };
-          entry.worker.ref();
-          const b = rt.slotIndex(slot);
-          entry.worker.post({ type: 'load', descs: this.#descs });
-          if (Atomics.compareExchange(this.#ctl, b, rt.S.FREE, rt.S.YIELD) !== rt.S.FREE) {
-            reject(new PoolError(`pool.addModule: worker ${slot} is not idle`));
-          }
-          Atomics.notify(this.#ctl, b);
-        }));
-      });
-      await Promise.all(loads);
-      if (this.#hasRuntime && threads > 1) this.#setThreads(threads);
-      return this.instances[name];
-    })();
-    this.#resizing = done;
+    const work = this.#addModule(name, compiled.module, this.threads);
+    this.#resizing = work;
     try {
-      return await done;
-    } catch (error) {
-      this.#markBroken(`pool.addModule failed: ${error.message}`);
-      throw error;
+      return await work;
     } finally {
       this.#resizing = null;
+    }
+  }
+
+  async #addModule(name, module, threads) {
+    // Helpers run inside wasm while they are pool threads: retire them, load, restart them.
+    const retire = this.#hasRuntime && threads > 1;
+    if (retire) this.#setThreads(1);
+    this.#descs.push({ name, module });
+    try {
+      rt.instantiateAll(this.#descs, this.#callerContext(), this.#loaded);
+    } catch (error) {
+      // Nothing was loaded anywhere: the pool goes on as before.
+      this.#descs.pop();
+      if (retire) this.#setThreads(threads);
+      throw new PoolError(`pool.addModule: module "${name}" cannot be instantiated: ` +
+        `${error.message}`, { cause: error });
+    }
+    try {
+      const loads = [];
+      this.#slots.forEach((entry, slot) => { if (entry) loads.push(this.#loadInWorker(entry, slot)); });
+      await Promise.all(loads);
+    } catch (error) {
+      // Some threads have the module and some do not: no way back.
+      this.#markBroken(`pool.addModule("${name}") failed in a helper: ${error.message}`);
+      throw error;
+    }
+    if (retire) this.#setThreads(threads);
+    return this.instances[name];
+  }
+
+  async #loadInWorker(entry, slot) {
+    await this.#claimIdleSlot(slot, rt.S.YIELD);
+    return new Promise((resolve, reject) => {
+      entry.pending = { resolve, reject };
+      entry.worker.ref();
+      entry.worker.post({ type: 'load', descs: this.#descs });
+      Atomics.notify(this.#ctl, rt.slotIndex(slot));
+    });
+  }
+
+  // Move a slot from FREE to `next`. A helper that jr_set_threads just retired stores FREE a
+  // moment after wasi_thread_start returns, so wait for it (briefly, with a deadline).
+  async #claimIdleSlot(slot, next) {
+    const b = rt.slotIndex(slot);
+    const deadline = Date.now() + 10000;
+    while (Atomics.compareExchange(this.#ctl, b, rt.S.FREE, next) !== rt.S.FREE) {
+      if (Date.now() > deadline) {
+        throw new PoolError(`pool worker ${slot} did not become idle within 10 s ` +
+          `(slot state ${Atomics.load(this.#ctl, b)})`);
+      }
+      await new Promise((r) => setTimeout(r, 2));
     }
   }
 

@@ -186,8 +186,9 @@ export const OP = {
 };
 
 // A foreign wasi-threads module whose threads trap: `spawn_and_wait` spawns one thread (its
-// wasi_thread_start hits `unreachable`) and then waits, asking host_poll every 20 ms, until the
-// host says stop (it returns E_CANCELED). `slot_addr` gives an address other modules may use.
+// wasi_thread_start hits `unreachable`) and then waits, asking host_poll every 20 ms, until
+// host_poll says stop (it then returns E_CANCELED) or throws (the host's answer once the pool is
+// broken). `slot_addr` gives an address other modules may use.
 export function trapModule() {
   return assemble({
     types: [[['i32'], ['i32']], [[], ['i32']], [['i32', 'i32'], []]],
@@ -356,3 +357,17 @@ export const K = {
     });
   },
 };
+
+// An extra module for the real pool: its start function calls the pool's own jr_alloc(0), so
+// bytesInUse grows by one 16-byte block per thread it was instantiated in.
+export function allocOnStartModule() {
+  return assemble({
+    types: [[['i32', 'i32'], ['i32']], [[], []]],
+    imports: [
+      { module: 'env', name: 'memory', memory: { min: 1, max: 32768, shared: true } },
+      { module: 'pool', name: 'jr_alloc', func: 0 },
+    ],
+    funcs: [{ type: 1, body: [...OP.i32(0), ...OP.i32(0), ...OP.call(0), ...OP.drop] }],
+    start: 1,
+  });
+}

@@ -91,6 +91,14 @@ test('addModule instantiates a module in every pool thread, linked to earlier mo
       const bad = assemble({ types: [[[], []]], imports: [{ module: 'nowhere', name: 'f', func: 0 }],
         funcs: [] });
       await assert.rejects(pool.addModule({ name: 'bad', module: bad }), /nowhere\.f/);
+      // A start function that traps fails in the caller first: nothing loaded, pool intact.
+      const trapping = assemble({ types: [[[], []]], funcs: [{ type: 0, body: OP.unreachable }],
+        start: 0 });
+      await assert.rejects(pool.addModule({ name: 'trapping', module: trapping }),
+        /"trapping" cannot be instantiated: unreachable/);
+      assert.equal(pool.broken, null);
+      assert.equal(counter.where(), 64);
+      assert.deepEqual(Object.keys(pool.instances), ['pool', 'counter']);
     } finally {
       await pool.terminate();
     }

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { createPool, PoolError } from '../../jupyterlite_rayon/host/pool_host.mjs';
 import * as ref from './reference.mjs';
-import { K, exportNames, firstMismatch, makePool, randomArray, wasmBytes } from './helpers.mjs';
+import { K, allocOnStartModule, exportNames, firstMismatch, makePool, randomArray, wasmBytes } from
+  './helpers.mjs';
 
 const built = exportNames('mt');
 const todo = (...names) => (names.every((n) => built.has(n)) ? false
@@ -337,6 +338,30 @@ test('an idle pool of 4 threads uses almost no CPU', async () => {
     await pool.terminate();
   }
 });
+
+test('addModule loads a module into every thread of the real pool, and into later workers',
+  async () => {
+    const pool = await makePool(3);
+    try {
+      // What one jr_alloc(0) block counts in bytesInUse (the allocator rounds sizes up).
+      const base = pool.status().bytesInUse;
+      const probe = pool.alloc(0);
+      const block = pool.status().bytesInUse - base;
+      pool.free(probe);
+      assert.ok(block >= 16);
+      const before = pool.status().bytesInUse;
+      await pool.addModule({ name: 'extra', module: allocOnStartModule() });
+      // Its start function ran once in each of the 3 threads.
+      assert.equal(pool.status().bytesInUse - before, 3 * block);
+      assert.equal(pool.threads, 3, 'helpers were retired for the load and started again');
+      checkKernels(pool, 'after addModule');
+      await pool.resize(4); // the new worker loads it too
+      assert.equal(pool.status().bytesInUse - before, 4 * block);
+      checkKernels(pool, 'after addModule and resize');
+    } finally {
+      await pool.terminate();
+    }
+  });
 
 test('terminate is final and idempotent', async () => {
   const pool = await makePool(3);
