@@ -1,0 +1,51 @@
+"""Shared fixtures: one real pool per session, the foreign fixture module built with Zig."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Test 1-4 threads even on a 2-core machine (oversubscribing on purpose); must be set before
+# jupyterlite_rayon computes max_threads().
+os.environ.setdefault("JUPYTERLITE_RAYON_MAX_THREADS", "4")
+
+import jupyterlite_rayon as jr  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+# std.Thread on wasm32-wasi needs ReleaseFast (see shared recipes); shared imported memory
+# with a 64 MiB maximum so the "more memory than the maximum" case is cheap to reach.
+ZIG_FLAGS = [
+    "-target", "wasm32-wasi", "-mcpu=generic+atomics+bulk_memory", "-O", "ReleaseFast",
+    "-fno-entry", "-rdynamic", "-fno-single-threaded", "--import-memory", "--shared-memory",
+    "--initial-memory=1048576", "--max-memory=67108864", "--export=wasi_thread_start",
+    "--stack", "262144",
+]
+FOREIGN_MAX_MEMORY = 67108864
+
+
+@pytest.fixture(scope="session")
+def pool() -> object:
+    """The session's pool (2 threads to start; tests resize it and put it back)."""
+    jr.init_thread_pool(2)
+    return jr.get_backend()
+
+
+@pytest.fixture(scope="session")
+def foreign_wasm(request: pytest.FixtureRequest) -> Path:
+    """tests/fixtures/foreign_psum.zig built with Zig (cached by source hash)."""
+    source = FIXTURES / "foreign_psum.zig"
+    key = hashlib.sha256(source.read_bytes() + " ".join(ZIG_FLAGS).encode()).hexdigest()[:16]
+    out_dir = Path(request.config.cache.mkdir("jupyterlite-rayon-fixtures"))
+    out = out_dir / f"foreign_psum-{key}.wasm"
+    if not out.exists():
+        tmp = out.with_suffix(".tmp.wasm")
+        subprocess.run([sys.executable, "-m", "ziglang", "build-exe", str(source), *ZIG_FLAGS,
+                        f"-femit-bin={tmp}"], check=True, cwd=out_dir)
+        tmp.replace(out)
+    return out

@@ -1,0 +1,212 @@
+"""Pool control on the real pool-mt.wasm in wasmtime threads: sizing, counters, hooks,
+interrupts, and a long mixed run that must leave no memory behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+import jupyterlite_rayon as jr
+
+EXPECTED_KEYS = {
+    "backend", "build", "threads", "max_threads", "busy", "tasks", "steals", "bytes_in_use",
+    "memory_bytes", "calls", "per_thread", "isolated", "isolation", "started",
+}
+
+
+@pytest.fixture(autouse=True)
+def restore_threads(pool: Any) -> Any:
+    before = jr.current_num_threads()
+    yield
+    jr.set_num_threads(before)
+
+
+def test_init_thread_pool_is_awaitable_and_resizes() -> None:
+    async def start(n: int) -> int:
+        return await jr.init_thread_pool(n)
+
+    assert asyncio.run(start(3)) == 3
+    assert jr.current_num_threads() == 3
+    assert jr.pool_info()["threads"] == 3
+    jr.init_thread_pool(1)  # without await: CPython starts/resizes synchronously
+    assert jr.current_num_threads() == 1
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 2, 1, 4])
+def test_set_num_threads_returns_previous_and_counters_follow(n: int) -> None:
+    previous = jr.current_num_threads()
+    assert jr.set_num_threads(n) == previous
+    info = jr.pool_info()
+    assert jr.current_num_threads() == info["threads"] == n
+    assert len(info["per_thread"]) == n
+    # Work still comes out right at this size.
+    x = np.arange(10_007, dtype=np.float64)
+    assert jr.sum(x) == x.sum()
+
+
+def test_max_threads_honours_the_override() -> None:
+    assert jr.max_threads() == int(os.environ["JUPYTERLITE_RAYON_MAX_THREADS"])
+    with pytest.raises(ValueError, match="between 1 and"):
+        jr.set_num_threads(jr.max_threads() + 1)
+
+
+def test_threadpool_limits_context_manager_and_decorator() -> None:
+    jr.set_num_threads(2)
+    with jr.threadpool_limits(1):
+        assert jr.current_num_threads() == 1
+        with jr.threadpool_limits(3):
+            assert jr.current_num_threads() == 3
+        assert jr.current_num_threads() == 1
+    assert jr.current_num_threads() == 2
+
+    @jr.threadpool_limits(4)
+    def inside() -> int:
+        return jr.current_num_threads()
+
+    assert inside() == 4
+    assert jr.current_num_threads() == 2
+
+    with pytest.raises(RuntimeError, match="boom"), jr.threadpool_limits(3):
+        raise RuntimeError("boom")
+    assert jr.current_num_threads() == 2
+
+
+def test_pool_info_has_every_documented_key() -> None:
+    info = jr.pool_info()
+    assert set(info) == EXPECTED_KEYS
+    assert info["backend"] == "wasmtime" and info["build"] == "mt" and info["started"]
+    assert info["memory_bytes"] >= 64 * 65536
+    assert info["isolated"] is True
+    assert {"cross_origin_isolated", "shared_memory", "reason", "fix"} <= set(info["isolation"])
+    for record in info["per_thread"]:
+        assert record["state"] in ("sleeping", "working")
+    calls = info["calls"]
+    jr.sum([1.0, 2.0])
+    after = jr.pool_info()
+    assert after["calls"] == calls + 1
+    assert after["tasks"] >= info["tasks"]
+
+
+def test_counters_count_tasks_and_steals_in_parallel_work() -> None:
+    jr.set_num_threads(2)
+    before = jr.pool_info()
+    assert jr.bench_fib(22) == 17711
+    after = jr.pool_info()
+    assert after["tasks"] > before["tasks"]
+    assert sum(t["tasks"] for t in after["per_thread"]) == after["tasks"]
+
+
+def test_on_run_hooks_and_last_run() -> None:
+    seen: list[tuple[str, float]] = []
+    hook = jr.on_run(lambda name, wall: seen.append((name, wall)))
+    try:
+        jr.mean([1.0, 2.0, 3.0])
+        jr.sqrt([4.0])
+    finally:
+        jr.remove_run_hook(hook)
+    assert [name for name, _ in seen] == ["mean", "sqrt"]
+    assert all(wall >= 0 for _, wall in seen)
+    last = jr.last_run()
+    assert last is not None and last["name"] == "sqrt" and last["threads"] >= 1
+
+
+def test_a_failing_hook_does_not_break_the_call() -> None:
+    def broken(name: str, wall: float) -> None:
+        raise ValueError("hook bug")
+
+    jr.on_run(broken)
+    try:
+        with pytest.warns(RuntimeWarning, match="hook bug"):
+            assert jr.sum([1, 2, 3]) == 6
+    finally:
+        jr.remove_run_hook(broken)
+
+
+def _interrupt_later(delay: float) -> threading.Timer:
+    timer = threading.Timer(delay, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_ctrl_c_cancels_a_long_kernel_and_the_pool_keeps_working(threads: int) -> None:
+    jr.set_num_threads(threads)
+    in_use = jr.pool_info()["bytes_in_use"]
+    timer = _interrupt_later(0.3)
+    start = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            # Entirely inside the set: about a minute of work without the interrupt, in rows
+            # short enough that cancellation (checked between chunks) comes quickly.
+            jr.mandelbrot(2000, 2000, -0.2, 0.2, -0.2, 0.2, max_iter=20_000)
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - start < 60
+    assert jr.pool_info()["bytes_in_use"] == in_use  # the cancelled call's output was freed
+    img = jr.mandelbrot(31, 17, max_iter=64).to_numpy()
+    assert img.shape == (17, 31) and img.max() == 64
+    x = np.arange(100_003, dtype=np.float64)
+    assert jr.sum(x) == x.sum()
+
+
+SIZES = [0, 1, 2, 3, 7, 31, 127, 1023, 1024, 1025, 4095, 4096, 4097, 10_007]
+
+
+def _one_mixed_call(rng: random.Random, kept: list[Any]) -> None:
+    # A function of its own so that no local variable keeps an array alive afterwards.
+    n = rng.choice(SIZES)
+    data = np.arange(n, dtype=np.float64) * 0.25
+    op = rng.randrange(8)
+    if op == 0:
+        assert jr.sum(data) == pytest.approx(data.sum(), rel=1e-12)
+    elif op == 1:
+        a = jr.asarray(data)
+        out = a * 2.0 + a
+        assert out.shape == (n,)
+        if n:
+            assert out[n - 1] == data[-1] * 3.0
+        out.close()
+        if rng.random() < 0.3:
+            kept.append(a)  # closed later
+    elif op == 2:
+        assert jr.sort(data[::-1]).tolist() == data.tolist()
+    elif op == 3:
+        counts, _ = jr.histogram(data, bins=rng.randint(1, 9))
+        assert int(jr.sum(counts)) == n
+    elif op == 4:
+        assert len(jr.cumsum(data)) == n  # result dropped: freed by its finalizer
+    elif op == 5:
+        if n:
+            assert jr.max(data) == data.max()
+    elif op == 6:
+        z = jr.zeros(n, "int32")
+        assert jr.sum(z) == 0
+        z.close()
+    else:
+        img = jr.mandelbrot(rng.randint(0, 9), rng.randint(0, 9), max_iter=20)
+        assert img.to_numpy().max(initial=0) <= 20
+
+
+def test_ten_thousand_mixed_calls_leave_no_memory_behind() -> None:
+    rng = random.Random(1234)
+    jr.sum([1.0])
+    start = jr.pool_info()["bytes_in_use"]
+    kept: list[Any] = []
+    for i in range(10_000):
+        if i % 250 == 0:
+            jr.set_num_threads(rng.randint(1, 4))
+        _one_mixed_call(rng, kept)
+        if len(kept) > 20:
+            kept.pop(0).close()
+    assert jr.pool_info()["bytes_in_use"] > start  # the kept arrays
+    while kept:
+        kept.pop().close()
+    assert jr.pool_info()["bytes_in_use"] == start
