@@ -515,7 +515,6 @@ class WasmtimeBackend(Backend):
     def __init__(self, threads: int, wasm: bytes | None = None) -> None:
         eng = engine()
         module = compile_module(eng, wasm if wasm is not None else _package_wasm("pool-mt.wasm"))
-        self._poll_type = W.FuncType([], [W.ValType.i32()])
         # Pre-start as many helper threads as the pool will use, so spawns never wait.
         self.wasm = WasmThreads(module, eng, self._pool_imports, helpers=max(threads - 1, 0),
                                 name="pool")
