@@ -49,37 +49,39 @@ const MW = Math.max(8, Math.round(1024 * Math.sqrt(SCALE)));
 const MH = Math.max(6, Math.round(768 * Math.sqrt(SCALE)));
 const PI = scaled(20_000_000);
 
-// Each case: name, size label, setup(pool) -> state, run(pool, state) -> result to compare.
+// Each case: a name, its size, setup(pool) -> state (inputs resident in that pool's memory),
+// args(state) -> the export and its arguments, result(pool, state) -> a value to compare
+// between thread counts.
+const f64 = (p, n) => fill(p, Float64Array, n, rand);
+const read = (Ctor, offset = 0) => (p, s) => p.view(Ctor, s.out + offset, 1)[0];
 const cases = [
-  { name: 'sum f64', size: N, setup: (p) => ({ x: fill(p, Float64Array, N, rand), out: p.alloc(8) }),
-    run: (p, s) => { p.call('jr_reduce', 0, 0, s.x, N, s.out); return p.view(Float64Array, s.out, 1)[0]; } },
-  { name: 'dot f64', size: N,
-    setup: (p) => ({ x: fill(p, Float64Array, N, rand), y: fill(p, Float64Array, N, rand), out: p.alloc(8) }),
-    run: (p, s) => { p.call('jr_dot', 0, s.x, s.y, N, s.out); return p.view(Float64Array, s.out, 1)[0]; } },
-  { name: 'map exp f64', size: NMAP,
-    setup: (p) => ({ x: fill(p, Float64Array, NMAP, rand), out: p.alloc(8 * NMAP) }),
-    run: (p, s) => { p.call('jr_map_unary', 1, 0, s.x, s.out, NMAP); return p.view(Float64Array, s.out, 1)[0]; } },
-  { name: 'cumsum f64', size: NMAP,
-    setup: (p) => ({ x: fill(p, Float64Array, NMAP, rand), out: p.alloc(8 * NMAP) }),
-    run: (p, s) => { p.call('jr_cumsum', 0, s.x, s.out, NMAP); return p.view(Float64Array, s.out + 8 * (NMAP - 1), 1)[0]; } },
-  { name: 'sort f64', size: NSORT,
-    setup: (p) => ({ x: fill(p, Float64Array, NSORT, rand), out: p.alloc(8 * NSORT) }),
-    run: (p, s) => { p.call('jr_sort', 0, s.x, s.out, NSORT); return p.view(Float64Array, s.out, 1)[0]; } },
+  { name: 'sum f64', size: N, setup: (p) => ({ x: f64(p, N), out: p.alloc(8) }),
+    args: (s) => ['jr_reduce', 0, 0, s.x, N, s.out], result: read(Float64Array) },
+  { name: 'dot f64', size: N, setup: (p) => ({ x: f64(p, N), y: f64(p, N), out: p.alloc(8) }),
+    args: (s) => ['jr_dot', 0, s.x, s.y, N, s.out], result: read(Float64Array) },
+  { name: 'map exp f64', size: NMAP, setup: (p) => ({ x: f64(p, NMAP), out: p.alloc(8 * NMAP) }),
+    args: (s) => ['jr_map_unary', 1, 0, s.x, s.out, NMAP], result: read(Float64Array) },
+  { name: 'cumsum f64', size: NMAP, setup: (p) => ({ x: f64(p, NMAP), out: p.alloc(8 * NMAP) }),
+    args: (s) => ['jr_cumsum', 0, s.x, s.out, NMAP],
+    result: read(Float64Array, 8 * (NMAP - 1)) },
+  { name: 'sort f64', size: NSORT, setup: (p) => ({ x: f64(p, NSORT), out: p.alloc(8 * NSORT) }),
+    args: (s) => ['jr_sort', 0, s.x, s.out, NSORT], result: read(Float64Array) },
   { name: `matmul f64 ${MM}x${MM}`, size: MM * MM,
-    setup: (p) => ({ a: fill(p, Float64Array, MM * MM, rand), b: fill(p, Float64Array, MM * MM, rand),
-      c: p.alloc(8 * MM * MM) }),
-    run: (p, s) => { p.call('jr_matmul', 0, s.a, s.b, s.c, MM, MM, MM); return p.view(Float64Array, s.c, 1)[0]; } },
-  { name: `mandelbrot ${MW}x${MH} it256`, size: MW * MH, setup: (p) => ({ out: p.alloc(4 * MW * MH) }),
-    run: (p, s) => {
-      p.call('jr_mandelbrot', s.out, MW, MH, -2, 1, -1.5, 1.5, 256);
-      return p.view(Uint32Array, s.out + 4 * (MW * (MH >> 1) + (MW >> 1)), 1)[0];
-    } },
-  { name: 'histogram f64 100 bins', size: N,
-    setup: (p) => ({ x: fill(p, Float64Array, N, rand), out: p.alloc(8 * 100) }),
-    run: (p, s) => { p.call('jr_histogram', 0, s.x, N, 100, 0, 1, s.out); return p.view(BigInt64Array, s.out, 1)[0]; } },
+    setup: (p) => ({ a: f64(p, MM * MM), b: f64(p, MM * MM), out: p.alloc(8 * MM * MM) }),
+    args: (s) => ['jr_matmul', 0, s.a, s.b, s.out, MM, MM, MM], result: read(Float64Array) },
+  { name: `mandelbrot ${MW}x${MH} it256`, size: MW * MH,
+    setup: (p) => ({ out: p.alloc(4 * MW * MH) }),
+    args: (s) => ['jr_mandelbrot', s.out, MW, MH, -2, 1, -1.5, 1.5, 256],
+    result: read(Uint32Array, 4 * (MW * (MH >> 1) + (MW >> 1))) },
+  { name: 'histogram f64 100 bins', size: N, setup: (p) => ({ x: f64(p, N), out: p.alloc(800) }),
+    args: (s) => ['jr_histogram', 0, s.x, N, 100, 0, 1, s.out], result: read(BigInt64Array) },
   { name: 'monte carlo pi', size: PI, setup: (p) => ({ out: p.alloc(8) }),
-    run: (p, s) => { p.call('jr_pi', PI, 42, s.out); return p.view(BigInt64Array, s.out, 1)[0]; } },
+    args: (s) => ['jr_pi', PI, 42, s.out], result: read(BigInt64Array) },
 ];
+for (const c of cases) {
+  c.export = c.args({})[0];
+  c.run = (p, s) => { p.call(...c.args(s)); return c.result(p, s); };
+}
 
 function timed(fn) {
   const c0 = process.cpuUsage();
@@ -91,12 +93,8 @@ function timed(fn) {
 }
 
 const available = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
-const needs = { 'sum f64': 'jr_reduce', 'dot f64': 'jr_dot', 'map exp f64': 'jr_map_unary',
-  'cumsum f64': 'jr_cumsum', 'sort f64': 'jr_sort', 'histogram f64 100 bins': 'jr_histogram',
-  'monte carlo pi': 'jr_pi' };
-const exportOf = (c) => needs[c.name] || (c.name.startsWith('matmul') ? 'jr_matmul' : 'jr_mandelbrot');
-const runnable = cases.filter((c) => available.has(exportOf(c)));
-const missing = cases.filter((c) => !available.has(exportOf(c))).map((c) => c.name);
+const runnable = cases.filter((c) => available.has(c.export));
+const missing = cases.filter((c) => !available.has(c.export)).map((c) => c.name);
 
 // Setup: each pool gets its own copy of every input (seeded identically).
 const states = pools.map((pool) => runnable.map((c) => { seed = 1; return c.setup(pool); }));

@@ -104,7 +104,8 @@ function threadRuntime() {
   }
 
   function brokenNote(ctl) {
-    if (Atomics.load(ctl, BROKEN) !== 1) return Atomics.load(ctl, BROKEN) ? 'a pool thread failed' : null;
+    const flag = Atomics.load(ctl, BROKEN);
+    if (flag !== 1) return flag ? 'a pool thread failed' : null;
     const area = noteArea(ctl);
     const end = area.indexOf(0);
     return new TextDecoder().decode(area.slice(0, end < 0 ? area.length : end));
@@ -250,7 +251,9 @@ function threadRuntime() {
 
   function threadStarts(loaded) {
     return loaded.map(({ name, instance }) => instance.exports.wasi_thread_start ||
-      (() => { throw new Error(`module "${name}" spawned a thread but has no wasi_thread_start`); }));
+      (() => {
+        throw new Error(`module "${name}" spawned a thread but has no wasi_thread_start`);
+      }));
   }
 
   return { S, BROKEN, NSLOTS, makeCtl, slotIndex, spawn, slotLoop, instantiateAll, threadStarts,
@@ -331,14 +334,20 @@ function startWorker(onMessage, onError) {
     worker = new nodeWorkerThreads.Worker(WORKER_SOURCE, { eval: true });
     worker.on('message', onMessage);
     worker.on('error', onError);
-    worker.on('exit', (code) => { if (code !== 0 && code !== 1) onError(new Error(`exit ${code}`)); });
+    // terminate() exits with 1; anything else is a worker that died on its own.
+    worker.on('exit', (code) => {
+      if (code !== 0 && code !== 1) onError(new Error(`exit ${code}`));
+    });
   } else {
     // In JupyterLite this module itself comes from a Blob URL, so import.meta.url cannot locate
     // a worker file: the worker's source is built here instead.
     blobUrl ||= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
     worker = new Worker(blobUrl);
     worker.onmessage = (e) => onMessage(e.data);
-    worker.onerror = (e) => { e.preventDefault?.(); onError(new Error(e.message || 'worker error')); };
+    worker.onerror = (e) => {
+      e.preventDefault?.();
+      onError(new Error(e.message || 'worker error'));
+    };
   }
   return {
     post: (msg) => worker.postMessage(msg),
@@ -473,7 +482,9 @@ function parseModule(u8) {
     pos = end;
   }
   const signatures = {};
-  for (const [name, index] of Object.entries(exportsIdx)) signatures[name] = types[funcTypes[index]];
+  for (const [name, index] of Object.entries(exportsIdx)) {
+    signatures[name] = types[funcTypes[index]];
+  }
   return { memory, signatures };
 }
 
@@ -499,7 +510,7 @@ function convertArgs(kernel, sig, args) {
     if (t === 'i64') {
       if (typeof v === 'number') {
         if (!Number.isSafeInteger(v)) {
-          throw new RangeError(`${where} must be an integer (pass a BigInt beyond 2**53), got ${v}`);
+          throw new RangeError(`${where} must be an integer (a BigInt beyond 2**53), got ${v}`);
         }
         return BigInt(v);
       }
@@ -523,8 +534,8 @@ async function compileSource(source, label) {
   if (source instanceof WebAssembly.Module) return { module: source, info: null };
   const bytes = asBytes(source);
   if (!bytes) {
-    throw new TypeError(`createPool: wasm${label} must be a BufferSource (ArrayBuffer, Uint8Array)` +
-      ' or a WebAssembly.Module');
+    throw new TypeError(`createPool: wasm${label} must be a BufferSource (ArrayBuffer, ` +
+      'Uint8Array) or a WebAssembly.Module');
   }
   const info = readModuleInfo(bytes);
   return { module: await WebAssembly.compile(bytes), info };
@@ -557,8 +568,8 @@ async function chooseBuild(wasm, threaded) {
   }
   const support = detectThreading();
   if (threaded === true && !mt) {
-    throw new TypeError('createPool: threaded: true needs the threaded build (pass wasm: {mt, st} ' +
-      'or the bytes of pool-mt.wasm); this one is the single-thread build');
+    throw new TypeError('createPool: threaded: true needs the threaded build (pass wasm: ' +
+      '{mt, st} or the bytes of pool-mt.wasm); this one is the single-thread build');
   }
   const wantThreads = threaded === true || (threaded === 'auto' && support.ok);
   if (wantThreads && mt) {
@@ -641,7 +652,9 @@ class Pool {
 
   async _start(threads) {
     const exportNames = WebAssembly.Module.exports(this.#build.module).map((e) => e.name);
-    this.#hasRuntime = ['jr_set_threads', 'jr_counters', 'jr_alloc'].every((n) => exportNames.includes(n));
+    // A foreign wasi-threads module has no pool runtime: workers only serve its spawns.
+    this.#hasRuntime = ['jr_set_threads', 'jr_counters', 'jr_alloc']
+      .every((n) => exportNames.includes(n));
     const wanted = threads === undefined || threads === null ? await hostParallelism() : threads;
     this.#checkThreadCount(wanted, 'createPool');
     // Slots exist for the whole of ABI.md's maximum, so the pool can grow without a new table.
@@ -814,7 +827,8 @@ class Pool {
   alloc(nbytes, zero = false) {
     this.#checkUsable('pool.alloc');
     if (!Number.isInteger(nbytes) || nbytes < 0 || nbytes > 2 ** 32 - 1) {
-      throw new RangeError(`pool.alloc: nbytes must be an integer from 0 to 2**32 - 1, got ${nbytes}`);
+      throw new RangeError(`pool.alloc: nbytes must be an integer from 0 to 2**32 - 1, ` +
+        `got ${nbytes}`);
     }
     const ptr = this.#exports.jr_alloc(nbytes, zero ? 1 : 0) >>> 0;
     if (ptr === 0) {
@@ -876,7 +890,9 @@ class Pool {
       const t = this.#counter64(dv, base + 8), s = this.#counter64(dv, base + 16);
       tasks += t;
       steals += s;
-      if (state !== 0) perThread.push({ state: state === 2 ? 'working' : 'sleeping', tasks: t, steals: s });
+      if (state !== 0) {
+        perThread.push({ state: state === 2 ? 'working' : 'sleeping', tasks: t, steals: s });
+      }
     }
     return {
       threads: at(8), busy: at(12), cancel: at(16) !== 0, maxThreads, threaded: at(24) === 1,
@@ -975,7 +991,9 @@ class Pool {
     }
     try {
       const loads = [];
-      this.#slots.forEach((entry, slot) => { if (entry) loads.push(this.#loadInWorker(entry, slot)); });
+      this.#slots.forEach((entry, slot) => {
+        if (entry) loads.push(this.#loadInWorker(entry, slot));
+      });
       await Promise.all(loads);
     } catch (error) {
       // Some threads have the module and some do not: no way back.

@@ -97,7 +97,8 @@ export function randomArray(Ctor, n, seed = 1, { lo = -100, hi = 100, nanEvery =
   for (let i = 0; i < n; i++) {
     const v = lo + (hi - lo) * r();
     if (Ctor === BigInt64Array) out[i] = BigInt(Math.round(v));
-    else if (Ctor === Int32Array || Ctor === Uint32Array) out[i] = Math.round(Ctor === Uint32Array ? Math.abs(v) : v);
+    else if (Ctor === Uint32Array) out[i] = Math.round(Math.abs(v));
+    else if (Ctor === Int32Array) out[i] = Math.round(v);
     else out[i] = nanEvery && i % nanEvery === nanEvery - 1 ? NaN : v;
   }
   return out;
@@ -159,7 +160,8 @@ export function assemble({ types, imports = [], funcs, start }) {
   }))));
   bytes.push(...section(3, vec(funcs.map((f) => uleb(f.type)))));
   const nImportFuncs = imports.filter((i) => !i.memory).length;
-  const exports = funcs.map((f, i) => (f.export ? [...str(f.export), 0x00, ...uleb(nImportFuncs + i)] : null))
+  const exports = funcs
+    .map((f, i) => (f.export ? [...str(f.export), 0x00, ...uleb(nImportFuncs + i)] : null))
     .filter(Boolean);
   bytes.push(...section(7, vec(exports)));
   if (start !== undefined) bytes.push(...section(8, uleb(start)));

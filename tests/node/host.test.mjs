@@ -20,7 +20,7 @@ test('the worker source is self-contained (no imports, builds from strings)', ()
   assert.doesNotThrow(() => new Function(WORKER_SOURCE));
 });
 
-test('a helper thread that traps breaks the pool with a clear error instead of hanging', async () => {
+test('a helper thread that traps breaks the pool with a clear error, no hang', async () => {
   const pool = await createPool({ wasm: trapModule(), threads: 3 });
   try {
     assert.equal(pool.threaded, true);
@@ -76,7 +76,7 @@ test('a poll callback that throws cancels the call and is reported', async () =>
   }
 });
 
-test('addModule instantiates a module in every pool thread, linked to earlier modules', async () => {
+test('addModule instantiates a module in every thread, linked to earlier modules', async () => {
   for (const threads of [1, 3]) {
     const pool = await createPool({ wasm: trapModule(), threads });
     try {
@@ -88,8 +88,8 @@ test('addModule instantiates a module in every pool thread, linked to earlier mo
       await assert.rejects(pool.addModule({ name: 'counter', module: counterModule() }),
         TypeError);
       // A module importing something nobody provides is refused with the name of the import.
-      const bad = assemble({ types: [[[], []]], imports: [{ module: 'nowhere', name: 'f', func: 0 }],
-        funcs: [] });
+      const bad = assemble({ types: [[[], []]],
+        imports: [{ module: 'nowhere', name: 'f', func: 0 }], funcs: [] });
       await assert.rejects(pool.addModule({ name: 'bad', module: bad }), /nowhere\.f/);
       // A start function that traps fails in the caller first: nothing loaded, pool intact.
       const trapping = assemble({ types: [[[], []]], funcs: [{ type: 0, body: OP.unreachable }],

@@ -296,7 +296,8 @@ test('jr_histogram edge rules: values on every edge, the last edge, outside', {
   for (const [bins, lo, hi] of [[10, 0, 1], [7, -1.3, 2.9], [3, 0.1, 0.7]]) {
     const edges = ref.histogramEdges(bins, lo, hi);
     const near = [];
-    for (const e of edges) near.push(e, e + Math.abs(e) * 2 ** -52 + 5e-324, e - Math.abs(e) * 2 ** -52);
+    const ulp = (e) => Math.abs(e) * 2 ** -52;
+    for (const e of edges) near.push(e, e + ulp(e) + 5e-324, e - ulp(e));
     near.push(lo - 1, hi + 1, NaN, Infinity, -Infinity);
     const x = Float64Array.from(near);
     const expected = ref.histogram(x, bins, lo, hi);

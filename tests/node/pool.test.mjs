@@ -218,7 +218,9 @@ test('pool-st.wasm gives the same answers through the same API', async () => {
       if (built.has('jr_dot')) cases.push(['dot', (p) => K.dot(p, x, x)]);
       if (built.has('jr_cumsum')) cases.push(['cumsum', (p) => K.cumsum(p, x)]);
       if (built.has('jr_sort')) cases.push(['sort', (p) => K.sort(p, x)]);
-      if (built.has('jr_histogram')) cases.push(['histogram', (p) => K.histogram(p, x, 17, -90, 90)]);
+      if (built.has('jr_histogram')) {
+        cases.push(['histogram', (p) => K.histogram(p, x, 17, -90, 90)]);
+      }
       if (built.has('jr_map_unary')) cases.push(['sin', (p) => K.unary(p, 'sin', x)]);
       for (const [what, run] of cases) {
         const a = run(mt), b = run(st);
@@ -241,7 +243,8 @@ test('threaded: auto picks mt here; a single st build falls back with a reason',
     assert.equal(auto.threads, 2);
     assert.equal(only.threaded, false);
     assert.equal(only.threads, 1);
-    await assert.rejects(createPool({ wasm: wasmBytes('st'), threaded: true }), /needs the threaded build/);
+    await assert.rejects(createPool({ wasm: wasmBytes('st'), threaded: true }),
+      /needs the threaded build/);
   } finally {
     await auto.terminate();
     await only.terminate();
@@ -333,7 +336,8 @@ test('an idle pool of 4 threads uses almost no CPU', async () => {
     const c = process.cpuUsage(c0);
     const cpuMs = (c.user + c.system) / 1000, wallMs = performance.now() - t0;
     // Generous: busy-waiting helpers would burn ~4x the wall time.
-    assert.ok(cpuMs < 0.2 * wallMs, `idle pool used ${cpuMs.toFixed(1)} ms CPU in ${wallMs.toFixed(0)} ms`);
+    assert.ok(cpuMs < 0.2 * wallMs,
+      `idle pool used ${cpuMs.toFixed(1)} ms CPU in ${wallMs.toFixed(0)} ms`);
   } finally {
     await pool.terminate();
   }

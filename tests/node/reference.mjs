@@ -204,7 +204,8 @@ export function cumsum(x) {
 
 // numpy order: ascending, NaN last, stable (equal keys keep their input order).
 function compare(a, b) {
-  const an = typeof a === 'number' && Number.isNaN(a), bn = typeof b === 'number' && Number.isNaN(b);
+  const an = typeof a === 'number' && Number.isNaN(a);
+  const bn = typeof b === 'number' && Number.isNaN(b);
   if (an || bn) return an && bn ? 0 : an ? 1 : -1;
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -264,7 +265,9 @@ export function mandelbrot(width, height, x0, x1, y0, y1, maxIter) {
 export function histogramEdges(bins, lo, hi) {
   const edges = new Float64Array(bins + 1);
   const step = (hi - lo) / bins;
-  for (let i = 0; i <= bins; i++) edges[i] = step === 0 ? (i / bins) * (hi - lo) + lo : i * step + lo;
+  for (let i = 0; i <= bins; i++) {
+    edges[i] = step === 0 ? (i / bins) * (hi - lo) + lo : i * step + lo;
+  }
   edges[bins] = hi;
   return edges;
 }
