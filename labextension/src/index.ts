@@ -15,7 +15,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { Notification } from '@jupyterlab/apputils';
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { Widget } from '@lumino/widgets';
 
@@ -262,10 +262,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       const state = isolation();
       if (!state.isolated) {
+        // Toasts cut long text: the short reason here, the fix behind the action.
         Notification.warning(
-          `jupyterlite-rayon: this page is ${state.reason}, so the thread pool runs on one ` +
-            `thread. ${FIX}`,
-          { autoClose: false }
+          'jupyterlite-rayon runs on one thread: this page is not cross-origin isolated.',
+          {
+            autoClose: false,
+            actions: [
+              {
+                label: 'How to fix',
+                callback: () => {
+                  void showDialog({
+                    title: 'Threads need a cross-origin isolated page',
+                    body: `This page is ${state.reason}. ${FIX}`,
+                    buttons: [Dialog.okButton()]
+                  });
+                }
+              }
+            ]
+          }
         );
       }
     });

@@ -1,0 +1,107 @@
+"""The site the add-on builds, served three ways, in Chromium.
+
+- "coi": served with COOP/COEP/CORP: the kernel is cross-origin isolated, jupyterlite_rayon
+  imports without %pip, the status bar says isolated, no notification.
+- "plain": no headers: not isolated, the status bar says so and a notification gives the fix.
+- "sw": no headers, service worker patched by RayonAddon.service_worker: the first load is not
+  isolated, the labextension reloads exactly once, then the kernel is isolated.
+All offline: the fixtures' route guard fails a test on any request not to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+STATUS = "#jupyterlite-rayon-status"
+NOTIFICATION = re.compile(r"runs on one thread: this page is not cross-origin isolated")
+
+KERNEL_FACTS = """
+import json, js
+import jupyterlite_rayon
+print(json.dumps({
+    "isolated": bool(js.crossOriginIsolated),
+    "sab": hasattr(js, "SharedArrayBuffer"),
+    "module": jupyterlite_rayon.__file__,
+}))
+"""
+
+
+def facts(kernel: Any) -> dict[str, Any]:
+    r = kernel.execute(KERNEL_FACTS)
+    assert r["status"] == "ok", r
+    return json.loads(r["stdout"].strip().splitlines()[-1])
+
+
+def status_text(kernel: Any) -> str:
+    item = kernel.page.locator(STATUS)
+    item.wait_for(timeout=30_000)
+    return item.inner_text()
+
+
+def test_coi_site_is_isolated_and_rayon_is_preloaded(kernel_coi: Any) -> None:
+    got = facts(kernel_coi)
+    assert got["isolated"] is True and got["sab"] is True
+    # Installed from the site's wheel at kernel start: no %pip line ran in this kernel.
+    assert "site-packages/jupyterlite_rayon/" in got["module"], got
+    assert kernel_coi.timings["first_load_isolated"] is True
+    assert kernel_coi.navigations == 1
+    assert status_text(kernel_coi).startswith("rayon: isolated")
+    assert kernel_coi.page.get_by_text(NOTIFICATION).count() == 0
+    assert kernel_coi.page.evaluate("!!window.__jrInterruptBridge")
+    kernel_coi.screenshot("site_coi")
+
+
+def test_coi_site_ships_the_runtime_files(kernel_coi: Any) -> None:
+    r = kernel_coi.execute("""
+import json, pathlib, jupyterlite_rayon
+root = pathlib.Path(jupyterlite_rayon.__file__).parent
+print(json.dumps(sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                        if p.suffix in {".wasm", ".mjs"})))
+""")
+    assert r["status"] == "ok", r
+    shipped = json.loads(r["stdout"].strip().splitlines()[-1])
+    assert {"wasm/pool-mt.wasm", "wasm/pool-st.wasm", "host/pool_host.mjs"} <= set(shipped)
+
+
+def test_plain_site_is_not_isolated_and_says_how_to_fix_it(kernel_plain: Any) -> None:
+    got = facts(kernel_plain)
+    assert got["isolated"] is False and got["sab"] is False
+    assert "site-packages/jupyterlite_rayon/" in got["module"]
+    assert kernel_plain.navigations == 1, "a headerless site without the patch must not reload"
+    assert status_text(kernel_plain).startswith("rayon: not isolated")
+    page = kernel_plain.page
+    page.get_by_text(NOTIFICATION).first.wait_for(timeout=30_000)
+    kernel_plain.screenshot("site_plain_notification")
+    page.get_by_role("button", name="How to fix").first.click()
+    dialog = page.locator(".jp-Dialog-content")
+    dialog.wait_for(timeout=10_000)
+    text = dialog.inner_text()
+    assert "Cross-Origin-Embedder-Policy: require-corp" in text, text
+    assert "--rayon-service-worker" in text and "vercel.json" in text, text
+    kernel_plain.screenshot("site_plain_fix_dialog")
+    page.get_by_role("button", name="Ok").click()
+
+
+def test_plain_site_pip_install_works_offline(kernel_plain: Any) -> None:
+    r = kernel_plain.execute("%pip install jupyterlite-rayon", timeout=180)
+    assert r["status"] == "ok", r
+    r = kernel_plain.execute(
+        "import micropip, json\nprint(json.dumps('jupyterlite-rayon' in micropip.list()))"
+    )
+    assert r["status"] == "ok" and r["stdout"].strip().endswith("true"), r
+
+
+def test_sw_site_is_isolated_after_exactly_one_reload(kernel_sw: Any) -> None:
+    assert kernel_sw.timings["first_load_isolated"] is False
+    assert "manual_reload" not in kernel_sw.timings, "the labextension did not reload"
+    assert kernel_sw.navigations == 2, f"{kernel_sw.navigations} loads, expected 2"
+    got = facts(kernel_sw)
+    assert got["isolated"] is True and got["sab"] is True
+    page = kernel_sw.page
+    assert "service-worker.js" in page.evaluate("navigator.serviceWorker.controller.scriptURL")
+    # Isolated now: the loop guard is cleared, so the page stays put.
+    assert page.evaluate("sessionStorage.getItem('jupyterlite-rayon:isolation-reload')") is None
+    assert status_text(kernel_sw).startswith("rayon: isolated")
+    kernel_sw.screenshot("site_sw_isolated")
