@@ -87,10 +87,17 @@ test('cancel through poll during a long mandelbrot, then the next call is correc
   todo: todo('jr_mandelbrot') }, async () => {
   for (const threads of [1, 2]) {
     let polls = 0;
-    const pool = await makePool(threads, { poll: () => ++polls >= 1 });
+    let during = null;
+    let pool = null;
+    // poll runs on the caller inside the call: status() must work there (no call into wasm).
+    const poll = () => { during ||= pool.status(); return ++polls >= 1; };
+    pool = await makePool(threads, { poll });
     try {
       assert.throws(() => K.mandelbrot(pool, ...LONG), { name: 'E_CANCELED', code: -3 });
       assert.ok(polls >= 1);
+      assert.equal(during.inCall, true, 'status() during the call sees it running');
+      assert.equal(during.threads, threads);
+      assert.equal(pool.status().inCall, false);
       polls = -1e9; // do not cancel again
       checkKernels(pool, `threads=${threads} after poll cancel`);
       assert.equal(pool.status().cancel, false, 'the host clears the flag before each call');
@@ -303,6 +310,32 @@ test('bad input gives clear errors and the pool keeps working', async () => {
       expectStatus(() => pool.call('jr_matmul', 0, x, x, out, 4096, 4096, 4096), 'E_RANGE',
         /E_RANGE/);
       expectStatus(() => pool.call('jr_matmul', 2, x, x, out, 2, 2, 2), 'E_DTYPE', /E_DTYPE/);
+    }
+    if (built.has('jr_reduce')) {
+      expectStatus(() => pool.call('jr_reduce', 0, 4, x, 100, out), 'E_DTYPE', /E_DTYPE/);
+    }
+    if (built.has('jr_cumsum')) {
+      expectStatus(() => pool.call('jr_cumsum', 4, x, out, 100), 'E_DTYPE', /E_DTYPE/);
+    }
+    if (built.has('jr_sort')) {
+      expectStatus(() => pool.call('jr_sort', 0, x, x + 8, 99), 'E_INVAL', /E_INVAL/);
+    }
+    if (built.has('jr_clip')) {
+      expectStatus(() => pool.call('jr_clip', 2, x, NaN, 5, out, 100), 'E_INVAL', /E_INVAL/);
+    }
+    if (built.has('jr_mandelbrot')) {
+      expectStatus(() => pool.call('jr_mandelbrot', out, 65536, 65536, -2, 1, -1, 1, 10),
+        'E_RANGE', /E_RANGE/);
+    }
+    if (built.has('jr_histogram')) {
+      // Counts for 2**31 bins (16 GiB) cannot be in a 32-bit memory.
+      expectStatus(() => pool.call('jr_histogram', 0, x, 100, 2 ** 31, 0, 1, out), 'E_RANGE',
+        /E_RANGE/);
+    }
+    if (built.has('jr_pi')) {
+      // i64 arguments: Numbers up to 2**53 and BigInts; beyond that a Number is refused.
+      assert.equal(K.pi(pool, 1000n, 42n), ref.piHits(1000, 42));
+      assert.throws(() => pool.call('jr_pi', 2 ** 60, 0, out), /BigInt beyond 2\*\*53/);
     }
     // Out of memory: more than the 2 GiB maximum, and 0 bytes is still a valid block.
     assert.throws(() => pool.alloc(2 ** 32 - 1), (e) => e.name === 'E_NOMEM' &&
