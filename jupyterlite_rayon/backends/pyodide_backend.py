@@ -30,6 +30,8 @@ from .. import errors
 from .base import Backend
 
 _U32 = 0xFFFFFFFF
+#: copies up to this many bytes go through strings, larger ones through a typed-array view
+SMALL_COPY = 256
 INTERRUPT_MESSAGE = "jupyterlite-rayon:interrupt-buffer"
 
 # JS helpers, built once per kernel. `poll` must stay cheap: it runs every 20 ms of a call.
@@ -57,6 +59,17 @@ _JS = run_js(
     message: String(error && error.message || error),
     code: error && typeof error.code === 'number' ? error.code : null,
   }),
+  // Small copies go through latin-1 strings: a new typed-array proxy per call costs far more.
+  reader: (pool) => (ptr, n) => {
+    const a = pool.view(Uint8Array, ptr, n);
+    let s = '';
+    for (let i = 0; i < n; i += 8192) s += String.fromCharCode.apply(null, a.subarray(i, i + 8192));
+    return s;
+  },
+  writer: (pool) => (ptr, s) => {
+    const a = pool.view(Uint8Array, ptr, s.length);
+    for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i);
+  },
   catching: (fn) => (...args) => {
     try { return { ok: true, value: fn(...args) }; } catch (error) { return { ok: false, error }; }
   },
@@ -118,6 +131,8 @@ class PyodideBackend(Backend):
         self.counters = int(self.exports.jr_counters()) & _U32
         self.build_max_threads = int(self.exports.jr_max_threads())
         self._call = _JS.catching(pool.call.bind(pool))
+        self._read_small = _JS.reader(pool)
+        self._write_small = _JS.writer(pool)
         self._closed = False
         #: calls stopped by a Jupyter interrupt (each raised KeyboardInterrupt)
         self.interrupted_calls = 0
@@ -203,20 +218,32 @@ class PyodideBackend(Backend):
     def write(self, ptr: int, data: memoryview) -> None:
         self._check_open("write")
         data = memoryview(data).cast("B")
-        if data.nbytes:
+        if data.nbytes > SMALL_COPY:
             self._view(ptr, data.nbytes).assign(data)
+        elif data.nbytes:
+            try:
+                self._write_small(ptr, bytes(data).decode("latin-1"))
+            except JsException as e:
+                raise errors.PoolError(f"pool memory access: {e.message}") from None
 
     def read(self, ptr: int, nbytes: int) -> bytes:
         self._check_open("read")
         if nbytes == 0:
             return b""
-        return bytes(self._view(ptr, nbytes).to_bytes())
+        if nbytes > SMALL_COPY:
+            return bytes(self._view(ptr, nbytes).to_bytes())
+        try:
+            return str(self._read_small(ptr, nbytes)).encode("latin-1")
+        except JsException as e:
+            raise errors.PoolError(f"pool memory access: {e.message}") from None
 
     def read_into(self, ptr: int, out: memoryview) -> None:
         self._check_open("read")
         out = memoryview(out).cast("B")
-        if out.nbytes:
+        if out.nbytes > SMALL_COPY:
             self._view(ptr, out.nbytes).assign_to(out)
+        elif out.nbytes:
+            out[:] = self.read(ptr, out.nbytes)
 
     def store_u32(self, ptr: int, value: int) -> None:
         self._check_open("write")
