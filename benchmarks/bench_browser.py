@@ -20,7 +20,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +89,7 @@ for threads in (1, 2):
 # Pure Python on a coarse sampling of the same view (it is slow), scaled to the full image.
 rows_py = max(1, H // 16)
 t = time.perf_counter(); py_total = py_mandelbrot(W, rows_py); t_py = time.perf_counter() - t
-same = sum(jr.mandelbrot(W, rows_py, max_iter=ITER).tolist()) == py_total
+same = sum(map(sum, jr.mandelbrot(W, rows_py, max_iter=ITER).tolist())) == py_total
 rows.append(["mandelbrot", f"pure Python ({rows_py} of {H} rows, scaled)", t_py * H / rows_py,
              "same counts" if same else "COUNTS DIFFER"])
 
@@ -137,14 +136,17 @@ JS_EXEC = """async (code) => {
 
 
 def serve(site: Path) -> tuple[subprocess.Popen[str], str]:
-    port = 8765
+    """scripts/serve.py with COOP/COEP on a free port; returns the process and its URL."""
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "serve.py"), str(site), str(port),
-         "--headers", "coi"],
+        [sys.executable, str(ROOT / "scripts" / "serve.py"), str(site), "0", "--headers", "coi"],
         stdout=subprocess.PIPE, text=True,
     )
-    time.sleep(1.0)
-    return proc, f"http://127.0.0.1:{port}/"
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY "):
+        proc.terminate()
+        raise SystemExit(f"scripts/serve.py did not start: {line!r}")
+    return proc, line.split()[1]
 
 
 def measure(url: str, code: str, timeout: float) -> dict[str, Any]:
@@ -180,13 +182,20 @@ def print_table(m: dict[str, Any]) -> None:
           f"{m['import_s'] * 1e3:.0f} ms | await init_thread_pool(2) {m['start_s'] * 1e3:.0f} ms"
           f" | call overhead {m['overhead_s'] * 1e6:.0f} us/call | copy in "
           f"{m['copy_in_s'] * 1e3:.1f} ms")
-    print(f"{'work':<26} {'variant':<40} {'wall ms':>10} {'vs 1 thread':>11}  tasks split")
-    base: dict[str, float] = {}
-    for work, variant, wall, note in m["rows"]:
+    print(f"{'work':<26} {'variant':<40} {'wall ms':>10} {'vs 1 thread':>11} "
+          f"{'vs Python':>10}  tasks split / check")
+    one: dict[str, float] = {}
+    python: dict[str, float] = {}
+    for work, variant, wall, _ in m["rows"]:
         if "1 thread" in variant:
-            base[work] = wall
-        ratio = f"{base[work] / wall:.2f}x" if work in base and wall else ""
-        print(f"{work:<26} {variant:<40} {wall * 1e3:>10.1f} {ratio:>11}  {note}")
+            one.setdefault(work, wall)
+        if "pure Python" in variant:
+            python.setdefault(work, wall)
+    for work, variant, wall, note in m["rows"]:
+        pool = "pure Python" not in variant
+        vs_one = f"{one[work] / wall:.2f}x" if pool and work in one and wall else ""
+        vs_py = f"{python[work] / wall:.1f}x" if pool and work in python and wall else ""
+        print(f"{work:<26} {variant:<40} {wall * 1e3:>10.1f} {vs_one:>11} {vs_py:>10}  {note}")
     print("cpu/wall: not measurable in a browser (no per-thread CPU clock); the tasks split "
           "shows how evenly the threads shared the work.")
 
