@@ -380,7 +380,8 @@ def _from_numpy(obj: Any, want: DType | None, arena: Arena) -> PoolArray:
                 f"jr.asarray(x, 'float64') or x.astype('int32') ({', '.join(dtypes.names())})"
             ) from None
     data = np.ascontiguousarray(obj, dtype=np.dtype(want.name).newbyteorder("<"))
-    return _from_bytes(arena, memoryview(data).cast("B"), tuple(data.shape), want)
+    return _from_bytes(arena, memoryview(data.reshape(-1).view(np.uint8)), tuple(data.shape),
+                       want)
 
 
 def _from_buffer(view: memoryview, want: DType | None, arena: Arena) -> PoolArray:
@@ -405,7 +406,9 @@ def _from_buffer(view: memoryview, want: DType | None, arena: Arena) -> PoolArra
     if want is not None and want != have:
         return _from_list(view.tolist(), want, arena)
     # tobytes() copies any layout (strided, non-contiguous) into C order.
-    raw: bytes | memoryview = view.cast("B") if view.c_contiguous else view.tobytes()
+    raw: bytes | memoryview = (
+        view.cast("B") if view.c_contiguous and view.nbytes else view.tobytes()
+    )
     return _from_bytes(arena, raw, shape, have)
 
 

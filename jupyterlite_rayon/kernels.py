@@ -395,6 +395,7 @@ def histogram(a: Any, bins: int = 10,
     with _Call(name) as c:
         x = c.array(a)
         _need(name, x, _NUMERIC)
+        auto = range is None and x.size > 0
         if range is None:
             lo, hi = _auto_range(x)
         else:
@@ -407,13 +408,22 @@ def histogram(a: Any, bins: int = 10,
                 raise ValueError(f"{name}: range {range}: lo must be <= hi")
             if lo == hi:
                 lo, hi = lo - 0.5, hi + 0.5  # numpy widens an empty range the same way
+        if not math.isfinite(hi - lo):
+            raise ValueError(f"{name}: the range [{lo}, {hi}] is too wide for finite-sized "
+                             "bins; pass a narrower range=(lo, hi)")
         counts = empty(nbins, dtypes.INT64)
         try:
             c.run("jr_histogram", x.dtype_info.code, x.ptr, x.size, nbins, lo, hi, counts.ptr)
         except BaseException:
             counts.close()
             raise
-        return counts, _edges(lo, hi, nbins)
+        if x.dtype != "float32":
+            return counts, _edges(lo, hi, nbins)
+        # numpy gives float32 data float32 edges: computed in float32 from the data's own
+        # min/max, or computed in float64 from a given range and then rounded.
+        if auto:
+            return counts, _edges_f32(lo, hi, nbins)
+        return counts, [_f32(e) for e in _edges(lo, hi, nbins)]
 
 
 def _auto_range(x: PoolArray) -> tuple[float, float]:
@@ -425,6 +435,8 @@ def _auto_range(x: PoolArray) -> tuple[float, float]:
                          "pass range=(lo, hi) or remove NaN/inf values")
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
+        if x.dtype == "float32":
+            lo, hi = _f32(lo), _f32(hi)
     return lo, hi
 
 
@@ -432,6 +444,19 @@ def _edges(lo: float, hi: float, bins: int) -> list[float]:
     # numpy.linspace(lo, hi, bins + 1): i * step + lo, with the last edge exactly hi.
     step = (hi - lo) / bins
     edges = [i * step + lo for i in builtins.range(bins)]
+    edges.append(hi)
+    return edges
+
+
+def _f32(v: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", v))[0]
+
+
+def _edges_f32(lo: float, hi: float, bins: int) -> list[float]:
+    # numpy.linspace in float32 arithmetic (each +, -, *, / rounded to float32).
+    lo, hi = _f32(lo), _f32(hi)
+    step = _f32(_f32(hi - lo) / bins)
+    edges = [_f32(_f32(i * step) + lo) for i in builtins.range(bins)]
     edges.append(hi)
     return edges
 

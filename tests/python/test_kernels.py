@@ -1,0 +1,360 @@
+"""Every kernel against numpy (or an exact Python reference) on the real pool, with
+Hypothesis choosing sizes (0, 1, primes, 2^k +- 1, random), dtypes, NaN/inf and thread
+counts 1-4; deterministic kernels are checked bit for bit across thread counts."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import jupyterlite_rayon as jr
+
+EXAMPLES = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+EDGE_SIZES = [0, 1, 2, 3, 5, 7, 13, 31, 127, 1021, 4095, 4096, 4097, 8191, 8193, 12289]
+sizes = st.one_of(st.sampled_from(EDGE_SIZES), st.integers(0, 20_000))
+threads = st.integers(1, 4)
+seeds = st.integers(0, 2**32 - 1)
+FLOATS = ["float64", "float32"]
+NUMERIC = ["float64", "float32", "int32", "int64"]
+SORTABLE = [*NUMERIC, "uint32"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _pool(pool: Any) -> Any:
+    before = jr.current_num_threads()
+    yield
+    jr.set_num_threads(before)
+
+
+def make(n: int, dtype: str, seed: int, specials: bool = False) -> np.ndarray:
+    """Random data; specials puts NaN, +-inf, -0.0 and huge values into float arrays."""
+    rng = np.random.default_rng(seed)
+    if dtype in FLOATS:
+        x = (rng.standard_normal(n) * 100).astype(dtype)
+        if specials and n:
+            picks = rng.integers(0, n, size=max(1, n // 50))
+            values = np.array([np.nan, np.inf, -np.inf, -0.0, 1e30, -1e-30], dtype=dtype)
+            x[picks] = rng.choice(values, size=picks.size)
+        return x
+    info = np.iinfo(dtype)
+    wide = rng.integers(info.min, info.max, size=n, dtype=dtype, endpoint=True)
+    small = rng.integers(-1000 if info.min else 0, 1000, size=n).astype(dtype)
+    return wide if specials else small
+
+
+def at(t: int, fn: Callable[[], Any]) -> Any:
+    with jr.threadpool_limits(t):
+        return fn()
+
+
+def bits(value: Any) -> bytes:
+    if isinstance(value, jr.PoolArray):
+        return value.tobytes()
+    if isinstance(value, float):
+        return struct.pack("<d", value)
+    return struct.pack("<q", value)
+
+
+def same_float(got: float, want: float) -> bool:
+    return (math.isnan(got) and math.isnan(want)) or got == want
+
+
+def sum_tolerance(x: np.ndarray) -> float:
+    # Blocked (4096) then pairwise summation: error below ~4200 eps * sum|x|.
+    mags = np.abs(x.astype(np.float64))
+    return 4200 * np.finfo(np.float64).eps * float(mags.sum()) + 1e-300
+
+
+def wrap64(v: int) -> int:
+    return (v + (1 << 63)) % (1 << 64) - (1 << 63)
+
+
+# -- reductions --------------------------------------------------------------------------
+@EXAMPLES
+@given(n=sizes, dtype=st.sampled_from(NUMERIC), seed=seeds, t=threads, specials=st.booleans())
+def test_sum_and_mean(n: int, dtype: str, seed: int, t: int, specials: bool) -> None:
+    x = make(n, dtype, seed, specials)
+    got_sum, got_mean = at(t, lambda: (jr.sum(x), jr.mean(x)))
+    if dtype in FLOATS:
+        finite = x[np.isfinite(x)]
+        if np.isnan(x).any() or (np.isposinf(x).any() and np.isneginf(x).any()):
+            assert math.isnan(got_sum) and math.isnan(got_mean)
+        elif np.isinf(x).any():
+            assert got_sum == float(x[np.isinf(x)][0])
+        else:
+            want = math.fsum(finite.astype(np.float64).tolist())
+            assert abs(got_sum - want) <= sum_tolerance(x)
+            if n:
+                assert abs(got_mean - want / n) <= sum_tolerance(x) / n
+        if n == 0:
+            assert got_sum == 0.0 and math.isnan(got_mean)
+    else:
+        exact = sum(int(v) for v in x)
+        assert got_sum == wrap64(exact)
+        assert isinstance(got_sum, int)
+        if n:
+            assert got_mean == pytest.approx(exact / n, rel=1e-12)  # numpy: no wrapping
+
+
+@EXAMPLES
+@given(n=sizes, dtype=st.sampled_from(NUMERIC), seed=seeds, specials=st.booleans())
+def test_deterministic_kernels_are_bit_identical_for_1_to_4_threads(
+        n: int, dtype: str, seed: int, specials: bool) -> None:
+    x = make(n, dtype, seed, specials)
+    y = make(n, dtype, seed + 1, specials)
+
+    def run() -> list[bytes]:
+        counts, _ = jr.histogram(x[np.isfinite(x)] if dtype in FLOATS else x, bins=17)
+        return [bits(jr.sum(x)), bits(jr.mean(x)), bits(jr.dot(x, y)), bits(jr.cumsum(x)),
+                counts.tobytes()]
+
+    results = [at(t, run) for t in (1, 2, 3, 4)]
+    assert results[1:] == results[:1] * 3
+
+
+@EXAMPLES
+@given(n=sizes, dtype=st.sampled_from(NUMERIC), seed=seeds, t=threads, specials=st.booleans())
+def test_min_max(n: int, dtype: str, seed: int, t: int, specials: bool) -> None:
+    x = make(n, dtype, seed, specials)
+    if n == 0:
+        with pytest.raises(ValueError, match="empty"):
+            at(t, lambda: jr.min(x))
+        with pytest.raises(ValueError, match="empty"):
+            at(t, lambda: jr.max(x))
+        return
+    got_min, got_max = at(t, lambda: (jr.min(x), jr.max(x)))
+    if dtype in FLOATS:
+        assert same_float(got_min, float(np.min(x))) and same_float(got_max, float(np.max(x)))
+    else:
+        assert (got_min, got_max) == (int(x.min()), int(x.max()))
+
+
+@EXAMPLES
+@given(n=sizes, dtype=st.sampled_from(NUMERIC), seed=seeds, t=threads)
+def test_dot(n: int, dtype: str, seed: int, t: int) -> None:
+    x, y = make(n, dtype, seed), make(n, dtype, seed + 7)
+    got = at(t, lambda: jr.dot(x, y))
+    if dtype in FLOATS:
+        products = x.astype(np.float64) * y.astype(np.float64)
+        assert abs(got - math.fsum(products.tolist())) <= sum_tolerance(products) * 2
+    else:
+        assert got == wrap64(sum(int(a) * int(b) for a, b in zip(x, y, strict=True)))
+
+
+# -- element-wise ------------------------------------------------------------------------
+UNARY = ["sqrt", "exp", "log", "sin", "cos", "abs", "negative"]
+
+
+@EXAMPLES
+@given(n=sizes, dtype=st.sampled_from(NUMERIC), seed=seeds, t=threads,
+       specials=st.booleans(), op=st.sampled_from(UNARY))
+def test_unary(n: int, dtype: str, seed: int, t: int, specials: bool, op: str) -> None:
+    x = make(n, dtype, seed, specials)
+    got = at(t, lambda: getattr(jr, op)(x)).to_numpy()
+    with np.errstate(all="ignore"):
+        want = getattr(np, "absolute" if op == "abs" else op)(x)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    if op in ("abs", "negative", "sqrt"):
+        assert np.array_equal(got, want, equal_nan=want.dtype.kind == "f")
+    else:
+        # exp/log/sin/cos: Zig's libm vs the platform's: a few ulp apart at most.
+        rtol = 2e-6 if want.dtype == np.float32 else 4e-15
+        assert np.allclose(got, want, rtol=rtol, atol=0, equal_nan=True)
+
+
+BINARY = ["add", "subtract", "multiply", "divide", "minimum", "maximum", "power"]
+INT_BINARY = ["add", "subtract", "multiply", "minimum", "maximum"]
+
+
+@EXAMPLES
+@given(n=sizes, dtype=st.sampled_from(NUMERIC), seed=seeds, t=threads,
+       specials=st.booleans(), op=st.sampled_from(BINARY))
+def test_binary_arrays(n: int, dtype: str, seed: int, t: int, specials: bool, op: str) -> None:
+    if dtype not in FLOATS and op not in INT_BINARY:
+        op = "add"
+    x, y = make(n, dtype, seed, specials), make(n, dtype, seed + 3, specials)
+    if op == "power" and dtype in FLOATS:
+        x = np.abs(x)
+        y = (y / 50).astype(dtype)
+    got = at(t, lambda: getattr(jr, op)(x, y)).to_numpy()
+    with np.errstate(all="ignore"):
+        want = getattr(np, op)(x, y)
+    assert got.dtype == want.dtype
+    if op == "power":
+        rtol = 1e-5 if dtype == "float32" else 1e-14
+        assert np.allclose(got, want, rtol=rtol, atol=0, equal_nan=True)
+    else:
+        assert np.array_equal(got, want, equal_nan=dtype in FLOATS)
+
+
+@EXAMPLES
+@given(n=sizes, dtype=st.sampled_from(NUMERIC), seed=seeds, t=threads,
+       op=st.sampled_from(INT_BINARY + ["divide"]), swap=st.booleans(),
+       scalar=st.integers(-1000, 1000))
+def test_binary_with_scalar(n: int, dtype: str, seed: int, t: int, op: str, swap: bool,
+                            scalar: int) -> None:
+    x = make(n, dtype, seed)
+    s: float | int = scalar if dtype not in FLOATS else scalar / 8
+    if op == "divide" and s == 0:
+        s = 3
+    args = (s, x) if swap else (x, s)
+    got = at(t, lambda: getattr(jr, op)(*args)).to_numpy()
+    with np.errstate(all="ignore"):
+        want = getattr(np, op)(*args)
+    assert got.dtype == want.dtype
+    assert np.array_equal(got, want, equal_nan=True)
+
+
+@EXAMPLES
+@given(n=sizes, dtype=st.sampled_from(NUMERIC), seed=seeds, t=threads,
+       specials=st.booleans(), lo=st.integers(-200, 0), width=st.integers(0, 300))
+def test_clip(n: int, dtype: str, seed: int, t: int, specials: bool, lo: int,
+              width: int) -> None:
+    x = make(n, dtype, seed, specials)
+    got = at(t, lambda: jr.clip(x, lo, lo + width)).to_numpy()
+    want = np.clip(x, lo, lo + width)
+    assert got.dtype == x.dtype and np.array_equal(got, want, equal_nan=dtype in FLOATS)
+
+
+@EXAMPLES
+@given(n=sizes, dtype=st.sampled_from(NUMERIC), seed=seeds, t=threads, specials=st.booleans())
+def test_cumsum(n: int, dtype: str, seed: int, t: int, specials: bool) -> None:
+    x = make(n, dtype, seed, specials and dtype in FLOATS)
+    got = at(t, lambda: jr.cumsum(x)).to_numpy()
+    if dtype in FLOATS:
+        want = np.cumsum(x.astype(np.float64))
+        assert got.dtype == x.dtype
+        if dtype == "float64" and not specials:
+            tol = sum_tolerance(x)
+            assert np.all(np.abs(got - want) <= tol)
+        elif not specials:
+            scale = np.cumsum(np.abs(x.astype(np.float64)))
+            assert np.all(np.abs(got - want) <= 4200 * 1.2e-7 * scale + 1e-30)
+        else:
+            assert np.array_equal(np.isnan(got), np.isnan(want))
+    else:
+        assert got.dtype == np.int64
+        assert np.array_equal(got, np.cumsum(x, dtype=np.int64))
+
+
+@EXAMPLES
+@given(n=sizes, dtype=st.sampled_from(SORTABLE), seed=seeds, t=threads,
+       specials=st.booleans(), dups=st.booleans())
+def test_sort_and_argsort(n: int, dtype: str, seed: int, t: int, specials: bool,
+                          dups: bool) -> None:
+    x = make(n, dtype, seed, specials)
+    if dups:  # many equal keys: stability matters
+        x = (x % 7).astype(dtype) if dtype not in FLOATS else np.round(x / 50).astype(dtype)
+    got, order = at(t, lambda: (jr.sort(x).to_numpy(), jr.argsort(x).to_numpy()))
+    assert np.array_equal(got, np.sort(x, kind="stable"), equal_nan=dtype in FLOATS)
+    assert order.dtype == np.int64
+    assert np.array_equal(order, np.argsort(x, kind="stable"))
+
+
+@EXAMPLES
+@given(m=st.integers(0, 70), k=st.integers(0, 70), n=st.integers(0, 70),
+       dtype=st.sampled_from(FLOATS), seed=seeds, t=threads)
+def test_matmul(m: int, k: int, n: int, dtype: str, seed: int, t: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    got = at(t, lambda: jr.matmul(a, b)).to_numpy()
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    assert got.shape == (m, n) and got.dtype == a.dtype
+    tol = (1e-4 if dtype == "float32" else 1e-12) * (k + 1)
+    assert np.allclose(got, want, rtol=tol, atol=tol)
+
+
+def mandelbrot_reference(w: int, h: int, x0: float, x1: float, y0: float, y1: float,
+                         max_iter: int) -> np.ndarray:
+    """The exact formula of kernels/ABI.md, vectorised (numpy does no fused multiply-add)."""
+    dx, dy = (x1 - x0) / w if w else 0.0, (y1 - y0) / h if h else 0.0
+    cx = x0 + np.arange(w, dtype=np.float64) * dx
+    cy = y0 + np.arange(h, dtype=np.float64) * dy
+    cx, cy = np.broadcast_to(cx, (h, w)), np.broadcast_to(cy[:, None], (h, w))
+    zr, zi = np.zeros((h, w)), np.zeros((h, w))
+    out = np.zeros((h, w), dtype=np.uint32)
+    active = np.ones((h, w), dtype=bool)
+    for _ in range(max_iter):
+        zr2, zi2 = zr * zr, zi * zi
+        active &= ~(zr2 + zi2 > 4.0)
+        if not active.any():
+            break
+        zi = np.where(active, (2.0 * zr) * zi + cy, zi)
+        zr = np.where(active, (zr2 - zi2) + cx, zr)
+        out += active
+    return out
+
+
+@EXAMPLES
+@given(w=st.integers(0, 48), h=st.integers(0, 48), t=threads, max_iter=st.integers(0, 120),
+       x0=st.floats(-2.5, 0.5), y0=st.floats(-1.5, 1.0), span=st.floats(0.01, 3.0))
+def test_mandelbrot(w: int, h: int, t: int, max_iter: int, x0: float, y0: float,
+                    span: float) -> None:
+    got = at(t, lambda: jr.mandelbrot(w, h, x0, x0 + span, y0, y0 + span, max_iter))
+    assert got.shape == (h, w) and got.dtype == "uint32"
+    want = mandelbrot_reference(w, h, x0, x0 + span, y0, y0 + span, max_iter)
+    assert np.array_equal(got.to_numpy(), want)
+
+
+@EXAMPLES
+@given(n=sizes, dtype=st.sampled_from(NUMERIC), seed=seeds, t=threads,
+       bins=st.integers(1, 64), ranged=st.booleans(), specials=st.booleans())
+def test_histogram(n: int, dtype: str, seed: int, t: int, bins: int, ranged: bool,
+                   specials: bool) -> None:
+    x = make(n, dtype, seed, specials and ranged)
+    value_range = (-150.0, 220.5) if ranged else None
+    counts, edges = at(t, lambda: jr.histogram(x, bins=bins, range=value_range))
+    want_counts, want_edges = np.histogram(x, bins=bins, range=value_range)
+    assert counts.dtype == "int64"
+    assert counts.tolist() == want_counts.tolist()
+    assert edges == want_edges.tolist()
+
+
+def pi_hits_reference(samples: int, seed: int) -> int:
+    """SplitMix64 counter RNG of kernels/ABI.md in numpy uint64 (wrapping) arithmetic."""
+    with np.errstate(over="ignore"):
+        c = np.arange(2 * samples, dtype=np.uint64)
+        z = np.uint64(seed % (1 << 64)) + (c + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    x, y = u[0::2], u[1::2]
+    return int(np.count_nonzero(x * x + y * y < 1.0))
+
+
+@EXAMPLES
+@given(samples=st.integers(1, 30_000), seed=st.integers(-(2**63), 2**64 - 1), t=threads)
+def test_monte_carlo_pi(samples: int, seed: int, t: int) -> None:
+    got = at(t, lambda: jr.monte_carlo_pi(samples, seed))
+    assert got == 4.0 * pi_hits_reference(samples, seed) / samples
+
+
+def test_monte_carlo_pi_converges() -> None:
+    assert abs(jr.monte_carlo_pi(2_000_000, seed=5) - math.pi) < 0.01
+
+
+def test_fork_join_benchmarks_are_right() -> None:
+    for t in (1, 2, 3, 4):
+        assert at(t, lambda: jr.bench_fib(20)) == 6765
+        assert at(t, lambda: jr.bench_for(0)) == 0
+        assert at(t, lambda: jr.bench_for(1000)) >= 1
+
+
+def test_kernels_accept_pool_arrays_without_copying() -> None:
+    x = np.linspace(-3, 3, 10_001)
+    a = jr.asarray(x)
+    before = jr.pool_info()["bytes_in_use"]
+    assert jr.sum(a) == pytest.approx(x.sum(), abs=1e-9)
+    assert jr.pool_info()["bytes_in_use"] == before
+    out = jr.sqrt(jr.abs(a))
+    assert np.array_equal(out.to_numpy(), np.sqrt(np.abs(x)))
