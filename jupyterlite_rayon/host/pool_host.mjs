@@ -293,12 +293,13 @@ function workerMain(rt) {
       post({ type: 'trap', slot, message: `${e && e.name || 'Error'}: ${e && e.message || e}` });
     }
   };
-  const isNode = typeof process === 'object' && process.versions && process.versions.node &&
-    typeof require === 'function';
-  if (isNode) {
-    const { parentPort } = require('node:worker_threads');
-    post = (m) => parentPort.postMessage(m);
-    parentPort.on('message', handle);
+  if (typeof process === 'object' && process.versions && process.versions.node) {
+    // A dynamic import, not require: an eval worker is ESM when the parent runs
+    // --input-type=module. The port queues messages until the listener is attached.
+    import('node:worker_threads').then(({ parentPort }) => {
+      post = (m) => parentPort.postMessage(m);
+      parentPort.on('message', handle);
+    });
   } else {
     post = (m) => self.postMessage(m);
     self.onmessage = (e) => handle(e.data);

@@ -184,6 +184,9 @@ export const OP = {
   end: [0x0b],
   brIf: (l) => [0x0d, ...uleb(l)],
   atomicWait32: [0xfe, 0x01, 0x02, 0x00],
+  atomicNotify: [0xfe, 0x00, 0x02, 0x00],
+  atomicLoad32: [0xfe, 0x10, 0x02, 0x00],
+  atomicStore32: [0xfe, 0x17, 0x02, 0x00],
   atomicAdd32: [0xfe, 0x1e, 0x02, 0x00],
 };
 
@@ -371,5 +374,38 @@ export function allocOnStartModule() {
     ],
     funcs: [{ type: 1, body: [...OP.i32(0), ...OP.i32(0), ...OP.call(0), ...OP.drop] }],
     start: 1,
+  });
+}
+
+// A foreign module whose thread prints: `spawn_print` spawns a thread that calls WASI fd_write(1,
+// iovec at 100, 1, nwritten at 120), then sets the word at 64 and wakes the caller waiting on it.
+export function printModule() {
+  return assemble({
+    types: [[['i32'], ['i32']], [[], ['i32']], [['i32', 'i32'], []],
+      [['i32', 'i32', 'i32', 'i32'], ['i32']]],
+    imports: [
+      { module: 'env', name: 'memory', memory: { min: 1, max: 16384, shared: true } },
+      { module: 'wasi', name: 'thread-spawn', func: 0 },
+      { module: 'wasi_snapshot_preview1', name: 'fd_write', func: 3 },
+    ],
+    funcs: [
+      {
+        type: 2, export: 'wasi_thread_start', body: [
+          ...OP.i32(1), ...OP.i32(100), ...OP.i32(1), ...OP.i32(120), ...OP.call(1), ...OP.drop,
+          ...OP.i32(64), ...OP.i32(1), ...OP.atomicStore32,
+          ...OP.i32(64), ...OP.i32(1), ...OP.atomicNotify, ...OP.drop,
+        ],
+      },
+      {
+        type: 1, export: 'spawn_print', body: [
+          ...OP.i32(0), ...OP.call(0), ...OP.drop,
+          ...OP.loop,
+          ...OP.i32(64), ...OP.i32(0), ...OP.i64(1_000_000_000), ...OP.atomicWait32, ...OP.drop,
+          ...OP.i32(64), ...OP.atomicLoad32, ...OP.i32eqz, ...OP.brIf(0),
+          ...OP.end,
+          ...OP.i32(0),
+        ],
+      },
+    ],
   });
 }

@@ -2,9 +2,23 @@
 // caller, poll-driven cancellation, extra modules in every thread, WASI output, bad options.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { createPool, readModuleInfo, PoolError, WORKER_SOURCE } from
   '../../jupyterlite_rayon/host/pool_host.mjs';
-import { assemble, counterModule, OP, trapModule } from './helpers.mjs';
+import { assemble, counterModule, OP, printModule, trapModule } from './helpers.mjs';
+
+const HOST = fileURLToPath(new URL('../../jupyterlite_rayon/host/pool_host.mjs', import.meta.url));
+const HELPERS = fileURLToPath(new URL('./helpers.mjs', import.meta.url));
+
+// Runs an ES module snippet in a fresh Node process; resolves with its exit code and output.
+function runNode(code, timeout = 30000) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--input-type=module', '-e', code], { timeout },
+      (error, stdout, stderr) => resolve({ code: error ? error.code ?? error.signal : 0,
+        killed: !!(error && error.killed), stdout, stderr }));
+  });
+}
 
 test('the module reader finds memory limits and export signatures', () => {
   const info = readModuleInfo(trapModule());
@@ -16,7 +30,10 @@ test('the module reader finds memory limits and export signatures', () => {
 });
 
 test('the worker source is self-contained (no imports, builds from strings)', () => {
-  assert.doesNotMatch(WORKER_SOURCE, /^\s*import\s|\bimport\(|import\.meta/m);
+  // No static imports or import.meta (a Blob URL has no base); Node's worker_threads is the one
+  // dynamic import, taken only under Node.
+  assert.doesNotMatch(WORKER_SOURCE, /^\s*import\s|import\.meta/m);
+  assert.deepEqual(WORKER_SOURCE.match(/\bimport\((.*?)\)/g), ["import('node:worker_threads')"]);
   assert.doesNotThrow(() => new Function(WORKER_SOURCE));
 });
 
@@ -153,5 +170,35 @@ test('bad options and arguments give clear errors', async () => {
     assert.equal(pool.exports.slot_addr(), 64);
   } finally {
     await pool.terminate();
+  }
+});
+
+test('WASI output from a helper thread reaches stdout (as a message)', async () => {
+  let resolve;
+  const printed = new Promise((r) => { resolve = r; });
+  const pool = await createPool({ wasm: printModule(), threads: 2, stdout: resolve });
+  try {
+    const text = new TextEncoder().encode('hello from a pool thread\n');
+    pool.view(Uint8Array, 200, text.length).set(text);
+    pool.view(Uint32Array, 100, 2).set([200, text.length]);
+    assert.equal(pool.call('spawn_print'), 0);
+    assert.equal(await printed, 'hello from a pool thread\n');
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('a Node process exits after terminate(), and even without it', async () => {
+  for (const end of ['await pool.terminate();', '/* no terminate */']) {
+    const code = `
+      import { createPool } from ${JSON.stringify(HOST)};
+      import { trapModule } from ${JSON.stringify(HELPERS)};
+      const pool = await createPool({ wasm: trapModule(), threads: 4 });
+      console.log('workers', pool.workers);
+      ${end}`;
+    const result = await runNode(code);
+    assert.equal(result.killed, false, `${end}: the process hung`);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /workers 3/);
   }
 });
