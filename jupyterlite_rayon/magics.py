@@ -328,7 +328,12 @@ def sweep_text(rows: Sequence[SweepRow], repeat: int) -> str:
 
 def _sweep_caption(rows: Sequence[SweepRow], repeat: int) -> str:
     best = f", best of {repeat} runs each" if repeat > 1 else ""
-    return f"%%parallel sweep: speedup against {rows[0].run.threads} thread(s){best}"
+    caption = f"%%parallel sweep: speedup against {_threads(rows[0].run.threads)}{best}"
+    if repeat == 1 and any(r.efficiency > 1.1 for r in rows):
+        # Superlinear speedup from single runs: the first run usually paid one-off costs.
+        caption += ("; efficiency over 100% usually means the first run paid one-off costs "
+                    "(compiling, memory growth): --repeat 3 keeps the best of 3 runs")
+    return caption
 
 
 def sweep_html(rows: Sequence[SweepRow], repeat: int) -> str:

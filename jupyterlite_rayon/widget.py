@@ -47,7 +47,7 @@ class Snapshot:
     """What every widget shows: the pool's counters plus what the widgets add to them."""
 
     info: dict[str, Any]
-    shares: list[float]  # per thread: tasks since the last change / the busiest thread's
+    shares: list[float]  # per thread: its tasks since the last change / the busiest thread's
     error: str | None  # the last failed resize, until a resize succeeds
     last_run: dict[str, Any] | None
     starting: bool  # JupyterLite: %load_ext started the pool and it is not up yet
@@ -144,7 +144,9 @@ def _snapshot() -> Snapshot:
     prev = _shared.prev_tasks + tasks[len(_shared.prev_tasks):]
     deltas = [max(now - before, 0) for now, before in zip(tasks, prev)]
     if not _shared.prev_tasks:
-        _shared.shares = [0.0] * len(tasks)  # first read: no activity measured yet
+        # First read: show how all the work so far was shared out.
+        busiest = max(tasks, default=0)
+        _shared.shares = [t / busiest if busiest else 0.0 for t in tasks]
         _shared.prev_tasks = tasks
     elif any(deltas):
         busiest = max(deltas)

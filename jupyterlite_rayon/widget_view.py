@@ -83,13 +83,14 @@ class PoolWidget(w.VBox):
 
 
 def _status_html(rows: list[tuple[str, str]]) -> str:
+    cell = "padding:1px 12px 1px 0;line-height:1.3;text-align:left"
     body = "".join(
-        f'<tr><th style="text-align:left;padding-right:1em">{html.escape(label)}</th>'
-        f'<td{_error_style(label)}>{html.escape(text)}</td></tr>'
+        f'<tr><th style="{cell}">{html.escape(label)}</th>'
+        f'<td style="{cell}{_error_style(label)}">{html.escape(text)}</td></tr>'
         for label, text in rows
     )
     return f'<table class="jr-pool-status">{body}</table>'
 
 
 def _error_style(label: str) -> str:
-    return ' style="color:#c00"' if label == "error" else ""
+    return ";color:#c00" if label == "error" else ""

@@ -442,3 +442,14 @@ def test_line_widget_without_ipywidgets_is_a_usage_error(
     assert not result.success
     lines = io.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install ipywidgets" in lines[0], io.stderr
+
+
+def test_superlinear_single_runs_get_a_hint() -> None:
+    runs = [magics.RunStats(threads=t, wall=w, cpu=None, tasks=1, steals=0, calls=1)
+            for t, w in [(1, 0.08), (2, 0.02)]]
+    rows = magics.sweep_rows(runs)
+    assert rows[1].efficiency == pytest.approx(2.0)
+    assert "--repeat 3" in magics.sweep_text(rows, repeat=1)
+    assert "--repeat 3" not in magics.sweep_text(rows, repeat=3)  # already best-of
+    fair = magics.sweep_rows([runs[0], magics.RunStats(2, 0.05, None, 1, 0, 1)])
+    assert "--repeat" not in magics.sweep_text(fair, repeat=1)
