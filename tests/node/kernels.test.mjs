@@ -324,3 +324,25 @@ test('jr_bench_fib and jr_bench_for', { todo: todo('jr_bench_fib', 'jr_bench_for
     }
   });
 });
+
+test('sum, mean, dot, cumsum, histogram: bit-identical for 1..4 threads on 1,000,003 values', {
+  todo: todo('jr_reduce', 'jr_dot', 'jr_cumsum', 'jr_histogram') }, () => {
+  const n = 1_000_003;
+  // Magnitudes spread over many binades, so that any change of summation order shows.
+  const x = randomArray(Float64Array, n, 77).map((v, i) => v * 10 ** ((i % 13) - 6));
+  const f32 = Float32Array.from(x);
+  const runs = [...pools.values()].map((pool) => ({
+    sum: K.reduce(pool, 'sum', x), mean: K.reduce(pool, 'mean', f32), dot: K.dot(pool, x, x),
+    cumsum: K.cumsum(pool, x), cumsum32: K.cumsum(pool, f32),
+    histogram: K.histogram(pool, x, 257, -50, 50),
+  }));
+  const [first, ...rest] = runs;
+  sameValue(first.sum, ref.reduce('sum', x), 'sum vs reference');
+  rest.forEach((r, i) => {
+    const what = `threads=${i + 2} vs 1`;
+    for (const key of ['sum', 'mean', 'dot']) sameValue(r[key], first[key], `${key} ${what}`);
+    for (const key of ['cumsum', 'cumsum32', 'histogram']) {
+      sameArray(r[key], first[key], `${key} ${what}`);
+    }
+  });
+});
