@@ -37,11 +37,14 @@ def pool() -> object:
 
 
 @pytest.fixture(scope="session")
-def foreign_wasm(request: pytest.FixtureRequest) -> Path:
+def foreign_wasm(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/fixtures/foreign_psum.zig built with Zig (cached by source hash)."""
     source = FIXTURES / "foreign_psum.zig"
     key = hashlib.sha256(source.read_bytes() + " ".join(ZIG_FLAGS).encode()).hexdigest()[:16]
-    out_dir = Path(request.config.cache.mkdir("jupyterlite-rayon-fixtures"))
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    out_dir = (Path(cache.mkdir("jupyterlite-rayon-fixtures")) if cache is not None
+               else tmp_path_factory.mktemp("fixtures"))
     out = out_dir / f"foreign_psum-{key}.wasm"
     if not out.exists():
         tmp = out.with_suffix(".tmp.wasm")
