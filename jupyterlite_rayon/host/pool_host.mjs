@@ -277,8 +277,6 @@ function workerMain(rt) {
         loaded = rt.instantiateAll(msg.descs, ctx);
       } else if (msg.type === 'load') {
         rt.instantiateAll(msg.descs, ctx, loaded);
-      } else if (msg.type === 'exit') {
-        return;
       }
     } catch (error) {
       post({ type: 'error', slot, message: String(error && error.message || error) });
@@ -293,7 +291,8 @@ function workerMain(rt) {
       post({ type: 'trap', slot, message: `${e && e.name || 'Error'}: ${e && e.message || e}` });
     }
   };
-  if (typeof process === 'object' && process.versions && process.versions.node) {
+  if (typeof WorkerGlobalScope === 'undefined' && typeof process === 'object' &&
+      process.versions && process.versions.node) {
     // A dynamic import, not require: an eval worker is ESM when the parent runs
     // --input-type=module. The port queues messages until the listener is attached.
     import('node:worker_threads').then(({ parentPort }) => {
@@ -312,7 +311,9 @@ const rt = threadRuntime();
 // ---------------------------------------------------------------------------------------------
 // Environment: Node worker_threads or browser Workers
 
-const isNode = typeof process === 'object' && !!(process.versions && process.versions.node);
+// A browser Worker is never Node, even where a bundler or shim defines `process`.
+const isNode = typeof WorkerGlobalScope === 'undefined' && typeof window === 'undefined' &&
+  typeof process === 'object' && !!(process.versions && process.versions.node);
 let nodeWorkerThreads = null;
 let blobUrl = null;
 
