@@ -1,0 +1,342 @@
+"""The JupyterLite add-on (RayonAddon) in real `jupyter lite build/check/status/serve` runs.
+
+Sites are built offline in tmp dirs (the Pyodide kernel add-on only points at its CDN; nothing
+is fetched at build time). The browser side of the same site is tests/browser/test_site.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("jupyterlite_core")
+pytest.importorskip("jupyterlite_pyodide_kernel")
+
+from jupyterlite_rayon import addon
+
+PYODIDE_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
+RUNTIME = {
+    "jupyterlite_rayon/__init__.py": b"VERSION = 'fake'\n",
+    "jupyterlite_rayon/wasm/pool-mt.wasm": b"\0asm\1\0\0\0",
+    "jupyterlite_rayon/wasm/pool-st.wasm": b"\0asm\1\0\0\0",
+    "jupyterlite_rayon/host/pool_host.mjs": b"export {};\n",
+}
+
+
+def lite(lite_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `jupyter lite ARGS` in lite_dir; output (stdout+stderr) in .stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyterlite_core", *args],
+        cwd=lite_dir, capture_output=True, text=True, check=False, timeout=300,
+    )
+    proc.stdout += proc.stderr
+    if check:
+        assert proc.returncode == 0, proc.stdout[-4000:]
+    return proc
+
+
+def make_lite_dir(root: Path, rayon: dict[str, Any], **build: Any) -> Path:
+    lite_dir = root / "lite"
+    lite_dir.mkdir(parents=True)
+    (lite_dir / "jupyter-lite.json").write_text(json.dumps({
+        "jupyter-lite-schema-version": 0,
+        "jupyter-config-data": {
+            "litePluginSettings": {PYODIDE_PLUGIN: {"disablePyPIFallback": True}},
+        },
+    }))
+    (lite_dir / "jupyter_lite_config.json").write_text(json.dumps({
+        "LiteBuildConfig": {"output_dir": str(root / "site"), **build},
+        "RayonAddon": rayon,
+    }))
+    return lite_dir
+
+
+def pyodide_settings(site: Path) -> dict[str, Any]:
+    config = json.loads((site / "jupyter-lite.json").read_text())
+    return config["jupyter-config-data"]["litePluginSettings"][PYODIDE_PLUGIN]
+
+
+def stock_service_worker() -> str:
+    """JupyterLite 0.8.6's own service-worker.js, from the app archive jupyterlite-core ships."""
+    import jupyterlite_core
+
+    archive = next(Path(jupyterlite_core.__file__).parent.glob("jupyterlite-app-*.tgz"))
+    with tarfile.open(archive) as tf:
+        member = tf.extractfile("package/service-worker.js")
+        assert member is not None
+        return member.read().decode()
+
+
+def node_check(source: str, tmp_path: Path) -> None:
+    path = tmp_path / "sw.js"
+    path.write_text(source)
+    subprocess.run(["node", "--check", str(path)], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def fake_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small but valid jupyterlite_rayon wheel, for builds that test the site, not the wheel."""
+    root = tmp_path_factory.mktemp("fakepkg")
+    for name, data in RUNTIME.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return addon.write_wheel(root / "jupyterlite_rayon", "0.0.1", root / "dist")
+
+
+@pytest.fixture(scope="module")
+def default_site(tmp_path_factory: pytest.TempPathFactory, fake_wheel: Path) -> Path:
+    """A site built with the add-on's defaults (headers, preload) and a given wheel."""
+    root = tmp_path_factory.mktemp("default")
+    lite(make_lite_dir(root, {"wheel": str(fake_wheel)}), "build")
+    return root
+
+
+# -- the service worker patch ---------------------------------------------------------------
+
+
+def test_service_worker_patch_adds_headers_to_every_response(tmp_path: Path) -> None:
+    stock = stock_service_worker()
+    patched = addon.patch_service_worker(stock, addon.isolation_headers("require-corp"))
+    assert patched.count("respondWith(n.then(jrIsolate))") == 1
+    for name, value in addon.isolation_headers("require-corp").items():
+        assert f'h.set("{name}","{value}")' in patched
+    assert patched.startswith('"use strict";' + addon.SW_MARKER)
+    node_check(patched, tmp_path)
+    # Patching twice changes nothing.
+    assert addon.patch_service_worker(patched, addon.isolation_headers("require-corp")) == patched
+
+
+@pytest.mark.parametrize("source", [
+    "self.addEventListener('fetch', e => e.respondWith(fetch(e.request)))",
+    "n&&e.respondWith(n);m&&e.respondWith(m)",
+    "",
+])
+def test_service_worker_patch_refuses_an_unknown_layout(source: str) -> None:
+    with pytest.raises(ValueError, match="does not have the layout") as err:
+        addon.patch_service_worker(source, addon.isolation_headers("require-corp"))
+    assert "COOP/COEP headers instead" in str(err.value)
+
+
+# -- the wheel ------------------------------------------------------------------------------
+
+
+def test_written_wheel_is_valid_and_holds_the_runtime(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    for name, data in {**RUNTIME,
+                       "jupyterlite_rayon/__pycache__/x.cpython-311.pyc": b"junk",
+                       "jupyterlite_rayon/labextension/package.json": b"{}",
+                       "jupyterlite_rayon/kernels.py": b"X = 1\n"}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    wheel = addon.write_wheel(root / "jupyterlite_rayon", "1.2.3", tmp_path / "dist")
+    assert wheel.name == "jupyterlite_rayon-1.2.3-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        assert set(RUNTIME) | {"jupyterlite_rayon/kernels.py"} <= names
+        assert not any("__pycache__" in n or "labextension" in n for n in names)
+        record = zf.read("jupyterlite_rayon-1.2.3.dist-info/RECORD").decode().splitlines()
+        for line in record:
+            name, digest, size = line.rsplit(",", 2)
+            if name.endswith("RECORD"):
+                continue
+            data = zf.read(name)
+            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            assert digest == f"sha256={expected.decode()}" and int(size) == len(data), name
+        assert len(record) == len(names)
+        meta = zf.read("jupyterlite_rayon-1.2.3.dist-info/METADATA").decode()
+        assert "Name: jupyterlite-rayon\n" in meta and "Version: 1.2.3\n" in meta
+    # Byte-identical when written again: the site does not change between builds.
+    again = addon.write_wheel(root / "jupyterlite_rayon", "1.2.3", tmp_path / "dist2")
+    assert again.read_bytes() == wheel.read_bytes()
+
+
+def test_wheel_without_the_wasm_build_says_how_to_build_it(tmp_path: Path) -> None:
+    pkg = tmp_path / "jupyterlite_rayon"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    with pytest.raises(RuntimeError, match="wasm/pool-mt.wasm.*kernels/build.py"):
+        addon.write_wheel(pkg, "1.0", tmp_path / "dist")
+
+
+# -- host header files ----------------------------------------------------------------------
+
+
+def test_vercel_config_keeps_other_settings_and_replaces_its_rule() -> None:
+    old = {"cleanUrls": True, "headers": [
+        {"source": "/(.*)", "headers": [{"key": "X-Old", "value": "1"}]},
+        {"source": "/api", "headers": [{"key": "X-Api", "value": "2"}]},
+    ]}
+    new = addon.vercel_config(old, addon.isolation_headers("credentialless"))
+    assert new["cleanUrls"] is True
+    assert [r["source"] for r in new["headers"]] == ["/api", "/(.*)"]
+    assert {"key": "Cross-Origin-Embedder-Policy", "value": "credentialless"} in \
+        new["headers"][-1]["headers"]
+
+
+@pytest.mark.parametrize(("headers", "isolates"), [
+    ({"Cross-Origin-Opener-Policy": "same-origin",
+      "Cross-Origin-Embedder-Policy": "require-corp"}, True),
+    ({"cross-origin-opener-policy": "same-origin",
+      "cross-origin-embedder-policy": "credentialless"}, True),
+    ({"Cross-Origin-Opener-Policy": "same-origin"}, False),
+    ({"Cross-Origin-Opener-Policy": "same-origin-allow-popups",
+      "Cross-Origin-Embedder-Policy": "require-corp"}, False),
+    ({"Cross-Origin-Opener-Policy": "same-origin",
+      "Cross-Origin-Embedder-Policy": "unsafe-none"}, False),
+    ({}, False),
+])
+def test_headers_isolate(headers: dict[str, str], isolates: bool) -> None:
+    assert addon.headers_isolate(headers) is isolates
+
+
+# -- jupyter lite build / check / status / serve --------------------------------------------
+
+
+def test_build_puts_the_wheel_in_the_piplite_index(default_site: Path, fake_wheel: Path) -> None:
+    site = default_site / "site"
+    assert (site / "pypi" / fake_wheel.name).read_bytes() == fake_wheel.read_bytes()
+    index = json.loads((site / "pypi" / "all.json").read_text())
+    release = index["jupyterlite-rayon"]["releases"]["0.0.1"][0]
+    assert release["filename"] == fake_wheel.name
+    settings = pyodide_settings(site)
+    assert any(u.startswith("./pypi/all.json?sha256=") for u in settings["pipliteUrls"])
+    assert settings["disablePyPIFallback"] is True  # the user's settings are kept
+
+
+def test_build_preloads_the_wheel(default_site: Path, fake_wheel: Path) -> None:
+    packages = pyodide_settings(default_site / "site")["loadPyodideOptions"]["packages"]
+    assert packages == [f"../../../../pypi/{fake_wheel.name}"]
+    # The URL is relative to the kernel worker, which lives in the pyodide kernel's static dir.
+    static = default_site / "site" / "extensions/@jupyterlite/pyodide-kernel-extension/static"
+    assert list(static.glob("*.worker.*.js"))
+    assert (static / packages[0]).resolve() == (default_site / "site/pypi" / fake_wheel.name)
+
+
+def test_build_writes_header_files_for_hosts(default_site: Path) -> None:
+    site = default_site / "site"
+    assert (site / "_headers").read_text() == (
+        "/*\n"
+        "  Cross-Origin-Opener-Policy: same-origin\n"
+        "  Cross-Origin-Embedder-Policy: require-corp\n"
+        "  Cross-Origin-Resource-Policy: same-origin\n"
+    )
+    vercel = json.loads((site / "vercel.json").read_text())
+    rule = vercel["headers"][0]
+    assert rule["source"] == "/(.*)"
+    assert {h["key"]: h["value"] for h in rule["headers"]} == addon.isolation_headers(
+        "require-corp")
+    # Without the option, JupyterLite's service worker is left as shipped.
+    assert (site / "service-worker.js").read_text() == stock_service_worker()
+
+
+def test_check_reports_how_each_host_gets_threads(default_site: Path) -> None:
+    out = lite(default_site / "lite", "check").stdout
+    assert "[rayon] threads on `jupyter lite serve`: yes" in out
+    assert "[rayon] threads on Netlify / Cloudflare Pages: yes (_headers)" in out
+    assert "[rayon] threads on Vercel: yes (vercel.json)" in out
+    assert "[rayon] import without %pip: yes" in out
+    assert ("[rayon] threads on hosts without headers (GitHub Pages): no: enable "
+            "RayonAddon.service_worker (--rayon-service-worker)") in out
+
+
+def test_status_lists_the_isolation_headers(default_site: Path) -> None:
+    out = lite(default_site / "lite", "status").stdout
+    assert "Cross-Origin-Opener-Policy: same-origin" in out
+    assert "Cross-Origin-Embedder-Policy: require-corp" in out
+    assert "service worker patch: False" in out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_sends_the_isolation_headers(default_site: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlite_core", "serve", "--port", str(port)],
+        cwd=default_site / "lite", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/index.html") as resp:
+                    headers = dict(resp.headers)
+                break
+            except OSError:
+                assert proc.poll() is None, "jupyter lite serve exited"
+                assert time.monotonic() < deadline, "jupyter lite serve did not answer"
+                time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+    assert headers["Cross-Origin-Resource-Policy"] == "same-origin"
+
+
+def test_build_with_service_worker_option(tmp_path: Path, fake_wheel: Path) -> None:
+    lite_dir = make_lite_dir(tmp_path, {"wheel": str(fake_wheel)})
+    lite(lite_dir, "build", "--rayon-service-worker", "--rayon-coep", "credentialless",
+         "--rayon-no-preload")
+    site = tmp_path / "site"
+    sw = (site / "service-worker.js").read_text()
+    assert addon.SW_MARKER in sw and 'h.set("Cross-Origin-Embedder-Policy","credentialless")' in sw
+    node_check(sw, tmp_path)
+    assert "Cross-Origin-Embedder-Policy: credentialless" in (site / "_headers").read_text()
+    assert "packages" not in pyodide_settings(site).get("loadPyodideOptions", {})
+    out = lite(lite_dir, "check", "--rayon-service-worker", "--rayon-no-preload").stdout
+    assert "(GitHub Pages): yes, after one automatic reload" in out
+    assert "import without %pip: no" in out
+
+
+def test_build_without_headers_option_says_threads_are_off(tmp_path: Path,
+                                                           fake_wheel: Path) -> None:
+    lite_dir = make_lite_dir(tmp_path, {"wheel": str(fake_wheel), "isolation_headers": False})
+    out = lite(lite_dir, "check").stdout
+    assert not (tmp_path / "site" / "_headers").exists()
+    assert "threads on `jupyter lite serve`: no: LiteBuildConfig.extra_http_headers lacks" in out
+    assert "threads on Vercel: no" in out
+
+
+@pytest.mark.parametrize(("wheel", "message"), [
+    ("missing/jupyterlite_rayon-1.0-py3-none-any.whl", "does not exist"),
+    ("other-1.0-py3-none-any.whl", "is not a jupyterlite_rayon-"),
+])
+def test_build_with_a_bad_wheel_fails_clearly(tmp_path: Path, wheel: str, message: str) -> None:
+    lite_dir = make_lite_dir(tmp_path, {"wheel": wheel})
+    (lite_dir / "other-1.0-py3-none-any.whl").write_bytes(b"not a wheel")
+    proc = lite(lite_dir, "build", check=False)
+    assert proc.returncode != 0
+    assert "RayonAddon.wheel" in proc.stdout and message in proc.stdout
+
+
+def test_build_writes_the_wheel_from_the_installed_package(tmp_path: Path) -> None:
+    """No wheel given: the site's wheel is the installed package (editable installs too)."""
+    package = addon.package_dir()
+    lite(make_lite_dir(tmp_path, {}), "build")
+    wheels = list((tmp_path / "site" / "pypi").glob("jupyterlite_rayon-*-py3-none-any.whl"))
+    assert len(wheels) == 1
+    with zipfile.ZipFile(wheels[0]) as zf:
+        names = set(zf.namelist())
+    expected = {f"jupyterlite_rayon/{p.relative_to(package).as_posix()}"
+                for p in addon.package_files(package)}
+    assert expected <= names
+    assert {"jupyterlite_rayon/wasm/pool-mt.wasm", "jupyterlite_rayon/wasm/pool-st.wasm",
+            "jupyterlite_rayon/host/pool_host.mjs", "jupyterlite_rayon/__init__.py",
+            "jupyterlite_rayon/addon.py"} <= names
+
