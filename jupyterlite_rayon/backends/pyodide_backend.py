@@ -12,7 +12,8 @@ E_CANCELED and `pyodide.checkInterrupt()` lets Python itself take the signal, wh
 KeyboardInterrupt (or runs the user's SIGINT handler). JupyterLite's pyodide kernel 0.8.6 sets
 no interrupt buffer, so when the page is cross-origin isolated this backend installs one and
 announces it to the page with `postMessage({type: INTERRUPT_MESSAGE, buffer})`; the page side
-(the labextension) writes 2 into it when the user interrupts the kernel.
+(the labextension) writes 2 into it when the user interrupts the kernel. A threaded pool also
+posts {type: POOL_MESSAGE, buffer: its shared memory, counters: address} for the status bar.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _U32 = 0xFFFFFFFF
 #: copies up to this many bytes go through strings, larger ones through a typed-array view
 SMALL_COPY = 256
 INTERRUPT_MESSAGE = "jupyterlite-rayon:interrupt-buffer"
+POOL_MESSAGE = "jupyterlite-rayon:pool"
 
 # JS helpers, built once per kernel. `poll` must stay cheap: it runs every 20 ms of a call.
 _JS = run_js(
@@ -52,6 +54,12 @@ _JS = run_js(
   hasSignalBuffer: (module) => !!module.Py_EmscriptenSignalBuffer,
   newSignalBuffer: () => new Int32Array(new SharedArrayBuffer(4)),
   announce: (type, buffer) => self.postMessage({ type, buffer }),
+  // The page's status bar reads threads/busy straight from the counters block.
+  announcePool: (type, pool, counters) => {
+    if (pool.memory.buffer instanceof SharedArrayBuffer) {
+      self.postMessage({ type, buffer: pool.memory.buffer, counters });
+    }
+  },
   options: (wasm, threads, poll, stdout, stderr) => ({ wasm, threads, poll, stdout, stderr }),
   // A JS error thrown by the host, as a plain object Python can read.
   describe: (error) => ({
@@ -162,6 +170,7 @@ class PyodideBackend(Backend):
             raise _host_error("init_thread_pool", e) from None
         backend = cls(pool, isolation)
         backend._proxies = (stdout, stderr)
+        _JS.announcePool(POOL_MESSAGE, pool, backend.counters)
         if not backend.threaded:
             _warn_fallback(isolation, str(pool.fallbackReason or ""))
         return backend
