@@ -786,7 +786,11 @@ class Pool {
       throw new TypeError(`pool.call: the module has no export "${name}"`);
     }
     const wasmArgs = convertArgs(name, this.#sigs[name], args);
-    if (this.#counters) Atomics.store(this.#u32(), (this.#counters + 16) >>> 2, 0);
+    // A fresh call starts uncancelled; a re-entrant one (from poll, refused with E_BUSY) must
+    // not clear the running call's flag.
+    if (this.#counters && this.#counter32(28) === 0) {
+      Atomics.store(this.#u32(), (this.#counters + 16) >>> 2, 0);
+    }
     let status;
     try {
       status = fn(...wasmArgs);

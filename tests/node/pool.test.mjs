@@ -400,6 +400,50 @@ test('addModule loads a module into every thread of the real pool, and into late
     }
   });
 
+test('a call from inside a running call (via poll) is refused with E_BUSY', {
+  todo: todo('jr_mandelbrot') }, async () => {
+  let inner = null;
+  let pool = null;
+  let cancelling = true;
+  const poll = () => {
+    if (!inner) {
+      try {
+        K.fib(pool, 5);
+        inner = 'no error';
+      } catch (error) {
+        inner = error;
+      }
+    }
+    return cancelling; // and cancel the outer call
+  };
+  pool = await makePool(2, { poll });
+  try {
+    assert.throws(() => K.mandelbrot(pool, ...LONG), { name: 'E_CANCELED' });
+    assert.ok(inner instanceof PoolError && inner.code === -8, `inner call: ${inner}`);
+    assert.match(inner.message, /not re-entrant/);
+    cancelling = false;
+    checkKernels(pool, 'after the refused inner call');
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('jr_set_threads beyond the started workers is E_THREADS; resize then fixes it', async () => {
+  const pool = await makePool(2);
+  try {
+    assert.throws(() => pool.call('jr_set_threads', 5), (e) => e.name === 'E_THREADS' &&
+      /fewer threads/.test(e.message));
+    assert.equal(pool.threads, 2, 'the pool keeps the threads it has');
+    checkKernels(pool, 'after E_THREADS');
+    await pool.resize(5);
+    assert.equal(pool.threads, 5);
+    assert.equal(pool.workers, 4);
+    checkKernels(pool, 'after resize(5)');
+  } finally {
+    await pool.terminate();
+  }
+});
+
 test('terminate is final and idempotent', async () => {
   const pool = await makePool(3);
   await pool.terminate();
