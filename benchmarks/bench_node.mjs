@@ -52,19 +52,31 @@ const PI = scaled(20_000_000);
 // Each case: a name, its size, setup(pool) -> state (inputs resident in that pool's memory),
 // args(state) -> the export and its arguments, result(pool, state) -> a value to compare
 // between thread counts.
-const f64 = (p, n) => fill(p, Float64Array, n, rand);
+// Inputs and big outputs are shared between the cases of one pool (named), so a full-size run
+// needs about 200 MB per pool rather than twice that.
+const resident = new Map();
+const f64 = (p, n, name = 'x') => {
+  if (!resident.has(p)) resident.set(p, new Map());
+  const mine = resident.get(p);
+  const key = `${name}/${n}`;
+  if (!mine.has(key)) {
+    mine.set(key, name.startsWith('out') ? p.alloc(8 * n) : fill(p, Float64Array, n, rand));
+  }
+  return mine.get(key);
+};
 const read = (Ctor, offset = 0) => (p, s) => p.view(Ctor, s.out + offset, 1)[0];
 const cases = [
   { name: 'sum f64', size: N, setup: (p) => ({ x: f64(p, N), out: p.alloc(8) }),
     args: (s) => ['jr_reduce', 0, 0, s.x, N, s.out], result: read(Float64Array) },
-  { name: 'dot f64', size: N, setup: (p) => ({ x: f64(p, N), y: f64(p, N), out: p.alloc(8) }),
+  { name: 'dot f64', size: N, setup: (p) => ({ x: f64(p, N), y: f64(p, N, 'y'), out: p.alloc(8) }),
     args: (s) => ['jr_dot', 0, s.x, s.y, N, s.out], result: read(Float64Array) },
-  { name: 'map exp f64', size: NMAP, setup: (p) => ({ x: f64(p, NMAP), out: p.alloc(8 * NMAP) }),
+  { name: 'map exp f64', size: NMAP, setup: (p) => ({ x: f64(p, NMAP), out: f64(p, NMAP, 'out') }),
     args: (s) => ['jr_map_unary', 1, 0, s.x, s.out, NMAP], result: read(Float64Array) },
-  { name: 'cumsum f64', size: NMAP, setup: (p) => ({ x: f64(p, NMAP), out: p.alloc(8 * NMAP) }),
+  { name: 'cumsum f64', size: NMAP, setup: (p) => ({ x: f64(p, NMAP), out: f64(p, NMAP, 'out') }),
     args: (s) => ['jr_cumsum', 0, s.x, s.out, NMAP],
     result: read(Float64Array, 8 * (NMAP - 1)) },
-  { name: 'sort f64', size: NSORT, setup: (p) => ({ x: f64(p, NSORT), out: p.alloc(8 * NSORT) }),
+  { name: 'sort f64', size: NSORT,
+    setup: (p) => ({ x: f64(p, NSORT), out: f64(p, NSORT, 'out') }),
     args: (s) => ['jr_sort', 0, s.x, s.out, NSORT], result: read(Float64Array) },
   { name: `matmul f64 ${MM}x${MM}`, size: MM * MM,
     setup: (p) => ({ a: f64(p, MM * MM), b: f64(p, MM * MM), out: p.alloc(8 * MM * MM) }),
@@ -96,8 +108,8 @@ const available = new Set(WebAssembly.Module.exports(module).map((e) => e.name))
 const runnable = cases.filter((c) => available.has(c.export));
 const missing = cases.filter((c) => !available.has(c.export)).map((c) => c.name);
 
-// Setup: each pool gets its own copy of every input (seeded identically).
-const states = pools.map((pool) => runnable.map((c) => { seed = 1; return c.setup(pool); }));
+// Setup: each pool gets its own copy of every input (the same data: the seed restarts).
+const states = pools.map((pool) => { seed = 1; return runnable.map((c) => c.setup(pool)); });
 
 const best = runnable.map(() => pools.map(() => ({ wall: Infinity, cpu: 0 })));
 const results = runnable.map(() => pools.map(() => null));
