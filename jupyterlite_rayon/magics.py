@@ -323,17 +323,21 @@ def sweep_text(rows: Sequence[SweepRow], repeat: int) -> str:
     cells = [list(SWEEP_COLUMNS)] + [_row_cells(r) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(SWEEP_COLUMNS))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in cells]
-    return "\n".join([_sweep_caption(rows, repeat)] + lines)
+    hint = _sweep_hint(rows, repeat)
+    return "\n".join([_sweep_caption(rows, repeat), *lines, *(["", hint] if hint else [])])
 
 
 def _sweep_caption(rows: Sequence[SweepRow], repeat: int) -> str:
     best = f", best of {repeat} runs each" if repeat > 1 else ""
-    caption = f"%%parallel sweep: speedup against {_threads(rows[0].run.threads)}{best}"
+    return f"%%parallel sweep: speedup against {_threads(rows[0].run.threads)}{best}"
+
+
+def _sweep_hint(rows: Sequence[SweepRow], repeat: int) -> str:
+    """Superlinear speedup from single runs: the first run usually paid one-off costs."""
     if repeat == 1 and any(r.efficiency > 1.1 for r in rows):
-        # Superlinear speedup from single runs: the first run usually paid one-off costs.
-        caption += ("; efficiency over 100% usually means the first run paid one-off costs "
-                    "(compiling, memory growth): --repeat 3 keeps the best of 3 runs")
-    return caption
+        return ("efficiency over 100% usually means the first run paid one-off costs "
+                "(compiling, memory growth): --repeat 3 keeps the best of 3 runs")
+    return ""
 
 
 def sweep_html(rows: Sequence[SweepRow], repeat: int) -> str:
@@ -358,7 +362,10 @@ def sweep_html(rows: Sequence[SweepRow], repeat: int) -> str:
         bar_chart_svg("efficiency (%)", labels, [r.efficiency * 100 for r in rows], "{:.0f}",
                       ideal=[100.0] * len(rows)),
     ])
-    return f'<div class="jr-sweep-report">{table}<div style="display:flex">{charts}</div></div>'
+    hint = _sweep_hint(rows, repeat)
+    note = f'<p class="jr-sweep-hint"><small>{html.escape(hint)}</small></p>' if hint else ""
+    return (f'<div class="jr-sweep-report">{table}{note}'
+            f'<div style="display:flex">{charts}</div></div>')
 
 
 def bar_chart_svg(title: str, labels: Sequence[str], values: Sequence[float], fmt: str,

@@ -124,7 +124,8 @@ reference = ref_mandelbrot(64, 48, -2.0, 1.0, -1.5, 1.5, 200)
     page_html, text = bundles[0]["text/html"], bundles[0]["text/plain"]
     assert page_html.count("<svg") == 3
     lines = text.strip().splitlines()
-    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2:]]
+    table = lines[2: lines.index("")] if "" in lines else lines[2:]  # a hint may follow
+    rows = [re.split(r"\s{2,}", line.strip()) for line in table]
     assert [row[0] for row in rows] == ["1", "2"]
     assert all(row[2] == "n/a" for row in rows)  # cpu/wall cannot be measured in the browser
     seen = last_json(run(kernel, "print(json.dumps(seen))"))
@@ -147,10 +148,27 @@ reference = ref_mandelbrot(64, 48, -2.0, 1.0, -1.5, 1.5, 200)
         alone.close()
 
 
+def readouts(page: Any) -> list[str]:
+    """The slider readout of every pool widget on the page."""
+    return page.locator(".jr-pool-widget .widget-readout").all_inner_texts()
+
+
+def wait_threads(kernel: Any, expected: int) -> list[int]:
+    got: list[int] = []
+    for _ in range(40):  # the slider's comm message reaches the kernel between cells
+        got = last_json(run(kernel, "print(json.dumps([jr.current_num_threads(), "
+                                    "w.slider.value, w2.slider.value]))"))
+        if got == [expected] * 3:
+            break
+        time.sleep(0.25)
+    return got
+
+
 def test_widget_renders_and_its_slider_resizes_the_pool(kernel: Any) -> None:
-    r = run(kernel, "%pip install ipywidgets", timeout=300)
+    run(kernel, "%pip install ipywidgets", timeout=300)
     r = run(kernel, "w = jr.widget()\nw")
     assert any("application/vnd.jupyter.widget-view+json" in b for b in r["results"]), r
+    r = run(kernel, "w2 = jr.widget()\nw2")  # a second widget on the page
     info = last_json(run(kernel, """
 print(json.dumps({"value": w.slider.value, "max": w.slider.max, "threads": jr.current_num_threads(),
                   "bars": len(w.bars.children), "status": w.status.value}))
@@ -158,21 +176,71 @@ print(json.dumps({"value": w.slider.value, "max": w.slider.max, "threads": jr.cu
     assert info["value"] == info["threads"] == info["bars"] and info["max"] >= 2
     assert "pyodide, mt build" in info["status"]
     page = kernel.page
-    slider = page.locator(".jr-pool-widget .widget-slider")
-    slider.first.wait_for(timeout=60_000)
-    page.locator(".jr-pool-widget").last.scroll_into_view_if_needed()
-    page.locator(".jr-pool-widget").last.screenshot(path=str(SHOTS / "magics_widget.png"))
-    # Move the slider with the keyboard: Home = the minimum, End = the maximum.
+    widgets = page.locator(".jr-pool-widget")
+    widgets.nth(1).locator(".widget-slider").wait_for(timeout=60_000)
+    first = widgets.nth(0)
+    first.scroll_into_view_if_needed()
+    # Keyboard on the first widget's slider: Home = the minimum, End = the maximum.
     for key, expected in [("Home", 1), ("End", info["max"])]:
-        handle = page.locator(".jr-pool-widget .noUi-handle").last
+        handle = first.locator(".noUi-handle")
         handle.focus()
         handle.press(key)
-        got: list[int] = []
-        for _ in range(40):  # the comm message reaches the kernel between cells
-            got = last_json(run(kernel, "print(json.dumps([jr.current_num_threads(), "
-                                        "w.slider.value]))"))
-            if got == [expected, expected]:
-                break
-            time.sleep(0.25)
-        assert got == [expected, expected]
-    page.locator(".jr-pool-widget").last.screenshot(path=str(SHOTS / "magics_widget.png"))
+        assert wait_threads(kernel, expected) == [expected] * 3
+        page.wait_for_function(
+            """(n) => [...document.querySelectorAll('.jr-pool-widget .widget-readout')]
+                     .every(e => e.textContent.trim() === String(n))""", arg=expected)
+        assert readouts(page) == [str(expected)] * 2
+    # The mouse: drag the second widget's handle to the left end of its track.
+    track = widgets.nth(1).locator(".noUi-target").bounding_box()
+    handle = widgets.nth(1).locator(".noUi-handle").bounding_box()
+    assert track and handle
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(track["x"] - 20, handle["y"] + handle["height"] / 2, steps=8)
+    page.mouse.up()
+    assert wait_threads(kernel, 1) == [1, 1, 1]
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.jr-pool-widget .widget-readout')]
+                 .every(e => e.textContent.trim() === '1')""")
+    run(kernel, "_ = jr.mandelbrot(64, 48, max_iter=100)")  # some work for the bars to show
+    widgets.nth(1).scroll_into_view_if_needed()
+    widgets.nth(1).screenshot(path=str(SHOTS / "magics_widget.png"))
+
+
+JS_WATCH_CALLS = """(id) => {
+  const views = document.querySelectorAll('.jr-pool-widget');
+  const view = views[views.length - 1];
+  const calls = () => {
+    for (const tr of view.querySelectorAll('.jr-pool-status tr')) {
+      const th = tr.querySelector('th');
+      if (th && th.textContent === 'calls') return tr.querySelector('td').textContent;
+    }
+    return null;
+  };
+  const watch = window.__jrWatch = {before: [], done: false};
+  const observer = new MutationObserver(() => {
+    if (!watch.done) watch.before.push(calls());
+  });
+  observer.observe(view, {subtree: true, childList: true, characterData: true});
+  window.__jrRuns.get(id).then(() => { watch.done = true; observer.disconnect(); });
+}"""
+
+
+def test_widget_updates_while_a_cell_runs(kernel: Any) -> None:
+    """Live in the browser = after every pool call: the panel changes before the cell ends."""
+    run(kernel, "jr.set_num_threads(jr.max_threads())")
+    pending = kernel.execute_async("""
+import time as _time
+_t0, _n = _time.perf_counter(), 0
+while _time.perf_counter() - _t0 < 4.0:
+    jr.mandelbrot(120, 90, max_iter=300)
+    _n += 1
+print(_n)
+""")
+    kernel.page.evaluate(JS_WATCH_CALLS, pending.run_id)
+    r = pending.result(timeout=120)
+    assert r["status"] == "ok", r
+    watch = kernel.page.evaluate("window.__jrWatch")
+    seen = sorted({int(v) for v in watch["before"] if v and v.isdigit()})
+    # several distinct call counts were on screen while the cell was still running
+    assert len(seen) >= 3, watch

@@ -136,6 +136,8 @@ def parse_sweep(text: str) -> list[dict[str, str]]:
     assert header == list(magics.SWEEP_COLUMNS)
     rows = []
     for line in lines[2:]:
+        if not line.strip():
+            break  # a hint follows the table
         cells = re.split(r"\s{2,}", line.strip())
         assert len(cells) == len(header), line
         rows.append(dict(zip(header, cells)))
@@ -451,5 +453,7 @@ def test_superlinear_single_runs_get_a_hint() -> None:
     assert rows[1].efficiency == pytest.approx(2.0)
     assert "--repeat 3" in magics.sweep_text(rows, repeat=1)
     assert "--repeat 3" not in magics.sweep_text(rows, repeat=3)  # already best-of
+    assert "jr-sweep-hint" in magics.sweep_html(rows, repeat=1)
+    assert magics.sweep_text(rows, repeat=1).splitlines()[-2] == ""  # after the table
     fair = magics.sweep_rows([runs[0], magics.RunStats(2, 0.05, None, 1, 0, 1)])
     assert "--repeat" not in magics.sweep_text(fair, repeat=1)
