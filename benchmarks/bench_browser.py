@@ -66,8 +66,13 @@ def py_mandelbrot(width, height, x0=-2.0, x1=1.0, y0=-1.5, y1=1.5, max_iter=ITER
             total += k
     return total
 
-def tasks_split():
-    per = [t["tasks"] for t in jr.pool_info()["per_thread"]]
+def tasks_now():
+    return [t["tasks"] for t in jr.pool_info()["per_thread"]]
+
+def tasks_split(before):
+    """Share of the tasks each thread ran since `before` (per-thread totals)."""
+    now = tasks_now()
+    per = [n - (before[i] if i < len(before) else 0) for i, n in enumerate(now)]
     total = sum(per) or 1
     return "/".join(f"{100 * t / total:.0f}%" for t in per)
 
@@ -82,10 +87,10 @@ overhead = (time.perf_counter() - t) / calls
 
 for threads in (1, 2):
     with jr.threadpool_limits(threads):
-        before = jr.pool_info()["tasks"]
         jr.mandelbrot(W, H, max_iter=ITER)
+        before = tasks_now()
         wall = best(lambda: jr.mandelbrot(W, H, max_iter=ITER))
-        rows.append(["mandelbrot", f"pool, {threads} thread(s)", wall, tasks_split()])
+        rows.append(["mandelbrot", f"pool, {threads} thread(s)", wall, tasks_split(before)])
 # Pure Python on a coarse sampling of the same view (it is slow), scaled to the full image.
 rows_py = max(1, H // 16)
 t = time.perf_counter(); py_total = py_mandelbrot(W, rows_py); t_py = time.perf_counter() - t
@@ -98,9 +103,10 @@ t = time.perf_counter(); resident = jr.asarray(data); t_copy = time.perf_counter
 for threads in (1, 2):
     with jr.threadpool_limits(threads):
         jr.sum(resident)
+        before = tasks_now()
         wall = best(lambda: jr.sum(resident))
         rows.append([f"sum of {N} float64", f"pool, {threads} thread(s), resident", wall,
-                     tasks_split()])
+                     tasks_split(before)])
 with jr.threadpool_limits(2):
     rows.append([f"sum of {N} float64", "pool, 2 threads, incl. copy in", best(lambda: jr.sum(data)),
                  ""])
