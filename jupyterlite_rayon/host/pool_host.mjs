@@ -10,6 +10,19 @@
 //   const out = pool.alloc(8); pool.call('jr_reduce', 0, 0, x, n, out);
 //   await pool.resize(2); pool.status(); await pool.terminate();
 //
+// createPool(options):
+//   wasm      bytes or WebAssembly.Module of one build, or {mt, st} with both
+//   threads   threads including the caller (default: the machine's cores)
+//   threaded  'auto' (mt when this thread can run it, else st), true, or false
+//   poll      () => truthy to cancel the running call; called by the caller between chunks
+//   stdout, stderr   (text) => void, for WASI fd_write of foreign modules (default: console)
+// Pool: exports, memory, threaded, threads, workers, maxThreads, fallbackReason (why st was
+//   chosen), broken (why the pool cannot be used any more), instances (exports by module name);
+//   call(name, ...args) checks the status (PoolError with .code, .name, .kernel); alloc, free,
+//   view (always on the current memory.buffer); status() reads the counters block only;
+//   cancel(); await resize(n); await addModule({name, module}); await terminate().
+// The caller must be a Worker in browsers (blocking waits trap on the main thread).
+//
 // Why a slot table: a worker created inside `thread-spawn` while the spawner blocks deadlocks
 // in browsers, so helpers are pre-started; `thread-spawn` then hands a (tid, arg) to an idle
 // helper through a SharedArrayBuffer with compareExchange + Atomics.notify, synchronously, from
@@ -358,6 +371,12 @@ function startWorker(onMessage, onError) {
     unref: () => worker.unref?.(),
     ref: () => worker.ref?.(),
   };
+}
+
+// A Content-Security-Policy without `worker-src blob:` is the usual reason a browser refuses.
+function workerHint() {
+  return isNode ? '' : ' (if the page sets a Content-Security-Policy, it must allow worker-src ' +
+    'blob:)';
 }
 
 // Can this thread run the threaded build? Returns {ok, reason, fix}.
@@ -717,10 +736,17 @@ class Pool {
       ready.push(new Promise((resolve, reject) => {
         const entry = { worker: null, pending: { resolve, reject } };
         this.#slots[slot] = entry;
-        entry.worker = startWorker(
-          (msg) => this.#onWorkerMessage(slot, msg),
-          (error) => this.#onWorkerFailure(slot, error),
-        );
+        try {
+          entry.worker = startWorker(
+            (msg) => this.#onWorkerMessage(slot, msg),
+            (error) => this.#onWorkerFailure(slot, error),
+          );
+        } catch (error) {
+          this.#slots[slot] = undefined;
+          entry.pending = null;
+          reject(new PoolError(`cannot start a pool worker: ${error.message}${workerHint()}`));
+          return;
+        }
         entry.worker.post({ type: 'init', slot, memory: this.#memory, ctl: this.#ctl,
           descs: this.#descs });
       }));
@@ -753,7 +779,10 @@ class Pool {
     const entry = this.#slots[slot];
     if (!entry || entry.exiting) return;
     const message = `pool worker ${slot} failed: ${error && error.message || error}`;
-    if (entry.pending) { entry.pending.reject(new PoolError(message)); entry.pending = null; }
+    if (entry.pending) {
+      entry.pending.reject(new PoolError(message + workerHint()));
+      entry.pending = null;
+    }
     else this.#markBroken(message);
   }
 
