@@ -18,6 +18,7 @@ posts {type: POOL_MESSAGE, buffer: its shared memory, counters: address} for the
 
 from __future__ import annotations
 
+import re
 import warnings
 from importlib import resources
 from typing import Any
@@ -108,8 +109,8 @@ def fix_for_host(hostname: str) -> str:
     host = hostname.lower()
     if host.endswith("github.io"):
         return ("GitHub Pages cannot send headers: build the site with the jupyterlite-rayon "
-                "add-on's service-worker option (RayonAddon.service_worker_headers), deploy, "
-                "open the site and reload the page once")
+                "add-on's service-worker option (`jupyter lite build --rayon-service-worker`, "
+                "or RayonAddon.service_worker = True), deploy, then reload the page once")
     if host.endswith(("netlify.app", "netlify.com")):
         return f"add a `_headers` file to the site root that sends {headers} for /*"
     if host.endswith("pages.dev"):
@@ -380,7 +381,8 @@ def _error_from(export: str, error: dict[str, Any]) -> Exception:
     if name == "WasmTrap":
         return errors.WasmTrap(message)
     if name == "ProcExit":
-        return errors.PoolError(message)
+        code = re.search(r"proc_exit\((-?\d+)\)", message)
+        return errors.ProcExit(int(code.group(1))) if code else errors.PoolError(message)
     if name in ("TypeError", "RangeError"):
         return ValueError(message)
     return errors.PoolError(message)
