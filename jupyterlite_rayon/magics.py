@@ -93,7 +93,7 @@ def _split(line: str, usage: str) -> list[str]:
         raise UsageError(f"{exc}; {usage}") from None
 
 
-def parse_thread_count(text: str, maximum: int, usage: str) -> int:
+def parse_thread_count(text: str, maximum: int, usage: str, why_max: str = "") -> int:
     """A thread count from the user: an integer in 1..maximum, or "max"."""
     if text.strip().lower() == "max":
         return maximum
@@ -103,12 +103,13 @@ def parse_thread_count(text: str, maximum: int, usage: str) -> int:
         raise UsageError(f"thread count {text!r} is not a whole number; {usage}") from None
     if not 1 <= n <= maximum:
         raise UsageError(
-            f"thread count {n} is outside 1..{maximum} (max_threads() here); {usage}"
+            f"thread count {n} is outside 1..{maximum} ({why_max or 'max_threads() here'}); "
+            f"{usage}"
         )
     return n
 
 
-def parse_sweep(text: str, maximum: int) -> list[int]:
+def parse_sweep(text: str, maximum: int, why_max: str = "") -> list[int]:
     """`1,2,4` or `max` (powers of two up to the maximum, and the maximum itself)."""
     if text.strip().lower() == "max":
         counts = [1]
@@ -122,7 +123,7 @@ def parse_sweep(text: str, maximum: int) -> list[int]:
         raise UsageError(
             f"--sweep {text!r} is not a comma-separated list like 1,2,4; {CELL_USAGE}"
         )
-    counts = [parse_thread_count(p, maximum, CELL_USAGE) for p in parts]
+    counts = [parse_thread_count(p, maximum, CELL_USAGE, why_max) for p in parts]
     if len(set(counts)) != len(counts):
         raise UsageError(f"--sweep {text!r} repeats a thread count; {CELL_USAGE}")
     return counts
@@ -140,6 +141,18 @@ def parse_repeat(text: str) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # The pool: make sure one runs before a timed cell.
+
+
+def why_max() -> str:
+    """Why max_threads() is what it is, and how to get more, for out-of-range messages."""
+    info = pool.pool_info()
+    if info.get("build") == "st":
+        iso = info.get("isolation") or {}
+        return (f"the single-thread build runs: {iso.get('reason') or 'no shared memory'}; "
+                f"fix: {iso.get('fix') or 'serve the site cross-origin isolated'}")
+    if IN_BROWSER:
+        return "max_threads() here: the cores the browser reports"
+    return f"max_threads() here; set {pool.MAX_THREADS_ENV} before the pool starts to allow more"
 
 
 def _pool_started() -> bool:
@@ -511,7 +524,7 @@ class ParallelMagics(Magics):
         command, rest = words[0].lower(), words[1:]
         if command == "threads" and len(rest) == 1:
             ensure_pool()
-            n = parse_thread_count(rest[0], pool.max_threads(), LINE_USAGE)
+            n = parse_thread_count(rest[0], pool.max_threads(), LINE_USAGE, why_max())
             try:
                 previous = pool.set_num_threads(n)
             except (ValueError, RuntimeError) as exc:
@@ -558,9 +571,9 @@ class ParallelMagics(Magics):
         ensure_pool()
         maximum = pool.max_threads()
         if args.sweep is not None:
-            counts = parse_sweep(args.sweep, maximum)
+            counts = parse_sweep(args.sweep, maximum, why_max())
         elif args.threads is not None:
-            counts = [parse_thread_count(args.threads, maximum, CELL_USAGE)]
+            counts = [parse_thread_count(args.threads, maximum, CELL_USAGE, why_max())]
         else:
             counts = [pool.current_num_threads()]
 

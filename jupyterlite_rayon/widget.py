@@ -226,8 +226,13 @@ def status_rows(snapshot: Snapshot) -> list[tuple[str, str]]:
     info = snapshot.info
     iso = info.get("isolation") or {}
     if not _started(info):
-        state = ("starting (%load_ext began it)" if snapshot.starting
-                 else "not started: run `await jupyterlite_rayon.init_thread_pool()`")
+        if snapshot.starting:
+            state = "starting (%load_ext began it)"
+        elif IN_BROWSER:
+            state = "not started: run `await jupyterlite_rayon.init_thread_pool()`"
+        else:
+            state = ("not running: the next kernel call (or "
+                     "jupyterlite_rayon.init_thread_pool()) starts it")
         return [("pool", state)]
     if info.get("isolated"):
         isolation = "isolated: shared memory works"

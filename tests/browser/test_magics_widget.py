@@ -133,8 +133,8 @@ reference = ref_mandelbrot(64, 48, -2.0, 1.0, -1.5, 1.5, 200)
     assert all(s["ok"] for s in seen)
     for row, record in zip(rows, seen):
         assert int(row[5]) == record["calls"] and int(row[6]) == record["tasks"]
-    restored = last_json(run(kernel, "print(json.dumps(jr.current_num_threads() == before_threads))"))
-    assert restored is True
+    restored = run(kernel, "print(json.dumps(jr.current_num_threads() == before_threads))")
+    assert last_json(restored) is True
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = kernel.page
     shown = page.locator(".jr-sweep-report")

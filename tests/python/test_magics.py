@@ -457,3 +457,29 @@ def test_superlinear_single_runs_get_a_hint() -> None:
     assert magics.sweep_text(rows, repeat=1).splitlines()[-2] == ""  # after the table
     fair = magics.sweep_rows([runs[0], magics.RunStats(2, 0.05, None, 1, 0, 1)])
     assert "--repeat" not in magics.sweep_text(fair, repeat=1)
+
+
+def test_out_of_range_on_the_single_thread_build_says_how_to_fix(
+    ip: InteractiveShell, seen: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_info = jr.pool_info
+    st_info = dict(real_info(), build="st", max_threads=1, isolated=False,
+                   isolation={"cross_origin_isolated": False, "shared_memory": False,
+                              "reason": "the page is not cross-origin isolated",
+                              "fix": "serve it with COOP/COEP headers"})
+    monkeypatch.setattr(magics.pool, "pool_info", lambda: st_info)
+    monkeypatch.setattr(magics.pool, "max_threads", lambda: 1)
+    for cell in ("%%parallel -n 2\npass", "%%parallel --sweep 1,2\npass"):
+        result, io = run(ip, cell)
+        lines = io.stderr.strip().splitlines()
+        assert not result.success and len(lines) == 1, io.stderr
+        assert "outside 1..1 (the single-thread build runs: the page is not cross-origin " \
+               "isolated; fix: serve it with COOP/COEP headers)" in lines[0]
+    result, io = run(ip, "%parallel threads 2")
+    assert not result.success and "fix: serve it with COOP/COEP headers" in io.stderr
+
+
+def test_out_of_range_on_cpython_names_the_setting(ip: InteractiveShell, seen: list[Any]) -> None:
+    result, io = run(ip, f"%%parallel -n {jr.max_threads() + 1}\npass")
+    assert not result.success
+    assert "set JUPYTERLITE_RAYON_MAX_THREADS before the pool starts" in io.stderr
