@@ -1,6 +1,7 @@
 // The kernel exports of kernels/ABI.md ("Exports: kernels"). Each runs its kernel family's
 // entry point inside rt.call, which marks the call, rejects re-entry and maps cancellation.
 // Addresses and element counts are usize (i32 on wasm32).
+const std = @import("std");
 const c = @import("common.zig");
 const rt = c.rt;
 const reduce = @import("reduce.zig");
@@ -22,8 +23,6 @@ fn callKernel(comptime f: anytype, args: std.meta.ArgsTuple(@TypeOf(f))) i32 {
     var body: Body = .{ .args = args };
     return rt.call(&body);
 }
-
-const std = @import("std");
 
 pub export fn jr_reduce(op: u32, dtype: u32, x: usize, n: usize, out: usize) i32 {
     return callKernel(reduce.reduce, .{ op, dtype, x, n, out });

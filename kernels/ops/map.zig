@@ -3,6 +3,7 @@
 const std = @import("std");
 const c = @import("common.zig");
 const rt = c.rt;
+const powm = @import("pow.zig");
 
 pub const Unary = enum(u32) { sqrt = 0, exp = 1, log = 2, sin = 3, cos = 4, abs = 5, negative = 6 };
 pub const Binary = enum(u32) { add = 0, sub = 1, mul = 2, div = 3, pow = 4, minimum = 5, maximum = 6 };
@@ -48,7 +49,7 @@ pub fn applyBinary(comptime T: type, comptime op: Binary, a: T, b: T) T {
         .sub => a - b,
         .mul => a * b,
         .div => a / b,
-        .pow => std.math.pow(T, a, b),
+        .pow => powm.pow(T, a, b),
         .minimum => if (a <= b or a != a) a else b,
         .maximum => if (a >= b or a != a) a else b,
     };

@@ -222,28 +222,3 @@ fn dotTyped(comptime T: type, x: []align(1) const T, y: []align(1) const T, out:
     c.slice(A, out, 1)[0] = total;
     return c.OK;
 }
-
-/// The documented order, written plainly: the reference the tests hold the kernel to.
-pub fn referenceSum(comptime T: type, x: []const T) Acc(T) {
-    const A = Acc(T);
-    const nb = c.blockCount(x.len);
-    if (nb == 0) return 0;
-    var parts: [64]A = undefined;
-    std.debug.assert(nb <= parts.len);
-    for (0..nb) |b| {
-        const blk = x[b * c.block_len .. @min(x.len, (b + 1) * c.block_len)];
-        if (A == f64) {
-            var l: [lanes]f64 = @splat(0);
-            const full = blk.len / lanes * lanes;
-            for (blk[0..full], 0..) |v, i| l[i % lanes] += toF64(T, v);
-            var s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
-            for (blk[full..]) |v| s += toF64(T, v);
-            parts[b] = s;
-        } else {
-            var s: i64 = 0;
-            for (blk) |v| s +%= @as(i64, v);
-            parts[b] = s;
-        }
-    }
-    return c.pairwiseCombine(A, parts[0..nb], addAcc(A));
-}

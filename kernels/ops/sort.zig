@@ -146,7 +146,7 @@ fn parallelMergeSort(comptime E: type, order: anytype, buf: []align(1) E, tmp: [
         }
     };
     var blocks: Blocks = .{ .s = sorter, .buf = buf, .tmp = tmp, .fill = fill };
-    rt.parallelFor(c.blockCount(n), 1, &blocks);
+    rt.parallelFor((n + block_len - 1) / block_len, 1, &blocks);
     if (rt.cancelled()) return false;
 
     const Level = struct {
