@@ -2,6 +2,8 @@
 // memory growth, flat memory over many calls, the single-thread build, bad input, idle CPU.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createPool, PoolError } from '../../jupyterlite_rayon/host/pool_host.mjs';
 import * as ref from './reference.mjs';
@@ -255,6 +257,39 @@ test('threaded: auto picks mt here; a single st build falls back with a reason',
   } finally {
     await auto.terminate();
     await only.terminate();
+  }
+});
+
+test('without shared memory, auto falls back to pool-st.wasm and says why', async () => {
+  // A Node without SharedArrayBuffer stands in for a page that is not cross-origin isolated.
+  const where = (rel) => JSON.stringify(fileURLToPath(new URL(rel, import.meta.url)));
+  const code = `
+    import { createPool } from ${where('../../jupyterlite_rayon/host/pool_host.mjs')};
+    import { wasmBytes, K } from ${where('./helpers.mjs')};
+    const wasm = { mt: wasmBytes('mt'), st: wasmBytes('st') };
+    const pool = await createPool({ wasm, threads: 2 });
+    const x = Float64Array.from({ length: 10007 }, (_, i) => i * 0.25);
+    let refused = '';
+    try { await createPool({ wasm, threaded: true }); } catch (e) { refused = e.message; }
+    console.log(JSON.stringify({ threaded: pool.threaded, threads: pool.threads,
+      reason: pool.fallbackReason, fib: String(K.fib(pool, 20)), refused,
+      sum: ${built.has('jr_reduce') ? 'K.reduce(pool, "sum", x)' : 'null'} }));
+    await pool.terminate();`;
+  const args = ['--no-harmony-sharedarraybuffer', '--input-type=module', '-e', code];
+  const stdout = await new Promise((resolve, reject) => {
+    execFile(process.execPath, args, { timeout: 30000 },
+      (error, out, err) => (error ? reject(new Error(err || error)) : resolve(out)));
+  });
+  const r = JSON.parse(stdout);
+  assert.equal(r.threaded, false);
+  assert.equal(r.threads, 1);
+  assert.match(r.reason,
+    /SharedArrayBuffer is not available; to fix: .*Cross-Origin-Opener-Policy/);
+  assert.equal(r.fib, String(ref.fib(20)));
+  assert.match(r.refused, /threads are not available here/);
+  if (r.sum !== null) {
+    const x = Float64Array.from({ length: 10007 }, (_, i) => i * 0.25);
+    assert.equal(r.sum, ref.reduce('sum', x));
   }
 });
 
