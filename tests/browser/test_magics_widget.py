@@ -41,11 +41,18 @@ def last_json(r: dict[str, Any]) -> Any:
     return json.loads(lines[-1])
 
 
+EARLY: dict[str, Any] = {}
+
+
 @pytest.fixture(scope="module")
 def kernel(kernel_coi: Any) -> Any:
     """The isolated kernel with the extension loaded and its background pool start finished."""
     r = run(kernel_coi, "%load_ext jupyterlite_rayon")
     assert "starting the thread pool in the background" in r["stdout"]
+    # At once, while the pool may still be starting: the cell waits for it (JSPI) or says so.
+    EARLY.update(kernel_coi.execute(
+        "%%parallel -n 1\nimport jupyterlite_rayon as jr\nprint('ran at', jr.current_num_threads())"
+    ))
     run(kernel_coi, """
 import asyncio, json, jupyterlite_rayon as jr
 for _ in range(600):
@@ -55,6 +62,16 @@ for _ in range(600):
 print(json.dumps(jr.pool_info()["started"]))
 """)
     return kernel_coi
+
+
+def test_parallel_right_after_load_ext_waits_or_says_so(kernel: Any) -> None:
+    r = EARLY
+    if "ran at 1" in r["stdout"]:
+        assert r["status"] == "ok" and "%%parallel: 1 thread, wall" in r["stdout"], r
+    else:  # Pyodide could not block here: one line that says what to do
+        lines = r["stderr"].strip().splitlines()
+        assert len(lines) == 1 and "the thread pool is still starting" in lines[0], r
+    print("early %%parallel:", "waited for the pool" if "ran at" in r["stdout"] else "said so")
 
 
 def test_load_ext_starts_the_pool_and_status_line(kernel: Any) -> None:
@@ -141,6 +158,7 @@ reference = ref_mandelbrot(64, 48, -2.0, 1.0, -1.5, 1.5, 200)
     if shown.count():
         shown.last.scroll_into_view_if_needed()
         shown.last.screenshot(path=str(SHOTS / "magics_sweep.png"))
+        kernel.screenshot("magics_sweep_notebook")  # the cell and its output in the notebook
     else:  # the fixture ran the cell without a notebook view: render the same HTML alone
         alone = page.context.new_page()
         alone.set_content(f"<html><body>{page_html}</body></html>")
