@@ -843,7 +843,9 @@ class Pool {
     const name = STATUS[code] || `status ${code}`;
     let message = '';
     if (this.#exports.jr_strerror) message = this.#cString(this.#exports.jr_strerror(code) >>> 0);
-    const advice = ADVICE[code] || 'see kernels/ABI.md';
+    const advice = kernel === 'jr_set_threads' && code === -1
+      ? `threads must be from 1 to ${this.#maxThreads}`
+      : ADVICE[code] || 'see kernels/ABI.md';
     return new PoolError(`${kernel}: ${message || name} (${name}); ${advice}`,
       { code, name, kernel });
   }
