@@ -230,7 +230,7 @@ class RayonStatus extends Widget {
       const counts = pools.map(readPool);
       const threads = counts.reduce((n, c) => n + c.threads, 0);
       const busy = counts.reduce((n, c) => n + c.busy, 0);
-      text += ` · ${threads} threads, ${busy} busy`;
+      text += ` · ${threads} thread${threads === 1 ? '' : 's'}, ${busy} busy`;
     }
     if (this.node.textContent !== text) {
       this.node.textContent = text;

@@ -65,6 +65,20 @@ print(json.dumps(sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
     assert {"wasm/pool-mt.wasm", "wasm/pool-st.wasm", "host/pool_host.mjs"} <= set(shipped)
 
 
+def test_coi_status_bar_shows_the_pool_threads(kernel_coi: Any) -> None:
+    r = kernel_coi.execute("import jupyterlite_rayon as jr\nawait jr.init_thread_pool(2)\n"
+                           "print(jr.pool_info()['threads'])")
+    assert r["status"] == "ok" and r["stdout"].strip().endswith("2"), r
+    item = kernel_coi.page.locator(STATUS)
+    # The kernel posts its pool's counters block once; the page reads it every 500 ms.
+    item.filter(has_text="2 threads").wait_for(timeout=30_000)
+    assert re.fullmatch(r"rayon: isolated · 2 threads, [0-2] busy", item.inner_text())
+    r = kernel_coi.execute("jr.set_num_threads(1)")
+    assert r["status"] == "ok", r
+    item.filter(has_text="1 thread,").wait_for(timeout=30_000)
+    kernel_coi.screenshot("site_coi_pool_status")
+
+
 def test_plain_site_is_not_isolated_and_says_how_to_fix_it(kernel_plain: Any) -> None:
     got = facts(kernel_plain)
     assert got["isolated"] is False and got["sab"] is False
