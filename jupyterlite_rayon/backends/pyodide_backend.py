@@ -57,7 +57,7 @@ _JS = run_js(
   announce: (type, buffer) => self.postMessage({ type, buffer }),
   // The page's status bar reads threads/busy straight from the counters block.
   announcePool: (type, pool, counters) => {
-    if (pool.memory.buffer instanceof SharedArrayBuffer) {
+    if (typeof SharedArrayBuffer !== 'undefined' && pool.memory.buffer instanceof SharedArrayBuffer) {
       self.postMessage({ type, buffer: pool.memory.buffer, counters });
     }
   },
@@ -351,7 +351,7 @@ def _warn_fallback(isolation: dict[str, Any], why: str) -> None:
         f"jupyterlite_rayon runs single-threaded: {reason}. Results are the same, only slower. "
         f"To get threads: {isolation['fix']}",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=4,  # the user's `await init_thread_pool()`, through pool.py
     )
 
 
