@@ -149,3 +149,15 @@ test "join: nested 10,000 deep" {
     th.join();
     try result;
 }
+
+test "join: many calls in a row, helpers falling asleep and waking between them" {
+    // A lost wake-up of a helper that waits for a stolen half would hang one of these calls.
+    for ([_]u32{ 4, 8, 2 }) |t| {
+        for (0..150) |k| {
+            const n: u32 = 8 + @as(u32, @intCast(k % 11));
+            var f: Fib = .{ .n = n };
+            try support.runVoid(t, &f);
+            try testing.expectEqual(fibRef(n), f.result);
+        }
+    }
+}

@@ -230,3 +230,45 @@ test "parallelFor: a non-zero host_poll cancels the caller's call" {
     try testing.expect(polls >= 1);
     try testing.expect(body.done < 1_000_000);
 }
+
+/// Each chunk waits (bounded) until another chunk runs at the same time: only a pool that
+/// really runs chunks on two threads at once gets everyone through without the time-out.
+const Rendezvous = struct {
+    inside: u32 = 0,
+    met: u32 = 0,
+    gave_up: u32 = 0,
+
+    pub fn run(self: *Rendezvous, lo: usize, hi: usize) void {
+        _ = lo;
+        _ = hi;
+        _ = @atomicRmw(u32, &self.inside, .Add, 1, .seq_cst);
+        var waited: usize = 0;
+        while (@atomicLoad(u32, &self.inside, .seq_cst) < 2 and @atomicLoad(u32, &self.met, .seq_cst) == 0) {
+            const never: u32 = 0;
+            _ = platform.futexWait(&never, 0, std.time.ns_per_ms);
+            waited += 1;
+            if (waited > 60_000) { // a minute: only a pool that never runs chunks in parallel
+                _ = @atomicRmw(u32, &self.gave_up, .Add, 1, .seq_cst);
+                return;
+            }
+        }
+        @atomicStore(u32, &self.met, 1, .seq_cst);
+    }
+};
+
+test "parallelFor: chunks really run on two threads at the same time" {
+    for ([_]u32{ 2, 4 }) |t| {
+        var r: Rendezvous = .{};
+        const Call = struct {
+            r: *Rendezvous,
+            n: usize,
+            pub fn run(self: *@This()) void {
+                parallelFor(self.n, 1, self.r);
+            }
+        };
+        var c: Call = .{ .r = &r, .n = t };
+        try support.runVoid(t, &c);
+        try testing.expectEqual(@as(u32, 0), r.gave_up);
+        try testing.expectEqual(@as(u32, 1), r.met);
+    }
+}
