@@ -486,6 +486,7 @@ class ParallelMagics(Magics):
 
     def __init__(self, shell: InteractiveShell) -> None:
         super().__init__(shell)
+        self.ip = shell  # Magics.shell is typed Optional; this one is always set
         #: the runs of the last %%parallel cell (best run per thread count)
         self.last_runs: list[RunStats] = []
 
@@ -551,10 +552,10 @@ class ParallelMagics(Magics):
             return
         try:
             asyncio.get_running_loop()
-            transformed = self.shell.transform_cell(cell)
+            transformed = self.ip.transform_cell(cell)
         except (RuntimeError, SyntaxError, ValueError):
             return  # no running loop, or run_cell reports the broken cell itself
-        if self.shell.should_run_async(cell, transformed_cell=transformed):
+        if self.ip.should_run_async(cell, transformed_cell=transformed):
             raise UsageError(
                 "%%parallel cannot run a cell with top-level `await` in this kernel (its event "
                 "loop is busy running this cell); move the awaits to a cell of their own"
@@ -577,7 +578,7 @@ class ParallelMagics(Magics):
         else:
             counts = [pool.current_num_threads()]
 
-        runner = CellRunner(self.shell)
+        runner = CellRunner(self.ip)
         best: list[RunStats] = []
         previous = pool.current_num_threads()
         try:

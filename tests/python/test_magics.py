@@ -104,7 +104,8 @@ def test_n_max_and_no_option(ip: InteractiveShell, seen: list[dict[str, Any]]) -
     result, io = run(ip, f"%%parallel\n{MEASURED_CELL}")
     assert result.success, io.stderr
     assert seen[-1]["threads"] == jr.current_num_threads()
-    assert int(RUN_LINE.search(io.stdout)["threads"]) == jr.current_num_threads()
+    match = RUN_LINE.search(io.stdout)
+    assert match and int(match["threads"]) == jr.current_num_threads()
 
 
 def test_cell_semantics_names_and_last_value(ip: InteractiveShell, seen: list[Any]) -> None:
@@ -199,7 +200,10 @@ def test_sweep_table_matches_the_runs(ip: InteractiveShell, seen: list[dict[str,
 
 
 def magics_instance(ip: InteractiveShell) -> magics.ParallelMagics:
-    return ip.magics_manager.registry["ParallelMagics"]
+    manager = ip.magics_manager
+    assert manager is not None
+    instance: magics.ParallelMagics = manager.registry["ParallelMagics"]
+    return instance
 
 
 def test_sweep_with_repeat(ip: InteractiveShell, seen: list[dict[str, Any]]) -> None:
