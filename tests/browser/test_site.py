@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "notebooks"
 STATUS = "#jupyterlite-rayon-status"
 NOTIFICATION = re.compile(r"runs on one thread: this page is not cross-origin isolated")
 
@@ -32,6 +36,20 @@ def facts(kernel: Any) -> dict[str, Any]:
     r = kernel.execute(KERNEL_FACTS)
     assert r["status"] == "ok", r
     return json.loads(r["stdout"].strip().splitlines()[-1])
+
+
+def run_notebook(kernel: Any, name: str) -> list[dict[str, Any]]:
+    """Run a notebook's code cells in order in the kernel; fail on the first error."""
+    cells = json.loads((EXAMPLES / name).read_text())["cells"]
+    results = []
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        r = kernel.execute(source, timeout=300)
+        assert r["status"] == "ok", f"{name}: cell failed: {r['error']}\n{source}"
+        results.append(r)
+    return results
 
 
 def status_text(kernel: Any) -> str:
@@ -119,3 +137,22 @@ def test_sw_site_is_isolated_after_exactly_one_reload(kernel_sw: Any) -> None:
     assert page.evaluate("sessionStorage.getItem('jupyterlite-rayon:isolation-reload')") is None
     assert status_text(kernel_sw).startswith("rayon: isolated")
     kernel_sw.screenshot("site_sw_isolated")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.ipynb")))
+def test_example_notebooks_run_on_the_isolated_site(kernel_coi: Any, name: str) -> None:
+    results = run_notebook(kernel_coi, name)
+    text = "".join(r["stdout"] for r in results)
+    if name.startswith("01_"):
+        assert "speedup with" in text
+        assert any("image/png" in b for r in results for b in r["results"])
+    if name.startswith("03_"):
+        assert any("application/vnd.jupyter.widget-view+json" in b
+                   for r in results for b in r["results"])
+    if name.startswith("04_"):
+        assert "build: mt" in text and "isolated: True" in text
+
+
+def test_fallback_notebook_explains_the_plain_site(kernel_plain: Any) -> None:
+    text = "".join(r["stdout"] for r in run_notebook(kernel_plain, "04_fallback.ipynb"))
+    assert "build: st" in text and "isolated: False" in text, text
