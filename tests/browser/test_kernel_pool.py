@@ -22,7 +22,7 @@ REFERENCES = r'''
 import array, json, math, random
 import jupyterlite_rayon as jr
 
-SIZES = [0, 1, 2, 3, 7, 31, 97, 127, 128, 129, 4095, 4096, 4097, 8191, 8193, 65537]
+SIZES = [0, 1, 2, 3, 7, 31, 32, 33, 97, 127, 128, 129, 4095, 4096, 4097, 8191, 8193, 65537]
 
 def ref_mandelbrot(width, height, x0, x1, y0, y1, max_iter):
     dx = (x1 - x0) / width
@@ -87,6 +87,9 @@ def check_all(threads):
     with jr.threadpool_limits(threads):
         for n in SIZES:
             xf, xi = floats(n, n), ints(n, n + 1)
+            # Copies in and out: small ones go through strings, large ones through views.
+            if jr.asarray(xf).tolist() != list(xf) or jr.asarray(xi).tobytes() != xi.tobytes():
+                bad.append(("round trip", n))
             if jr.sum(xi) != sum(xi):
                 bad.append(("sum int64", n))
             if not math.isclose(jr.sum(xf), math.fsum(xf), rel_tol=1e-12, abs_tol=1e-6):
@@ -201,6 +204,19 @@ print(json.dumps([one == two, math.isclose(one[0], math.fsum(xs), rel_tol=1e-9)]
     assert last_json(r) == [True, True]
 
 
+def test_js_typed_arrays_and_memoryviews_are_accepted(coi: Any) -> None:
+    r = run(coi, """
+import js
+from pyodide.ffi import to_js
+xs = floats(10007, 11)
+typed = js.Float64Array.new(to_js(list(xs)))
+view = memoryview(xs)[::1]
+print(json.dumps([jr.sum(typed) == jr.sum(xs), jr.asarray(typed).tolist() == list(xs),
+                  jr.sort(view).tolist() == sorted(xs)]))
+""")
+    assert last_json(r) == [True, True, True]
+
+
 def test_status_counters_show_both_threads_working(coi: Any) -> None:
     r = run(coi, """
 before = jr.pool_info()
@@ -214,6 +230,21 @@ print(json.dumps({"calls": after["calls"] - before["calls"],
     got = last_json(r)
     assert got["calls"] >= 1 and got["tasks"] > 1
     assert got["per_thread"] == 2 and got["busy_after"] == 0 and got["memory"]
+
+
+def test_page_sees_the_pool_counters_and_interrupt_buffer(coi: Any) -> None:
+    """The labextension's bridge got both announcements and reads live counters."""
+    page = coi.page
+    if not page.evaluate("!!(window.__jrInterruptBridge && window.__jrInterruptBridge.pools)"):
+        pytest.skip("the labextension is not built: the page reads no pool counters")
+    got = page.evaluate("""() => {
+      const b = window.__jrInterruptBridge;
+      const pools = [...b.pools.values()];
+      return {buffers: b.buffers.size, pools: pools.length,
+              threads: pools.map(p => Atomics.load(new Uint32Array(p.buffer, p.counters, 8), 2))};
+    }""")
+    threads = last_json(run(coi, "print(json.dumps(jr.current_num_threads()))"))
+    assert got == {"buffers": 1, "pools": 1, "threads": [threads]}
 
 
 def test_init_twice_resizes(coi: Any) -> None:
