@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -162,3 +163,37 @@ def test_status_rows_when_not_isolated_or_not_started() -> None:
     snap = live.Snapshot(info={"started": False}, shares=[], error=None, last_run=None,
                          starting=True)
     assert live.status_rows(snap) == [("pool", "starting (%load_ext began it)")]
+
+
+def test_poller_shows_the_pool_busy_during_one_long_call(
+    pair: tuple[PoolWidget, PoolWidget]
+) -> None:
+    """CPython's "live": the background thread updates the panel while a call runs."""
+    view, _ = pair
+    jr.set_num_threads(jr.max_threads())
+    seen: list[tuple[str, str]] = []
+
+    def record(change: dict[str, object]) -> None:
+        rows = status(view)
+        seen.append((threading.current_thread().name, rows.get("busy", "")))
+
+    view.status.observe(record, names="value")
+    try:
+        # One call at a time, each long enough for a 0.25 s poll; only the poller can update
+        # the panel while a call runs (the on_run hook fires after it).
+        for n in range(30, 40):
+            assert jr.bench_fib(n) == fib(n)
+            if any(name == "jupyterlite-rayon-widget" and busy not in ("", "0")
+                   for name, busy in seen):
+                break
+    finally:
+        view.status.unobserve(record, names="value")
+    assert any(name == "jupyterlite-rayon-widget" and busy not in ("", "0")
+               for name, busy in seen), seen
+
+
+def fib(n: int) -> int:
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
