@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -340,3 +341,42 @@ def test_build_writes_the_wheel_from_the_installed_package(tmp_path: Path) -> No
             "jupyterlite_rayon/host/pool_host.mjs", "jupyterlite_rayon/__init__.py",
             "jupyterlite_rayon/addon.py"} <= names
 
+
+
+def manager_for(tmp_path: Path, **config: Any) -> Any:
+    from jupyterlite_core.manager import LiteManager
+
+    return LiteManager(lite_dir=tmp_path, output_dir=tmp_path / "site", **config)
+
+
+def test_addon_adds_headers_for_serve_but_user_headers_win(tmp_path: Path) -> None:
+    manager = manager_for(tmp_path, extra_http_headers={"Cross-Origin-Embedder-Policy":
+                                                         "credentialless", "X-Mine": "1"})
+    addon.RayonAddon(manager)
+    assert manager.extra_http_headers == {
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Embedder-Policy": "credentialless",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "X-Mine": "1",
+    }
+
+
+def test_status_warns_when_tornado_is_missing(tmp_path: Path) -> None:
+    rayon = addon.RayonAddon(manager_for(tmp_path))
+    assert rayon.thread_report(has_tornado=True) == [
+        "threads on `jupyter lite serve`: yes (COOP/COEP headers)"]
+    warning = rayon.thread_report(has_tornado=False)[0]
+    assert warning.startswith("WARNING") and "pip install jupyter_server" in warning
+
+
+def test_examples_site_builds_for_every_host(tmp_path: Path) -> None:
+    """examples/ as a user would build it: CDN Pyodide, the service worker patched."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    lite_dir = tmp_path / "examples"
+    shutil.copytree(examples, lite_dir)
+    out = lite(lite_dir, "check", "--output-dir", str(tmp_path / "site")).stdout
+    assert "(GitHub Pages): yes, after one automatic reload" in out
+    assert "import without %pip: yes" in out
+    files = tmp_path / "site" / "files"
+    assert sorted(p.name for p in files.glob("*.ipynb")) == sorted(
+        p.name for p in (examples / "notebooks").glob("*.ipynb"))
