@@ -487,3 +487,14 @@ def test_out_of_range_on_cpython_names_the_setting(ip: InteractiveShell, seen: l
     result, io = run(ip, f"%%parallel -n {jr.max_threads() + 1}\npass")
     assert not result.success
     assert "set JUPYTERLITE_RAYON_MAX_THREADS before the pool starts" in io.stderr
+
+
+def test_keyboard_interrupt_in_the_cell_restores_threads(ip: InteractiveShell,
+                                                         seen: list[Any]) -> None:
+    before = jr.current_num_threads()
+    result, io = run(ip, "%%parallel --sweep max\nseen.append(jr.current_num_threads())\n"
+                         "raise KeyboardInterrupt")
+    assert not result.success and isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert "KeyboardInterrupt" in io.stdout + io.stderr and "back at" in io.stderr
+    assert seen == [1] and jr.current_num_threads() == before
+    assert jr.sum(ip.user_ns["data"]) == pytest.approx(float(ip.user_ns["expected"].sum()))

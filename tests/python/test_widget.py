@@ -197,3 +197,12 @@ def fib(n: int) -> int:
     for _ in range(n):
         a, b = b, a + b
     return a
+
+
+def test_package_level_widget_call(ip: InteractiveShell) -> None:
+    """`jupyterlite_rayon.widget()` as the docs write it (after %load_ext)."""
+    view = jr.widget()  # type: ignore[operator]
+    try:
+        assert isinstance(view, PoolWidget) and view in live.live_widgets()
+    finally:
+        view.close()
