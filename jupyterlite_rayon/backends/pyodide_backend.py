@@ -143,6 +143,7 @@ class PyodideBackend(Backend):
         self._read_small = _JS.reader(pool)
         self._write_small = _JS.writer(pool)
         self._closed = False
+        self._proxies: tuple[Any, ...] = ()
         #: calls stopped by a Jupyter interrupt (each raised KeyboardInterrupt)
         self.interrupted_calls = 0
 
@@ -309,7 +310,7 @@ class PyodideBackend(Backend):
         self._closed = True
         # Worker.terminate() takes effect at once; the promise only reports completion.
         self._pool.terminate()
-        for proxy in getattr(self, "_proxies", ()):
+        for proxy in self._proxies:
             proxy.destroy()
 
     def _check_open(self, where: str) -> None:

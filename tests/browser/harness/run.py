@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM_ARGS = [
@@ -35,7 +35,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         if self.wasm_dir is not None and path.startswith("/__wasm/"):
             return str(self.wasm_dir / Path(path).name)
         return super().translate_path(path)
-    extensions_map: ClassVar[dict[str, str]] = {
+    extensions_map = {  # noqa: RUF012 -- the base class declares it as an instance variable
         **http.server.SimpleHTTPRequestHandler.extensions_map,
         ".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
     }
