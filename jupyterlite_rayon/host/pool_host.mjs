@@ -129,12 +129,31 @@ function threadRuntime() {
   }
 
   // wasi `thread-spawn`: hand (tid, arg) to an idle worker. Returns tid > 0, or -1 (EAGAIN)
-  // when no idle worker exists (the runtime reports E_THREADS).
+  // when no worker becomes idle within SPAWN_WAIT_MS (the runtime reports E_THREADS).
+  // Waiting a little matters: a thread that has just told its joiner it is done is still
+  // returning from wasi_thread_start, and its worker is free a moment later.
+  const SPAWN_WAIT_MS = 100;
+
   function spawn(ctl, moduleIndex, arg) {
+    const deadline = performance.now() + SPAWN_WAIT_MS;
+    for (;;) {
+      const r = claimAndGo(ctl, moduleIndex, arg);
+      if (r > 0) return r;
+      // r === -1: no thread runs, so no worker will free up (none started, or all gone).
+      if (r === -1 || performance.now() > deadline) return -1;
+      Atomics.wait(ctl, slotIndex(-r - 2), S.GO, 1);
+    }
+  }
+
+  // Claims a FREE slot and starts the thread: returns its tid. Otherwise -1 when no slot runs a
+  // thread, or -(slot + 2) of a running slot to wait on.
+  function claimAndGo(ctl, moduleIndex, arg) {
     const n = ctl[NSLOTS];
+    let running = -1;
     for (let i = 0; i < n; i++) {
       const b = slotIndex(i);
-      if (Atomics.compareExchange(ctl, b, S.FREE, S.CLAIMED) === S.FREE) {
+      const state = Atomics.compareExchange(ctl, b, S.FREE, S.CLAIMED);
+      if (state === S.FREE) {
         // wasi-threads tids are 1..2^29-1; wrap rather than overflow in a long-lived pool.
         const tid = ((Atomics.add(ctl, NEXT_TID, 1) - 1) % 0x1ffffffe) + 1;
         ctl[b + 1] = tid;
@@ -144,8 +163,9 @@ function threadRuntime() {
         Atomics.notify(ctl, b);
         return tid;
       }
+      if ((state === S.GO || state === S.CLAIMED) && running < 0) running = -(i + 2);
     }
-    return -1;
+    return running;
   }
 
   // A helper's life between threads: wait for GO, run the thread, repeat. Returns 'exit',
