@@ -480,6 +480,23 @@ test('jr_set_threads beyond the started workers is E_THREADS; resize then fixes 
   }
 });
 
+test('shrink then grow at once within the started workers never fails', async () => {
+  const pool = await makePool(4);
+  try {
+    // A retired helper is still returning from wasi_thread_start when jr_set_threads(1) returns;
+    // the next spawn must wait for its worker rather than report E_THREADS.
+    for (let i = 0; i < 50; i++) {
+      pool.call('jr_set_threads', 1);
+      pool.call('jr_set_threads', 2 + (i % 3));
+      assert.equal(pool.threads, 2 + (i % 3));
+    }
+    checkKernels(pool, 'after 50 shrink/grow cycles');
+    assert.equal(pool.workers, 3);
+  } finally {
+    await pool.terminate();
+  }
+});
+
 test('terminate is final and idempotent', async () => {
   const pool = await makePool(3);
   await pool.terminate();
