@@ -14,49 +14,57 @@ pub fn Deque(comptime T: type, comptime capacity: usize) type {
         const Self = @This();
         const mask = capacity - 1;
 
-        top: isize align(64) = 0,
-        bottom: isize align(64) = 0,
+        // Indices only grow (wrapping): slots are `index & mask`, and every comparison goes
+        // through `diff`, a signed wrapping difference, so wrap-around after 2^32 operations
+        // on wasm32 is harmless (the true difference is always within the capacity).
+        top: usize align(64) = 0,
+        bottom: usize align(64) = 0,
         slots: [capacity]?*T = @splat(null),
 
         pub const Steal = union(enum) { empty, retry, success: *T };
 
+        fn diff(a: usize, b: usize) isize {
+            return @bitCast(a -% b);
+        }
+
         /// Owner only. False when full (run the item inline instead).
         pub fn push(self: *Self, item: *T) bool {
-            const b = @atomicLoad(isize, &self.bottom, .monotonic);
-            const t = @atomicLoad(isize, &self.top, .acquire);
-            if (b - t >= capacity) return false;
-            @atomicStore(?*T, &self.slots[@as(usize, @bitCast(b)) & mask], item, .monotonic);
-            @atomicStore(isize, &self.bottom, b + 1, .seq_cst);
+            const b = @atomicLoad(usize, &self.bottom, .monotonic);
+            const t = @atomicLoad(usize, &self.top, .acquire);
+            if (diff(b, t) >= capacity) return false;
+            @atomicStore(?*T, &self.slots[b & mask], item, .monotonic);
+            @atomicStore(usize, &self.bottom, b +% 1, .seq_cst);
             return true;
         }
 
         /// Owner only: the most recently pushed item, or null.
         pub fn pop(self: *Self) ?*T {
-            const b = @atomicLoad(isize, &self.bottom, .monotonic) - 1;
-            @atomicStore(isize, &self.bottom, b, .seq_cst);
-            const t = @atomicLoad(isize, &self.top, .seq_cst);
-            if (t > b) {
-                @atomicStore(isize, &self.bottom, b + 1, .monotonic);
+            const b = @atomicLoad(usize, &self.bottom, .monotonic) -% 1;
+            @atomicStore(usize, &self.bottom, b, .seq_cst);
+            const t = @atomicLoad(usize, &self.top, .seq_cst);
+            const size = diff(b, t); // items left after taking this one
+            if (size < 0) {
+                @atomicStore(usize, &self.bottom, b +% 1, .monotonic);
                 return null;
             }
-            var item = @atomicLoad(?*T, &self.slots[@as(usize, @bitCast(b)) & mask], .monotonic);
-            if (t == b) {
+            var item = @atomicLoad(?*T, &self.slots[b & mask], .monotonic);
+            if (size == 0) {
                 // Last item: race the thieves for it.
-                if (@cmpxchgStrong(isize, &self.top, t, t + 1, .seq_cst, .monotonic) != null) {
+                if (@cmpxchgStrong(usize, &self.top, t, t +% 1, .seq_cst, .monotonic) != null) {
                     item = null;
                 }
-                @atomicStore(isize, &self.bottom, b + 1, .monotonic);
+                @atomicStore(usize, &self.bottom, b +% 1, .monotonic);
             }
             return item;
         }
 
         /// Any thread: the oldest item. `retry` means another thread won a race; try again.
         pub fn steal(self: *Self) Steal {
-            const t = @atomicLoad(isize, &self.top, .seq_cst);
-            const b = @atomicLoad(isize, &self.bottom, .seq_cst);
-            if (t >= b) return .empty;
-            const item = @atomicLoad(?*T, &self.slots[@as(usize, @bitCast(t)) & mask], .monotonic);
-            if (@cmpxchgStrong(isize, &self.top, t, t + 1, .seq_cst, .monotonic) != null) {
+            const t = @atomicLoad(usize, &self.top, .seq_cst);
+            const b = @atomicLoad(usize, &self.bottom, .seq_cst);
+            if (diff(b, t) <= 0) return .empty;
+            const item = @atomicLoad(?*T, &self.slots[t & mask], .monotonic);
+            if (@cmpxchgStrong(usize, &self.top, t, t +% 1, .seq_cst, .monotonic) != null) {
                 return .retry;
             }
             return .{ .success = item.? };
@@ -64,11 +72,11 @@ pub fn Deque(comptime T: type, comptime capacity: usize) type {
 
         /// Racy hint for sleepers deciding whether to stay awake.
         pub fn looksEmpty(self: *const Self) bool {
-            return @atomicLoad(isize, &self.top, .seq_cst) >= @atomicLoad(isize, &self.bottom, .seq_cst);
+            return diff(@atomicLoad(usize, &self.bottom, .seq_cst), @atomicLoad(usize, &self.top, .seq_cst)) <= 0;
         }
 
         pub fn len(self: *const Self) usize {
-            const d = @atomicLoad(isize, &self.bottom, .monotonic) - @atomicLoad(isize, &self.top, .monotonic);
+            const d = diff(@atomicLoad(usize, &self.bottom, .monotonic), @atomicLoad(usize, &self.top, .monotonic));
             return if (d > 0) @intCast(d) else 0;
         }
     };
@@ -101,6 +109,27 @@ test "deque: owner push/pop is LIFO, steal is FIFO, full push fails" {
         items[5] = .{ .v = round };
         try testing.expect(d.push(&items[5]));
         try testing.expectEqual(round, d.pop().?.v);
+    }
+}
+
+test "deque: indices wrap around the integer range" {
+    const Item = struct { v: usize };
+    var items: [4]Item = .{ .{ .v = 0 }, .{ .v = 1 }, .{ .v = 2 }, .{ .v = 3 } };
+    var d: Deque(Item, 4) = .{};
+    d.top = std.math.maxInt(usize) - 2;
+    d.bottom = d.top;
+    for (0..3) |round| {
+        for (&items) |*it| try testing.expect(d.push(it));
+        try testing.expect(!d.push(&items[0]));
+        try testing.expectEqual(@as(usize, 4), d.len());
+        try testing.expectEqual(@as(usize, 0), d.steal().success.v);
+        try testing.expectEqual(@as(usize, 3), d.pop().?.v);
+        try testing.expectEqual(@as(usize, 1), d.steal().success.v);
+        try testing.expectEqual(@as(usize, 2), d.pop().?.v);
+        try testing.expect(d.pop() == null);
+        try testing.expect(d.steal() == .empty);
+        try testing.expect(d.looksEmpty());
+        _ = round;
     }
 }
 

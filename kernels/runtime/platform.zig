@@ -74,11 +74,19 @@ pub inline fn spinHint() void {
     std.atomic.spinLoopHint();
 }
 
-/// One idle round between searches for work: a short pause, and natively a yield so that
-/// oversubscribed test runs make progress (wasm has no yield).
+var spin_sink: u32 = 0;
+
+/// One idle round between searches for work: a short pause (about a microsecond), and
+/// natively a yield so that oversubscribed test runs make progress. Wasm has neither a pause
+/// instruction nor a yield, so there the pause is a run of atomic loads the compiler cannot
+/// drop.
 pub fn idlePause() void {
+    if (is_wasm) {
+        for (0..256) |_| _ = @atomicLoad(u32, &spin_sink, .monotonic);
+        return;
+    }
     for (0..32) |_| std.atomic.spinLoopHint();
-    if (!is_wasm and threaded) std.Thread.yield() catch {};
+    if (threaded) std.Thread.yield() catch {};
 }
 
 // ---- memory --------------------------------------------------------------------------------
