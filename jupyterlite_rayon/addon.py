@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 from jupyterlite_core.addons.base import BaseAddon
 from jupyterlite_core.constants import JUPYTERLITE_JSON
-from traitlets import Bool, Enum, Unicode
+from traitlets import Bool, Unicode
 
 DIST_NAME = "jupyterlite-rayon"
 WHEEL_STEM = "jupyterlite_rayon"
@@ -56,6 +56,7 @@ SW_RESPOND = re.compile(r"(?P<resp>[A-Za-z_$][\w$]*)&&(?P<event>[A-Za-z_$][\w$]*
 WHEEL_EXCLUDE_DIRS = {"__pycache__", "labextension"}
 WHEEL_EXCLUDE_SUFFIXES = {".pyc", ".pyo"}
 REQUIRED_RUNTIME_FILES = ("wasm/pool-mt.wasm", "wasm/pool-st.wasm", "host/pool_host.mjs")
+COEP_VALUES = ("require-corp", "credentialless")
 # A fixed timestamp keeps the written wheel byte-identical between builds.
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
@@ -236,11 +237,12 @@ class RayonAddon(BaseAddon):
         "without `%pip install jupyterlite-rayon`",
     ).tag(config=True)  # type: ignore[assignment]
 
-    coep: str = Enum(
-        ["require-corp", "credentialless"],
-        default_value="require-corp",
-        help="Cross-Origin-Embedder-Policy value; credentialless lets the page load "
-        "cross-origin resources that lack CORP headers (Chromium, Firefox)",
+    # Checked in the build, not by traitlets: jupyterlite skips (with only a log line) an add-on
+    # whose construction fails, and the site would silently lose its isolation.
+    coep: str = Unicode(
+        "require-corp",
+        help="Cross-Origin-Embedder-Policy value: require-corp or credentialless (lets the page "
+        "load cross-origin resources that lack CORP headers; Chromium, Firefox)",
     ).tag(config=True)  # type: ignore[assignment]
 
     isolation_headers: bool = Bool(
@@ -272,7 +274,7 @@ class RayonAddon(BaseAddon):
 
     def __init__(self, manager: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(manager, *args, **kwargs)
-        if self.isolation_headers:
+        if self.isolation_headers and self.coep in COEP_VALUES:
             # Headers the user configured win over ours.
             manager.extra_http_headers = {
                 **isolation_headers(self.coep),
@@ -315,6 +317,10 @@ class RayonAddon(BaseAddon):
         yield self.task(name="rayon", actions=[self._print_status])
 
     def build(self, manager: Any) -> Iterator[dict[str, Any]]:
+        if self.coep not in COEP_VALUES:
+            raise ValueError(
+                f"RayonAddon.coep must be one of {', '.join(COEP_VALUES)}, not {self.coep!r}"
+            )
         given = self.given_wheel()
         if given is not None:
             dest = self.output_wheels / given.name

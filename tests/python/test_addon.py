@@ -314,6 +314,14 @@ def test_build_without_headers_option_says_threads_are_off(tmp_path: Path,
     assert "threads on Vercel: no" in out
 
 
+def test_build_with_a_bad_coep_fails_clearly(tmp_path: Path, fake_wheel: Path) -> None:
+    lite_dir = make_lite_dir(tmp_path, {"wheel": str(fake_wheel)})
+    proc = lite(lite_dir, "build", "--rayon-coep", "same-origin", check=False)
+    assert proc.returncode != 0
+    assert "RayonAddon.coep must be one of require-corp, credentialless, not 'same-origin'" \
+        in proc.stdout
+
+
 @pytest.mark.parametrize(("wheel", "message"), [
     ("missing/jupyterlite_rayon-1.0-py3-none-any.whl", "does not exist"),
     ("other-1.0-py3-none-any.whl", "is not a jupyterlite_rayon-"),
