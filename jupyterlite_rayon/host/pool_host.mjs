@@ -45,7 +45,8 @@ const ADVICE = {
   [-5]: 'this operation does not support this dtype; convert the input to float64',
   [-6]: 'a pointer + length is outside pool memory: allocate arrays with pool.alloc and pass ' +
     'element counts that match their sizes',
-  [-7]: 'a thread could not be started: resize the pool to fewer threads',
+  [-7]: 'only the workers already started can run threads: grow with await pool.resize(n), ' +
+    'or use fewer threads',
   [-8]: 'another call is running on this pool: wait for it to finish (calls are not re-entrant)',
 };
 
