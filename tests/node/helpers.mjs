@@ -18,16 +18,6 @@ export function wasmBytes(build = 'mt') {
   return fs.readFileSync(file);
 }
 
-let modules = null;
-// Compiled once per test file: createPool accepts a WebAssembly.Module too.
-export async function poolModules() {
-  modules ||= {
-    mt: await WebAssembly.compile(wasmBytes('mt')),
-    st: await WebAssembly.compile(wasmBytes('st')),
-  };
-  return modules;
-}
-
 export async function makePool(threads, { build = 'mt', ...options } = {}) {
   // Pass bytes (not a Module) so the host reads limits and signatures from the binary.
   return createPool({ wasm: wasmBytes(build), threads, threaded: build === 'mt', ...options });
