@@ -293,6 +293,25 @@ test('without shared memory, auto falls back to pool-st.wasm and says why', asyn
   }
 });
 
+test('a compiled WebAssembly.Module works too (limits from ABI.md, build from its exports)',
+  async () => {
+    const mt = await WebAssembly.compile(wasmBytes('mt'));
+    const st = await WebAssembly.compile(wasmBytes('st'));
+    const pool = await createPool({ wasm: mt, threads: 2 });
+    const single = await createPool({ wasm: st, threads: 2 });
+    try {
+      assert.equal(pool.threaded, true);
+      assert.equal(pool.threads, 2);
+      assert.equal(single.threaded, false);
+      assert.ok(pool.memory.buffer.byteLength >= 64 * 65536);
+      checkKernels(pool, 'from a Module');
+      checkKernels(single, 'st from a Module');
+    } finally {
+      await pool.terminate();
+      await single.terminate();
+    }
+  });
+
 test('bad input gives clear errors and the pool keeps working', async () => {
   const pool = await makePool(2);
   try {
