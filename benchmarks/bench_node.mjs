@@ -165,8 +165,7 @@ for (const [name, run, perChunk] of overhead) {
       : `result ${value[pi]}`)).join('; '));
 }
 
-// Idle: the widest pool sleeps for 1 s; its helpers must not spin.
-const widest = pools[pools.length - 1];
+// Idle: every pool sleeps for 1 s (process CPU counts all their threads); helpers must not spin.
 await new Promise((r) => setTimeout(r, 100));
 const idle = await (async () => {
   const c0 = process.cpuUsage();
@@ -175,7 +174,8 @@ const idle = await (async () => {
   const c = process.cpuUsage(c0);
   return { cpu: (c.user + c.system) / 1000, wall: performance.now() - t0 };
 })();
-console.log(`\nidle pool of ${widest.threads} threads: ${idle.cpu.toFixed(1)} ms CPU over ` +
+console.log(`\nidle pools (${pools.map((p) => p.threads).join(' + ')} threads): ` +
+  `${idle.cpu.toFixed(1)} ms CPU over ` +
   `${idle.wall.toFixed(0)} ms (${(100 * idle.cpu / idle.wall).toFixed(2)}% of one core)`);
 
 for (const p of pools) await p.terminate();
