@@ -8,7 +8,6 @@ const deque = @import("deque.zig");
 const job_mod = @import("job.zig");
 const sleep = @import("sleep.zig");
 const thread = @import("thread.zig");
-const alloc = @import("alloc.zig");
 const status = @import("status.zig");
 
 const Job = job_mod.Job;
@@ -47,10 +46,6 @@ threadlocal var current: ?*Worker = null;
 
 pub fn currentWorker() ?*Worker {
     return current;
-}
-
-pub fn setCurrent(w: ?*Worker) void {
-    current = w;
 }
 
 pub fn numThreads() usize {

@@ -2,7 +2,6 @@
 //! import, `wasi_thread_start` export written in assembly), each helper with its own stack and
 //! TLS block that are kept per worker index and reused. Natively: std.Thread.
 const std = @import("std");
-const builtin = @import("builtin");
 const platform = @import("platform.zig");
 const registry = @import("registry.zig");
 const alloc = @import("alloc.zig");
