@@ -127,16 +127,21 @@ test('pool.cancel() stores the flag the running call sees', { todo: todo('jr_man
 test('cancel from another thread through the counters block', { todo: todo('jr_mandelbrot') },
   async () => {
     const pool = await makePool(2);
-    // A separate worker that shares the memory sets `cancel` 200 ms after it is told to.
+    // A separate worker that shares the memory watches `in_call` and sets `cancel` as soon as
+    // the call runs (no fixed delay: the test does not depend on how fast the machine is).
+    const counters = pool.exports.jr_counters();
     const canceller = new Worker(`
-      const { parentPort, workerData: { memory, addr } } = require('node:worker_threads');
+      const { parentPort, workerData: { memory, inCall, cancel } } = require('node:worker_threads');
       parentPort.once('message', () => {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
-        Atomics.store(new Int32Array(memory.buffer), addr / 4, 1);
-        parentPort.postMessage('done');
+        const nap = new Int32Array(new SharedArrayBuffer(4));
+        while (Atomics.load(new Int32Array(memory.buffer), inCall / 4) === 0) {
+          Atomics.wait(nap, 0, 0, 1);
+        }
+        Atomics.store(new Int32Array(memory.buffer), cancel / 4, 1);
       });
       parentPort.postMessage('ready');`,
-    { eval: true, workerData: { memory: pool.memory, addr: pool.exports.jr_counters() + 16 } });
+    { eval: true,
+      workerData: { memory: pool.memory, inCall: counters + 28, cancel: counters + 16 } });
     try {
       await new Promise((resolve) => canceller.once('message', resolve));
       canceller.postMessage('go');
