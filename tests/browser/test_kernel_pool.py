@@ -287,9 +287,20 @@ except Exception as e:
 
 def test_interrupt_cancels_a_long_call_and_the_pool_keeps_working(coi: Any) -> None:
     run(coi, "backend = jr.get_backend(); before = backend.interrupted_calls")
-    # Far more work than the 2 s before the interrupt (tens of seconds on this machine).
-    pending = coi.execute_async("never = jr.mandelbrot(3000, 2000, max_iter=20000)")
-    time.sleep(2.0)
+    # Far more work than the time before the interrupt (minutes on this machine).
+    pending = coi.execute_async(
+        "print('call starts', flush=True)\n"
+        "never = jr.mandelbrot(3000, 2000, max_iter=20000)"
+    )
+    # Interrupt only once the cell runs: an interrupt that arrives before it would be taken by
+    # Python at the cell's first line, and prove nothing about the pool.
+    coi.page.wait_for_function(
+        """() => { const nb = window.__jrPanel.content;
+          const cell = nb.widgets[nb.widgets.length - 1];
+          return JSON.stringify(cell.model.outputs.toJSON()).includes('call starts'); }""",
+        polling=100, timeout=120_000,
+    )
+    time.sleep(1.0)
     coi.interrupt()
     r = pending.result(timeout=300)
     assert r["status"] == "error" and error_name(r) == "KeyboardInterrupt", r
