@@ -272,3 +272,44 @@ test "parallelFor: chunks really run on two threads at the same time" {
         try testing.expectEqual(@as(u32, 1), r.met);
     }
 }
+
+/// A parallelFor over rows whose body runs a parallelFor over columns, the way 2-D kernels
+/// nest them; every cell must be visited exactly once.
+const Grid = struct {
+    seen: []u8,
+    cols: usize,
+
+    pub fn run(self: *Grid, lo: usize, hi: usize) void {
+        for (lo..hi) |row| {
+            var r: Row = .{ .cells = self.seen[row * self.cols ..][0..self.cols] };
+            parallelFor(self.cols, 3, &r);
+        }
+    }
+
+    const Row = struct {
+        cells: []u8,
+        pub fn run(self: *Row, lo: usize, hi: usize) void {
+            for (self.cells[lo..hi]) |*c| _ = @atomicRmw(u8, c, .Add, 1, .monotonic);
+        }
+    };
+};
+
+test "parallelFor: nested inside another parallelFor covers every cell once" {
+    const rows = 97;
+    const cols = 1031;
+    const seen = try testing.allocator.alloc(u8, rows * cols);
+    defer testing.allocator.free(seen);
+    for (support.thread_counts) |t| {
+        @memset(seen, 0);
+        var g: Grid = .{ .seen = seen, .cols = cols };
+        const Call = struct {
+            g: *Grid,
+            pub fn run(self: *@This()) void {
+                parallelFor(rows, 1, self.g);
+            }
+        };
+        var c: Call = .{ .g = &g };
+        try support.runVoid(t, &c);
+        for (seen) |s| try testing.expectEqual(@as(u8, 1), s);
+    }
+}

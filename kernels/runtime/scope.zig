@@ -135,3 +135,50 @@ test "scope: an empty scope returns, also outside a kernel call" {
     } = .{};
     try support.runVoid(3, &e);
 }
+
+/// Scope jobs that themselves fork with join and parallelFor.
+const Mixed = struct {
+    index: usize,
+    out: []u64,
+
+    pub fn run(self: *Mixed) void {
+        const Sum = struct {
+            lo: u64,
+            hi: u64,
+            result: u64 = 0,
+            pub fn run(s: *@This()) void {
+                var acc: u64 = 0;
+                for (s.lo..s.hi) |i| acc += i;
+                s.result = acc;
+            }
+        };
+        var a: Sum = .{ .lo = 0, .hi = self.index };
+        var b: Sum = .{ .lo = self.index, .hi = 2 * self.index };
+        @import("join.zig").join(&a, &b);
+        self.out[self.index] = a.result + b.result;
+    }
+};
+
+test "scope: spawned jobs that join inside, many jobs, every thread count" {
+    const n = 700;
+    const out = try testing.allocator.alloc(u64, n);
+    defer testing.allocator.free(out);
+    const jobs = try testing.allocator.alloc(Mixed, n);
+    defer testing.allocator.free(jobs);
+    const Body = struct {
+        jobs: []Mixed,
+        fn spawnAll(s: *Scope, self: *@This()) void {
+            for (self.jobs) |*j| s.spawn(j);
+        }
+        pub fn run(self: *@This()) void {
+            scope(self, spawnAll);
+        }
+    };
+    for (support.thread_counts) |t| {
+        @memset(out, 0);
+        for (jobs, 0..) |*j, i| j.* = .{ .index = i, .out = out };
+        var body: Body = .{ .jobs = jobs };
+        try support.runVoid(t, &body);
+        for (out, 0..) |v, i| try testing.expectEqual(@as(u64, 2 * i * i - i), v);
+    }
+}
