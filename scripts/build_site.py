@@ -2,14 +2,17 @@
 
 usage: python scripts/build_site.py OUT_DIR [--contents DIR] [--service-worker]
                                     [--no-preload] [--coep require-corp|credentialless]
-                                    [--wheel WHEEL]
+                                    [--wheel WHEEL] [--serve PORT]
 
 The site: jupyterlite-core 0.8.6 and jupyterlite-pyodide-kernel 0.8.6, Pyodide 314.0.6 from
 .deps/pyodide (no CDN), the pure wheels piplite serves from .deps/pypi, the PyPI fallback
 disabled, the RayonAddon (the jupyterlite-rayon wheel in pypi/, importable without %pip by
 default, COOP/COEP files for hosts), the jupyterlite-rayon labextension and the given contents.
 Run scripts/install_browser_deps.sh first (it fills .deps/). Then serve it with
-``python scripts/serve.py OUT_DIR 8000`` and open http://127.0.0.1:8000/lab/index.html.
+``python scripts/serve.py OUT_DIR 8000`` (or pass ``--serve 8000`` here) and open
+http://127.0.0.1:8000/lab/index.html.
+
+The demo site: ``python scripts/build_site.py _site --contents examples/notebooks --serve 8000``
 """
 
 from __future__ import annotations
@@ -129,9 +132,22 @@ def main() -> int:
                         default="require-corp")
     parser.add_argument("--wheel", type=Path,
                         help="a built jupyterlite-rayon wheel (default: written from the package)")
+    parser.add_argument("--serve", type=int, metavar="PORT",
+                        help="then serve the site on 127.0.0.1:PORT with COOP/COEP headers")
     args = parser.parse_args()
-    build_site(args.out, args.contents, args.service_worker, not args.no_preload, args.coep,
-               args.wheel)
+    site = build_site(args.out, args.contents, args.service_worker, not args.no_preload,
+                      args.coep, args.wheel)
+    if args.serve is not None:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from serve import make_server
+
+        server = make_server(site, args.serve, "coi", args.coep)
+        print(f"serving on http://127.0.0.1:{server.server_port}/lab/index.html (Ctrl-C stops)",
+              flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
