@@ -95,16 +95,19 @@ def build_site(
         (lite / "static" / "pyodide").symlink_to(pyodide, target_is_directory=True)
         shutil.copytree(pypi, lite / "pypi")
         (lite / "jupyter-lite.json").write_text(json.dumps(lite_settings(), indent=2))
+        rayon: dict[str, object] = {
+            "service_worker": service_worker, "preload": preload, "coep": coep,
+        }
+        if wheel is not None:
+            rayon["wheel"] = str(wheel.resolve())
         config = {
             "LiteBuildConfig": {
                 "output_dir": str(out),
                 "contents": [str(contents.resolve())] if contents is not None else [],
                 "federated_extensions": federated,
             },
-            "RayonAddon": {"service_worker": service_worker, "preload": preload, "coep": coep},
+            "RayonAddon": rayon,
         }
-        if wheel is not None:
-            config["RayonAddon"]["wheel"] = str(wheel.resolve())
         (lite / "jupyter_lite_config.json").write_text(json.dumps(config, indent=2))
         started = time.monotonic()
         log = lite / "build.log"

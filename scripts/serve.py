@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import os
 import sys
 import threading
 from pathlib import Path
@@ -41,10 +42,11 @@ def isolation_headers(coep: str) -> dict[str, str]:
 
 
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map: ClassVar[dict[str, str]] = {
-        **http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES
-    }
     extra_headers: ClassVar[dict[str, str]] = {}
+
+    def guess_type(self, path: str | os.PathLike[str]) -> str:
+        # Module workers refuse scripts without a JS type; the OS's tables may lack .mjs/.wasm.
+        return MIME_TYPES.get(Path(path).suffix.lower()) or super().guess_type(path)
 
     def end_headers(self) -> None:
         for name, value in self.extra_headers.items():
