@@ -258,6 +258,24 @@ print(json.dumps([a, b, jr.sum(ints(4097, 3)) == sum(ints(4097, 3))]))
     assert last_json(r) == [1, 2, True]
 
 
+def test_shutdown_then_a_new_pool(coi: Any) -> None:
+    r = run(coi, """
+old = jr.asarray(ints(10, 1))
+jr.shutdown()
+try:
+    jr.sum(ints(3, 1))
+    first = "no error"
+except Exception as e:
+    first = type(e).__name__
+await jr.init_thread_pool(2)
+info = jr.pool_info()
+print(json.dumps([first, info["build"], info["threads"], info["calls"],
+                  jr.sum(ints(8193, 4)) == sum(ints(8193, 4))]))
+""")
+    # A fresh pool: its counters start from zero.
+    assert last_json(r) == ["PoolNotStarted", "mt", 2, 0, True]
+
+
 @pytest.mark.parametrize("code, ename, hint", [
     ("jr.sum('not numbers')", "TypeError", ""),
     ("jr.histogram(floats(10, 1), bins=0)", "ValueError", "bins"),
