@@ -67,6 +67,8 @@ const Rows = struct {
             const row = self.out[j * self.width ..][0..self.width];
             var i: usize = 0;
             while (i + lanes <= self.width) : (i += lanes) {
+                // A row can take seconds at a large max_iter: honour a cancel inside it too.
+                if (rt.cancelled()) return;
                 var xs: V = undefined;
                 inline for (0..lanes) |l| xs[l] = self.cx(i + l);
                 row[i..][0..lanes].* = escape(xs, cy, self.max_iter);
