@@ -70,7 +70,7 @@ fn Ctx(comptime Body: type) type {
         /// every chunk keeps at least min_len elements.
         fn leaf(self: *const Self, lo_in: usize, hi: usize) void {
             var lo = lo_in;
-            while (hi - lo >= 2 * self.chunk) {
+            while ((hi - lo) / 2 >= self.chunk) { // hi - lo >= 2 * chunk, without overflow
                 if (registry.cancelled()) return;
                 self.body.run(lo, lo + self.chunk);
                 registry.countTaskCurrent();
@@ -132,7 +132,7 @@ const ForBody = struct {
 
 test "parallelFor: every index exactly once, chunks >= min_len, many n, min_len, threads" {
     const sizes = [_]usize{ 0, 1, 2, 3, 7, 31, 32, 33, 100, 127, 1000, 4095, 4096, 4097, 65_537, 300_007 };
-    const mins = [_]usize{ 0, 1, 2, 3, 7, 64, 1000, 5000 };
+    const mins = [_]usize{ 0, 1, 2, 3, 7, 64, 1000, 5000, std.math.maxInt(usize) };
     const buf = try testing.allocator.alloc(u8, sizes[sizes.len - 1]);
     defer testing.allocator.free(buf);
     for (support.thread_counts) |t| {
