@@ -316,6 +316,22 @@ test "setThreads: up and down repeatedly, work correct at each size, retired rec
     try testing.expectEqual(@as(usize, 2), numThreads());
 }
 
+test "setThreads: a failed spawn is E_THREADS, keeps the threads it started, pool still works" {
+    try testing.expectEqual(status.OK, setThreads(1));
+    thread.native_spawn_budget = 2;
+    defer thread.native_spawn_budget = null;
+    try testing.expectEqual(status.E_THREADS, setThreads(5));
+    try testing.expectEqual(@as(usize, 3), numThreads());
+    try expectStates(3);
+    var t: SumTree = .{ .lo = 0, .hi = 50_000 };
+    var v: support.Void(SumTree) = .{ .inner = &t };
+    try testing.expectEqual(status.OK, call(&v));
+    try testing.expectEqual(@as(u64, 50_000 * 49_999 / 2), t.result);
+    thread.native_spawn_budget = null;
+    try testing.expectEqual(status.OK, setThreads(5));
+    try expectStates(5);
+}
+
 test "call: re-entry and setThreads during a call are E_BUSY; counters advance" {
     const Inner = struct {
         set_rc: i32 = 0,

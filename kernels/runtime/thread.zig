@@ -88,10 +88,17 @@ fn nativeMain(w: *registry.Worker) void {
     platform.futexWake(&w.exited, std.math.maxInt(u32));
 }
 
+/// Native tests only: when set, how many more spawns may succeed (to exercise E_THREADS).
+pub var native_spawn_budget: ?usize = null;
+
 /// Start the helper thread for worker `w`; false when no thread could be started.
 pub fn spawn(w: *registry.Worker) bool {
     if (!platform.threaded) return false;
     if (!platform.is_wasm) {
+        if (native_spawn_budget) |*left| {
+            if (left.* == 0) return false;
+            left.* -= 1;
+        }
         w.os.native = std.Thread.spawn(.{ .stack_size = 8 << 20 }, nativeMain, .{w}) catch return false;
         return true;
     }
