@@ -8,6 +8,7 @@ const rt = c.rt;
 const lanes = 2;
 const V = @Vector(lanes, f64);
 const U = @Vector(lanes, u32);
+const cancel_check_every: u32 = 1 << 16;
 
 /// Iterations before |z|^2 > 4 (or max_iter) for the points (cx[l], cy).
 fn escape(cx: V, cy: f64, max_iter: u32) U {
@@ -20,6 +21,9 @@ fn escape(cx: V, cy: f64, max_iter: u32) U {
     var active: @Vector(lanes, bool) = @splat(true);
     var it: u32 = 0;
     while (it < max_iter) : (it += 1) {
+        // One pixel can take seconds at a large max_iter: honour a cancel inside it too (the
+        // result is discarded then).
+        if (it % cancel_check_every == cancel_check_every - 1 and rt.cancelled()) break;
         const zr2 = zr * zr;
         const zi2 = zi * zi;
         // A lane stops for good at its first escape; escaped lanes keep iterating harmlessly.
@@ -32,7 +36,7 @@ fn escape(cx: V, cy: f64, max_iter: u32) U {
     return k;
 }
 
-/// The scalar formula, word for word; the tests hold `escape` to it.
+/// The scalar formula, word for word: the reference the tests hold `escape` to.
 pub fn escapeScalar(cx: f64, cy: f64, max_iter: u32) u32 {
     var zr: f64 = 0;
     var zi: f64 = 0;
@@ -67,13 +71,12 @@ const Rows = struct {
             const row = self.out[j * self.width ..][0..self.width];
             var i: usize = 0;
             while (i + lanes <= self.width) : (i += lanes) {
-                // A row can take seconds at a large max_iter: honour a cancel inside it too.
-                if (rt.cancelled()) return;
                 var xs: V = undefined;
                 inline for (0..lanes) |l| xs[l] = self.cx(i + l);
                 row[i..][0..lanes].* = escape(xs, cy, self.max_iter);
             }
-            while (i < self.width) : (i += 1) row[i] = escapeScalar(self.cx(i), cy, self.max_iter);
+            // The odd last pixel: both lanes on it.
+            if (i < self.width) row[i] = escape(@splat(self.cx(i)), cy, self.max_iter)[0];
         }
     }
 };

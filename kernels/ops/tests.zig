@@ -888,3 +888,24 @@ test "cancel in the middle of an in-place sort keeps every element" {
     try testing.expectEqual(c.OK, ex.jr_sort(2, addr(x), addr(x), n));
     try testing.expectEqualSlices(i32, want, x);
 }
+
+test "cancel reaches inside one long mandelbrot pixel" {
+    setThreads(1);
+    const Canceller = struct {
+        fn run() void {
+            while (@atomicLoad(u32, &rt.counters.block.in_call, .seq_cst) == 0) std.atomic.spinLoopHint();
+            // Let the kernel get deep into its first pixel (4e9 iterations: many seconds).
+            var spin: usize = 0;
+            while (spin < 20_000_000) : (spin += 1) std.atomic.spinLoopHint();
+            setCancel(1);
+        }
+    };
+    const t = try std.Thread.spawn(.{}, Canceller.run, .{});
+    var out: [16]u32 = undefined;
+    // every point of this window is inside the set: no pixel escapes early
+    const st = ex.jr_mandelbrot(addr(&out), 4, 4, -0.1, 0.1, -0.1, 0.1, 4_000_000_000);
+    t.join();
+    setCancel(0);
+    try testing.expectEqual(c.E_CANCELED, st);
+    try testing.expectEqual(c.OK, ex.jr_mandelbrot(addr(&out), 4, 4, -2, 1, -1, 1, 50));
+}
