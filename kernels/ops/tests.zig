@@ -794,6 +794,21 @@ test "bad input: unknown codes, null and overflowing ranges, empty min/max" {
     try testing.expectEqual(c.E_INVAL, ex.jr_sort(0, addr(&x), addr(x[1..]), 2));
     try testing.expectEqual(c.E_INVAL, ex.jr_argsort(0, addr(&x), addr(&x), 3));
     try testing.expectEqual(c.E_INVAL, ex.jr_sort(5, addr(&x), addr(&x), 3));
+    // outputs that would be written over inputs still being read
+    var h: [4]i64 = undefined;
+    try testing.expectEqual(c.E_INVAL, ex.jr_histogram(0, addr(&x), 3, 2, 0, 1, addr(x[1..])));
+    try testing.expectEqual(c.E_INVAL, ex.jr_dot(0, addr(&x), addr(&h), 3, addr(x[2..])));
+    try testing.expectEqual(c.E_INVAL, ex.jr_cumsum(0, addr(&x), addr(x[1..]), 2));
+    var sq = [_]f64{ 1, 2, 3, 4, 5, 6, 7, 8 };
+    try testing.expectEqual(c.E_INVAL, ex.jr_matmul(0, addr(&sq), addr(sq[4..]), addr(sq[5..]), 1, 2, 1));
+    try testing.expectEqual(c.OK, ex.jr_matmul(0, addr(&sq), addr(&sq), addr(&h), 2, 2, 2));
+    try testing.expectEqualSlices(i64, &.{ @bitCast(@as(f64, 7)), @bitCast(@as(f64, 10)), @bitCast(@as(f64, 15)), @bitCast(@as(f64, 22)) }, &h);
+    // a binary map fully in place (out == x == y)
+    var v = [_]f64{ 1, 2, 3 };
+    try testing.expectEqual(c.OK, ex.jr_map_binary(2, 0, addr(&v), addr(&v), addr(&v), 3));
+    try testing.expectEqualSlices(f64, &.{ 1, 4, 9 }, &v);
+    // zero pixels need no memory at all
+    try testing.expectEqual(c.OK, ex.jr_mandelbrot(0, 0, 100, -2, 1, -1, 1, 10));
     // empty arrays at address 0 are fine
     try testing.expectEqual(c.OK, ex.jr_reduce(0, 0, 0, 0, addr(&out)));
     try testing.expectEqual(@as(f64, 0), out[0]);
