@@ -262,3 +262,27 @@ print(_n)
     seen = sorted({int(v) for v in watch["before"] if v and v.isdigit()})
     # several distinct call counts were on screen while the cell was still running
     assert len(seen) >= 3, watch
+
+
+def test_plain_site_says_why_one_thread_and_how_to_fix(kernel_plain: Any) -> None:
+    """Not cross-origin isolated: the single-thread build; the magics say what to change."""
+    r = run(kernel_plain, "%load_ext jupyterlite_rayon")
+    run(kernel_plain, """
+import asyncio, json, jupyterlite_rayon as jr
+for _ in range(600):
+    if jr.pool_info()["started"]:
+        break
+    await asyncio.sleep(0.1)
+""")
+    r = run(kernel_plain, "%parallel")
+    assert "pyodide backend, st build, 1/1 threads, NOT isolated" in r["stdout"], r
+    r = run(kernel_plain, "%parallel info")
+    assert "why not isolated" in r["stdout"] and "how to fix" in r["stdout"], r
+    r = kernel_plain.execute("%%parallel -n 2\nprint('should not run')")
+    lines = r["stderr"].strip().splitlines()
+    assert len(lines) == 1 and "outside 1..1 (the single-thread build runs:" in lines[0], r
+    assert "fix:" in lines[0] and "should not run" not in r["stdout"]
+    r = run(kernel_plain, "%%parallel --sweep max\nx = jr.sum([1.0, 2.0, 3.0])\nprint(x)")
+    assert "6.0" in r["stdout"]
+    table = [b["text/plain"] for b in r["results"] if "text/plain" in b][-1]
+    assert table.splitlines()[2].split()[0] == "1"  # one row, at 1 thread
