@@ -86,7 +86,7 @@ def widget() -> PoolWidget:
     with _lock:
         _shared.views.append(view)
         _install_hooks()
-        view.show(_snapshot())
+        refresh_all()  # the new widget and the others show one snapshot
     _ensure_poller()
     return view
 

@@ -206,3 +206,20 @@ def test_package_level_widget_call(ip: InteractiveShell) -> None:
         assert isinstance(view, PoolWidget) and view in live.live_widgets()
     finally:
         view.close()
+
+
+def test_a_new_widget_and_the_old_ones_show_one_snapshot(ip: InteractiveShell) -> None:
+    old = live.widget()
+    try:
+        assert jr.bench_fib(18) == fib(18)  # counters move; the on_run hook may be throttled
+        new = live.widget()
+        try:
+            assert old.status.value == new.status.value
+            assert [r.children[0].value for r in old.bars.children] == \
+                [r.children[0].value for r in new.bars.children]
+            assert [r.children[1].value for r in old.bars.children] == \
+                [r.children[1].value for r in new.bars.children]
+        finally:
+            new.close()
+    finally:
+        old.close()
