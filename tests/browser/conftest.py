@@ -167,11 +167,16 @@ def outputs_to_result(got: dict[str, Any]) -> dict[str, Any]:
             "results": results, "error": error}
 
 
+OPEN_GUARDS: list[GuardedContext] = []
+
+
 class GuardedContext:
     """A browser context whose requests may only go to 127.0.0.1."""
 
     def __init__(self, browser: Any) -> None:
         self.blocked: list[str] = []
+        self.reported = 0  # blocked[:reported] already failed a test
+        OPEN_GUARDS.append(self)
         self.context = browser.new_context(viewport={"width": 1400, "height": 900})
         self.context.route("**/*", self._route)
         # Requests that bypass routing (a service worker's own fetches) still show up here.
@@ -182,7 +187,7 @@ class GuardedContext:
         if url.startswith(LOCAL_PREFIXES):
             route.continue_()
         else:
-            self.blocked.append(url)
+            self._seen(route.request)
             route.abort()
 
     def _seen(self, request: Any) -> None:
@@ -191,10 +196,23 @@ class GuardedContext:
             self.blocked.append(url)
 
     def check_offline(self) -> None:
-        assert not self.blocked, f"requests left 127.0.0.1 (offline guard): {self.blocked[:10]}"
+        new = self.blocked[self.reported:]
+        self.reported = len(self.blocked)
+        assert not new, f"requests left 127.0.0.1 (offline guard): {new[:10]}"
 
     def close(self) -> None:
+        if self in OPEN_GUARDS:
+            OPEN_GUARDS.remove(self)
         self.context.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Fail the test that was running when a page tried to leave 127.0.0.1."""
+    result = yield
+    for guard in OPEN_GUARDS:
+        guard.check_offline()
+    return result
 
 
 class PendingRun:
