@@ -334,6 +334,17 @@ def test_build_with_a_bad_wheel_fails_clearly(tmp_path: Path, wheel: str, messag
     assert "RayonAddon.wheel" in proc.stdout and message in proc.stdout
 
 
+def test_a_second_rayon_wheel_in_the_site_fails_clearly(tmp_path: Path, fake_wheel: Path) -> None:
+    lite_dir = make_lite_dir(tmp_path, {"wheel": str(fake_wheel)})
+    (lite_dir / "pypi").mkdir()
+    fake_root = fake_wheel.parent.parent / "jupyterlite_rayon"
+    addon.write_wheel(fake_root, "0.0.2", lite_dir / "pypi")  # piplite copies it to the site
+    proc = lite(lite_dir, "build", check=False)
+    assert proc.returncode != 0
+    assert "expected one jupyterlite_rayon wheel" in proc.stdout
+    assert "jupyterlite_rayon-0.0.2-py3-none-any.whl" in proc.stdout
+
+
 def test_build_writes_the_wheel_from_the_installed_package(tmp_path: Path) -> None:
     """No wheel given: the site's wheel is the installed package (editable installs too)."""
     package = addon.package_dir()
