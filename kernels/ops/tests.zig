@@ -526,6 +526,13 @@ fn checkSort(comptime T: type, dtype: u32, rng: std.Random, few_keys: bool) !voi
             setThreads(t);
             try testing.expectEqual(c.OK, ex.jr_argsort(dtype, addr(x), addr(idx), n));
             try testing.expectEqualSlices(i64, ref, idx);
+            // the low-memory path (indices compared through x) gives the same result
+            sort.use_pairs = false;
+            @memset(idx, -1);
+            const st = ex.jr_argsort(dtype, addr(x), addr(idx), n);
+            sort.use_pairs = true;
+            try testing.expectEqual(c.OK, st);
+            try testing.expectEqualSlices(i64, ref, idx);
             try testing.expectEqual(c.OK, ex.jr_sort(dtype, addr(x), addr(sorted), n));
             for (ref, sorted) |r, s| try testing.expect(std.mem.eql(u8, std.mem.asBytes(&x[@intCast(r)]), std.mem.asBytes(&s)));
         }
@@ -559,8 +566,10 @@ test "sort: large arrays with many equal keys across every merge level" {
         for (x) |*v| v.* = @intCast(rng.uintLessThan(u32, 50));
         const idx = try alloc.alloc(i64, n);
         defer alloc.free(idx);
-        for ([_]usize{ 1, 2, 4 }) |t| {
+        for ([_]usize{ 1, 2, 4 }, 0..) |t, round| {
             setThreads(t);
+            sort.use_pairs = round != 1;
+            defer sort.use_pairs = true;
             try testing.expectEqual(c.OK, ex.jr_argsort(2, addr(x), addr(idx), n));
             // sorted by key, and within a key by index (stability); a permutation
             const seen = try alloc.alloc(bool, n);
