@@ -209,6 +209,7 @@ print(json.dumps({"value": w.slider.value, "max": w.slider.max, "threads": jr.cu
                      .every(e => e.textContent.trim() === String(n))""", arg=expected)
         assert readouts(page) == [str(expected)] * 2
     # The mouse: drag the second widget's handle to the left end of its track.
+    widgets.nth(1).locator(".noUi-target").scroll_into_view_if_needed()
     track = widgets.nth(1).locator(".noUi-target").bounding_box()
     handle = widgets.nth(1).locator(".noUi-handle").bounding_box()
     assert track and handle
@@ -220,7 +221,10 @@ print(json.dumps({"value": w.slider.value, "max": w.slider.max, "threads": jr.cu
     page.wait_for_function(
         """() => [...document.querySelectorAll('.jr-pool-widget .widget-readout')]
                  .every(e => e.textContent.trim() === '1')""")
-    run(kernel, "_ = jr.mandelbrot(64, 48, max_iter=100)")  # some work for the bars to show
+    # Back to the maximum with the second widget's keyboard, then some work for the bars.
+    widgets.nth(1).locator(".noUi-handle").press("End")
+    assert wait_threads(kernel, info["max"]) == [info["max"]] * 3
+    run(kernel, "_ = jr.mandelbrot(160, 120, max_iter=300)\nw.slider.value")
     widgets.nth(1).scroll_into_view_if_needed()
     widgets.nth(1).screenshot(path=str(SHOTS / "magics_widget.png"))
 
