@@ -6,14 +6,17 @@ fetched over the network and no bundler is involved. Kernel calls are synchronou
 the caller instance's export, which does its share of the work and waits on futexes; that is
 legal because the Pyodide kernel is itself a Worker.
 
-Interrupts: while a call runs, the pool calls `env.host_poll` every 20 ms. The poll reads
-Pyodide's interrupt buffer without clearing it. When it holds SIGINT the call stops with
-E_CANCELED and `pyodide.checkInterrupt()` lets Python itself take the signal, which raises
-KeyboardInterrupt (or runs the user's SIGINT handler). JupyterLite's pyodide kernel 0.8.6 sets
-no interrupt buffer, so when the page is cross-origin isolated this backend installs one and
-announces it to the page with `postMessage({type: INTERRUPT_MESSAGE, buffer})`; the page side
-(the labextension) writes 2 into it when the user interrupts the kernel. A threaded pool also
-posts {type: POOL_MESSAGE, buffer: its shared memory, counters: address} for the status bar.
+Interrupts: while a call runs, the pool calls `env.host_poll` every 20 ms. If Pyodide has an
+interrupt buffer, the poll reads it without clearing it; when it holds SIGINT the call stops
+with E_CANCELED and `pyodide.checkInterrupt()` lets Python itself take the signal, which raises
+KeyboardInterrupt (or runs the user's SIGINT handler). JupyterLite's pyodide kernel 0.8.6 gives
+Pyodide no interrupt buffer, so on a cross-origin isolated page this backend makes one of its own
+and announces it to the page with `postMessage({type: INTERRUPT_MESSAGE, buffer})`; the page
+side (the labextension) stores 2 into it when the user interrupts the kernel. Only pool calls
+read that buffer: were it Pyodide's, an interrupt sent while the kernel is idle would raise
+inside the kernel's own code at the next cell and wedge it. It is cleared when a cell starts.
+A threaded pool also posts {type: POOL_MESSAGE, buffer: its shared memory, counters: address}
+for the page's status bar.
 """
 
 from __future__ import annotations
@@ -43,9 +46,9 @@ _JS = run_js(
 ({
   importUrl: (url) => import(url),
   blobUrl: (bytes, type) => URL.createObjectURL(new Blob([bytes], { type })),
-  // Non-zero while Pyodide's interrupt buffer holds a signal; it is read, never cleared.
-  makePoll: (module) => () => {
-    const buffer = module.Py_EmscriptenSignalBuffer;
+  // Non-zero while the interrupt buffer (ours, else Pyodide's) holds a signal; read, never cleared.
+  makePoll: (module, own) => () => {
+    const buffer = own || module.Py_EmscriptenSignalBuffer;
     return buffer && buffer[0] !== 0 ? 1 : 0;
   },
   signalPending: (module) => {
@@ -88,7 +91,8 @@ _JS = run_js(
 
 # One warning per kernel, however many pools are started.
 _warned_fallback = False
-_interrupt_buffer_installed = False
+# The interrupt buffer the page writes into, when this backend made it (see the docstring).
+_own_signal: Any = None
 
 
 def _package_bytes(*parts: str) -> bytes:
@@ -161,7 +165,7 @@ class PyodideBackend(Backend):
         isolation = _isolation(support)
         if isolation["shared_memory"]:
             _install_interrupt_buffer()
-        poll = _JS.makePoll(pyodide_js._module)
+        poll = _JS.makePoll(pyodide_js._module, _own_signal)
         stdout = create_proxy(_writer("stdout"))
         stderr = create_proxy(_writer("stderr"))
         # Hand the builds over as Uint8Array copies: the host compiles them in this worker.
@@ -195,10 +199,15 @@ class PyodideBackend(Backend):
             return int(result.value)
         error = _JS.describe(result.error).to_py()
         code = error["code"]
-        if code == errors.E_CANCELED and _JS.signalPending(pyodide_js._module):
-            # Python takes the signal itself: KeyboardInterrupt, or the user's SIGINT handler.
-            self.interrupted_calls += 1
-            pyodide_js.checkInterrupt()
+        if code == errors.E_CANCELED:
+            if _own_signal is not None and _own_signal[0] != 0:
+                js.Atomics.store(_own_signal, 0, 0)
+                self.interrupted_calls += 1
+                raise KeyboardInterrupt(f"{export} was interrupted; the pool is ready")
+            if _JS.signalPending(pyodide_js._module):
+                # Python takes the signal itself: KeyboardInterrupt, or the user's SIGINT handler.
+                self.interrupted_calls += 1
+                pyodide_js.checkInterrupt()
         if isinstance(code, int) and error["name"] in errors.STATUS_NAMES.values():
             return code
         raise _error_from(export, error)
@@ -357,14 +366,29 @@ def _warn_fallback(isolation: dict[str, Any], why: str) -> None:
 
 
 def _install_interrupt_buffer() -> None:
-    """Make sure Pyodide has an interrupt buffer the page can write SIGINT into."""
-    global _interrupt_buffer_installed
-    if _interrupt_buffer_installed or _JS.hasSignalBuffer(pyodide_js._module):
+    """Give the page a buffer to store SIGINT into, unless Pyodide already has one."""
+    global _own_signal
+    if _own_signal is not None or _JS.hasSignalBuffer(pyodide_js._module):
         return
-    buffer = _JS.newSignalBuffer()
-    pyodide_js.setInterruptBuffer(buffer)
-    _JS.announce(INTERRUPT_MESSAGE, buffer)
-    _interrupt_buffer_installed = True
+    _own_signal = _JS.newSignalBuffer()
+    _JS.announce(INTERRUPT_MESSAGE, _own_signal)
+    _clear_at_cell_start(_own_signal)
+
+
+def _clear_at_cell_start(buffer: Any) -> None:
+    """An interrupt sent while the kernel was idle must not cancel the next cell's pool call."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def clear(*_: Any) -> None:
+        js.Atomics.store(buffer, 0, 0)
+
+    shell.events.register("pre_run_cell", clear)
 
 
 def _writer(stream: str) -> Any:

@@ -333,6 +333,12 @@ print(json.dumps([backend.interrupted_calls - before, "never" in globals(), info
     assert last_json(after) == [1, False, 0, True, True]
 
 
+def test_an_interrupt_while_idle_does_not_stop_the_next_cell(coi: Any) -> None:
+    coi.interrupt()
+    r = run(coi, "print(json.dumps([sum(range(300_000)), jr.sum(ints(4097, 6)) == sum(ints(4097, 6))]))")
+    assert last_json(r) == [sum(range(300_000)), True]
+
+
 # ---------------------------------------------------------------------------------------------
 # The plain site: the single-thread fallback
 
