@@ -12,6 +12,7 @@
   are the mime bundles of execute_result/display_data and error is {ename, evalue, traceback}
   or None; ``.execute_async(code).result(timeout)``; ``.interrupt()``; ``.page``.
 - ``kernel_coi``, ``kernel_plain``, ``kernel_sw``: one kernel per test module.
+- ``guarded_page``: a fresh page in its own guarded context, for tests without a kernel.
 - ``screenshot(page, name)``: saves _work/screenshots/NAME.png.
 
 scripts/install_browser_deps.sh runs once per session first (idempotent, quick when done).
@@ -435,6 +436,16 @@ def kernel_plain(open_kernel: Callable[[str], LiteKernel]) -> Iterator[LiteKerne
 @pytest.fixture(scope="module")
 def kernel_sw(open_kernel: Callable[[str], LiteKernel]) -> Iterator[LiteKernel]:
     yield from _module_kernel(open_kernel, "sw")
+
+
+@pytest.fixture
+def guarded_page(browser: Any) -> Iterator[Any]:
+    """A fresh page in its own guarded context (no kernel), closed after the test."""
+    guard = GuardedContext(browser)
+    try:
+        yield guard.context.new_page()
+    finally:
+        guard.close()
 
 
 @pytest.fixture

@@ -158,26 +158,18 @@ def test_fallback_notebook_explains_the_plain_site(kernel_plain: Any) -> None:
     assert "build: st" in text and "isolated: False" in text, text
 
 
-def test_sw_site_reloads_at_most_once(browser: Any, site_url: Any) -> None:
+def test_sw_site_reloads_at_most_once(guarded_page: Any, site_url: Any) -> None:
     """With the loop guard already set (a reload happened and did not help), no second reload:
     the page stays, says it is not isolated even after the reload, and how to fix it."""
-    from conftest import GuardedContext
-
-    guard = GuardedContext(browser)
-    try:
-        page = guard.context.new_page()
-        page.add_init_script(
-            "sessionStorage.setItem('jupyterlite-rayon:isolation-reload', '1')")
-        loads: list[str] = []
-        page.on("framenavigated", lambda f: f == page.main_frame and loads.append(f.url))
-        page.goto(site_url("sw") + "lab/index.html")
-        page.get_by_text(NOTIFICATION).first.wait_for(timeout=60_000)
-        page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=60_000)
-        page.wait_for_timeout(3000)  # time for a (wrong) reload to start
-        assert len(loads) == 1, loads
-        assert page.evaluate("crossOriginIsolated") is False
-        assert page.locator(STATUS).inner_text().startswith("rayon: not isolated")
-        assert "even after reloading" in page.locator(STATUS).get_attribute("title")
-        guard.check_offline()
-    finally:
-        guard.close()
+    page = guarded_page
+    page.add_init_script("sessionStorage.setItem('jupyterlite-rayon:isolation-reload', '1')")
+    loads: list[str] = []
+    page.on("framenavigated", lambda f: f == page.main_frame and loads.append(f.url))
+    page.goto(site_url("sw") + "lab/index.html")
+    page.get_by_text(NOTIFICATION).first.wait_for(timeout=60_000)
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=60_000)
+    page.wait_for_timeout(3000)  # time for a (wrong) reload to start
+    assert len(loads) == 1, loads
+    assert page.evaluate("crossOriginIsolated") is False
+    assert page.locator(STATUS).inner_text().startswith("rayon: not isolated")
+    assert "even after reloading" in page.locator(STATUS).get_attribute("title")
