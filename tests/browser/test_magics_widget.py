@@ -290,3 +290,16 @@ for _ in range(600):
     assert "6.0" in r["stdout"]
     table = [b["text/plain"] for b in r["results"] if "text/plain" in b][-1]
     assert table.splitlines()[2].split()[0] == "1"  # one row, at 1 thread
+
+
+def test_line_magic_threads_and_widget(kernel: Any) -> None:
+    before = last_json(run(kernel, "print(json.dumps(jr.current_num_threads()))"))
+    r = run(kernel, "%parallel threads 1")
+    assert r["stdout"].strip() == f"jupyterlite_rayon: threads {before} -> 1"
+    r = run(kernel, "%parallel widget")
+    assert any("application/vnd.jupyter.widget-view+json" in b for b in r["results"]), r
+    kernel.page.wait_for_function(
+        """() => [...document.querySelectorAll('.jr-pool-widget .widget-readout')]
+                 .every(e => e.textContent.trim() === '1')""")
+    r = run(kernel, f"%parallel threads {before}")
+    assert last_json(run(kernel, "print(json.dumps(jr.current_num_threads()))")) == before
