@@ -63,6 +63,27 @@ pub fn applyBinary(comptime T: type, comptime op: Binary, a: T, b: T) T {
     };
 }
 
+/// applyBinary on @Vector(vlen, T) (all ops but pow), lane for lane the same results.
+fn applyBinaryVec(comptime T: type, comptime op: Binary, a: @Vector(vlen, T), b: @Vector(vlen, T)) @Vector(vlen, T) {
+    if (isFloat(T)) return switch (op) {
+        .add => a + b,
+        .sub => a - b,
+        .mul => a * b,
+        .div => a / b,
+        .minimum => @select(T, a != a, a, @select(T, a <= b, a, b)),
+        .maximum => @select(T, a != a, a, @select(T, a >= b, a, b)),
+        .pow => unreachable,
+    };
+    return switch (op) {
+        .add => a +% b,
+        .sub => a -% b,
+        .mul => a *% b,
+        .minimum => @min(a, b),
+        .maximum => @max(a, b),
+        .div, .pow => unreachable,
+    };
+}
+
 fn UnaryBody(comptime T: type, comptime op: Unary) type {
     return struct {
         x: []align(1) const T,
@@ -91,7 +112,16 @@ fn BinaryBody(comptime T: type, comptime op: Binary, comptime Y: type, comptime 
             return if (Y == T) self.y else self.y[i];
         }
         pub fn run(self: *@This(), lo: usize, hi: usize) void {
-            for (lo..hi) |i| {
+            var i = lo;
+            if (op != .pow) {
+                const V = @Vector(vlen, T);
+                while (i + vlen <= hi) : (i += vlen) {
+                    const a: V = self.x[i..][0..vlen].*;
+                    const b: V = if (Y == T) @splat(self.y) else self.y[i..][0..vlen].*;
+                    self.out[i..][0..vlen].* = if (swap) applyBinaryVec(T, op, b, a) else applyBinaryVec(T, op, a, b);
+                }
+            }
+            while (i < hi) : (i += 1) {
                 const a = self.x[i];
                 const b = self.rhs(i);
                 self.out[i] = if (swap) applyBinary(T, op, b, a) else applyBinary(T, op, a, b);
@@ -107,7 +137,18 @@ fn ClipBody(comptime T: type) type {
         hi: T,
         out: []align(1) T,
         pub fn run(self: *@This(), lo: usize, hi: usize) void {
-            for (lo..hi) |i| self.out[i] = clipOne(T, self.x[i], self.lo, self.hi);
+            const V = @Vector(vlen, T);
+            const l: V = @splat(self.lo);
+            const h: V = @splat(self.hi);
+            var i = lo;
+            while (i + vlen <= hi) : (i += vlen) {
+                const x: V = self.x[i..][0..vlen].*;
+                self.out[i..][0..vlen].* = if (isFloat(T)) blk: {
+                    const m = @select(T, x != x, x, @select(T, x > l, x, l));
+                    break :blk @select(T, m != m, m, @select(T, m < h, m, h));
+                } else @min(@max(x, l), h);
+            }
+            while (i < hi) : (i += 1) self.out[i] = clipOne(T, self.x[i], self.lo, self.hi);
         }
     };
 }
