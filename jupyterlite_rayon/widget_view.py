@@ -44,7 +44,7 @@ class PoolWidget(w.VBox):
         self._syncing = True
         try:
             # max before value: the slider clamps a value above its current max.
-            self.slider.max = max(maximum, 1)
+            self.slider.max = maximum
             self.slider.value = threads
         finally:
             self._syncing = False
