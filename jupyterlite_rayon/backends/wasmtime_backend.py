@@ -398,6 +398,8 @@ class WasmThreads:
         to return (at most `grace` seconds if given) and re-raise KeyboardInterrupt.
         """
         with self._lock:
+            if self._closed:
+                raise errors.PoolError(f"{self.name} is closed; start it again")
             self._drain_frees()
             self._requests.put((name, args))
             interrupted = False
