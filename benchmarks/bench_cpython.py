@@ -16,14 +16,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
     os.environ[_var] = "1"
 os.environ.setdefault("JUPYTERLITE_RAYON_MAX_THREADS", "64")
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import jupyterlite_rayon as jr  # noqa: E402
+import jupyterlite_rayon as jr
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:

@@ -18,7 +18,7 @@ import math
 import struct
 import weakref
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from . import dtypes
 from .dtypes import DType
@@ -105,7 +105,7 @@ def _free(arena: Arena, ptr: int) -> None:
 class PoolArray:
     """A 1-D or 2-D array in a module's memory. Make one with asarray, empty or zeros."""
 
-    __slots__ = ("_arena", "_ptr", "_shape", "_dtype", "_finalizer", "__weakref__")
+    __slots__ = ("__weakref__", "_arena", "_dtype", "_finalizer", "_ptr", "_shape")
 
     def __init__(self, arena: Arena, ptr: int, shape: tuple[int, ...], dtype: DType) -> None:
         self._arena = arena
@@ -170,7 +170,7 @@ class PoolArray:
             if self._arena.alive():
                 self._arena.free(self._ptr)
 
-    def __enter__(self) -> PoolArray:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -425,7 +425,7 @@ def _from_list(values: Sequence[Any], want: DType | None, arena: Arena) -> PoolA
         shape = (len(rows),)
     for v in flat:
         if isinstance(v, (list, tuple)):
-            raise ValueError("a ragged or >2-D list: PoolArrays are 1-D or 2-D")
+            raise ValueError("a ragged or >2-D list: PoolArrays are 1-D or 2-D")  # noqa: TRY004
         if not isinstance(v, (int, float)):
             raise TypeError(f"list item {v!r} is not a number")
     if want is None:
@@ -439,7 +439,7 @@ def _from_list(values: Sequence[Any], want: DType | None, arena: Arena) -> PoolA
     return _from_bytes(arena, memoryview(data).cast("B"), shape, want)
 
 
-def _checked_int(v: int | float, want: DType) -> int:
+def _checked_int(v: float, want: DType) -> int:
     if isinstance(v, float):
         if not math.isfinite(v):
             raise ValueError(f"{v} cannot be stored in {want.name}")

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from . import dtypes
 from .array import PoolArray, asarray, empty, zeros
@@ -146,7 +146,7 @@ class ForeignModule:
         self._put(nwritten, "<I", len(data))
         return 0
 
-    _CLOCKS: dict[int, Callable[[], int]] = {
+    _CLOCKS: ClassVar[dict[int, Callable[[], int]]] = {
         0: time.time_ns, 1: time.monotonic_ns, 2: time.process_time_ns, 3: time.thread_time_ns,
     }
 
@@ -280,7 +280,7 @@ class ForeignModule:
         """Stop the module's idle threads; its arrays become unusable."""
         self._host.close()
 
-    def __enter__(self) -> ForeignModule:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -381,4 +381,4 @@ def _enosys(name: str, results: list[str]) -> Callable[..., Any]:
     return unsupported
 
 
-__all__ = ["ForeignFunction", "ForeignModule", "load_module", "dtypes"]
+__all__ = ["ForeignFunction", "ForeignModule", "dtypes", "load_module"]

@@ -12,7 +12,7 @@ import math
 import struct
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 from . import dtypes, errors, pool
 from .array import PoolArray, asarray, empty, pool_arena
@@ -34,7 +34,7 @@ class _Call:
         self.name = name
         self.temps: list[PoolArray] = []
 
-    def __enter__(self) -> _Call:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -55,7 +55,7 @@ class _Call:
     def output(self, shape: tuple[int, ...], dtype: DType) -> PoolArray:
         return empty(shape, dtype)
 
-    def run(self, export: str, *args: int | float) -> None:
+    def run(self, export: str, *args: float) -> None:
         backend = pool.get_backend()
         start = time.perf_counter()
         status = backend.call(export, *args)
@@ -111,17 +111,17 @@ def _reduce(name: str, op: int, a: Any) -> Any:
         return _scalar_out(x.dtype_info.is_float or op == 3)
 
 
-def sum(a: Any) -> Any:  # noqa: A001 -- numpy's name
+def sum(a: Any) -> Any:
     """Sum of all elements (float for float dtypes, wrapping int64 for ints)."""
     return _reduce("sum", 0, a)
 
 
-def min(a: Any) -> Any:  # noqa: A001
+def min(a: Any) -> Any:
     """Smallest element; NaN if any element is NaN; ValueError for an empty array."""
     return _reduce("min", 1, a)
 
 
-def max(a: Any) -> Any:  # noqa: A001
+def max(a: Any) -> Any:
     """Largest element; NaN if any element is NaN; ValueError for an empty array."""
     return _reduce("max", 2, a)
 
@@ -189,7 +189,7 @@ def cos(a: Any) -> PoolArray:
     return _unary("cos", a)
 
 
-def abs(a: Any) -> PoolArray:  # noqa: A001
+def abs(a: Any) -> PoolArray:
     return _unary("abs", a)
 
 
@@ -218,9 +218,8 @@ def _binary(name: str, a: Any, b: Any) -> PoolArray:
             s = (a if swap else b).item() if hasattr(a if swap else b, "item") else (
                 a if swap else b)
             x = _promote(c, name, x, s)
-            if not x.dtype_info.is_float:
-                if builtins.abs(s) >= _INT_SAFE:
-                    raise ValueError(f"{name}: integer scalar {s} is too large (|s| < 2**53)")
+            if not x.dtype_info.is_float and builtins.abs(s) >= _INT_SAFE:
+                raise ValueError(f"{name}: integer scalar {s} is too large (|s| < 2**53)")
             out = empty(x.shape, x.dtype_info)
             try:
                 c.run("jr_map_scalar", op, x.dtype_info.code, x.ptr, float(s), out.ptr, x.size,
@@ -387,7 +386,7 @@ def mandelbrot(width: int, height: int, xmin: float = -2.0, xmax: float = 1.0,
 
 
 def histogram(a: Any, bins: int = 10,
-              range: tuple[float, float] | None = None  # noqa: A002 -- numpy's name
+              range: tuple[float, float] | None = None
               ) -> tuple[PoolArray, list[float]]:
     """numpy.histogram(a, bins, range): (int64 counts, bins + 1 edges)."""
     name = "histogram"
@@ -491,8 +490,33 @@ def bench_for(n: int) -> int:
 
 
 __all__ = [
-    "sum", "min", "max", "mean", "dot", "sqrt", "exp", "log", "sin", "cos", "abs",
-    "negative", "add", "subtract", "multiply", "divide", "power", "minimum", "maximum",
-    "clip", "cumsum", "sort", "argsort", "matmul", "mandelbrot", "histogram",
-    "monte_carlo_pi", "bench_fib", "bench_for",
+    "abs",
+    "add",
+    "argsort",
+    "bench_fib",
+    "bench_for",
+    "clip",
+    "cos",
+    "cumsum",
+    "divide",
+    "dot",
+    "exp",
+    "histogram",
+    "log",
+    "mandelbrot",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "monte_carlo_pi",
+    "multiply",
+    "negative",
+    "power",
+    "sin",
+    "sort",
+    "sqrt",
+    "subtract",
+    "sum",
 ]

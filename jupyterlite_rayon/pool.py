@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from . import backends
 from .backends.base import Backend
@@ -165,7 +165,7 @@ def max_threads() -> int:
     return max(1, min(cores or backend.cpu_count(), backend.build_max_threads))
 
 
-class threadpool_limits:  # noqa: N801 -- named like threadpoolctl's
+class threadpool_limits:
     """Run a block (or a decorated function) with n threads, then restore the previous count.
 
         with jr.threadpool_limits(2): ...
@@ -177,7 +177,7 @@ class threadpool_limits:  # noqa: N801 -- named like threadpoolctl's
         self.n = n
         self._previous: list[int] = []
 
-    def __enter__(self) -> threadpool_limits:
+    def __enter__(self) -> Self:
         self._previous.append(set_num_threads(self.n))
         return self
 
@@ -254,10 +254,10 @@ def record_run(name: str, wall: float) -> None:
     global _last_run
     _last_run = {"name": name, "wall": wall, "threads": current_num_threads(),
                  "time": time.time()}
-    for hook in list(_hooks):
+    for hook in _hooks:
         try:
             hook(name, wall)
-        except Exception as exc:  # a broken hook must not break the kernel call
+        except Exception as exc:  # noqa: BLE001 -- a broken hook must not break the call
             import warnings
 
             warnings.warn(f"jupyterlite_rayon: on_run hook {hook!r} failed: {exc}",

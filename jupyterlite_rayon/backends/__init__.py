@@ -33,4 +33,4 @@ def cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-__all__ = ["Backend", "IN_BROWSER", "backend_class", "backend_name", "cpu_count"]
+__all__ = ["IN_BROWSER", "Backend", "backend_class", "backend_name", "cpu_count"]

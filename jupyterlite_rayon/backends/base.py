@@ -34,7 +34,7 @@ class Backend(abc.ABC):
         """Start a pool of `threads` threads (caller included)."""
 
     @abc.abstractmethod
-    def call(self, export: str, *args: int | float) -> int:
+    def call(self, export: str, *args: float) -> int:
         """Call a kernel export synchronously and return its raw i32 status.
 
         Clears the cancel flag first. While the call runs, an interrupt (Ctrl-C in
@@ -44,7 +44,7 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def call_value(self, export: str, *args: int | float) -> int:
+    def call_value(self, export: str, *args: float) -> int:
         """Call a non-kernel export (jr_alloc, jr_free, jr_counters...) and return its value.
 
         i32 results come back signed, as wasm returns them: mask pointers with 0xFFFFFFFF.

@@ -109,7 +109,7 @@ class Export:
         self._trap = ctypes.POINTER(ffi.wasm_trap_t)()
         self._n = len(self._raw)
 
-    def __call__(self, *args: int | float) -> Any:
+    def __call__(self, *args: float) -> Any:
         params = self.params
         if len(args) != len(params):
             raise TypeError(f"expected {len(params)} arguments, got {len(args)}")
@@ -147,7 +147,7 @@ class Export:
         return first.f64
 
 
-def _to_i32(value: int | float) -> int:
+def _to_i32(value: float) -> int:
     if not isinstance(value, int):
         raise TypeError(f"expected an int for an i32 parameter, got {type(value).__name__}")
     if not -(1 << 31) <= value <= _U32:
@@ -155,7 +155,7 @@ def _to_i32(value: int | float) -> int:
     return value
 
 
-def _to_i64(value: int | float) -> int:
+def _to_i64(value: float) -> int:
     if not isinstance(value, int):
         raise TypeError(f"expected an int for an i64 parameter, got {type(value).__name__}")
     if not -(1 << 63) <= value < (1 << 64):
@@ -320,7 +320,7 @@ class WasmThreads:
         try:
             store, instance = self.instantiate()
             start = Export(store, instance.exports(store)["wasi_thread_start"])  # type: ignore
-        except Exception as exc:  # reported by the constructor or the next call
+        except Exception as exc:  # noqa: BLE001 -- reported by the constructor or next call
             self.thread_errors.append(f"a helper thread could not start: {exc}")
             self._ready.release()
             return
@@ -345,7 +345,7 @@ class WasmThreads:
                 self._idle += 1
 
     # -- calls ---------------------------------------------------------------------------
-    def call_direct(self, name: str, *args: int | float) -> Any:
+    def call_direct(self, name: str, *args: float) -> Any:
         """Call an export on the calling thread (for short calls); raises WasmTrap."""
         with self._lock:
             self._drain_frees()
@@ -435,7 +435,7 @@ class WasmThreads:
             name, args = request
             try:
                 self._result = (True, self._invoke(name, args))
-            except BaseException as exc:  # handed to the waiting thread
+            except BaseException as exc:  # noqa: BLE001 -- re-raised in the waiting thread
                 self._result = (False, exc)
             self._done.release()
 
@@ -538,7 +538,7 @@ class WasmtimeBackend(Backend):
     def start(cls, threads: int) -> WasmtimeBackend:
         return cls(threads)
 
-    def call(self, export: str, *args: int | float) -> int:
+    def call(self, export: str, *args: float) -> int:
         wasm = self.wasm
         wasm.store_u32(self._cancel, 0)
         return int(wasm.run(export, args, self._interrupt))
@@ -546,7 +546,7 @@ class WasmtimeBackend(Backend):
     def _interrupt(self) -> None:
         self.wasm.store_u32(self._cancel, 1)
 
-    def call_value(self, export: str, *args: int | float) -> int:
+    def call_value(self, export: str, *args: float) -> int:
         value = self.wasm.call_direct(export, *args)
         return 0 if value is None else int(value)
 

@@ -14,7 +14,7 @@ import pytest
 # jupyterlite_rayon computes max_threads().
 os.environ.setdefault("JUPYTERLITE_RAYON_MAX_THREADS", "4")
 
-import jupyterlite_rayon as jr  # noqa: E402
+import jupyterlite_rayon as jr
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

@@ -204,15 +204,15 @@ def test_foreign_memory_over_the_maximum(fmod: ForeignModule) -> None:
 
 
 WRONG_IMPORTS = {
-    "an unknown import": ('(module (import "env" "memory" (memory 1 1 shared))'
-                          ' (import "env" "mystery" (func)))', "env.mystery"),
+    "an unknown import": (('(module (import "env" "memory" (memory 1 1 shared))'
+                          ' (import "env" "mystery" (func)))'), "env.mystery"),
     "an unshared memory": ('(module (import "env" "memory" (memory 1 1)))', "shared"),
     "no imported memory": ('(module (memory (export "memory") 1))', "env.memory"),
-    "spawn without start": ('(module (import "env" "memory" (memory 1 1 shared))'
-                            ' (import "wasi" "thread-spawn" (func (param i32) (result i32))))',
+    "spawn without start": (('(module (import "env" "memory" (memory 1 1 shared))'
+                            ' (import "wasi" "thread-spawn" (func (param i32) (result i32))))'),
                             "wasi_thread_start"),
-    "a wrong WASI signature": ('(module (import "env" "memory" (memory 1 1 shared))'
-                               ' (import "wasi_snapshot_preview1" "fd_write" (func)))',
+    "a wrong WASI signature": (('(module (import "env" "memory" (memory 1 1 shared))'
+                               ' (import "wasi_snapshot_preview1" "fd_write" (func)))'),
                                "signature"),
 }
 
