@@ -16,6 +16,7 @@ from __future__ import annotations
 import array as _pyarray
 import math
 import struct
+import sys
 import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol, Self
@@ -185,7 +186,8 @@ class PoolArray:
         data = memoryview(self.tobytes())
         if self.size == 0:
             return [] if self.ndim == 1 else [[] for _ in range(self._shape[0])]
-        return data.cast(self._dtype.format, self._shape).tolist()
+        fmt: Any = self._dtype.format  # one of d f i q I
+        return data.cast(fmt, self._shape).tolist()
 
     def to_numpy(self) -> Any:
         """A numpy copy of the data."""
@@ -194,7 +196,8 @@ class PoolArray:
         self._check_open()
         out = np.empty(self._shape, dtype=self.dtype)
         if out.nbytes:
-            self._arena.read_into(self._ptr, memoryview(out).cast("B"))
+            flat: Any = out.reshape(-1).view(np.uint8)
+            self._arena.read_into(self._ptr, memoryview(flat))
         return out
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
@@ -343,6 +346,8 @@ def asarray(obj: Any, dtype: Any = None, *, arena: Arena | None = None) -> PoolA
             return obj
         if want is None or want == obj._dtype:
             return _from_bytes(target, obj.tobytes(), obj.shape, obj._dtype)
+        if "numpy" in sys.modules:  # a fast conversion when numpy is already in use
+            return _from_numpy(obj.to_numpy(), want, target)
         obj = obj.tolist()
     arena = arena if arena is not None else pool_arena()
     if _is_numpy(obj):
@@ -380,8 +385,8 @@ def _from_numpy(obj: Any, want: DType | None, arena: Arena) -> PoolArray:
                 f"jr.asarray(x, 'float64') or x.astype('int32') ({', '.join(dtypes.names())})"
             ) from None
     data = np.ascontiguousarray(obj, dtype=np.dtype(want.name).newbyteorder("<"))
-    return _from_bytes(arena, memoryview(data.reshape(-1).view(np.uint8)), tuple(data.shape),
-                       want)
+    flat: Any = data.reshape(-1).view(np.uint8)
+    return _from_bytes(arena, memoryview(flat), tuple(data.shape), want)
 
 
 def _from_buffer(view: memoryview, want: DType | None, arena: Arena) -> PoolArray:
@@ -390,11 +395,11 @@ def _from_buffer(view: memoryview, want: DType | None, arena: Arena) -> PoolArra
     have = dtypes.from_format(view.format, view.itemsize)
     if have is None and view.format in ("B", "b", "c") and want is not None:
         # Raw bytes with an explicit dtype: reinterpret them (little-endian, like wasm).
-        raw = view.tobytes()
-        if len(raw) % want.itemsize:
-            raise ValueError(f"{len(raw)} bytes are not a whole number of {want.name} items "
+        blob = view.tobytes()
+        if len(blob) % want.itemsize:
+            raise ValueError(f"{len(blob)} bytes are not a whole number of {want.name} items "
                              f"({want.itemsize} bytes each)")
-        return _from_bytes(arena, raw, (len(raw) // want.itemsize,), want)
+        return _from_bytes(arena, blob, (len(blob) // want.itemsize,), want)
     if have is None:
         raise TypeError(
             f"buffer format {view.format!r} has no pool dtype; the pool supports "

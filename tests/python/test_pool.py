@@ -209,3 +209,36 @@ def test_ten_thousand_mixed_calls_leave_no_memory_behind() -> None:
     while kept:
         kept.pop().close()
     assert jr.pool_info()["bytes_in_use"] == start
+
+
+def test_calls_from_several_python_threads_are_serialised_and_right() -> None:
+    data = [np.arange(n, dtype=np.float64) for n in (1, 1023, 4097, 10_007)]
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            for i in range(60):
+                x = data[(i + k) % len(data)]
+                assert jr.sum(x) == x.sum()
+                assert jr.sort(x[::-1]).tolist() == x.tolist()
+        except BaseException as exc:  # noqa: BLE001 -- reported by the main thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+
+
+def test_shutdown_then_a_new_pool_starts_lazily() -> None:
+    old = jr.asarray([1.0, 2.0])
+    jr.shutdown()
+    assert jr.pool_info()["started"] is False
+    with pytest.raises(jr.PoolError, match="shut down"):
+        old.tolist()
+    old.close()  # harmless: its memory went with the old pool
+    assert jr.sum([1.0, 2.0, 3.0]) == 6.0  # CPython starts a new pool on first use
+    assert jr.pool_info()["started"] is True
+    jr.init_thread_pool(2)
