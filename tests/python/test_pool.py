@@ -242,3 +242,38 @@ def test_shutdown_then_a_new_pool_starts_lazily() -> None:
     assert jr.sum([1.0, 2.0, 3.0]) == 6.0  # CPython starts a new pool on first use
     assert jr.pool_info()["started"] is True
     jr.init_thread_pool(2)
+
+
+def test_pool_info_reads_counters_while_a_call_runs() -> None:
+    jr.set_num_threads(2)
+    done = threading.Event()
+    seen: list[dict[str, Any]] = []
+
+    def long_call() -> None:
+        try:
+            jr.mandelbrot(600, 600, -0.2, 0.2, -0.2, 0.2, max_iter=3000).close()
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=long_call)
+    calls = jr.pool_info()["calls"]
+    worker.start()
+    while not done.is_set():
+        seen.append(jr.pool_info())  # must not wait for the running call
+    worker.join()
+    assert any(info["busy"] >= 1 for info in seen)
+    assert any(t["state"] == "working" for info in seen for t in info["per_thread"])
+    assert jr.pool_info()["calls"] == calls + 1
+
+
+def test_large_arrays_grow_the_memory_and_round_trip() -> None:
+    before = jr.pool_info()["memory_bytes"]
+    n = 12_000_000  # 96 MB: more than the pool's memory held so far
+    x = np.arange(n, dtype=np.float64)
+    a = jr.asarray(x)
+    assert jr.pool_info()["memory_bytes"] >= max(before, a.nbytes)
+    assert a[n - 1] == n - 1
+    assert jr.sum(a) == x.sum()
+    back = a.to_numpy()
+    assert np.array_equal(back, x)
+    a.close()
