@@ -6,7 +6,8 @@ fetched over the network and no bundler is involved. Kernel calls are synchronou
 the caller instance's export, which does its share of the work and waits on futexes; that is
 legal because the Pyodide kernel is itself a Worker.
 
-Interrupts: while a call runs, the pool calls `env.host_poll` every 20 ms. If Pyodide has an
+Interrupts: while a call runs, its caller thread calls `env.host_poll` between chunks and every
+20 ms while it waits (kernels/ABI.md). If Pyodide has an
 interrupt buffer, the poll reads it without clearing it; when it holds SIGINT the call stops
 with E_CANCELED and `pyodide.checkInterrupt()` lets Python itself take the signal, which raises
 KeyboardInterrupt (or runs the user's SIGINT handler). JupyterLite's pyodide kernel 0.8.6 gives
@@ -15,6 +16,7 @@ and announces it to the page with `postMessage({type: INTERRUPT_MESSAGE, buffer}
 side (the labextension) stores 2 into it when the user interrupts the kernel. Only pool calls
 read that buffer: were it Pyodide's, an interrupt sent while the kernel is idle would raise
 inside the kernel's own code at the next cell and wedge it. It is cleared when a cell starts.
+A page that is not isolated has no shared memory: nothing can reach a running call there.
 A threaded pool also posts {type: POOL_MESSAGE, buffer: its shared memory, counters: address}
 for the page's status bar.
 """
