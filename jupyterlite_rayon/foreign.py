@@ -12,6 +12,12 @@ Provided WASI preview1: fd_write (stdout/stderr to sys.stdout/sys.stderr), clock
 clock_res_get, random_get, args/environ (empty), sched_yield, proc_exit (raises ProcExit);
 every other WASI function returns ENOSYS. Arrays need an exported allocator: `malloc(size)`
 and optionally `free(ptr)` (other names via load_module(alloc=..., free=...)).
+
+Ctrl-C stops a long call at its next loop back-edge (wasmtime epochs) and the module stays
+usable; a call blocked in a futex wait cannot be stopped, so after 2 s the module is given up
+("load the module again"). Zig 0.17's std.Thread on WASI stores a thread's id into its handle
+only after thread-spawn returns, so a thread that finishes first makes join() wait forever:
+let spawned threads wait for a flag the parent sets after spawn (tests/fixtures/ shows how).
 """
 
 from __future__ import annotations
