@@ -8,8 +8,9 @@ legal because the Pyodide kernel is itself a Worker.
 
 Interrupts: while a call runs, its caller thread calls `env.host_poll` between chunks and every
 20 ms while it waits (kernels/ABI.md). If Pyodide has an interrupt buffer, the poll reads it
-without clearing it; when it holds SIGINT the call stops with E_CANCELED and `pyodide.checkInterrupt()` lets Python itself take the signal, which raises
-KeyboardInterrupt (or runs the user's SIGINT handler). JupyterLite's pyodide kernel 0.8.6 gives
+without clearing it; when it holds SIGINT the call stops with E_CANCELED and
+`pyodide.checkInterrupt()` lets Python itself take the signal, which raises KeyboardInterrupt
+(or runs the user's SIGINT handler). JupyterLite's pyodide kernel 0.8.6 gives
 Pyodide no interrupt buffer, so on a cross-origin isolated page this backend makes one of its own
 and announces it to the page with `postMessage({type: INTERRUPT_MESSAGE, buffer})`; the page
 side (the labextension) stores 2 into it when the user interrupts the kernel. Only pool calls
