@@ -23,7 +23,7 @@ fn escape(cx: V, cy: f64, max_iter: u32) U {
     while (it < max_iter) : (it += 1) {
         // One pixel can take seconds at a large max_iter: honour a cancel inside it too (the
         // result is discarded then).
-        if (it % cancel_check_every == cancel_check_every - 1 and rt.cancelled()) break;
+        if (it % cancel_check_every == cancel_check_every - 1 and rt.pollCancelled()) break;
         const zr2 = zr * zr;
         const zi2 = zi * zi;
         // A lane stops for good at its first escape; escaped lanes keep iterating harmlessly.

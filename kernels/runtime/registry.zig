@@ -21,8 +21,10 @@ pub const Deque = deque.Deque(Job, deque_capacity);
 const spin_rounds = 64;
 /// The caller sleeps at most this long between host polls when it waits idle.
 const caller_wait_ns: u64 = 20 * std.time.ns_per_ms;
-/// The caller calls env.host_poll every this many tasks it runs.
-const poll_every_tasks = 1024;
+/// The caller calls env.host_poll every this many tasks it runs. A call has at most a few
+/// thousand chunks per thread, so an interrupt lands within about 1/256 of a long call; a poll
+/// costs a few nanoseconds in JS and in the wasmtime backend (a wasm function there).
+const poll_every_tasks = 16;
 
 pub const Worker = struct {
     index: usize,
@@ -66,6 +68,15 @@ fn prepare(i: usize) *Worker {
 
 pub fn cancelled() bool {
     return counters.cancelRequested();
+}
+
+/// For kernels whose single task can run long: on the caller thread, ask the host whether to
+/// cancel (other threads only read the flag, which the caller's poll sets).
+pub fn pollCancelled() bool {
+    if (current) |w| {
+        if (w.index == 0) pollHost();
+    }
+    return cancelled();
 }
 
 fn pollHost() void {

@@ -26,6 +26,12 @@ pub fn cancelled() bool {
     return registry.cancelled();
 }
 
+/// Like cancelled(), but the caller thread also polls the host (env.host_poll) first: for checks
+/// inside one long task, where the between-task polls would come too late.
+pub fn pollCancelled() bool {
+    return registry.pollCancelled();
+}
+
 /// Threads live in the pool now, the caller included.
 pub fn numThreads() usize {
     return registry.numThreads();
