@@ -410,6 +410,9 @@ def histogram(a: Any, bins: int = 10,
         if not math.isfinite(hi - lo):
             raise ValueError(f"{name}: the range [{lo}, {hi}] is too wide for finite-sized "
                              "bins; pass a narrower range=(lo, hi)")
+        if not lo < hi:  # one huge value: +-0.5 vanished in rounding (numpy refuses too)
+            raise ValueError(f"{name}: cannot make {nbins} finite-sized bins around {lo}; "
+                             "pass range=(lo, hi) with lo < hi")
         counts = empty(nbins, dtypes.INT64)
         try:
             c.run("jr_histogram", x.dtype_info.code, x.ptr, x.size, nbins, lo, hi, counts.ptr)

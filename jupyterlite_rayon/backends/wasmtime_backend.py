@@ -239,12 +239,14 @@ class WasmThreads:
         if self.thread_errors:
             raise errors.ForeignModuleError(f"{name}: {self.thread_errors[0]}")
         self._new_caller_instance()
-        self._requests: queue.SimpleQueue[tuple[str, tuple[Any, ...]] | None] = (
+        self._requests: queue.SimpleQueue[tuple[int, str, tuple[Any, ...]] | None] = (
             queue.SimpleQueue()
         )
-        self._done = threading.Lock()
-        self._done.acquire()
-        self._result: tuple[bool, Any] = (True, None)
+        # Each request has a number; a result is taken only by the waiter of that number, so
+        # a call abandoned by an ill-timed interrupt can never hand its result to the next.
+        self._seq = 0
+        self._done = threading.Semaphore(0)
+        self._result: tuple[int, bool, Any] = (0, True, None)
         self._caller = threading.Thread(target=self._caller_loop, name=f"{name}-caller",
                                         daemon=True)
         self._caller.start()
@@ -401,13 +403,17 @@ class WasmThreads:
             if self._closed:
                 raise errors.PoolError(f"{self.name} is closed; start it again")
             self._drain_frees()
-            self._requests.put((name, args))
+            self._seq += 1
+            seq = self._seq
+            self._requests.put((seq, name, args))
             interrupted = False
             waited = 0.0
             while True:
                 try:
                     if self._done.acquire(timeout=0.05):
-                        break
+                        if self._result[0] == seq:
+                            break
+                        continue  # the late result of an abandoned call
                     if interrupted:
                         waited += 0.05
                         if grace is not None and waited > grace:
@@ -420,7 +426,7 @@ class WasmThreads:
                         raise
                     interrupted = True
                     on_interrupt()
-            ok, value = self._result
+            _, ok, value = self._result
         if interrupted:
             raise KeyboardInterrupt
         if not ok:
@@ -432,11 +438,11 @@ class WasmThreads:
             request = self._requests.get()
             if request is None:
                 return
-            name, args = request
+            seq, name, args = request
             try:
-                self._result = (True, self._invoke(name, args))
+                self._result = (seq, True, self._invoke(name, args))
             except BaseException as exc:  # noqa: BLE001 -- re-raised in the waiting thread
-                self._result = (False, exc)
+                self._result = (seq, False, exc)
             self._done.release()
 
     # -- memory --------------------------------------------------------------------------

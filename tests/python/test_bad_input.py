@@ -92,6 +92,7 @@ def test_shape_mismatches_raise_value_error(call: Any) -> None:
     lambda: jr.histogram(CHECK, range=(0.0, float("nan"))),
     lambda: jr.histogram(np.array([1.0, np.nan])),
     lambda: jr.histogram(np.array([-1e308, 1e308])),
+    lambda: jr.histogram(np.array([-9_000_000_000_000_000_000])),  # +-0.5 lost in rounding
     lambda: jr.mandelbrot(-1, 10),
     lambda: jr.mandelbrot(10, 10, max_iter=-5),
     lambda: jr.monte_carlo_pi(0),
