@@ -245,7 +245,8 @@ class WasmThreads:
         # Each request has a number; a result is taken only by the waiter of that number, so
         # a call abandoned by an ill-timed interrupt can never hand its result to the next.
         self._seq = 0
-        self._done = threading.Semaphore(0)
+        self._done = threading.Lock()  # released by the caller thread when a result is ready
+        self._done.acquire()
         self._result: tuple[int, bool, Any] = (0, True, None)
         self._caller = threading.Thread(target=self._caller_loop, name=f"{name}-caller",
                                         daemon=True)
@@ -443,7 +444,10 @@ class WasmThreads:
                 self._result = (seq, True, self._invoke(name, args))
             except BaseException as exc:  # noqa: BLE001 -- re-raised in the waiting thread
                 self._result = (seq, False, exc)
-            self._done.release()
+            try:
+                self._done.release()
+            except RuntimeError:
+                pass  # already released for an abandoned call: _result now holds this one
 
     # -- memory --------------------------------------------------------------------------
     def memory_size(self) -> int:
