@@ -18,6 +18,7 @@ through ctypes, which releases the GIL, so the threads run in parallel.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import queue
@@ -518,6 +519,11 @@ def _package_wasm(filename: str) -> bytes:
         ) from None
 
 
+@functools.cache
+def _no_poll_module(eng: W.Engine) -> W.Module:
+    return W.Module(eng, '(module (func (export "host_poll") (result i32) i32.const 0))')
+
+
 class WasmtimeBackend(Backend):
     """The pool module (pool-mt.wasm) on wasmtime."""
 
@@ -542,7 +548,10 @@ class WasmtimeBackend(Backend):
     @staticmethod
     def _pool_imports(host: WasmThreads, store: W.Store) -> dict[tuple[str, str], Any]:
         # The cancel flag is set by run()'s interrupt handler, so polling has nothing to add.
-        return {("env", "host_poll"): (W.FuncType([], [W.ValType.i32()]), lambda: 0)}
+        # The caller polls every few tasks: a wasm function keeps that free, where a Python
+        # callback would cost microseconds each time.
+        poll = W.Instance(store, _no_poll_module(host.engine), [])
+        return {("env", "host_poll"): poll.exports(store)["host_poll"]}
 
     @classmethod
     def start(cls, threads: int) -> WasmtimeBackend:
