@@ -12,6 +12,9 @@ python -m pip install -q --disable-pip-version-check "ziglang==0.17.1"
 python -m pip install -q --disable-pip-version-check -e ".[test,dev]"
 ls -l jupyterlite_rayon/wasm/
 
+step "install: browser deps (Debian chromium, Pyodide from npm, the offline wheels)"
+bash scripts/install_browser_deps.sh
+
 step "zig test: scheduler, deque, allocator (native threads)"
 python -m ziglang test kernels/tests.zig -O ReleaseSafe
 
@@ -20,7 +23,7 @@ node --test tests/node/
 
 step "pytest"
 set +e
-python -m pytest "$@"
+python -m pytest -o faulthandler_timeout=600 "$@"
 rc=$?
 set -e
 # pytest exit 5 means it collected no tests: that is a failure of this script's purpose.
