@@ -28,6 +28,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -407,7 +408,15 @@ def open_kernel(browser: Any, site_url: SiteServers) -> Iterator[Callable[[str],
     opened: list[LiteKernel] = []
 
     def open_(mode: str) -> LiteKernel:
-        kernel = open_lite_kernel(browser, site_url(mode), mode, site_url.site_dir(mode))
+        url, site = site_url(mode), site_url.site_dir(mode)
+        try:
+            kernel = open_lite_kernel(browser, url, mode, site)
+        except AssertionError as first:
+            # pyodide-kernel 0.8.6's coincident channel can hand its worker a half-written
+            # reply under heavy load ("Pyodide has suffered a fatal error ... JSON"): that is
+            # upstream, not this project, so one fresh page gets a second chance.
+            warnings.warn(f"kernel start failed once, retrying: {first}", stacklevel=1)
+            kernel = open_lite_kernel(browser, url, mode, site)
         opened.append(kernel)
         return kernel
 
