@@ -11,7 +11,8 @@ PYODIDE_VERSION=314.0.6   # what jupyterlite-pyodide-kernel 0.8.6 pins
 DEPS=$ROOT/.deps
 PIP=(python -m pip install -q --disable-pip-version-check)
 
-if [ ! -x /usr/bin/chromium ]; then
+# The demo site needs no browser of ours: scripts/demo.sh sets NO_CHROMIUM=1.
+if [ -z "${NO_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
     echo "installing Debian chromium"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
