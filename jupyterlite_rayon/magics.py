@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import html
-import importlib
 import math
 import shlex
 import sys
@@ -535,7 +534,7 @@ class ParallelMagics(Magics):
         elif command == "info" and not rest:
             print(info_text(pool.pool_info()))
         elif command == "widget" and not rest:
-            from .widget import widget
+            from .widget_state import widget
 
             try:
                 view = widget()
@@ -624,16 +623,13 @@ def _resize(n: int) -> None:
 
 def _refresh_widgets() -> None:
     # Only when the widget module is in use: importing it must not be a side effect here.
-    widget_module = sys.modules.get(f"{__package__}.widget")
+    widget_module = sys.modules.get(f"{__package__}.widget_state")
     if widget_module is not None:
         widget_module.refresh_all()
 
 
 def load_ipython_extension(ip: InteractiveShell) -> None:
     """Register the magics; in JupyterLite also start the pool in the background."""
-    # Importing the widget module (no ipywidgets import) makes `jupyterlite_rayon.widget()`
-    # callable after %load_ext even where the package does not export the function.
-    importlib.import_module(f"{__package__}.widget")
     ip.register_magics(ParallelMagics)
     if IN_BROWSER:
         start_pool_in_background()

@@ -1,6 +1,6 @@
 """`PoolWidget`: the pool's controls and status, composed from ipywidgets 8's built-in widgets.
 
-It only displays `Snapshot`s and forwards slider releases; `widget.py` reads the pool and
+It only displays `Snapshot`s and forwards slider releases; `widget_state.py` reads the pool and
 keeps every PoolWidget on the page showing the same snapshot.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import ipywidgets as w
 
-from . import widget as live
-from .widget import Snapshot, status_rows
+from . import widget_state as live
+from .widget_state import Snapshot, status_rows
 
 
 class PoolWidget(w.VBox):

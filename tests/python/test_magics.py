@@ -349,7 +349,7 @@ def test_info_when_not_isolated_says_how_to_fix() -> None:
 
 def test_line_widget_displays_a_widget(ip: InteractiveShell, seen: list[Any]) -> None:
     pytest.importorskip("ipywidgets")
-    from jupyterlite_rayon import widget as live
+    from jupyterlite_rayon import widget_state as live
 
     result, io = run(ip, "%parallel widget")
     assert result.success, io.stderr

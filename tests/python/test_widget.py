@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing import globalipapp
 
 import jupyterlite_rayon as jr
-from jupyterlite_rayon import widget as live
+from jupyterlite_rayon import widget_state as live
 from jupyterlite_rayon.widget_view import PoolWidget
 
 
@@ -201,7 +201,7 @@ def fib(n: int) -> int:
 
 def test_package_level_widget_call(ip: InteractiveShell) -> None:
     """`jupyterlite_rayon.widget()` as the docs write it (after %load_ext)."""
-    view = jr.widget()  # type: ignore[operator]
+    view = jr.widget()
     try:
         assert isinstance(view, PoolWidget) and view in live.live_widgets()
     finally:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -273,14 +272,3 @@ def _size(nbytes: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"
-
-
-class _CallableModule(types.ModuleType):
-    """`jupyterlite_rayon.widget()` works whether the package exports the function or this
-    module (importing the submodule sets the package attribute to the module)."""
-
-    def __call__(self) -> PoolWidget:
-        return widget()
-
-
-sys.modules[__name__].__class__ = _CallableModule
