@@ -48,13 +48,25 @@ class _Done:
         return f"<thread pool started: {self.value} threads>"
 
 
-def _check_count(n: object, what: str) -> int:
+def _check_type(n: object, what: str) -> int:
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"{what}: the thread count must be an int, got {type(n).__name__}")
+    return n
+
+
+def _check_count(n: object, what: str) -> int:
+    n = _check_type(n, what)
     top = max_threads()
     if not 1 <= n <= top:
+        backend = _backend
+        if backend is not None and not backend.threaded:
+            # More cores will not help here: the page lacks shared memory.
+            iso = backend.isolation()
+            raise ValueError(f"{what}({n}): this pool runs the single-thread build, so it has "
+                             f"exactly 1 thread ({iso.get('reason') or 'no shared memory'}). "
+                             f"{iso.get('fix') or ''}".rstrip())
         raise ValueError(f"{what}({n}): the thread count must be between 1 and {top} "
-                         f"(max_threads()); set {MAX_THREADS_ENV} to allow more")
+                         f"(max_threads() = the cores); set {MAX_THREADS_ENV} to allow more")
     return n
 
 
@@ -73,6 +85,13 @@ def init_thread_pool(n: int | None = None) -> Awaitable[int]:
     CPython: starts now and returns a completed awaitable (await it or not). Pyodide:
     returns an awaitable that must be awaited before any kernel call.
     """
+    with _lock:
+        if _backend is not None and not _backend.threaded:
+            # The single-thread fallback already warned once and said how to fix the page;
+            # asking again for threads keeps the one thread, like the first start did.
+            if n is not None:
+                _check_type(n, "init_thread_pool")
+            return _Done(1)
     count = max_threads() if n is None else _check_count(n, "init_thread_pool")
     with _lock:
         if _backend is not None:

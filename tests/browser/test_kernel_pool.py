@@ -360,10 +360,11 @@ print(json.dumps({"build": info["build"], "threads": info["threads"],
     again = run(kernel_plain, """
 jr.shutdown()
 await jr.init_thread_pool(1)
-await jr.init_thread_pool(1)
-print(json.dumps([jr.pool_info()["build"], jr.current_num_threads()]))
+print(json.dumps([jr.pool_info()["build"], await jr.init_thread_pool(2),
+                  jr.current_num_threads()]))
 """)
-    assert last_json(again) == ["st", 1]
+    # Asking again for threads keeps the one thread (the warning already said why).
+    assert last_json(again) == ["st", 1, 1]
     assert "single-threaded" not in again["stderr"]
 
 
@@ -372,5 +373,6 @@ def test_plain_site_gives_the_same_results(kernel_plain: Any) -> None:
     assert last_json(r) == []
     r = kernel_plain.execute("jr.set_num_threads(2)")
     assert r["status"] == "error" and error_name(r) == "ValueError", error_text(r)
+    assert "single-thread build" in error_text(r) and "jupyter_server" in error_text(r)
     after = run(kernel_plain, "print(json.dumps(jr.sum(ints(4097, 2)) == sum(ints(4097, 2))))")
     assert last_json(after) is True
