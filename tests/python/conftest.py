@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.testing import globalipapp
 
 # Test 1-4 threads even on a 2-core machine (oversubscribing on purpose); must be set before
 # jupyterlite_rayon computes max_threads().
@@ -52,3 +54,13 @@ def foreign_wasm(request: pytest.FixtureRequest,
                         f"-femit-bin={tmp}"], check=True, cwd=out_dir)
         tmp.replace(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def ip() -> InteractiveShell:
+    """An IPython shell with the extension loaded and the pool running (magics, widget)."""
+    globalipapp.start_ipython()  # once per process; later calls return None
+    shell = globalipapp.get_ipython()
+    shell.run_line_magic("load_ext", "jupyterlite_rayon")
+    jr.init_thread_pool()
+    return shell

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
-from IPython.testing import globalipapp
 from IPython.utils.capture import CapturedIO, capture_output
 
 import jupyterlite_rayon as jr
@@ -42,15 +41,6 @@ seen.append(dict(threads=jr.current_num_threads(),
                  total=_total, dot=_d, inner=_time.perf_counter() - _t0))
 print("cell ran at", jr.current_num_threads())
 """
-
-
-@pytest.fixture(scope="module")
-def ip() -> InteractiveShell:
-    globalipapp.start_ipython()  # once per process; later calls return None
-    shell = globalipapp.get_ipython()
-    shell.run_line_magic("load_ext", "jupyterlite_rayon")
-    jr.init_thread_pool()
-    return shell
 
 
 @pytest.fixture

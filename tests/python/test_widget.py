@@ -13,20 +13,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.testing import globalipapp
 
 import jupyterlite_rayon as jr
 from jupyterlite_rayon import widget_state as live
 from jupyterlite_rayon.widget_view import PoolWidget
-
-
-@pytest.fixture(scope="module")
-def ip() -> InteractiveShell:
-    globalipapp.start_ipython()  # once per process; later calls return None
-    shell = globalipapp.get_ipython()
-    shell.run_line_magic("load_ext", "jupyterlite_rayon")
-    jr.init_thread_pool()
-    return shell
 
 
 @pytest.fixture
