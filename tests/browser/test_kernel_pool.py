@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kernel_sources import REF_MANDELBROT
 
 BRIDGE = (Path(__file__).parent / "harness" / "interrupt_bridge.js").read_text()
 
@@ -24,27 +25,7 @@ import jupyterlite_rayon as jr
 
 SIZES = [0, 1, 2, 3, 7, 31, 32, 33, 97, 127, 128, 129, 4095, 4096, 4097, 8191, 8193, 65537]
 
-def ref_mandelbrot(width, height, x0, x1, y0, y1, max_iter):
-    dx = (x1 - x0) / width
-    dy = (y1 - y0) / height
-    out = []
-    for j in range(height):
-        cy = y0 + j * dy
-        for i in range(width):
-            cx = x0 + i * dx
-            zr = zi = 0.0
-            k = 0
-            while k < max_iter:
-                zr2 = zr * zr
-                zi2 = zi * zi
-                if zr2 + zi2 > 4.0:
-                    break
-                zi = (2.0 * zr) * zi + cy
-                zr = (zr2 - zi2) + cx
-                k += 1
-            out.append(k)
-    return out
-
+'''+ REF_MANDELBROT + r'''
 def ref_edges(bins, lo, hi):
     # numpy.linspace(lo, hi, bins + 1)
     step = (hi - lo) / bins

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kernel_sources import REF_MANDELBROT
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "_work" / "screenshots"
@@ -108,27 +109,7 @@ def test_sweep_renders_table_and_chart(kernel: Any) -> None:
 seen = []
 before_threads = jr.current_num_threads()
 
-def ref_mandelbrot(width, height, x0, x1, y0, y1, max_iter):
-    # kernels/ABI.md's formula, row by row
-    dx, dy = (x1 - x0) / width, (y1 - y0) / height
-    rows = []
-    for j in range(height):
-        row = []
-        for i in range(width):
-            cx, cy = x0 + i * dx, y0 + j * dy
-            zr = zi = 0.0
-            k = 0
-            while k < max_iter:
-                zr2, zi2 = zr * zr, zi * zi
-                if zr2 + zi2 > 4.0:
-                    break
-                zi = (2.0 * zr) * zi + cy
-                zr = (zr2 - zi2) + cx
-                k += 1
-            row.append(k)
-        rows.append(row)
-    return flat(rows)
-
+""" + REF_MANDELBROT + """
 def flat(values):
     return [v for row in values for v in row] if values and isinstance(values[0], list) else values
 
