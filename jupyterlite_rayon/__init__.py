@@ -68,7 +68,7 @@ from .pool import (
     shutdown,
     threadpool_limits,
 )
-from .widget_state import widget  # imports ipywidgets only when a widget is made
+from .notebook.live import widget  # imports ipywidgets only when a widget is made
 
 __version__ = "0.1.0"
 
@@ -82,7 +82,7 @@ def load_module(source: Any, **options: Any) -> Any:
 
 def load_ipython_extension(ip: Any) -> None:
     """`%load_ext jupyterlite_rayon`: registers the %parallel / %%parallel magics."""
-    from . import magics
+    from .notebook import magics
 
     magics.load_ipython_extension(ip)
 

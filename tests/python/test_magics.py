@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
 import jupyterlite_rayon as jr
-from jupyterlite_rayon import magics
+from jupyterlite_rayon.notebook import magics
 
 RUN_LINE = re.compile(
     r"%%parallel: (?P<threads>\d+) threads?, wall (?P<wall>[\d.]+) ms(?P<best> \(best of \d+\))?, "
@@ -339,7 +339,7 @@ def test_info_when_not_isolated_says_how_to_fix() -> None:
 
 def test_line_widget_displays_a_widget(ip: InteractiveShell, seen: list[Any]) -> None:
     pytest.importorskip("ipywidgets")
-    from jupyterlite_rayon import widget_state as live
+    from jupyterlite_rayon.notebook import live
 
     result, io = run(ip, "%parallel widget")
     assert result.success, io.stderr
@@ -433,7 +433,7 @@ def test_line_widget_without_ipywidgets_is_a_usage_error(
     import sys
 
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
-    monkeypatch.delitem(sys.modules, "jupyterlite_rayon.widget_view", raising=False)
+    monkeypatch.delitem(sys.modules, "jupyterlite_rayon.notebook.widget", raising=False)
     result, io = run(ip, "%parallel widget")
     assert not result.success
     lines = io.stderr.strip().splitlines()

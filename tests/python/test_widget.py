@@ -15,8 +15,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import jupyterlite_rayon as jr
-from jupyterlite_rayon import widget_state as live
-from jupyterlite_rayon.widget_view import PoolWidget
+from jupyterlite_rayon.notebook import live
+from jupyterlite_rayon.notebook.widget import PoolWidget
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_closed_widgets_are_forgotten(ip: InteractiveShell) -> None:
 
 def test_widget_without_ipywidgets_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
-    monkeypatch.delitem(sys.modules, "jupyterlite_rayon.widget_view")
+    monkeypatch.delitem(sys.modules, "jupyterlite_rayon.notebook.widget")
     with pytest.raises(ImportError, match="pip install ipywidgets"):
         live.widget()
 

@@ -26,7 +26,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 from IPython.utils.capture import capture_output
 
-from . import pool
+from .. import pool
 
 CELL_USAGE = "usage: %%parallel [-n N|max] [--sweep 1,2,4|max] [--repeat R] [--quiet]"
 LINE_USAGE = "usage: %parallel [threads N|max | info | widget]"
@@ -534,7 +534,7 @@ class ParallelMagics(Magics):
         elif command == "info" and not rest:
             print(info_text(pool.pool_info()))
         elif command == "widget" and not rest:
-            from .widget_state import widget
+            from .live import widget
 
             try:
                 view = widget()
@@ -623,7 +623,7 @@ def _resize(n: int) -> None:
 
 def _refresh_widgets() -> None:
     # Only when the widget module is in use: importing it must not be a side effect here.
-    widget_module = sys.modules.get(f"{__package__}.widget_state")
+    widget_module = sys.modules.get(f"{__package__}.live")
     if widget_module is not None:
         widget_module.refresh_all()
 

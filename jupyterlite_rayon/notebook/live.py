@@ -25,10 +25,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import pool
+from .. import pool
 
 if TYPE_CHECKING:
-    from .widget_view import PoolWidget
+    from .widget import PoolWidget
 
 IN_BROWSER = sys.platform == "emscripten"
 POLL_SECONDS = 0.25
@@ -73,7 +73,7 @@ _shared = _Shared()
 def widget() -> PoolWidget:
     """A pool widget: thread slider, status panel, one activity bar per thread."""
     try:
-        from .widget_view import PoolWidget
+        from .widget import PoolWidget
     except ImportError as exc:
         how = "%pip install ipywidgets" if IN_BROWSER else "pip install ipywidgets"
         raise ImportError(

@@ -11,8 +11,8 @@ from typing import Any
 
 import ipywidgets as w
 
-from . import widget_state as live
-from .widget_state import Snapshot, status_rows
+from . import live
+from .live import Snapshot, status_rows
 
 
 class PoolWidget(w.VBox):

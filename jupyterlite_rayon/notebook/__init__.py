@@ -1,0 +1,1 @@
+"""The notebook front: the %parallel magics and the pool widget."""
