@@ -17,7 +17,6 @@ from . import dtypes, errors
 from .array import PoolArray, asarray, empty, zeros
 from .errors import (
     ForeignModuleError,
-    PoolCancelled,
     PoolError,
     PoolMemoryError,
     PoolNotStarted,
@@ -94,7 +93,6 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 __all__ = [
     "ForeignModuleError",
     "PoolArray",
-    "PoolCancelled",
     "PoolError",
     "PoolMemoryError",
     "PoolNotStarted",

@@ -33,6 +33,17 @@ STATUS_NAMES: dict[int, str] = {
     -7: "E_THREADS",
     -8: "E_BUSY",
 }
+#: code -> what it means
+STATUS_MEANING: dict[int, str] = {
+    -1: "invalid argument (unknown op or dtype code, bins == 0, lo >= hi, m/k/n sizes that overflow)",
+    -2: "out of memory: the module's maximum memory is reached",
+    -3: "cancelled (cancel flag or `host_poll`)",
+    -4: "reduction with no identity (min/max) of an empty array",
+    -5: "operation not supported for this dtype",
+    -6: "a pointer + length is outside memory, or lengths overflow",
+    -7: "a thread could not be started",
+    -8: "a kernel call is already running / set_threads during a call",
+}
 #: code -> what the user can do about it
 STATUS_ADVICE: dict[int, str] = {
     -1: "check the arguments against the function's documentation",
@@ -70,6 +81,21 @@ COUNTERS_HEADER_FIELDS: tuple[str, ...] = (
     "reserved",
 )
 COUNTERS_HEADER_FORMAT = "<IIIIIIIIQQQQ"
+#: counters block header field -> byte offset
+COUNTERS_HEADER_OFFSETS: dict[str, int] = {
+    "magic": 0,
+    "abi_version": 4,
+    "threads": 8,
+    "busy": 12,
+    "cancel": 16,
+    "max_threads": 20,
+    "threaded": 24,
+    "in_call": 28,
+    "bytes_in_use": 32,
+    "runtime_bytes": 40,
+    "calls": 48,
+    "reserved": 56,
+}
 COUNTERS_HEADER_BYTES = 64
 #: per-thread record fields, in order (struct format THREAD_RECORD_FORMAT)
 THREAD_RECORD_FIELDS: tuple[str, ...] = (

@@ -18,12 +18,12 @@ import math
 import struct
 import sys
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, Self
 
-from . import dtypes
+from . import dtypes, pool
 from .dtypes import DType
-from .errors import PoolError, PoolMemoryError
+from .errors import PoolError
 
 _U32 = 0xFFFFFFFF
 
@@ -51,19 +51,10 @@ class PoolArena:
         self.backend = backend
 
     def alloc(self, nbytes: int, zero: bool) -> int:
-        if nbytes > _U32:
-            raise PoolMemoryError(f"{nbytes} bytes do not fit in the pool's 32-bit memory; "
-                                  "work on smaller chunks")
-        ptr = self.backend.call_value("jr_alloc", nbytes, 1 if zero else 0) & _U32
-        if not ptr:
-            raise PoolMemoryError(
-                f"the pool cannot allocate {nbytes} bytes: its memory reached the maximum; "
-                "close arrays you no longer need (a.close() or del a) or use smaller arrays"
-            )
-        return ptr
+        return int(self.backend.alloc(nbytes, zero))
 
     def free(self, ptr: int) -> None:
-        self.backend.call_value("jr_free", ptr)
+        self.backend.free(ptr)
 
     def free_soon(self, ptr: int) -> None:
         self.backend.free_soon(ptr)
@@ -78,9 +69,7 @@ class PoolArena:
         self.backend.read_into(ptr, out)
 
     def alive(self) -> bool:
-        from . import pool
-
-        return pool._backend is self.backend
+        return pool.running_backend() is self.backend
 
 
 _arenas: dict[int, PoolArena] = {}
@@ -88,8 +77,6 @@ _arenas: dict[int, PoolArena] = {}
 
 def pool_arena() -> PoolArena:
     """The arena of the running pool (started lazily in CPython)."""
-    from . import pool
-
     backend = pool.get_backend()
     arena = _arenas.get(id(backend))
     if arena is None or arena.backend is not backend:
@@ -245,49 +232,53 @@ class PoolArray:
 
     # -- operators (computed by the pool) ----------------------------------------------
     def __add__(self, other: Any) -> PoolArray:
-        return _kernels().add(self, other)
+        return _OPERATORS["add"](self, other)
 
     def __radd__(self, other: Any) -> PoolArray:
-        return _kernels().add(other, self)
+        return _OPERATORS["add"](other, self)
 
     def __sub__(self, other: Any) -> PoolArray:
-        return _kernels().subtract(self, other)
+        return _OPERATORS["subtract"](self, other)
 
     def __rsub__(self, other: Any) -> PoolArray:
-        return _kernels().subtract(other, self)
+        return _OPERATORS["subtract"](other, self)
 
     def __mul__(self, other: Any) -> PoolArray:
-        return _kernels().multiply(self, other)
+        return _OPERATORS["multiply"](self, other)
 
     def __rmul__(self, other: Any) -> PoolArray:
-        return _kernels().multiply(other, self)
+        return _OPERATORS["multiply"](other, self)
 
     def __truediv__(self, other: Any) -> PoolArray:
-        return _kernels().divide(self, other)
+        return _OPERATORS["divide"](self, other)
 
     def __rtruediv__(self, other: Any) -> PoolArray:
-        return _kernels().divide(other, self)
+        return _OPERATORS["divide"](other, self)
 
     def __pow__(self, other: Any) -> PoolArray:
-        return _kernels().power(self, other)
+        return _OPERATORS["power"](self, other)
 
     def __rpow__(self, other: Any) -> PoolArray:
-        return _kernels().power(other, self)
+        return _OPERATORS["power"](other, self)
 
     def __neg__(self) -> PoolArray:
-        return _kernels().negative(self)
+        return _OPERATORS["negative"](self)
 
     def __abs__(self) -> PoolArray:
-        return _kernels().abs(self)
+        return _OPERATORS["abs"](self)
 
     def __matmul__(self, other: Any) -> PoolArray:
-        return _kernels().matmul(self, other)
+        return _OPERATORS["matmul"](self, other)
 
 
-def _kernels() -> Any:
-    from . import kernels
+# The operators are the kernels' functions (kernels.py registers them when it is imported, as
+# the package does): arrays stay free of the kernels that compute on them, with no import circle.
+_OPERATORS: dict[str, Callable[..., PoolArray]] = {}
 
-    return kernels
+
+def register_operators(**functions: Callable[..., PoolArray]) -> None:
+    """Set the functions PoolArray's operators call (add, subtract, ..., matmul)."""
+    _OPERATORS.update(functions)
 
 
 # -- constructors ------------------------------------------------------------------------

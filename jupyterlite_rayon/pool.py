@@ -7,23 +7,17 @@ kernel call; in Pyodide it must be started with `await init_thread_pool()`.
 from __future__ import annotations
 
 import functools
-import inspect
 import os
-import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Self, TypeVar
 
-from . import backends
+from . import abi, backends, counters
 from .backends.base import Backend
-from .errors import PoolError, PoolNotStarted
+from .errors import PoolNotStarted
 
 MAX_THREADS_ENV = "JUPYTERLITE_RAYON_MAX_THREADS"
-_HEADER = struct.Struct("<8I4Q")  # the counters block header (kernels/ABI.md)
-_THREAD = struct.Struct("<2I2Q")
-_THREAD_STRIDE = 64
-_STATES = {0: "absent", 1: "sleeping", 2: "working"}
 
 _lock = threading.RLock()
 _backend: Backend | None = None
@@ -54,7 +48,8 @@ def _check_type(n: object, what: str) -> int:
     return n
 
 
-def _check_count(n: object, what: str) -> int:
+def check_count(n: object, what: str) -> int:
+    """The one check of a requested thread count against what this pool may have."""
     n = _check_type(n, what)
     top = max_threads()
     if not 1 <= n <= top:
@@ -73,9 +68,7 @@ def _check_count(n: object, what: str) -> int:
 def _install(backend: Backend) -> int:
     global _backend, _scratch
     _backend = backend
-    _scratch = backend.call_value("jr_alloc", 16, 1) & 0xFFFFFFFF
-    if not _scratch:
-        raise PoolError("the pool could not allocate 16 bytes at start")
+    _scratch = backend.alloc(16, True)
     return current_num_threads()
 
 
@@ -85,29 +78,30 @@ def init_thread_pool(n: int | None = None) -> Awaitable[int]:
     CPython: starts now and returns a completed awaitable (await it or not). Pyodide:
     returns an awaitable that must be awaited before any kernel call.
     """
+    backend = _backend
+    if backend is not None and not backend.threaded:
+        # The single-thread fallback already warned once and said how to fix the page;
+        # asking again for threads keeps the one thread, like the first start did.
+        if n is not None:
+            _check_type(n, "init_thread_pool")
+        return _Done(1)
+    count = max_threads() if n is None else check_count(n, "init_thread_pool")
+    if backend is not None:
+        if backend.asynchronous:
+            return _resize_async(backend, count)
+        backend.set_threads(count)
+        return _Done(count)
+    engine = backends.backend_class()
+    if engine.asynchronous:
+        return _start_async(engine, count)
     with _lock:
-        if _backend is not None and not _backend.threaded:
-            # The single-thread fallback already warned once and said how to fix the page;
-            # asking again for threads keeps the one thread, like the first start did.
-            if n is not None:
-                _check_type(n, "init_thread_pool")
-            return _Done(1)
-    count = max_threads() if n is None else _check_count(n, "init_thread_pool")
-    with _lock:
-        if _backend is not None:
-            resize = getattr(_backend, "resize", None)
-            if resize is not None and inspect.iscoroutinefunction(resize):
-                return _resize_async(resize, count)
-            _backend.set_threads(count)
-            return _Done(count)
-        started = backends.backend_class().start(count)
-        if isinstance(started, Backend):
-            return _Done(_install(started))
-    return _start_async(started)
+        if _backend is None:
+            return _Done(_install(engine.start(count)))
+    return init_thread_pool(n)  # another thread started it meanwhile: resize that one
 
 
-async def _start_async(started: Awaitable[Backend]) -> int:
-    backend = await started
+async def _start_async(engine: type[Backend], n: int) -> int:
+    backend = await engine.start_async(n)
     with _lock:
         if _backend is not None:  # two concurrent starts: keep the first
             backend.close()
@@ -115,9 +109,14 @@ async def _start_async(started: Awaitable[Backend]) -> int:
         return _install(backend)
 
 
-async def _resize_async(resize: Callable[[int], Awaitable[None]], n: int) -> int:
-    await resize(n)
+async def _resize_async(backend: Backend, n: int) -> int:
+    await backend.resize(n)
     return current_num_threads()
+
+
+def running_backend() -> Backend | None:
+    """The running backend, or None (never starts one)."""
+    return _backend
 
 
 def get_backend() -> Backend:
@@ -157,12 +156,12 @@ def current_num_threads() -> int:
         if backends.IN_BROWSER:
             return 0
         backend = get_backend()
-    return _HEADER.unpack(backend.read(backend.counters, _HEADER.size))[2]
+    return counters.header_field(backend, "threads")
 
 
 def set_num_threads(n: int) -> int:
     """Resize the running pool to n threads; returns the previous count."""
-    n = _check_count(n, "set_num_threads")
+    n = check_count(n, "set_num_threads")
     backend = get_backend()
     previous = current_num_threads()
     if n != previous:
@@ -180,7 +179,7 @@ def max_threads() -> int:
     cores = int(override) if override and override.isdigit() and int(override) > 0 else None
     backend = _backend
     if backend is None:
-        return max(1, min(cores or backends.cpu_count(), 64))
+        return max(1, min(cores or backends.cpu_count(), abi.MAX_THREADS))
     return max(1, min(cores or backend.cpu_count(), backend.build_max_threads))
 
 
@@ -224,27 +223,21 @@ def pool_info() -> dict[str, Any]:
             "bytes_in_use": 0, "memory_bytes": 0, "calls": 0, "per_thread": [],
             "isolated": None, "isolation": {}, "started": False,
         }
-    header = _HEADER.unpack(backend.read(backend.counters, _HEADER.size))
-    threads, busy, top = header[2], header[3], header[5]
-    records = backend.read(backend.counters + 64, _THREAD_STRIDE * max(threads, 1))
-    per_thread = []
-    for i in range(threads):
-        state, _, tasks, steals = _THREAD.unpack_from(records, i * _THREAD_STRIDE)
-        per_thread.append({"state": _STATES.get(state, str(state)), "tasks": tasks,
-                           "steals": steals})
+    c = backend.counters()
     isolation = backend.isolation()
     return {
         "backend": backend.name,
-        "build": "mt" if header[6] else "st",
-        "threads": threads,
-        "max_threads": min(max_threads(), top),
-        "busy": busy,
-        "tasks": sum(t["tasks"] for t in per_thread),
-        "steals": sum(t["steals"] for t in per_thread),
-        "bytes_in_use": header[8],
+        "build": "mt" if c.threaded else "st",
+        "threads": c.threads,
+        "max_threads": min(max_threads(), c.max_threads),
+        "busy": c.busy,
+        "tasks": c.tasks,
+        "steals": c.steals,
+        "bytes_in_use": c.bytes_in_use,
         "memory_bytes": backend.memory_size(),
-        "calls": header[10],
-        "per_thread": per_thread,
+        "calls": c.calls,
+        "per_thread": [{"state": t.state, "tasks": t.tasks, "steals": t.steals}
+                       for t in c.per_thread],
         "isolated": bool(isolation.get("cross_origin_isolated", False)),
         "isolation": isolation,
         "started": True,

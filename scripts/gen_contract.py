@@ -139,6 +139,8 @@ def python_source(c: Contract) -> str:
         lines.append(f"{name} = {code}")
     lines += ["", "#: code -> name", "STATUS_NAMES: dict[int, str] = {"]
     lines += [f"    {code}: {json.dumps(name)}," for code, name, _, _ in c.status]
+    lines += ["}", "#: code -> what it means", "STATUS_MEANING: dict[int, str] = {"]
+    lines += [f"    {code}: {json.dumps(meaning)}," for code, _, meaning, _ in c.status if meaning]
     lines += ["}", "#: code -> what the user can do about it", "STATUS_ADVICE: dict[int, str] = {"]
     lines += [f"    {code}: {json.dumps(advice)}," for code, _, _, advice in c.status if advice]
     lines += [
@@ -158,6 +160,10 @@ def python_source(c: Contract) -> str:
     lines += [
         ")",
         f"COUNTERS_HEADER_FORMAT = {json.dumps(_struct_format(c.header, 64))}",
+        "#: counters block header field -> byte offset",
+        "COUNTERS_HEADER_OFFSETS: dict[str, int] = {",
+        *[f"    {json.dumps(f.name)}: {f.offset}," for f in c.header],
+        "}",
         "COUNTERS_HEADER_BYTES = 64",
         "#: per-thread record fields, in order (struct format THREAD_RECORD_FORMAT)",
         "THREAD_RECORD_FIELDS: tuple[str, ...] = (",

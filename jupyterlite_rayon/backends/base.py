@@ -1,54 +1,80 @@
 """The interface every backend implements; the Python API talks only to this.
 
 A backend owns one instance of a pool module (pool-mt.wasm or pool-st.wasm, see
-kernels/ABI.md) and the threads that run it. It moves bytes in and out of the pool's
-memory and calls exports. It knows nothing about dtypes or kernels: that is the API's job.
+kernels/ABI.md) and the threads that run it. It starts the pool, resizes it, runs exports,
+allocates and moves bytes in pool memory. It knows nothing about dtypes or kernels: that is the
+API's job. A failed status becomes a Python exception here, once (`errors.status_error`).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable
-from typing import Any
+from typing import Any, ClassVar
+
+from .. import counters
 
 
 class Backend(abc.ABC):
-    """One live pool: a module instance, its memory and its helper threads.
-
-    Start one with the classmethod `start(threads)`: it returns the backend (wasmtime) or an
-    awaitable of it (pyodide, whose workers must be running before any blocking call).
-    """
+    """One live pool: a module instance, its memory and its helper threads."""
 
     #: "wasmtime" or "pyodide"
-    name: str
+    name: ClassVar[str]
+    #: True when the engine starts threads asynchronously: start with `await start_async(n)`
+    #: (pyodide: workers must be running before any blocking call); False: `start(n)`.
+    asynchronous: ClassVar[bool] = False
     #: True when the threaded build (pool-mt.wasm) runs, False for pool-st.wasm
     threaded: bool
     #: address of the counters block (jr_counters(), kernels/ABI.md)
-    counters: int
-    #: jr_max_threads() of the running build
+    counters_address: int
+    #: jr_max_threads() of the running build (1 for st)
     build_max_threads: int
 
+    # -- life ----------------------------------------------------------------------------
     @classmethod
-    @abc.abstractmethod
-    def start(cls, threads: int) -> Backend | Awaitable[Backend]:
-        """Start a pool of `threads` threads (caller included)."""
+    def start(cls, threads: int) -> Backend:
+        """Start a pool of `threads` threads (caller included), synchronously."""
+        raise NotImplementedError(f"the {cls.name} backend starts with `await start_async(n)`")
+
+    @classmethod
+    async def start_async(cls, threads: int) -> Backend:
+        """Start a pool of `threads` threads; for engines whose threads start asynchronously."""
+        return cls.start(threads)
+
+    def set_threads(self, n: int) -> None:
+        """Resize the live pool to n threads (caller included) now, or raise PoolError.
+
+        n is already checked against the limits (pool.py). An engine that cannot start threads
+        synchronously raises errors.NeedsAwait when n needs more than it has running.
+        """
+        raise NotImplementedError
+
+    async def resize(self, n: int) -> None:
+        """Grow or shrink the live pool to n threads, starting threads as the engine needs."""
+        self.set_threads(n)
 
     @abc.abstractmethod
-    def call(self, export: str, *args: float) -> int:
-        """Call a kernel export synchronously and return its raw i32 status.
+    def close(self) -> None:
+        """Stop every helper thread and drop the instance."""
 
-        Clears the cancel flag first. While the call runs, an interrupt (Ctrl-C in
-        CPython, Pyodide's interrupt buffer in the browser) sets the cancel flag; the call
-        then returns E_CANCELED and KeyboardInterrupt is raised (by the backend when it
-        caught the signal itself, else by the API on E_CANCELED). A trap raises WasmTrap.
+    # -- calls ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def call(self, export: str, *args: float) -> None:
+        """Run a kernel export (it returns a status) synchronously; raise if it failed.
+
+        Clears the cancel flag first. While the call runs, an interrupt (Ctrl-C in CPython, the
+        page's interrupt buffer in the browser) sets the cancel flag; the call then returns
+        E_CANCELED and KeyboardInterrupt is raised with the pool intact. Any other failed
+        status raises errors.status_error(export, status, detail); a trap raises WasmTrap.
         """
 
+    # -- memory --------------------------------------------------------------------------
     @abc.abstractmethod
-    def call_value(self, export: str, *args: float) -> int:
-        """Call a non-kernel export (jr_alloc, jr_free, jr_counters...) and return its value.
+    def alloc(self, nbytes: int, zero: bool) -> int:
+        """jr_alloc: a 16-byte aligned block; PoolMemoryError when memory cannot grow."""
 
-        i32 results come back signed, as wasm returns them: mask pointers with 0xFFFFFFFF.
-        """
+    @abc.abstractmethod
+    def free(self, ptr: int) -> None:
+        """jr_free now (not during a call on this thread: see free_soon)."""
 
     @abc.abstractmethod
     def free_soon(self, ptr: int) -> None:
@@ -57,14 +83,6 @@ class Backend(abc.ABC):
         Called from finalizers, which may run in the middle of another call; never raises
         because the pool is closed (the memory went with it).
         """
-
-    @abc.abstractmethod
-    def strerror(self, status: int) -> str:
-        """The pool's message for a status code (jr_strerror)."""
-
-    @abc.abstractmethod
-    def store_u32(self, ptr: int, value: int) -> None:
-        """Store a u32 into pool memory (used for the counters block's cancel flag)."""
 
     @abc.abstractmethod
     def write(self, ptr: int, data: memoryview) -> None:
@@ -82,18 +100,15 @@ class Backend(abc.ABC):
     def memory_size(self) -> int:
         """Current size of the pool's memory in bytes."""
 
-    @abc.abstractmethod
-    def set_threads(self, n: int) -> None:
-        """Resize the live pool to n threads (caller included). Raises on failure."""
+    def counters(self, threads: bool = True) -> counters.Counters:
+        """The counters block now (never calls into the pool, never blocks)."""
+        return counters.read(self, threads)
 
+    # -- the host ------------------------------------------------------------------------
     @abc.abstractmethod
     def cpu_count(self) -> int:
         """Cores the host offers (os.cpu_count, navigator.hardwareConcurrency)."""
 
     @abc.abstractmethod
     def isolation(self) -> dict[str, Any]:
-        """Whether shared memory is available, and if not, why and how to fix it."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Stop every helper thread and drop the instance."""
+        """{cross_origin_isolated, shared_memory, reason, fix}: why threads are (not) here."""

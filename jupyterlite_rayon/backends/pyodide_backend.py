@@ -33,7 +33,7 @@ import pyodide_js  # type: ignore[import-not-found]
 from pyodide.code import run_js  # type: ignore[import-not-found]
 from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
 
-from .. import errors
+from .. import abi, errors, isolation
 from .base import Backend
 
 _U32 = 0xFFFFFFFF
@@ -72,6 +72,7 @@ _JS = run_js(
     name: String(error && error.name || 'Error'),
     message: String(error && error.message || error),
     code: error && typeof error.code === 'number' ? error.code : null,
+    detail: String(error && (error.detail || '') || ''),
   }),
   // Small copies go through latin-1 strings: a new typed-array proxy per call costs far more.
   reader: (pool) => (ptr, n) => {
@@ -108,34 +109,11 @@ def _package_bytes(*parts: str) -> bytes:
         ) from None
 
 
-def fix_for_host(hostname: str) -> str:
-    """How to make this site cross-origin isolated, for the host serving it."""
-    headers = ("Cross-Origin-Opener-Policy: same-origin and "
-               "Cross-Origin-Embedder-Policy: require-corp")
-    host = hostname.lower()
-    if host.endswith("github.io"):
-        return ("GitHub Pages cannot send headers: build the site with the jupyterlite-rayon "
-                "add-on's service-worker option (`jupyter lite build --rayon-service-worker`, "
-                "or RayonAddon.service_worker = True), deploy, then reload the page once")
-    if host.endswith(("netlify.app", "netlify.com")):
-        return f"add a `_headers` file to the site root that sends {headers} for /*"
-    if host.endswith("pages.dev"):
-        return f"add a `_headers` file (Cloudflare Pages) to the site root that sends {headers}"
-    if host.endswith("vercel.app"):
-        return (f"add a `vercel.json` with a `headers` rule that sends {headers} for "
-                "source `/(.*)`")
-    if host in ("localhost", "127.0.0.1", "::1", "[::1]") or host.endswith(".localhost"):
-        return ("`jupyter lite serve` sends the headers only when jupyter_server (tornado) is "
-                "installed: `pip install jupyter_server`, then serve again; any other server "
-                f"must send {headers}")
-    return (f"make the server send {headers} (Netlify/Cloudflare: a `_headers` file; Vercel: "
-            "`vercel.json`; GitHub Pages: the add-on's service-worker option, then reload once)")
-
-
 class PyodideBackend(Backend):
     """The pool inside the Pyodide kernel worker. Start it with `await PyodideBackend.start(n)`."""
 
     name = "pyodide"
+    asynchronous = True
 
     def __init__(self, pool: Any, isolation: dict[str, Any]) -> None:
         # Use start(): creating the pool needs awaiting (helper workers must be running first).
@@ -143,7 +121,7 @@ class PyodideBackend(Backend):
         self._isolation = isolation
         self.threaded = bool(pool.threaded)
         self.exports = pool.exports
-        self.counters = int(self.exports.jr_counters()) & _U32
+        self.counters_address = int(self.exports.jr_counters()) & _U32
         self.build_max_threads = int(self.exports.jr_max_threads())
         self._call = _JS.catching(pool.call.bind(pool))
         self._read_small = _JS.reader(pool)
@@ -154,7 +132,8 @@ class PyodideBackend(Backend):
         self.interrupted_calls = 0
 
     @classmethod
-    async def start(cls, threads: int, wasm: dict[str, bytes] | None = None) -> PyodideBackend:
+    async def start_async(cls, threads: int,
+                          wasm: dict[str, bytes] | None = None) -> PyodideBackend:
         """Start a pool of `threads` threads (caller included); returns once every helper runs.
 
         `wasm` = {"mt": bytes, "st": bytes} overrides the packaged builds (tests).
@@ -178,7 +157,7 @@ class PyodideBackend(Backend):
             raise _host_error("init_thread_pool", e) from None
         backend = cls(pool, isolation)
         backend._proxies = (stdout, stderr)
-        _JS.announcePool(POOL_MESSAGE, pool, backend.counters)
+        _JS.announcePool(POOL_MESSAGE, pool, backend.counters_address)
         if not backend.threaded:
             _warn_fallback(isolation, str(pool.fallbackReason or ""))
         return backend
@@ -194,11 +173,11 @@ class PyodideBackend(Backend):
         except JsException as e:
             raise _host_error("init_thread_pool", e) from None
 
-    def call(self, export: str, *args: float) -> int:
+    def call(self, export: str, *args: float) -> None:
         self._check_open(export)
         result = self._call(export, *args)
         if result.ok:
-            return int(result.value)
+            return
         error = _JS.describe(result.error).to_py()
         code = error["code"]
         if code == errors.E_CANCELED:
@@ -211,10 +190,27 @@ class PyodideBackend(Backend):
                 self.interrupted_calls += 1
                 pyodide_js.checkInterrupt()
         if isinstance(code, int) and error["name"] in errors.STATUS_NAMES.values():
-            return code
+            raise errors.status_error(export, code, error["detail"] or error["message"])
         raise _error_from(export, error)
 
-    def call_value(self, export: str, *args: float) -> int:
+    def alloc(self, nbytes: int, zero: bool) -> int:
+        if nbytes > _U32:
+            raise errors.PoolMemoryError(f"{nbytes} bytes do not fit in the pool's 32-bit "
+                                         "memory; work on smaller chunks")
+        ptr = self._value("jr_alloc", nbytes, 1 if zero else 0) & _U32
+        if not ptr:
+            in_use = self.counters(threads=False).bytes_in_use
+            raise errors.PoolMemoryError(
+                f"the pool cannot allocate {nbytes} bytes: with the {in_use} bytes its arrays "
+                "hold, that exceeds its memory's maximum; close arrays you no longer need "
+                "(a.close() or del a) or use smaller arrays"
+            )
+        return ptr
+
+    def free(self, ptr: int) -> None:
+        self.free_soon(ptr)
+
+    def _value(self, export: str, *args: float) -> int:
         self._check_open(export)
         fn = getattr(self.exports, export, None)
         if fn is None:
@@ -274,12 +270,6 @@ class PyodideBackend(Backend):
     def memory_size(self) -> int:
         return int(self._pool.memory.buffer.byteLength)
 
-    def strerror(self, status: int) -> str:
-        ptr = self.call_value("jr_strerror", status) & _U32
-        view = self._pool.view(js.Uint8Array, 0, self.memory_size())
-        end = view.indexOf(0, ptr)
-        return self.read(ptr, (end if end >= 0 else self.memory_size()) - ptr).decode()
-
     def set_threads(self, n: int) -> None:
         """Resize within the workers already running (no await possible here).
 
@@ -294,26 +284,22 @@ class PyodideBackend(Backend):
                 )
             return
         before = int(self._pool.threads)
-        status = self.call_value("jr_set_threads", n)
+        status = self._value("jr_set_threads", n)
         if status == errors.E_THREADS:
             # Keep the pool as it was rather than with however many threads happened to start.
-            self.call_value("jr_set_threads", before)
+            self._value("jr_set_threads", before)
             raise ValueError(
                 f"set_num_threads({n}): the pool's workers were started for fewer threads; "
                 f"run `await jupyterlite_rayon.init_thread_pool({n})` to start more"
             )
         if status != 0:
-            raise errors.status_error("set_num_threads", status, self.strerror(status))
+            raise errors.status_error("set_num_threads", status, abi.STATUS_MEANING.get(status, ""))
 
     def cpu_count(self) -> int:
         return int(getattr(js.navigator, "hardwareConcurrency", 1) or 1)
 
     def isolation(self) -> dict[str, Any]:
         return dict(self._isolation)
-
-    def status(self) -> dict[str, Any]:
-        """The host's view of the counters block (never calls into the pool)."""
-        return dict(self._pool.status().to_py())
 
     def close(self) -> None:
         if self._closed:
@@ -349,7 +335,7 @@ def _isolation(support: dict[str, Any]) -> dict[str, Any]:
     coi = bool(getattr(js, "crossOriginIsolated", False))
     ok = bool(support.get("ok"))
     reason = support.get("reason") or ""
-    fix = "" if ok else fix_for_host(str(js.location.hostname))
+    fix = "" if ok else isolation.fix_for_host(str(js.location.hostname))
     return {"cross_origin_isolated": coi, "shared_memory": ok, "reason": reason, "fix": fix}
 
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import jupyterlite_rayon as jr
-from jupyterlite_rayon.foreign import ENOSYS, ForeignModule
+from jupyterlite_rayon.backends.wasi import ENOSYS
+from jupyterlite_rayon.foreign import ForeignModule
 
 SIZES = [0, 1, 2, 3, 7, 31, 1023, 1024, 1025, 4097, 65_537]
 
