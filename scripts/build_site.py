@@ -32,17 +32,37 @@ DEPS = ROOT / ".deps"
 LABEXTENSION_NAME = "jupyterlite-rayon"
 
 
-def installed_labextension() -> Path | None:
-    """The labextension as pip installed it into share/jupyter/labextensions, if there."""
+def sys_prefix_labextensions() -> list[Path]:
+    """The prebuilt labextensions pip installed into share/jupyter/labextensions."""
     share = Path(sysconfig.get_paths()["data"]) / "share/jupyter/labextensions"
-    path = share / LABEXTENSION_NAME
-    return path if (path / "package.json").is_file() else None
+    found = [*share.glob("*/package.json"), *share.glob("@*/*/package.json")]
+    return sorted(
+        p.parent for p in found if json.loads(p.read_text()).get("jupyterlab", {}).get("_build")
+    )
 
 
 def built_labextension() -> Path | None:
     """The labextension built in the source tree (an editable install does not copy it)."""
     path = ROOT / "jupyterlite_rayon" / "labextension"
     return path if (path / "package.json").is_file() else None
+
+
+def federated_extensions(wheel: Path | None) -> list[str]:
+    """Every labextension for the site: jupyterlite-rayon's from the given wheel's shared data,
+    else the one built in the source tree (never the copy pip installed, which a later
+    `npm run build` leaves stale), plus the other installed ones (the kernel, widgets)."""
+    if wheel is not None:
+        ours = wheel.resolve()
+    else:
+        built = built_labextension()
+        if built is None:
+            raise SystemExit(
+                "the jupyterlite-rayon labextension is not built (no status bar, no interrupts, "
+                "no service-worker reload): `cd labextension && npm install && npm run build`"
+            )
+        ours = built
+    others = [p for p in sys_prefix_labextensions() if p.name != LABEXTENSION_NAME]
+    return [str(ours), *(str(p) for p in others)]
 
 
 def lite_settings(disable_pypi: bool = True) -> dict:
@@ -78,15 +98,7 @@ def build_site(
     out = out.resolve()
     if out.exists():
         shutil.rmtree(out)
-    federated = []
-    if installed_labextension() is None:
-        built = built_labextension()
-        if built is None:
-            print("WARNING: the jupyterlite-rayon labextension is not built (no status bar, no "
-                  "service-worker reload): `cd labextension && npm install && npm run build`",
-                  file=sys.stderr)
-        else:
-            federated.append(str(built))
+    federated = federated_extensions(wheel)
 
     with tempfile.TemporaryDirectory(prefix="jr-lite-") as tmp:
         lite = Path(tmp)
@@ -105,6 +117,8 @@ def build_site(
                 "output_dir": str(out),
                 "contents": [str(contents.resolve())] if contents is not None else [],
                 "federated_extensions": federated,
+                # federated lists the installed ones but jupyterlite-rayon's own.
+                "ignore_sys_prefix": ["federated_extensions"],
             },
             "RayonAddon": rayon,
         }
