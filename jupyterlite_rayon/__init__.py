@@ -54,6 +54,7 @@ from .kernels import (
     subtract,
     sum,
 )
+from .notebook.live import widget  # imports ipywidgets only when a widget is made
 from .pool import (
     current_num_threads,
     get_backend,
@@ -67,7 +68,6 @@ from .pool import (
     shutdown,
     threadpool_limits,
 )
-from .notebook.live import widget  # imports ipywidgets only when a widget is made
 
 __version__ = "0.1.0"
 

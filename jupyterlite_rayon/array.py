@@ -206,12 +206,13 @@ class PoolArray:
             start, stop, step = key.indices(rows)
             picked = range(start, stop, step)
             if step == 1:
-                raw = self._arena.read(self._ptr + start * row_items * item,
-                                       len(picked) * row_items * item)
+                raw = self._arena.read(
+                    self._ptr + start * row_items * item, len(picked) * row_items * item
+                )
             else:
                 whole = self.tobytes()
                 width = row_items * item
-                raw = b"".join(whole[i * width:(i + 1) * width] for i in picked)
+                raw = b"".join(whole[i * width : (i + 1) * width] for i in picked)
             shape = (len(picked), *self._shape[1:])
             return _from_bytes(self._arena, raw, shape, self._dtype)
         if not isinstance(key, int) or isinstance(key, bool):
@@ -292,14 +293,16 @@ def _shape_of(shape: int | Sequence[int]) -> tuple[int, ...]:
     return dims
 
 
-def empty(shape: int | Sequence[int], dtype: Any = "float64", *,
-          arena: Arena | None = None) -> PoolArray:
+def empty(
+    shape: int | Sequence[int], dtype: Any = "float64", *, arena: Arena | None = None
+) -> PoolArray:
     """An uninitialised array in pool memory."""
     return _new(shape, dtype, arena, zero=False)
 
 
-def zeros(shape: int | Sequence[int], dtype: Any = "float64", *,
-          arena: Arena | None = None) -> PoolArray:
+def zeros(
+    shape: int | Sequence[int], dtype: Any = "float64", *, arena: Arena | None = None
+) -> PoolArray:
     """A zero-filled array in pool memory."""
     return _new(shape, dtype, arena, zero=True)
 
@@ -312,8 +315,9 @@ def _new(shape: int | Sequence[int], dtype: Any, arena: Arena | None, zero: bool
     return PoolArray(arena, ptr, dims, dt)
 
 
-def _from_bytes(arena: Arena, raw: bytes | memoryview, shape: tuple[int, ...],
-                dt: DType) -> PoolArray:
+def _from_bytes(
+    arena: Arena, raw: bytes | memoryview, shape: tuple[int, ...], dt: DType
+) -> PoolArray:
     out = PoolArray(arena, arena.alloc(len(raw), False), shape, dt)
     try:
         arena.write(out._ptr, memoryview(raw))
@@ -388,8 +392,10 @@ def _from_buffer(view: memoryview, want: DType | None, arena: Arena) -> PoolArra
         # Raw bytes with an explicit dtype: reinterpret them (little-endian, like wasm).
         blob = view.tobytes()
         if len(blob) % want.itemsize:
-            raise ValueError(f"{len(blob)} bytes are not a whole number of {want.name} items "
-                             f"({want.itemsize} bytes each)")
+            raise ValueError(
+                f"{len(blob)} bytes are not a whole number of {want.name} items "
+                f"({want.itemsize} bytes each)"
+            )
         return _from_bytes(arena, blob, (len(blob) // want.itemsize,), want)
     if have is None:
         raise TypeError(

@@ -64,9 +64,13 @@ def decode(header: bytes, records: bytes = b"") -> Counters:
         )
     per_thread = []
     for i in range(min(fields["threads"], len(records) // abi.THREAD_RECORD_BYTES)):
-        rec = dict(zip(abi.THREAD_RECORD_FIELDS, _RECORD.unpack_from(records,
-                                                                      i * _RECORD.size),
-                       strict=True))
+        rec = dict(
+            zip(
+                abi.THREAD_RECORD_FIELDS,
+                _RECORD.unpack_from(records, i * _RECORD.size),
+                strict=True,
+            )
+        )
         state = abi.THREAD_STATES.get(rec["state"], str(rec["state"]))
         per_thread.append(ThreadCounters(state, rec["tasks"], rec["steals"]))
     return Counters(
@@ -97,6 +101,5 @@ def read(memory: Memory, threads: bool = True) -> Counters:
         return decode(header)
     at = abi.COUNTERS_HEADER_OFFSETS["threads"]  # only the live threads' records are read
     live = int.from_bytes(header[at : at + 4], "little")
-    records = memory.read(base + abi.THREAD_RECORDS_OFFSET,
-                          abi.THREAD_RECORD_BYTES * max(live, 1))
+    records = memory.read(base + abi.THREAD_RECORDS_OFFSET, abi.THREAD_RECORD_BYTES * max(live, 1))
     return decode(header, records)

@@ -33,10 +33,15 @@ from .errors import ForeignModuleError, PoolMemoryError, WasmTrap
 _U32 = 0xFFFFFFFF
 
 
-def load_module(source: str | os.PathLike[str] | bytes | bytearray | memoryview, *,
-                threads: int | None = None, alloc: str = "malloc", free: str = "free",
-                stdout: Callable[[str], Any] | None = None,
-                stderr: Callable[[str], Any] | None = None) -> ForeignModule:
+def load_module(
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+    *,
+    threads: int | None = None,
+    alloc: str = "malloc",
+    free: str = "free",
+    stdout: Callable[[str], Any] | None = None,
+    stderr: Callable[[str], Any] | None = None,
+) -> ForeignModule:
     """Load a wasi-threads module from a path or bytes.
 
     threads: helper threads started up front (more start on demand); default: the cores.
@@ -44,8 +49,10 @@ def load_module(source: str | os.PathLike[str] | bytes | bytearray | memoryview,
     stdout/stderr: where fd_write output goes (default: sys.stdout / sys.stderr at call time).
     """
     if sys.platform == "emscripten":
-        raise ForeignModuleError("load_module runs in CPython (wasmtime) only for now; in "
-                                 "JupyterLite, call your module from JavaScript")
+        raise ForeignModuleError(
+            "load_module runs in CPython (wasmtime) only for now; in "
+            "JupyterLite, call your module from JavaScript"
+        )
     if isinstance(source, (bytes, bytearray, memoryview)):
         wasm, name = bytes(source), "module"
     else:
@@ -53,16 +60,25 @@ def load_module(source: str | os.PathLike[str] | bytes | bytearray | memoryview,
         if not path.is_file():
             raise FileNotFoundError(f"load_module: no file {str(path)!r}")
         wasm, name = path.read_bytes(), path.stem
-    return ForeignModule(wasm, name, threads=threads, alloc=alloc, free=free, stdout=stdout,
-                         stderr=stderr)
+    return ForeignModule(
+        wasm, name, threads=threads, alloc=alloc, free=free, stdout=stdout, stderr=stderr
+    )
 
 
 class ForeignModule:
     """A loaded module: its exported functions are attributes; arrays live in its memory."""
 
-    def __init__(self, wasm: bytes, name: str, *, threads: int | None, alloc: str, free: str,
-                 stdout: Callable[[str], Any] | None,
-                 stderr: Callable[[str], Any] | None) -> None:
+    def __init__(
+        self,
+        wasm: bytes,
+        name: str,
+        *,
+        threads: int | None,
+        alloc: str,
+        free: str,
+        stdout: Callable[[str], Any] | None,
+        stderr: Callable[[str], Any] | None,
+    ) -> None:
         import wasmtime as W
 
         from .backends import wasi, wasi_threads
@@ -79,8 +95,9 @@ class ForeignModule:
         self._wasi = wasi.Wasi(stdout, stderr)
         self._alloc_name, self._free_name = alloc, free
         helpers = threads if threads is not None else (os.cpu_count() or 1)
-        self._host = wasi_threads.WasmThreads(module, eng, self._wasi.imports, helpers=helpers,
-                                              name=name, interruptible=True)
+        self._host = wasi_threads.WasmThreads(
+            module, eng, self._wasi.imports, helpers=helpers, name=name, interruptible=True
+        )
         self._functions: dict[str, ForeignFunction] = {}
         self.max_memory_bytes = self._host.max_bytes
 
@@ -90,8 +107,11 @@ class ForeignModule:
         """Names of the exported functions (not the wasi-threads entry point)."""
         import wasmtime as W
 
-        return sorted(e.name for e in self._host.module.exports
-                      if isinstance(e.type, W.FuncType) and e.name != "wasi_thread_start")
+        return sorted(
+            e.name
+            for e in self._host.module.exports
+            if isinstance(e.type, W.FuncType) and e.name != "wasi_thread_start"
+        )
 
     def __getattr__(self, name: str) -> ForeignFunction:
         if name.startswith("_"):
@@ -116,8 +136,9 @@ class ForeignModule:
         before = len(self._host.thread_errors)
         result = self._host.run(name, args, self._host.engine.increment_epoch, grace=2.0)
         if len(self._host.thread_errors) > before:
-            raise WasmTrap(f"{self.name}.{name}: a thread trapped: "
-                           f"{self._host.thread_errors[before]}")
+            raise WasmTrap(
+                f"{self.name}.{name}: a thread trapped: {self._host.thread_errors[before]}"
+            )
         return result
 
     # -- memory ----------------------------------------------------------------------------
@@ -200,18 +221,24 @@ class ForeignFunction:
 
     def __call__(self, *args: Any) -> Any:
         if len(args) != len(self.params):
-            raise TypeError(f"{self.module.name}.{self.name} takes {len(self.params)} "
-                            f"arguments ({', '.join(self.params)}), got {len(args)}")
-        values = [self._convert(i, kind, a) for i, (kind, a) in
-                  enumerate(zip(self.params, args, strict=True))]
+            raise TypeError(
+                f"{self.module.name}.{self.name} takes {len(self.params)} "
+                f"arguments ({', '.join(self.params)}), got {len(args)}"
+            )
+        values = [
+            self._convert(i, kind, a)
+            for i, (kind, a) in enumerate(zip(self.params, args, strict=True))
+        ]
         return self.module._run(self.name, tuple(values))
 
     def _convert(self, i: int, kind: str, value: Any) -> int | float:
         where = f"{self.module.name}.{self.name} argument {i + 1} ({kind})"
         if isinstance(value, PoolArray):
             if value.arena is not self.module:
-                raise TypeError(f"{where}: the array lives in {value.arena.name!r}, not in this "
-                                f"module; copy it with mod.asarray(array)")
+                raise TypeError(
+                    f"{where}: the array lives in {value.arena.name!r}, not in this "
+                    f"module; copy it with mod.asarray(array)"
+                )
             if kind != "i32":
                 raise TypeError(f"{where}: an array is passed as an i32 pointer")
             return value.ptr

@@ -61,8 +61,10 @@ class _Call:
 def _need(name: str, x: PoolArray, codes: frozenset[int]) -> None:
     if x.dtype_info.code not in codes:
         allowed = ", ".join(d.name for d in dtypes.ALL if d.code in codes)
-        raise TypeError(f"{name}: dtype {x.dtype} is not supported (use {allowed}); convert "
-                        f"with jr.asarray(x, '{'float64' if 0 in codes else allowed}')")
+        raise TypeError(
+            f"{name}: dtype {x.dtype} is not supported (use {allowed}); convert "
+            f"with jr.asarray(x, '{'float64' if 0 in codes else allowed}')"
+        )
 
 
 def _need_1d(name: str, x: PoolArray) -> None:
@@ -75,8 +77,9 @@ def _scalar_out(result_is_float: bool) -> Any:
     return (_F64 if result_is_float else _I64).unpack(raw)[0]
 
 
-def _as_count(name: str, value: object, what: str, minimum: int = 0,
-              maximum: int = 0xFFFFFFFF) -> int:
+def _as_count(
+    name: str, value: object, what: str, minimum: int = 0, maximum: int = 0xFFFFFFFF
+) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -134,11 +137,14 @@ def dot(a: Any, b: Any) -> Any:
 
 def _same(name: str, x: PoolArray, y: PoolArray) -> None:
     if x.dtype != y.dtype:
-        raise TypeError(f"{name}: the arrays have different dtypes ({x.dtype} and {y.dtype}); "
-                        f"convert one, e.g. jr.asarray(y, '{x.dtype}')")
+        raise TypeError(
+            f"{name}: the arrays have different dtypes ({x.dtype} and {y.dtype}); "
+            f"convert one, e.g. jr.asarray(y, '{x.dtype}')"
+        )
     if x.shape != y.shape:
-        raise ValueError(f"{name}: shapes {x.shape} and {y.shape} differ; pass arrays of "
-                         "the same shape")
+        raise ValueError(
+            f"{name}: shapes {x.shape} and {y.shape} differ; pass arrays of the same shape"
+        )
 
 
 # -- element-wise ------------------------------------------------------------------------
@@ -188,8 +194,15 @@ def negative(a: Any) -> PoolArray:
     return _unary("negative", a)
 
 
-_BINARY = {"add": 0, "subtract": 1, "multiply": 2, "divide": 3, "power": 4, "minimum": 5,
-           "maximum": 6}
+_BINARY = {
+    "add": 0,
+    "subtract": 1,
+    "multiply": 2,
+    "divide": 3,
+    "power": 4,
+    "minimum": 5,
+    "maximum": 6,
+}
 
 
 def _is_scalar(v: Any) -> bool:
@@ -206,15 +219,26 @@ def _binary(name: str, a: Any, b: Any) -> PoolArray:
         if _is_scalar(a) or _is_scalar(b):
             swap = _is_scalar(a)
             x = c.array(b if swap else a)
-            s = (a if swap else b).item() if hasattr(a if swap else b, "item") else (
-                a if swap else b)
+            s = (
+                (a if swap else b).item()
+                if hasattr(a if swap else b, "item")
+                else (a if swap else b)
+            )
             x = _promote(c, name, x, s)
             if not x.dtype_info.is_float and builtins.abs(s) >= _INT_SAFE:
                 raise ValueError(f"{name}: integer scalar {s} is too large (|s| < 2**53)")
             out = empty(x.shape, x.dtype_info)
             try:
-                c.run("jr_map_scalar", op, x.dtype_info.code, x.ptr, float(s), out.ptr, x.size,
-                      1 if swap else 0)
+                c.run(
+                    "jr_map_scalar",
+                    op,
+                    x.dtype_info.code,
+                    x.ptr,
+                    float(s),
+                    out.ptr,
+                    x.size,
+                    1 if swap else 0,
+                )
             except BaseException:
                 out.close()
                 raise
@@ -237,8 +261,10 @@ def _promote(c: _Call, name: str, x: PoolArray, scalar: Any) -> PoolArray:
     if x.dtype_info.is_float:
         return x
     if name == "power":
-        raise TypeError(f"{name}: integer arrays are not supported; convert to floats first "
-                        "with jr.asarray(x, 'float64')")
+        raise TypeError(
+            f"{name}: integer arrays are not supported; convert to floats first "
+            "with jr.asarray(x, 'float64')"
+        )
     if name == "divide" or (isinstance(scalar, float) and not scalar.is_integer()):
         return c.array(x, "float64")
     if isinstance(scalar, float) and not math.isfinite(scalar):
@@ -342,12 +368,13 @@ def matmul(a: Any, b: Any) -> PoolArray:
         if x.ndim != 2 or y.ndim != 2:
             raise ValueError(f"matmul: expects 2-D arrays, got shapes {x.shape} and {y.shape}")
         if x.dtype != y.dtype:
-            raise TypeError(f"matmul: dtypes {x.dtype} and {y.dtype} differ; convert one with "
-                            f"jr.asarray(b, '{x.dtype}')")
+            raise TypeError(
+                f"matmul: dtypes {x.dtype} and {y.dtype} differ; convert one with "
+                f"jr.asarray(b, '{x.dtype}')"
+            )
         (m, k), (k2, n) = x.shape, y.shape
         if k != k2:
-            raise ValueError(f"matmul: shapes {x.shape} and {y.shape} do not align "
-                             f"({k} != {k2})")
+            raise ValueError(f"matmul: shapes {x.shape} and {y.shape} do not align ({k} != {k2})")
         out = empty((m, n), x.dtype_info)
         try:
             c.run("jr_matmul", x.dtype_info.code, x.ptr, y.ptr, out.ptr, m, k, n)
@@ -357,15 +384,24 @@ def matmul(a: Any, b: Any) -> PoolArray:
         return out
 
 
-def mandelbrot(width: int, height: int, xmin: float = -2.0, xmax: float = 1.0,
-               ymin: float = -1.5, ymax: float = 1.5, max_iter: int = 256) -> PoolArray:
+def mandelbrot(
+    width: int,
+    height: int,
+    xmin: float = -2.0,
+    xmax: float = 1.0,
+    ymin: float = -1.5,
+    ymax: float = 1.5,
+    max_iter: int = 256,
+) -> PoolArray:
     """Escape iteration counts, uint32 of shape (height, width) (formula in kernels/ABI.md)."""
     name = "mandelbrot"
     w = _as_count(name, width, "width")
     h = _as_count(name, height, "height")
     it = _as_count(name, max_iter, "max_iter")
-    bounds = [_as_float(name, v, what) for v, what in
-              ((xmin, "xmin"), (xmax, "xmax"), (ymin, "ymin"), (ymax, "ymax"))]
+    bounds = [
+        _as_float(name, v, what)
+        for v, what in ((xmin, "xmin"), (xmax, "xmax"), (ymin, "ymin"), (ymax, "ymax"))
+    ]
     with _Call(name) as c:
         out = empty((h, w), dtypes.UINT32)
         try:
@@ -376,9 +412,9 @@ def mandelbrot(width: int, height: int, xmin: float = -2.0, xmax: float = 1.0,
         return out
 
 
-def histogram(a: Any, bins: int = 10,
-              range: tuple[float, float] | None = None
-              ) -> tuple[PoolArray, list[float]]:
+def histogram(
+    a: Any, bins: int = 10, range: tuple[float, float] | None = None
+) -> tuple[PoolArray, list[float]]:
     """numpy.histogram(a, bins, range): (int64 counts, bins + 1 edges)."""
     name = "histogram"
     nbins = _as_count(name, bins, "bins", minimum=1)
@@ -399,11 +435,15 @@ def histogram(a: Any, bins: int = 10,
             if lo == hi:
                 lo, hi = lo - 0.5, hi + 0.5  # numpy widens an empty range the same way
         if not math.isfinite(hi - lo):
-            raise ValueError(f"{name}: the range [{lo}, {hi}] is too wide for finite-sized "
-                             "bins; pass a narrower range=(lo, hi)")
+            raise ValueError(
+                f"{name}: the range [{lo}, {hi}] is too wide for finite-sized "
+                "bins; pass a narrower range=(lo, hi)"
+            )
         if not lo < hi:  # one huge value: +-0.5 vanished in rounding (numpy refuses too)
-            raise ValueError(f"{name}: cannot make {nbins} finite-sized bins around {lo}; "
-                             "pass range=(lo, hi) with lo < hi")
+            raise ValueError(
+                f"{name}: cannot make {nbins} finite-sized bins around {lo}; "
+                "pass range=(lo, hi) with lo < hi"
+            )
         counts = empty(nbins, dtypes.INT64)
         try:
             c.run("jr_histogram", x.dtype_info.code, x.ptr, x.size, nbins, lo, hi, counts.ptr)
@@ -424,8 +464,10 @@ def _auto_range(x: PoolArray) -> tuple[float, float]:
         return 0.0, 1.0
     lo, hi = float(min(x)), float(max(x))
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"histogram: autodetected range of [{lo}, {hi}] is not finite; "
-                         "pass range=(lo, hi) or remove NaN/inf values")
+        raise ValueError(
+            f"histogram: autodetected range of [{lo}, {hi}] is not finite; "
+            "pass range=(lo, hi) or remove NaN/inf values"
+        )
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
         if x.dtype == "float32":
@@ -484,8 +526,14 @@ def bench_for(n: int) -> int:
 
 
 register_operators(
-    add=add, subtract=subtract, multiply=multiply, divide=divide, power=power,
-    negative=negative, abs=abs, matmul=matmul,
+    add=add,
+    subtract=subtract,
+    multiply=multiply,
+    divide=divide,
+    power=power,
+    negative=negative,
+    abs=abs,
+    matmul=matmul,
 )
 
 __all__ = [

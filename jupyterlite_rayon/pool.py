@@ -57,11 +57,15 @@ def check_count(n: object, what: str) -> int:
         if backend is not None and not backend.threaded:
             # More cores will not help here: the page lacks shared memory.
             iso = backend.isolation()
-            raise ValueError(f"{what}({n}): this pool runs the single-thread build, so it has "
-                             f"exactly 1 thread ({iso.get('reason') or 'no shared memory'}). "
-                             f"{iso.get('fix') or ''}".rstrip())
-        raise ValueError(f"{what}({n}): the thread count must be between 1 and {top} "
-                         f"(max_threads() = the cores); set {MAX_THREADS_ENV} to allow more")
+            raise ValueError(
+                f"{what}({n}): this pool runs the single-thread build, so it has "
+                f"exactly 1 thread ({iso.get('reason') or 'no shared memory'}). "
+                f"{iso.get('fix') or ''}".rstrip()
+            )
+        raise ValueError(
+            f"{what}({n}): the thread count must be between 1 and {top} "
+            f"(max_threads() = the cores); set {MAX_THREADS_ENV} to allow more"
+        )
     return n
 
 
@@ -126,8 +130,7 @@ def get_backend() -> Backend:
         return backend
     if backends.IN_BROWSER:
         raise PoolNotStarted(
-            "the thread pool is not running; run `await jupyterlite_rayon.init_thread_pool()` "
-            "first"
+            "the thread pool is not running; run `await jupyterlite_rayon.init_thread_pool()` first"
         )
     init_thread_pool()
     assert _backend is not None
@@ -186,9 +189,9 @@ def max_threads() -> int:
 class threadpool_limits:
     """Run a block (or a decorated function) with n threads, then restore the previous count.
 
-        with jr.threadpool_limits(2): ...
-        @jr.threadpool_limits(1)
-        def f(): ...
+    with jr.threadpool_limits(2): ...
+    @jr.threadpool_limits(1)
+    def f(): ...
     """
 
     def __init__(self, n: int) -> None:
@@ -218,10 +221,20 @@ def pool_info() -> dict[str, Any]:
     backend = _backend
     if backend is None:
         return {
-            "backend": backends.backend_name(), "build": None, "threads": 0,
-            "max_threads": max_threads(), "busy": 0, "tasks": 0, "steals": 0,
-            "bytes_in_use": 0, "memory_bytes": 0, "calls": 0, "per_thread": [],
-            "isolated": None, "isolation": {}, "started": False,
+            "backend": backends.backend_name(),
+            "build": None,
+            "threads": 0,
+            "max_threads": max_threads(),
+            "busy": 0,
+            "tasks": 0,
+            "steals": 0,
+            "bytes_in_use": 0,
+            "memory_bytes": 0,
+            "calls": 0,
+            "per_thread": [],
+            "isolated": None,
+            "isolation": {},
+            "started": False,
         }
     c = backend.counters()
     isolation = backend.isolation()
@@ -236,8 +249,9 @@ def pool_info() -> dict[str, Any]:
         "bytes_in_use": c.bytes_in_use,
         "memory_bytes": backend.memory_size(),
         "calls": c.calls,
-        "per_thread": [{"state": t.state, "tasks": t.tasks, "steals": t.steals}
-                       for t in c.per_thread],
+        "per_thread": [
+            {"state": t.state, "tasks": t.tasks, "steals": t.steals} for t in c.per_thread
+        ],
         "isolated": bool(isolation.get("cross_origin_isolated", False)),
         "isolation": isolation,
         "started": True,
@@ -264,13 +278,15 @@ def last_run() -> dict[str, Any] | None:
 def record_run(name: str, wall: float) -> None:
     """Called by the kernels after each call: remember it and tell the hooks."""
     global _last_run
-    _last_run = {"name": name, "wall": wall, "threads": current_num_threads(),
-                 "time": time.time()}
+    _last_run = {"name": name, "wall": wall, "threads": current_num_threads(), "time": time.time()}
     for hook in _hooks:
         try:
             hook(name, wall)
         except Exception as exc:  # noqa: BLE001 -- a broken hook must not break the call
             import warnings
 
-            warnings.warn(f"jupyterlite_rayon: on_run hook {hook!r} failed: {exc}",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"jupyterlite_rayon: on_run hook {hook!r} failed: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )

@@ -132,15 +132,18 @@ class PyodideBackend(Backend):
         self.interrupted_calls = 0
 
     @classmethod
-    async def start_async(cls, threads: int,
-                          wasm: dict[str, bytes] | None = None) -> PyodideBackend:
+    async def start_async(
+        cls, threads: int, wasm: dict[str, bytes] | None = None
+    ) -> PyodideBackend:
         """Start a pool of `threads` threads (caller included); returns once every helper runs.
 
         `wasm` = {"mt": bytes, "st": bytes} overrides the packaged builds (tests).
         """
         if wasm is None:
-            wasm = {"mt": _package_bytes("wasm", "pool-mt.wasm"),
-                    "st": _package_bytes("wasm", "pool-st.wasm")}
+            wasm = {
+                "mt": _package_bytes("wasm", "pool-mt.wasm"),
+                "st": _package_bytes("wasm", "pool-st.wasm"),
+            }
         host = await _host_module()
         support = host.detectThreading().to_py()
         isolation = _isolation(support)
@@ -195,8 +198,9 @@ class PyodideBackend(Backend):
 
     def alloc(self, nbytes: int, zero: bool) -> int:
         if nbytes > _U32:
-            raise errors.PoolMemoryError(f"{nbytes} bytes do not fit in the pool's 32-bit "
-                                         "memory; work on smaller chunks")
+            raise errors.PoolMemoryError(
+                f"{nbytes} bytes do not fit in the pool's 32-bit memory; work on smaller chunks"
+            )
         ptr = self._value("jr_alloc", nbytes, 1 if zero else 0) & _U32
         if not ptr:
             in_use = self.counters(threads=False).bytes_in_use

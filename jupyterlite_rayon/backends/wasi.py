@@ -43,15 +43,20 @@ _SIGNATURES: dict[str, tuple[list[str], list[str]]] = {
 class Wasi:
     """The WASI imports of one module; `imports` is a wasi_threads.ImportsFn."""
 
-    def __init__(self, stdout: Callable[[str], Any] | None = None,
-                 stderr: Callable[[str], Any] | None = None) -> None:
+    def __init__(
+        self, stdout: Callable[[str], Any] | None = None, stderr: Callable[[str], Any] | None = None
+    ) -> None:
         self._writers = {1: stdout, 2: stderr}
         self._host: Any = None
 
     def imports(self, host: Any, store: Any) -> dict[tuple[str, str], Any]:
         self._host = host
-        kinds = {"i32": W.ValType.i32(), "i64": W.ValType.i64(), "f32": W.ValType.f32(),
-                 "f64": W.ValType.f64()}
+        kinds = {
+            "i32": W.ValType.i32(),
+            "i64": W.ValType.i64(),
+            "f32": W.ValType.f32(),
+            "f64": W.ValType.f64(),
+        }
         out: dict[tuple[str, str], Any] = {}
         for imp in host.module.imports:
             if imp.module != _WASI:
@@ -94,7 +99,9 @@ class Wasi:
 
     # realtime, monotonic, process CPU, thread CPU (Pyodide has no thread clock: process CPU)
     _CLOCKS: ClassVar[dict[int, Callable[[], int]]] = {
-        0: time.time_ns, 1: time.monotonic_ns, 2: time.process_time_ns,
+        0: time.time_ns,
+        1: time.monotonic_ns,
+        2: time.process_time_ns,
         3: getattr(time, "thread_time_ns", time.process_time_ns),
     }
 
@@ -153,22 +160,24 @@ def check_imports(name: str, module: Any) -> None:
                 params, results = _SIGNATURES[imp.name]
                 got = ([str(p) for p in imp.type.params], [str(r) for r in imp.type.results])
                 if got != (params, results):
-                    problems.append(f"{key} has signature {got}, WASI preview1 has "
-                                    f"{(params, results)}")
+                    problems.append(
+                        f"{key} has signature {got}, WASI preview1 has {(params, results)}"
+                    )
         else:
-            problems.append(f"{key} (the host provides only env.memory, wasi.thread-spawn "
-                            f"and {_WASI}.*)")
+            problems.append(
+                f"{key} (the host provides only env.memory, wasi.thread-spawn and {_WASI}.*)"
+            )
     exported = {e.name for e in module.exports}
     if not has_memory:
-        problems.append("it does not import env.memory (link with --import-memory "
-                        "--shared-memory)")
+        problems.append("it does not import env.memory (link with --import-memory --shared-memory)")
     if "memory" in exported and not has_memory:
         problems.append("it exports its own memory instead of importing a shared one")
     if has_spawn and "wasi_thread_start" not in exported:
         problems.append("it imports wasi.thread-spawn but does not export wasi_thread_start")
     if problems:
-        raise ForeignModuleError(f"{name} is not a wasi-threads module this host can run: "
-                                 + "; ".join(problems))
+        raise ForeignModuleError(
+            f"{name} is not a wasi-threads module this host can run: " + "; ".join(problems)
+        )
 
 
 def _enosys(name: str, results: list[str]) -> Callable[..., Any]:

@@ -108,8 +108,9 @@ class WasmThreads:
                 "(and --import-memory) for wasi-threads"
             )
         self.max_bytes = (limits.max if limits.max is not None else 65536) * PAGE
-        self.memory = W.SharedMemory(eng, W.MemoryType(W.Limits(limits.min, limits.max),
-                                                       shared=True))
+        self.memory = W.SharedMemory(
+            eng, W.MemoryType(W.Limits(limits.min, limits.max), shared=True)
+        )
         # A shared memory never moves (wasmtime reserves its maximum), so the base is fixed.
         self.base = ctypes.cast(self.memory.data_ptr(), ctypes.c_void_p).value or 0
         self._size = self.memory.data_len()
@@ -140,8 +141,9 @@ class WasmThreads:
         self._done = threading.Lock()  # released by the caller thread when a result is ready
         self._done.acquire()
         self._result: tuple[int, bool, Any] = (0, True, None)
-        self._caller = threading.Thread(target=self._caller_loop, name=f"{name}-caller",
-                                        daemon=True)
+        self._caller = threading.Thread(
+            target=self._caller_loop, name=f"{name}-caller", daemon=True
+        )
         self._caller.start()
 
     # -- instances -----------------------------------------------------------------------
@@ -205,9 +207,12 @@ class WasmThreads:
         return tid
 
     def _start_helper(self, count_idle: bool = True) -> None:
-        thread = threading.Thread(target=self._helper_loop, args=(count_idle,),
-                                  name=f"{self.name}-thread-{len(self._helpers) + 1}",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=self._helper_loop,
+            args=(count_idle,),
+            name=f"{self.name}-thread-{len(self._helpers) + 1}",
+            daemon=True,
+        )
         self._helpers.append(thread)
         thread.start()
 
@@ -285,8 +290,13 @@ class WasmThreads:
                 raise errors.ProcExit(code) from None
             raise errors.WasmTrap(f"{self.name}.{name} trapped: {exc}") from None
 
-    def run(self, name: str, args: tuple[Any, ...], on_interrupt: Callable[[], None],
-            grace: float | None = None) -> Any:
+    def run(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        on_interrupt: Callable[[], None],
+        grace: float | None = None,
+    ) -> Any:
         """Call an export on the caller thread; the calling thread waits interruptibly.
 
         On KeyboardInterrupt, on_interrupt() asks the code to stop; we then wait for the call

@@ -47,12 +47,15 @@ class WasmtimeBackend(Backend):
         eng = engine()
         module = compile_module(eng, wasm if wasm is not None else _package_wasm("pool-mt.wasm"))
         # Pre-start as many helper threads as the pool will use, so spawns never wait.
-        self.wasm = WasmThreads(module, eng, self._pool_imports, helpers=max(threads - 1, 0),
-                                name="pool")
+        self.wasm = WasmThreads(
+            module, eng, self._pool_imports, helpers=max(threads - 1, 0), name="pool"
+        )
         version = self.wasm.call_direct("jr_abi_version")
         if version != abi.ABI_VERSION:
-            raise errors.PoolError(f"pool-mt.wasm has ABI version {version}, expected "
-                                   f"{abi.ABI_VERSION}; rebuild it with `python kernels/build.py`")
+            raise errors.PoolError(
+                f"pool-mt.wasm has ABI version {version}, expected "
+                f"{abi.ABI_VERSION}; rebuild it with `python kernels/build.py`"
+            )
         self.counters_address = self.wasm.call_direct("jr_counters") & _U32
         self.build_max_threads = self.wasm.call_direct("jr_max_threads") & _U32
         self._cancel = self.counters_address + abi.COUNTERS_HEADER_OFFSETS["cancel"]
@@ -82,8 +85,9 @@ class WasmtimeBackend(Backend):
 
     def alloc(self, nbytes: int, zero: bool) -> int:
         if nbytes > _U32:
-            raise errors.PoolMemoryError(f"{nbytes} bytes do not fit in the pool's 32-bit "
-                                         "memory; work on smaller chunks")
+            raise errors.PoolMemoryError(
+                f"{nbytes} bytes do not fit in the pool's 32-bit memory; work on smaller chunks"
+            )
         ptr = self.wasm.call_direct("jr_alloc", nbytes, 1 if zero else 0) & _U32
         if not ptr:
             in_use = self.counters(threads=False).bytes_in_use
@@ -123,8 +127,7 @@ class WasmtimeBackend(Backend):
         return os.cpu_count() or 1
 
     def isolation(self) -> dict[str, Any]:
-        return {"cross_origin_isolated": True, "shared_memory": True, "reason": "",
-                "fix": ""}
+        return {"cross_origin_isolated": True, "shared_memory": True, "reason": "", "fix": ""}
 
     def close(self) -> None:
         try:
@@ -136,8 +139,12 @@ class WasmtimeBackend(Backend):
 def _no_memory(nbytes: int, in_use: int, maximum: int) -> str:
     """Why an allocation failed: the request alone, or the request with what is in use."""
     if nbytes + (4 << 20) > maximum:  # the runtime's own first pages always stay in use
-        return (f"the pool cannot allocate {nbytes} bytes: that alone is more than its memory's "
-                f"maximum ({maximum} bytes) can hold; work on smaller chunks")
-    return (f"the pool cannot allocate {nbytes} bytes: with the {in_use} bytes its arrays hold, "
-            f"that exceeds its memory's maximum ({maximum} bytes); close arrays you no longer "
-            "need (a.close() or del a) or use smaller arrays")
+        return (
+            f"the pool cannot allocate {nbytes} bytes: that alone is more than its memory's "
+            f"maximum ({maximum} bytes) can hold; work on smaller chunks"
+        )
+    return (
+        f"the pool cannot allocate {nbytes} bytes: with the {in_use} bytes its arrays hold, "
+        f"that exceeds its memory's maximum ({maximum} bytes); close arrays you no longer "
+        "need (a.close() or del a) or use smaller arrays"
+    )

@@ -43,16 +43,30 @@ def apply() -> None:
 def check() -> list[str]:
     """What is missing from the internals this module relies on (empty when all is well)."""
     missing = []
-    for name in ("wasmtime_func_call_unchecked", "wasmtime_val_raw_t", "wasm_trap_t",
-                 "wasmtime_extern_t", "wasmtime_extern_union", "WASMTIME_EXTERN_SHAREDMEMORY"):
+    for name in (
+        "wasmtime_func_call_unchecked",
+        "wasmtime_val_raw_t",
+        "wasm_trap_t",
+        "wasmtime_extern_t",
+        "wasmtime_extern_union",
+        "WASMTIME_EXTERN_SHAREDMEMORY",
+    ):
         if not hasattr(ffi, name):
             missing.append(f"wasmtime._ffi.{name}")
     if not hasattr(_func, "LAST_EXCEPTION"):
         missing.append("wasmtime._func.LAST_EXCEPTION")
-    for cls, attr in ((W.Store, "_context"), (W.Func, "_func"), (W.SharedMemory, "ptr"),
-                      (W.WasmtimeError, "_from_ptr"), (W.Trap, "_from_ptr")):
+    for cls, attr in (
+        (W.Store, "_context"),
+        (W.SharedMemory, "ptr"),
+        (W.WasmtimeError, "_from_ptr"),
+        (W.Trap, "_from_ptr"),
+    ):
         if not hasattr(cls, attr):
             missing.append(f"wasmtime.{cls.__name__}.{attr}")
+    store = W.Store()
+    func = W.Func(store, W.FuncType([], []), lambda: None)
+    if not hasattr(func, "_func"):
+        missing.append("wasmtime.Func()._func")
     return missing
 
 
