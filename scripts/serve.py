@@ -19,6 +19,9 @@ import threading
 from pathlib import Path
 from typing import ClassVar
 
+# The same headers the build add-on gives every host (defined once there).
+from jupyterlite_rayon.lite.headers import COEP_VALUES, isolation_headers
+
 MIME_TYPES = {
     ".js": "text/javascript",
     ".mjs": "text/javascript",
@@ -31,14 +34,6 @@ MIME_TYPES = {
     ".css": "text/css",
 }
 HEADER_MODES = ("coi", "none")
-
-
-def isolation_headers(coep: str) -> dict[str, str]:
-    return {
-        "Cross-Origin-Opener-Policy": "same-origin",
-        "Cross-Origin-Embedder-Policy": coep,
-        "Cross-Origin-Resource-Policy": "same-origin",
-    }
 
 
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
@@ -59,7 +54,7 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def make_server(
-    site: Path, port: int = 0, headers: str = "coi", coep: str = "require-corp"
+    site: Path, port: int = 0, headers: str = "coi", coep: str = COEP_VALUES[0]
 ) -> http.server.ThreadingHTTPServer:
     """A server for ``site`` on 127.0.0.1 (not started); ``server.server_port`` is the port."""
     if headers not in HEADER_MODES:
@@ -80,7 +75,7 @@ def make_server(
 
 
 def serve_in_thread(
-    site: Path, headers: str = "coi", coep: str = "require-corp"
+    site: Path, headers: str = "coi", coep: str = COEP_VALUES[0]
 ) -> tuple[http.server.ThreadingHTTPServer, str]:
     """Start a server on a free port in a daemon thread; returns it and its base URL."""
     server = make_server(site, 0, headers, coep)
@@ -93,8 +88,7 @@ def main() -> int:
     parser.add_argument("site", type=Path)
     parser.add_argument("port", type=int)
     parser.add_argument("--headers", choices=HEADER_MODES, default="coi")
-    parser.add_argument("--coep", choices=("require-corp", "credentialless"),
-                        default="require-corp")
+    parser.add_argument("--coep", choices=COEP_VALUES, default=COEP_VALUES[0])
     args = parser.parse_args()
     server = make_server(args.site, args.port, args.headers, args.coep)
     print(f"READY http://127.0.0.1:{server.server_port}/ headers={args.headers}", flush=True)

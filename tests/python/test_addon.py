@@ -1,4 +1,5 @@
-"""The JupyterLite add-on (RayonAddon) in real `jupyter lite build/check/status/serve` runs.
+"""The JupyterLite add-ons (jupyterlite_rayon.lite) in real `jupyter lite build/check/status/serve`
+runs: one add-on per concern, all configured by the "RayonAddon" section.
 
 Sites are built offline in tmp dirs (the Pyodide kernel add-on only points at its CDN; nothing
 is fetched at build time). The browser side of the same site is tests/browser/test_site.py.
@@ -6,6 +7,7 @@ is fetched at build time). The browser side of the same site is tests/browser/te
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import json
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import tomllib
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -25,7 +28,30 @@ import pytest
 pytest.importorskip("jupyterlite_core")
 pytest.importorskip("jupyterlite_pyodide_kernel")
 
-from jupyterlite_rayon import addon
+from jupyterlite_rayon import isolation
+from jupyterlite_rayon.lite._base import RayonAddon
+from jupyterlite_rayon.lite.headers import (
+    COEP,
+    COEP_VALUES,
+    COOP,
+    CORP,
+    RayonHeadersAddon,
+    headers_isolate,
+    isolation_headers,
+    vercel_config,
+)
+from jupyterlite_rayon.lite.report import RayonReportAddon
+from jupyterlite_rayon.lite.service_worker import (
+    SW_MARKER,
+    RayonServiceWorkerAddon,
+    patch_service_worker,
+)
+from jupyterlite_rayon.lite.wheel import (
+    RayonWheelAddon,
+    package_dir,
+    package_files,
+    write_wheel,
+)
 
 PYODIDE_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 RUNTIME = {
@@ -93,7 +119,7 @@ def fake_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, data in RUNTIME.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
-    return addon.write_wheel(root / "jupyterlite_rayon", "0.0.1", root / "dist")
+    return write_wheel(root / "jupyterlite_rayon", "0.0.1", root / "dist")
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +135,14 @@ def default_site(tmp_path_factory: pytest.TempPathFactory, fake_wheel: Path) -> 
 
 def test_service_worker_patch_adds_headers_to_every_response(tmp_path: Path) -> None:
     stock = stock_service_worker()
-    patched = addon.patch_service_worker(stock, addon.isolation_headers("require-corp"))
+    patched = patch_service_worker(stock, isolation_headers("require-corp"))
     assert patched.count("respondWith(n.then(jrIsolate))") == 1
-    for name, value in addon.isolation_headers("require-corp").items():
+    for name, value in isolation_headers("require-corp").items():
         assert f'h.set("{name}","{value}")' in patched
-    assert patched.startswith('"use strict";' + addon.SW_MARKER)
+    assert patched.startswith('"use strict";' + SW_MARKER)
     node_check(patched, tmp_path)
     # Patching twice changes nothing.
-    assert addon.patch_service_worker(patched, addon.isolation_headers("require-corp")) == patched
+    assert patch_service_worker(patched, isolation_headers("require-corp")) == patched
 
 
 @pytest.mark.parametrize("source", [
@@ -126,7 +152,7 @@ def test_service_worker_patch_adds_headers_to_every_response(tmp_path: Path) -> 
 ])
 def test_service_worker_patch_refuses_an_unknown_layout(source: str) -> None:
     with pytest.raises(ValueError, match="does not have the layout") as err:
-        addon.patch_service_worker(source, addon.isolation_headers("require-corp"))
+        patch_service_worker(source, isolation_headers("require-corp"))
     assert "COOP/COEP headers instead" in str(err.value)
 
 
@@ -141,7 +167,7 @@ def test_written_wheel_is_valid_and_holds_the_runtime(tmp_path: Path) -> None:
                        "jupyterlite_rayon/kernels.py": b"X = 1\n"}.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
-    wheel = addon.write_wheel(root / "jupyterlite_rayon", "1.2.3", tmp_path / "dist")
+    wheel = write_wheel(root / "jupyterlite_rayon", "1.2.3", tmp_path / "dist")
     assert wheel.name == "jupyterlite_rayon-1.2.3-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
@@ -159,7 +185,7 @@ def test_written_wheel_is_valid_and_holds_the_runtime(tmp_path: Path) -> None:
         meta = zf.read("jupyterlite_rayon-1.2.3.dist-info/METADATA").decode()
         assert "Name: jupyterlite-rayon\n" in meta and "Version: 1.2.3\n" in meta
     # Byte-identical when written again: the site does not change between builds.
-    again = addon.write_wheel(root / "jupyterlite_rayon", "1.2.3", tmp_path / "dist2")
+    again = write_wheel(root / "jupyterlite_rayon", "1.2.3", tmp_path / "dist2")
     assert again.read_bytes() == wheel.read_bytes()
 
 
@@ -168,7 +194,7 @@ def test_wheel_without_the_wasm_build_says_how_to_build_it(tmp_path: Path) -> No
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     with pytest.raises(RuntimeError, match="wasm/pool-mt.wasm.*kernels/build.py"):
-        addon.write_wheel(pkg, "1.0", tmp_path / "dist")
+        write_wheel(pkg, "1.0", tmp_path / "dist")
 
 
 # -- host header files ----------------------------------------------------------------------
@@ -179,7 +205,7 @@ def test_vercel_config_keeps_other_settings_and_replaces_its_rule() -> None:
         {"source": "/(.*)", "headers": [{"key": "X-Old", "value": "1"}]},
         {"source": "/api", "headers": [{"key": "X-Api", "value": "2"}]},
     ]}
-    new = addon.vercel_config(old, addon.isolation_headers("credentialless"))
+    new = vercel_config(old, isolation_headers("credentialless"))
     assert new["cleanUrls"] is True
     assert [r["source"] for r in new["headers"]] == ["/api", "/(.*)"]
     assert {"key": "Cross-Origin-Embedder-Policy", "value": "credentialless"} in \
@@ -199,7 +225,7 @@ def test_vercel_config_keeps_other_settings_and_replaces_its_rule() -> None:
     ({}, False),
 ])
 def test_headers_isolate(headers: dict[str, str], isolates: bool) -> None:
-    assert addon.headers_isolate(headers) is isolates
+    assert headers_isolate(headers) is isolates
 
 
 # -- jupyter lite build / check / status / serve --------------------------------------------
@@ -236,7 +262,7 @@ def test_build_writes_header_files_for_hosts(default_site: Path) -> None:
     vercel = json.loads((site / "vercel.json").read_text())
     rule = vercel["headers"][0]
     assert rule["source"] == "/(.*)"
-    assert {h["key"]: h["value"] for h in rule["headers"]} == addon.isolation_headers(
+    assert {h["key"]: h["value"] for h in rule["headers"]} == isolation_headers(
         "require-corp")
     # Without the option, JupyterLite's service worker is left as shipped.
     assert (site / "service-worker.js").read_text() == stock_service_worker()
@@ -248,8 +274,11 @@ def test_check_reports_how_each_host_gets_threads(default_site: Path) -> None:
     assert "[rayon] threads on Netlify / Cloudflare Pages: yes (_headers)" in out
     assert "[rayon] threads on Vercel: yes (vercel.json)" in out
     assert "[rayon] import without %pip: yes" in out
-    assert ("[rayon] threads on hosts without headers (GitHub Pages): no: enable "
-            "RayonAddon.service_worker (--rayon-service-worker)") in out
+    # The fix is the one jupyterlite_rayon.isolation gives everywhere (kernel, front end).
+    github = next(line.strip() for line in out.splitlines() if "(GitHub Pages)" in line)
+    assert github == ("[rayon] threads on hosts without headers (GitHub Pages): no: "
+                      + isolation.fix_for_host("someone.github.io"))
+    assert "RayonAddon.service_worker" in github and "--rayon-service-worker" in github
 
 
 def test_status_lists_the_isolation_headers(default_site: Path) -> None:
@@ -292,11 +321,13 @@ def test_serve_sends_the_isolation_headers(default_site: Path) -> None:
 
 def test_build_with_service_worker_option(tmp_path: Path, fake_wheel: Path) -> None:
     lite_dir = make_lite_dir(tmp_path, {"wheel": str(fake_wheel)})
-    lite(lite_dir, "build", "--rayon-service-worker", "--rayon-coep", "credentialless",
-         "--rayon-no-preload")
+    built = lite(lite_dir, "build", "--rayon-service-worker", "--rayon-coep", "credentialless",
+                 "--rayon-no-preload").stdout
+    # Every add-on takes the whole RayonAddon section without a warning about the others' options.
+    assert "not recognized" not in built
     site = tmp_path / "site"
     sw = (site / "service-worker.js").read_text()
-    assert addon.SW_MARKER in sw and 'h.set("Cross-Origin-Embedder-Policy","credentialless")' in sw
+    assert SW_MARKER in sw and 'h.set("Cross-Origin-Embedder-Policy","credentialless")' in sw
     node_check(sw, tmp_path)
     assert "Cross-Origin-Embedder-Policy: credentialless" in (site / "_headers").read_text()
     assert "packages" not in pyodide_settings(site).get("loadPyodideOptions", {})
@@ -311,7 +342,13 @@ def test_build_without_headers_option_says_threads_are_off(tmp_path: Path,
     out = lite(lite_dir, "check").stdout
     assert not (tmp_path / "site" / "_headers").exists()
     assert "threads on `jupyter lite serve`: no: LiteBuildConfig.extra_http_headers lacks" in out
+    assert f"extra_http_headers lacks {isolation.HEADERS}" in out
     assert "threads on Vercel: no" in out
+    for line, host in [("threads on Netlify / Cloudflare Pages: no", "site.netlify.app"),
+                       ("threads on Vercel: no", "site.vercel.app")]:
+        found = next(x for x in out.splitlines() if line in x)
+        assert "RayonAddon.isolation_headers on" in found
+        assert found.endswith(isolation.fix_for_host(host)), found
 
 
 def test_build_with_a_bad_coep_fails_clearly(tmp_path: Path, fake_wheel: Path) -> None:
@@ -338,7 +375,7 @@ def test_a_second_rayon_wheel_in_the_site_fails_clearly(tmp_path: Path, fake_whe
     lite_dir = make_lite_dir(tmp_path, {"wheel": str(fake_wheel)})
     (lite_dir / "pypi").mkdir()
     fake_root = fake_wheel.parent.parent / "jupyterlite_rayon"
-    addon.write_wheel(fake_root, "0.0.2", lite_dir / "pypi")  # piplite copies it to the site
+    write_wheel(fake_root, "0.0.2", lite_dir / "pypi")  # piplite copies it to the site
     proc = lite(lite_dir, "build", check=False)
     assert proc.returncode != 0
     assert "expected one jupyterlite_rayon wheel" in proc.stdout
@@ -347,18 +384,18 @@ def test_a_second_rayon_wheel_in_the_site_fails_clearly(tmp_path: Path, fake_whe
 
 def test_build_writes_the_wheel_from_the_installed_package(tmp_path: Path) -> None:
     """No wheel given: the site's wheel is the installed package (editable installs too)."""
-    package = addon.package_dir()
+    package = package_dir()
     lite(make_lite_dir(tmp_path, {}), "build")
     wheels = list((tmp_path / "site" / "pypi").glob("jupyterlite_rayon-*-py3-none-any.whl"))
     assert len(wheels) == 1
     with zipfile.ZipFile(wheels[0]) as zf:
         names = set(zf.namelist())
     expected = {f"jupyterlite_rayon/{p.relative_to(package).as_posix()}"
-                for p in addon.package_files(package)}
+                for p in package_files(package)}
     assert expected <= names
     assert {"jupyterlite_rayon/wasm/pool-mt.wasm", "jupyterlite_rayon/wasm/pool-st.wasm",
             "jupyterlite_rayon/host/pool_host.mjs", "jupyterlite_rayon/__init__.py",
-            "jupyterlite_rayon/addon.py"} <= names
+            "jupyterlite_rayon/lite/wheel.py"} <= names
 
 
 
@@ -371,7 +408,7 @@ def manager_for(tmp_path: Path, **config: Any) -> Any:
 def test_addon_adds_headers_for_serve_but_user_headers_win(tmp_path: Path) -> None:
     manager = manager_for(tmp_path, extra_http_headers={"Cross-Origin-Embedder-Policy":
                                                          "credentialless", "X-Mine": "1"})
-    addon.RayonAddon(manager)
+    RayonHeadersAddon(manager)
     assert manager.extra_http_headers == {
         "Cross-Origin-Opener-Policy": "same-origin",
         "Cross-Origin-Embedder-Policy": "credentialless",
@@ -381,11 +418,14 @@ def test_addon_adds_headers_for_serve_but_user_headers_win(tmp_path: Path) -> No
 
 
 def test_status_warns_when_tornado_is_missing(tmp_path: Path) -> None:
-    rayon = addon.RayonAddon(manager_for(tmp_path))
-    assert rayon.thread_report(has_tornado=True) == [
-        "threads on `jupyter lite serve`: yes (COOP/COEP headers)"]
-    warning = rayon.thread_report(has_tornado=False)[0]
+    manager = manager_for(tmp_path)
+    RayonHeadersAddon(manager)  # adds the serve headers the report reads
+    rayon = RayonReportAddon(manager)
+    assert rayon.serve_line(has_tornado=True) == (
+        "threads on `jupyter lite serve`: yes (COOP/COEP headers)")
+    warning = rayon.serve_line(has_tornado=False)
     assert warning.startswith("WARNING") and "pip install jupyter_server" in warning
+    assert warning.endswith(isolation.fix_for_host("localhost"))
 
 
 def test_examples_site_builds_for_every_host(tmp_path: Path) -> None:
@@ -399,3 +439,101 @@ def test_examples_site_builds_for_every_host(tmp_path: Path) -> None:
     files = tmp_path / "site" / "files"
     assert sorted(p.name for p in files.glob("*.ipynb")) == sorted(
         p.name for p in (examples / "notebooks").glob("*.ipynb"))
+
+
+# -- the layout: one add-on per concern, one config section -------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "jupyterlite_rayon"
+CONCERNS = {
+    "jupyterlite-rayon-wheel": RayonWheelAddon,
+    "jupyterlite-rayon-headers": RayonHeadersAddon,
+    "jupyterlite-rayon-service-worker": RayonServiceWorkerAddon,
+    "jupyterlite-rayon-report": RayonReportAddon,
+}
+
+
+def test_one_addon_per_concern_on_the_entry_point() -> None:
+    from jupyterlite_core.addons import get_addon_implementations
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert declared["jupyterlite.addon.v0"] == {
+        name: f"{cls.__module__}:{cls.__name__}" for name, cls in CONCERNS.items()}
+    # What jupyterlite finds is what pyproject declares (else: `pip install -e .` again).
+    found = {name: cls for name, cls in get_addon_implementations().items()
+             if cls.__module__.startswith("jupyterlite_rayon.")}
+    assert found == CONCERNS
+    for cls in CONCERNS.values():
+        assert issubclass(cls, RayonAddon) and cls.__all__, cls
+    # The shared base has no hooks, aliases or flags: the add-ons would inherit and repeat them.
+    assert "__all__" not in RayonAddon.__dict__
+    assert not hasattr(RayonAddon, "aliases") and not hasattr(RayonAddon, "flags")
+
+
+def test_the_rayon_addon_section_configures_every_addon(tmp_path: Path) -> None:
+    from traitlets.config import Config
+
+    options = {"wheel": "w.whl", "preload": False, "coep": "credentialless",
+               "isolation_headers": False, "service_worker": True}
+    manager = manager_for(tmp_path, config=Config({"RayonAddon": options}))
+    for cls in CONCERNS.values():
+        addon = cls(manager)
+        assert {name: getattr(addon, name) for name in options} == options, cls
+    assert RayonAddon.class_traits()["coep"].default_value == COEP_VALUES[0]
+
+
+def test_help_lists_the_rayon_options(tmp_path: Path) -> None:
+    out = lite(tmp_path, "build", "--help-all").stdout
+    for flag in ("--rayon-wheel", "--rayon-coep", "--rayon-service-worker",
+                 "--rayon-no-preload"):
+        assert flag in out, flag
+    assert "Equivalent to: [--RayonAddon.wheel]" in out
+    assert "Equivalent to: [--RayonAddon.coep]" in out
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a source file imports (also inside functions), absolute names."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    if path.name == "__init__.py":
+        package += ".__init__"
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level)[0] + "." if node.level else ""
+            names.add(base + (node.module or ""))
+    return names
+
+
+def test_only_the_lite_package_imports_jupyterlite_core() -> None:
+    build_only = ("jupyterlite_core", "jupyterlite_pyodide_kernel", "doit",
+                  "jupyterlite_rayon.lite")
+    lite_dir = PACKAGE / "lite"
+    runtime = [p for p in PACKAGE.rglob("*.py") if lite_dir not in p.parents]
+    assert len(runtime) > 5
+    for path in runtime:
+        bad = {m for m in imported_modules(path) if m.startswith(build_only)}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+    assert any("jupyterlite_core" in m for p in lite_dir.glob("*.py")
+               for m in imported_modules(p))
+    # And the runtime really runs without it: importing the package loads none of it.
+    code = ("import sys, jupyterlite_rayon; "
+            "print(sorted(m for m in sys.modules if m.startswith(('jupyterlite_core', "
+            "'jupyterlite_rayon.lite', 'doit'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=ROOT)
+    assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_the_header_names_are_written_once() -> None:
+    """COOP/COEP/CORP are spelled in lite/headers.py; the service worker and serve.py reuse it."""
+    sources = [*(PACKAGE / "lite").glob("*.py"), ROOT / "scripts" / "serve.py"]
+    for path in sources:
+        literals = [node.value for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+        spelled = [v for v in literals if "Cross-Origin-" in v]
+        if path.name == "headers.py":
+            assert spelled == [COOP, COEP, CORP]
+        else:
+            assert not spelled, f"{path.relative_to(ROOT)} spells {spelled}"
