@@ -6,18 +6,34 @@ Used by the hatchling build hook (hatch_build.py) and by developers:
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
 ROOT_SOURCE = HERE / "exports.zig"
 DEFAULT_OUT = HERE.parent / "jupyterlite_rayon" / "wasm"
 
-PAGE = 65536
-INITIAL_MEMORY = 64 * PAGE  # kernels/ABI.md: min 64 pages
-MAX_MEMORY = 32768 * PAGE  # 2 GiB
 
+def _abi() -> ModuleType:
+    """The generated contract constants (from kernels/ABI.md), loaded by path: the build hook
+    runs before the package is importable."""
+    path = HERE.parent / "jupyterlite_rayon" / "abi.py"
+    spec = importlib.util.spec_from_file_location("jupyterlite_rayon_abi", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_ABI = _abi()
+INITIAL_MEMORY = _ABI.MEMORY_MIN_PAGES * _ABI.PAGE_BYTES  # 4 MiB
+MAX_MEMORY = _ABI.MEMORY_MAX_PAGES * _ABI.PAGE_BYTES  # 2 GiB
+
+# Flag and value pairs stay on one line.
+# fmt: off
 COMMON = [
     "-target", "wasm32-freestanding",
     "-O", "ReleaseFast",
@@ -29,6 +45,7 @@ COMMON = [
     f"--max-memory={MAX_MEMORY}",
     "--stack", str(1 << 20),
 ]
+# fmt: on
 
 BUILDS = {
     "pool-mt.wasm": [

@@ -25,10 +25,6 @@ export fn jr_abi_version() u32 {
     return counters.abi_version;
 }
 
-export fn jr_is_threaded() u32 {
-    return @intFromBool(rt.platform.threaded);
-}
-
 export fn jr_max_threads() u32 {
     return counters.max_threads;
 }
@@ -49,10 +45,6 @@ export fn jr_alloc(nbytes: u32, zero: u32) usize {
 export fn jr_free(ptr: usize) void {
     if (ptr == 0) return;
     rt.freeBytes(@ptrFromInt(ptr));
-}
-
-export fn jr_cancel() void {
-    counters.requestCancel();
 }
 
 export fn jr_strerror(code: i32) usize {

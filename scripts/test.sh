@@ -16,7 +16,7 @@ step "install: browser deps (Debian chromium, Pyodide from npm, the offline whee
 bash scripts/install_browser_deps.sh
 
 step "zig test: scheduler, deque, allocator (native threads)"
-python -m ziglang test kernels/tests.zig -O ReleaseSafe
+python kernels/gen_pow_tables.py --check && python -m ziglang test kernels/tests.zig -O ReleaseSafe
 
 step "node --test: the JS host running the real pool modules in worker_threads"
 node --test tests/node/

@@ -113,6 +113,19 @@ pub fn pairwiseCombine(comptime T: type, p: []T, comptime add: fn (T, T) T) T {
     return p[0];
 }
 
+/// Run the kernel entry `f(args...) -> i32` inside rt.call (marks the call, rejects re-entry,
+/// maps cancellation): what every jr_* export does, and what the kernels' tests call.
+pub fn call(comptime f: anytype, args: std.meta.ArgsTuple(@TypeOf(f))) i32 {
+    const Body = struct {
+        args: @TypeOf(args),
+        pub fn run(self: *@This()) i32 {
+            return @call(.auto, f, self.args);
+        }
+    };
+    var body: Body = .{ .args = args };
+    return rt.call(&body);
+}
+
 /// Scratch memory from the pool allocator (counted in bytes_in_use); null is E_NOMEM.
 pub fn scratch(comptime T: type, n: usize) ?[]T {
     return rt.allocator.alloc(T, n) catch null;

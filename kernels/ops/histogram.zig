@@ -134,7 +134,105 @@ pub fn histogram(dtype_code: u32, x: usize, n: usize, bins: u32, lo: f64, hi: f6
     };
 }
 
+// ---- tests ---------------------------------------------------------------------------------
+// Each kernel runs through c.call (validation, rt.call, the real parallel path), as its jr_*
+// export does, and is compared with a plain sequential reference written here, over many sizes
+// and thread counts.
+
+const testing = std.testing;
+const support = @import("test_support.zig");
+const alloc = support.alloc;
+const sizes = support.sizes;
+const thread_counts = support.thread_counts;
+const setThreads = support.setThreads;
+const addr = support.addr;
+const randomArray = support.randomArray;
+const Ref = support.Ref;
+
 test "linspaceEdge matches np.linspace(-1.3, 2.9, 8)" {
     const numpy = [_]f64{ -1.3, -0.7000000000000001, -0.10000000000000009, 0.4999999999999998, 1.0999999999999999, 1.7, 2.3, 2.9 };
     for (numpy, 0..) |e, i| try std.testing.expectEqual(e, linspaceEdge(-1.3, 2.9, 7, i));
+}
+
+/// numpy's definition: bin j holds edges[j] <= x < edges[j+1], the last bin also x == hi,
+/// with edges from np.linspace in the dtype numpy uses (float32 for float32 input).
+fn refHistogram(comptime T: type, x: []const T, bins: usize, lo: f64, hi: f64, counts: []i64) void {
+    const E = if (T == f32) f32 else f64;
+    @memset(counts, 0);
+    for (x) |v| {
+        const xe: E = if (@typeInfo(T) == .float) v else @floatFromInt(v);
+        if (!(xe >= @as(E, @floatCast(lo)) and xe <= @as(E, @floatCast(hi)))) continue;
+        var j: usize = bins - 1;
+        for (0..bins) |b| {
+            const next: E = @floatCast(linspaceEdge(lo, hi, bins, b + 1));
+            if (xe < next) {
+                j = b;
+                break;
+            }
+        }
+        counts[j] += 1;
+    }
+}
+
+fn checkHistogram(comptime T: type, dtype: u32, rng: std.Random, bins: u32, lo: f64, hi: f64) !void {
+    for ([_]usize{ 0, 1, 2, 7, 4097, 30011 }) |n| {
+        const x = try alloc.alloc(T, n);
+        defer alloc.free(x);
+        for (x, 0..) |*v, i| {
+            const span = hi - lo;
+            // values around and on the edges: exactly lo, exactly hi, edges, just below edges
+            const e = linspaceEdge(lo, hi, bins, rng.uintLessThan(usize, bins + 1));
+            const raw: f64 = switch (i % 6) {
+                0 => lo,
+                1 => hi,
+                2 => e,
+                3 => std.math.nextAfter(f64, e, -std.math.inf(f64)),
+                4 => lo - 0.1 * span + rng.float(f64) * 1.2 * span,
+                else => if (@typeInfo(T) == .float) std.math.nan(f64) else lo + rng.float(f64) * span,
+            };
+            v.* = if (@typeInfo(T) == .float) @floatCast(raw) else @intFromFloat(@round(raw));
+        }
+        const ref = try alloc.alloc(i64, bins);
+        defer alloc.free(ref);
+        refHistogram(T, x, bins, lo, hi, ref);
+        const out = try alloc.alloc(i64, bins);
+        defer alloc.free(out);
+        for (thread_counts) |t| {
+            setThreads(t);
+            try testing.expectEqual(c.OK, c.call(histogram, .{ dtype, addr(x), n, bins, lo, hi, addr(out) }));
+            try testing.expectEqualSlices(i64, ref, out);
+        }
+    }
+    setThreads(1);
+}
+
+test "histogram: numpy edges and edge rules at exactly lo, hi, edges and just below" {
+    var prng = std.Random.DefaultPrng.init(10);
+    const rng = prng.random();
+    const ranges = [_][2]f64{ .{ 0, 1 }, .{ -1.3, 2.9 }, .{ 0.1, 0.7 }, .{ -1e6, 3 }, .{ 5, 1000 } };
+    for (ranges) |r| {
+        for ([_]u32{ 1, 2, 7, 10, 100, 1000 }) |bins| {
+            try checkHistogram(f64, 0, rng, bins, r[0], r[1]);
+            try checkHistogram(f32, 1, rng, bins, r[0], r[1]);
+            try checkHistogram(i32, 2, rng, bins, r[0], r[1]);
+            try checkHistogram(i64, 3, rng, bins, r[0], r[1]);
+        }
+    }
+    // numpy.histogram(np.float32([0.7]), 2, range=(0.7, 1.0)) == [1, 0]: compared in float32
+    var f = [_]f32{0.7};
+    var out: [2]i64 = undefined;
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 1, addr(&f), 1, 2, 0.7, 1.0, addr(&out) }));
+    try testing.expectEqualSlices(i64, &.{ 1, 0 }, &out);
+    var d = [_]f64{ 0.0, 1.0, 0.5, -0.0, 2.0, -1.0, std.math.nan(f64), std.math.inf(f64) };
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 0, addr(&d), d.len, 2, 0.0, 1.0, addr(&out) }));
+    try testing.expectEqualSlices(i64, &.{ 2, 2 }, &out);
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 0, 0.0, 1.0, addr(&out) }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 2, 1.0, 1.0, addr(&out) }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 2, 0.0, std.math.inf(f64), addr(&out) }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 2, std.math.nan(f64), 1.0, addr(&out) }));
+    // numpy: "Too many bins for data range" when edges stop increasing
+    var big: [3]i64 = undefined;
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 1, addr(&f), 1, 3, 1.0, 1.0000001, addr(&big) }));
+    var u = [_]u32{1};
+    try testing.expectEqual(c.E_DTYPE, c.call(histogram, .{ 4, addr(&u), 1, 2, 0.0, 1.0, addr(&out) }));
 }

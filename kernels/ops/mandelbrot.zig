@@ -98,3 +98,79 @@ pub fn mandelbrot(out: usize, width: u32, height: u32, x0: f64, x1: f64, y0: f64
     rt.parallelFor(height, 1, &rows);
     return c.OK;
 }
+
+// ---- tests ---------------------------------------------------------------------------------
+// Each kernel runs through c.call (validation, rt.call, the real parallel path), as its jr_*
+// export does, and is compared with a plain sequential reference written here, over many sizes
+// and thread counts.
+
+const testing = std.testing;
+const support = @import("test_support.zig");
+const alloc = support.alloc;
+const sizes = support.sizes;
+const thread_counts = support.thread_counts;
+const setThreads = support.setThreads;
+const addr = support.addr;
+const randomArray = support.randomArray;
+const Ref = support.Ref;
+const setCancel = support.setCancel;
+
+test "mandelbrot equals the ABI formula pixel for pixel" {
+    const cases = [_]struct { w: u32, h: u32, x0: f64, x1: f64, y0: f64, y1: f64, it: u32 }{
+        .{ .w = 1, .h = 1, .x0 = -2, .x1 = 1, .y0 = -1.5, .y1 = 1.5, .it = 256 },
+        .{ .w = 97, .h = 61, .x0 = -2, .x1 = 1, .y0 = -1.5, .y1 = 1.5, .it = 256 },
+        .{ .w = 64, .h = 33, .x0 = -0.75, .x1 = -0.74, .y0 = 0.1, .y1 = 0.11, .it = 1000 },
+        .{ .w = 5, .h = 3, .x0 = -2, .x1 = 1, .y0 = -1.5, .y1 = 1.5, .it = 0 },
+        // pixel (0, 1) is c = -2 + 0i: |z|^2 stays exactly 4, so only "> 4" keeps it inside
+        .{ .w = 6, .h = 2, .x0 = -2, .x1 = 1, .y0 = -1, .y1 = 1, .it = 100 },
+        .{ .w = 0, .h = 7, .x0 = -2, .x1 = 1, .y0 = -1.5, .y1 = 1.5, .it = 10 },
+    };
+    for (cases) |cs| {
+        const out = try alloc.alloc(u32, @as(usize, cs.w) * cs.h);
+        defer alloc.free(out);
+        for (thread_counts) |t| {
+            setThreads(t);
+            try testing.expectEqual(c.OK, c.call(mandelbrot, .{ addr(out), cs.w, cs.h, cs.x0, cs.x1, cs.y0, cs.y1, cs.it }));
+            const dx = (cs.x1 - cs.x0) / @as(f64, @floatFromInt(cs.w));
+            const dy = (cs.y1 - cs.y0) / @as(f64, @floatFromInt(cs.h));
+            for (0..cs.h) |j| for (0..cs.w) |i| {
+                const cx = cs.x0 + @as(f64, @floatFromInt(i)) * dx;
+                const cy = cs.y0 + @as(f64, @floatFromInt(j)) * dy;
+                try testing.expectEqual(escapeScalar(cx, cy, cs.it), out[j * cs.w + i]);
+            };
+        }
+    }
+    setThreads(1);
+    var edge: [12]u32 = undefined;
+    try testing.expectEqual(c.OK, c.call(mandelbrot, .{ addr(&edge), 6, 2, -2, 1, -1, 1, 100 }));
+    try testing.expectEqual(@as(u32, 100), edge[6]);
+    // known values: the origin never escapes; c = 1 gives z = 0, 1, 2, 5: |5|^2 > 4 at k = 3
+    try testing.expectEqual(@as(u32, 50), escapeScalar(0, 0, 50));
+    try testing.expectEqual(@as(u32, 3), escapeScalar(1, 0, 50));
+    // c = -2 stays on |z|^2 == 4 (never > 4): the boundary is exclusive
+    try testing.expectEqual(@as(u32, 50), escapeScalar(-2, 0, 50));
+    var o: [1]u32 = undefined;
+    try testing.expectEqual(c.E_RANGE, c.call(mandelbrot, .{ 0, 4, 4, -2, 1, -1, 1, 10 }));
+    try testing.expectEqual(c.E_RANGE, c.call(mandelbrot, .{ addr(&o), 0xFFFF_FFFF, 0xFFFF_FFFF, -2, 1, -1, 1, 10 }));
+}
+
+test "cancel reaches inside one long mandelbrot pixel" {
+    setThreads(1);
+    const Canceller = struct {
+        fn run() void {
+            while (@atomicLoad(u32, &rt.counters.block.in_call, .seq_cst) == 0) std.atomic.spinLoopHint();
+            // Let the kernel get deep into its first pixel (4e9 iterations: many seconds).
+            var spin: usize = 0;
+            while (spin < 20_000_000) : (spin += 1) std.atomic.spinLoopHint();
+            setCancel(1);
+        }
+    };
+    const t = try std.Thread.spawn(.{}, Canceller.run, .{});
+    var out: [16]u32 = undefined;
+    // every point of this window is inside the set: no pixel escapes early
+    const st = c.call(mandelbrot, .{ addr(&out), 4, 4, -0.1, 0.1, -0.1, 0.1, 4_000_000_000 });
+    t.join();
+    setCancel(0);
+    try testing.expectEqual(c.E_CANCELED, st);
+    try testing.expectEqual(c.OK, c.call(mandelbrot, .{ addr(&out), 4, 4, -2, 1, -1, 1, 50 }));
+}

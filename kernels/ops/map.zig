@@ -281,3 +281,205 @@ pub fn clip(dtype_code: u32, x: usize, lo: f64, hi: f64, out: usize, n: usize) i
     }
     return c.OK;
 }
+
+// ---- tests ---------------------------------------------------------------------------------
+// Each kernel runs through c.call (validation, rt.call, the real parallel path), as its jr_*
+// export does, and is compared with a plain sequential reference written here, over many sizes
+// and thread counts.
+
+const testing = std.testing;
+const support = @import("test_support.zig");
+const alloc = support.alloc;
+const sizes = support.sizes;
+const thread_counts = support.thread_counts;
+const setThreads = support.setThreads;
+const addr = support.addr;
+const randomArray = support.randomArray;
+const Ref = support.Ref;
+
+fn refUnary(comptime T: type, op: u32, v: T) T {
+    if (@typeInfo(T) == .float) return switch (op) {
+        0 => std.math.sqrt(v),
+        1 => std.math.exp(v),
+        2 => std.math.log(T, std.math.e, v),
+        3 => std.math.sin(v),
+        4 => std.math.cos(v),
+        5 => if (v < 0) -v else v,
+        6 => -v,
+        else => unreachable,
+    };
+    return switch (op) {
+        5 => if (T == u32) v else if (v < 0) 0 -% v else v,
+        6 => 0 -% v,
+        else => unreachable,
+    };
+}
+
+fn sameValue(comptime T: type, a: T, b: T) bool {
+    if (@typeInfo(T) == .float and a != a) return b != b;
+    return a == b;
+}
+
+fn checkUnary(comptime T: type, dtype: u32, rng: std.Random) !void {
+    for ([_]usize{ 0, 1, 3, 4, 5, 17, 8191, 8193, 65537 }) |n| {
+        const x = try randomArray(T, rng, n);
+        defer alloc.free(x);
+        const out = try alloc.alloc(T, n);
+        defer alloc.free(out);
+        for (0..7) |op| {
+            const supported = @typeInfo(T) == .float or op >= 5;
+            const st = c.call(mapUnary, .{ @intCast(op), dtype, addr(x), addr(out), n });
+            if (!supported) {
+                try testing.expectEqual(c.E_DTYPE, st);
+                continue;
+            }
+            try testing.expectEqual(c.OK, st);
+            for (x, out) |v, o| {
+                const e = refUnary(T, @intCast(op), v);
+                if (@typeInfo(T) == .float and (op == 1 or op == 3 or op == 4)) {
+                    try testing.expect(sameValue(T, e, o) or @abs(e - o) <= 4 * std.math.floatEps(T) * @max(1, @abs(e)));
+                } else {
+                    try testing.expect(sameValue(T, e, o));
+                }
+            }
+        }
+    }
+}
+
+test "map_unary: every op and dtype against std.math, int abs/negative wrap" {
+    var prng = std.Random.DefaultPrng.init(3);
+    const rng = prng.random();
+    try checkUnary(f64, 0, rng);
+    try checkUnary(f32, 1, rng);
+    try checkUnary(i32, 2, rng);
+    try checkUnary(i64, 3, rng);
+    try checkUnary(u32, 4, rng);
+    var m = [_]i32{std.math.minInt(i32)};
+    try testing.expectEqual(c.OK, c.call(mapUnary, .{ 5, 2, addr(&m), addr(&m), 1 }));
+    try testing.expectEqual(@as(i32, std.math.minInt(i32)), m[0]);
+}
+
+fn refBinary(comptime T: type, op: u32, a: T, b: T) T {
+    if (@typeInfo(T) == .float) return switch (op) {
+        0 => a + b,
+        1 => a - b,
+        2 => a * b,
+        3 => a / b,
+        4 => std.math.pow(T, a, b),
+        5 => if (std.math.isNan(a) or std.math.isNan(b)) std.math.nan(T) else if (b < a) b else a,
+        6 => if (std.math.isNan(a) or std.math.isNan(b)) std.math.nan(T) else if (b > a) b else a,
+        else => unreachable,
+    };
+    return switch (op) {
+        0 => a +% b,
+        1 => a -% b,
+        2 => a *% b,
+        5 => if (b < a) b else a,
+        6 => if (b > a) b else a,
+        else => unreachable,
+    };
+}
+
+/// Exact, except pow: std.math.pow (the reference) is itself off by up to tens of ULP.
+fn closeValue(comptime T: type, op: usize, want: T, got: T) bool {
+    if (@typeInfo(T) != .float or op != 4 or sameValue(T, want, got)) return sameValue(T, want, got);
+    // distance in ULP (bit patterns of same-signed floats are ordered; covers subnormals and
+    // a rounding to inf near the overflow threshold)
+    const I = @Int(.signed, @bitSizeOf(T));
+    const a: I = @bitCast(want);
+    const b: I = @bitCast(got);
+    if ((a < 0) != (b < 0)) return false;
+    return @abs(@as(i128, a) - b) <= 128;
+}
+
+fn checkBinary(comptime T: type, dtype: u32, rng: std.Random) !void {
+    for ([_]usize{ 0, 1, 2, 7, 8193, 30011 }) |n| {
+        const x = try randomArray(T, rng, n);
+        defer alloc.free(x);
+        const y = try randomArray(T, rng, n);
+        defer alloc.free(y);
+        if (@typeInfo(T) == .float and n > 3) {
+            x[1] = std.math.nan(T);
+            y[2] = std.math.nan(T);
+            x[3] = std.math.inf(T);
+        }
+        const out = try alloc.alloc(T, n);
+        defer alloc.free(out);
+        const s: T = if (@typeInfo(T) == .float) 2.5 else if (T == u32) 7 else -7;
+        for (0..7) |op| {
+            const supported = @typeInfo(T) == .float or (op != 3 and op != 4);
+            const st = c.call(mapBinary, .{ @intCast(op), dtype, addr(x), addr(y), addr(out), n });
+            const st_scalar = c.call(mapScalar, .{ @intCast(op), dtype, addr(x), @floatCast(if (@typeInfo(T) == .float) s else @as(f64, @floatFromInt(s))), addr(out), n, 0 });
+            if (!supported) {
+                try testing.expectEqual(c.E_DTYPE, st);
+                try testing.expectEqual(c.E_DTYPE, st_scalar);
+                continue;
+            }
+            try testing.expectEqual(c.OK, st);
+            try testing.expectEqual(c.OK, c.call(mapBinary, .{ @intCast(op), dtype, addr(x), addr(y), addr(out), n }));
+            for (x, y, out) |a, b, o| try testing.expect(closeValue(T, op, refBinary(T, @intCast(op), a, b), o));
+            try testing.expectEqual(c.OK, st_scalar);
+            try testing.expectEqual(c.OK, c.call(mapScalar, .{ @intCast(op), dtype, addr(x), @floatCast(if (@typeInfo(T) == .float) s else @as(f64, @floatFromInt(s))), addr(out), n, 0 }));
+            for (x, out) |a, o| try testing.expect(closeValue(T, op, refBinary(T, @intCast(op), a, s), o));
+            try testing.expectEqual(c.OK, c.call(mapScalar, .{ @intCast(op), dtype, addr(x), @floatCast(if (@typeInfo(T) == .float) s else @as(f64, @floatFromInt(s))), addr(out), n, 1 }));
+            for (x, out) |a, o| try testing.expect(closeValue(T, op, refBinary(T, @intCast(op), s, a), o));
+        }
+    }
+}
+
+test "map_binary and map_scalar (both orders): every op and dtype, NaN/inf" {
+    var prng = std.Random.DefaultPrng.init(4);
+    const rng = prng.random();
+    try checkBinary(f64, 0, rng);
+    try checkBinary(f32, 1, rng);
+    try checkBinary(i32, 2, rng);
+    try checkBinary(i64, 3, rng);
+    try checkBinary(u32, 4, rng);
+}
+
+test "map: in place works, partial overlap and bad scalars are refused" {
+    var x = [_]f64{ 1, 4, 9, 16, 25, 36, 49, 64, 81 };
+    try testing.expectEqual(c.OK, c.call(mapUnary, .{ 0, 0, addr(&x), addr(&x), x.len }));
+    for (x, 1..) |v, i| try testing.expectEqual(@as(f64, @floatFromInt(i)), v);
+    try testing.expectEqual(c.E_INVAL, c.call(mapUnary, .{ 0, 0, addr(&x), addr(x[1..]), 8 }));
+    try testing.expectEqual(c.E_INVAL, c.call(mapBinary, .{ 0, 0, addr(&x), addr(x[2..]), addr(x[1..]), 7 }));
+    var i = [_]i32{ 1, 2, 3 };
+    // not an integer, out of int32 range, NaN: E_INVAL rather than a silent conversion
+    try testing.expectEqual(c.E_INVAL, c.call(mapScalar, .{ 0, 2, addr(&i), 1.5, addr(&i), 3, 0 }));
+    try testing.expectEqual(c.E_INVAL, c.call(mapScalar, .{ 0, 2, addr(&i), 3e9, addr(&i), 3, 0 }));
+    try testing.expectEqual(c.E_INVAL, c.call(mapScalar, .{ 0, 2, addr(&i), std.math.nan(f64), addr(&i), 3, 0 }));
+    try testing.expectEqual(c.E_INVAL, c.call(mapScalar, .{ 0, 4, addr(&i), -1, addr(&i), 3, 0 }));
+    try testing.expectEqual(c.OK, c.call(mapScalar, .{ 0, 2, addr(&i), -2147483648.0, addr(&i), 3, 0 }));
+    try testing.expectEqual(@as(i32, -2147483647), i[0]);
+    try testing.expectEqual(c.E_INVAL, c.call(mapUnary, .{ 7, 0, addr(&x), addr(&x), 1 }));
+    try testing.expectEqual(c.E_INVAL, c.call(mapBinary, .{ 7, 0, addr(&x), addr(&x), addr(&x), 1 }));
+    try testing.expectEqual(c.E_INVAL, c.call(mapUnary, .{ 0, 5, addr(&x), addr(&x), 1 }));
+}
+
+test "clip: numpy semantics for floats (NaN stays, NaN bounds) and ints (fractional bounds)" {
+    var prng = std.Random.DefaultPrng.init(5);
+    const rng = prng.random();
+    for ([_]usize{ 0, 1, 9, 8193, 20011 }) |n| {
+        const x = try randomArray(f64, rng, n);
+        defer alloc.free(x);
+        if (n > 2) x[2] = std.math.nan(f64);
+        const out = try alloc.alloc(f64, n);
+        defer alloc.free(out);
+        try testing.expectEqual(c.OK, c.call(clip, .{ 0, addr(x), -10, 20, addr(out), n }));
+        for (x, out) |v, o| try testing.expect(sameValue(f64, if (v != v) v else @min(@max(v, -10), 20), o));
+        try testing.expectEqual(c.OK, c.call(clip, .{ 0, addr(x), std.math.nan(f64), 20, addr(out), n }));
+        for (out) |o| try testing.expect(o != o);
+        const xi = try randomArray(i32, rng, n);
+        defer alloc.free(xi);
+        for (xi) |*v| v.* = @rem(v.*, 100);
+        const oi = try alloc.alloc(i32, n);
+        defer alloc.free(oi);
+        try testing.expectEqual(c.OK, c.call(clip, .{ 2, addr(xi), -10.5, 20.5, addr(oi), n }));
+        for (xi, oi) |v, o| try testing.expectEqual(@min(@max(v, -10), 20), o);
+        try testing.expectEqual(c.OK, c.call(clip, .{ 2, addr(xi), -1e300, std.math.inf(f64), addr(oi), n }));
+        try testing.expectEqualSlices(i32, xi, oi);
+        if (n > 0) try testing.expectEqual(c.E_INVAL, c.call(clip, .{ 2, addr(xi), std.math.nan(f64), 1, addr(oi), n }));
+    }
+    var u = [_]u32{1};
+    try testing.expectEqual(c.E_DTYPE, c.call(clip, .{ 4, addr(&u), 0, 1, addr(&u), 1 }));
+}

@@ -132,3 +132,63 @@ pub fn matmul(dtype_code: u32, a: usize, b: usize, cm: usize, m: usize, k: usize
         else => unreachable,
     };
 }
+
+// ---- tests ---------------------------------------------------------------------------------
+// Each kernel runs through c.call (validation, rt.call, the real parallel path), as its jr_*
+// export does, and is compared with a plain sequential reference written here, over many sizes
+// and thread counts.
+
+const testing = std.testing;
+const support = @import("test_support.zig");
+const alloc = support.alloc;
+const sizes = support.sizes;
+const thread_counts = support.thread_counts;
+const setThreads = support.setThreads;
+const addr = support.addr;
+const randomArray = support.randomArray;
+const Ref = support.Ref;
+
+fn checkMatmul(comptime T: type, dtype: u32, rng: std.Random, m: usize, k: usize, n: usize) !void {
+    const a = try randomArray(T, rng, m * k);
+    defer alloc.free(a);
+    const b = try randomArray(T, rng, k * n);
+    defer alloc.free(b);
+    const out = try alloc.alloc(T, m * n);
+    defer alloc.free(out);
+    const first = try alloc.alloc(T, m * n);
+    defer alloc.free(first);
+    @memset(out, std.math.nan(T)); // must be overwritten, not accumulated into
+    for (thread_counts, 0..) |t, ti| {
+        setThreads(t);
+        try testing.expectEqual(c.OK, c.call(matmul, .{ dtype, addr(a), addr(b), addr(out), m, k, n }));
+        if (ti == 0) @memcpy(first, out) else try testing.expect(std.mem.eql(u8, std.mem.sliceAsBytes(first), std.mem.sliceAsBytes(out)));
+    }
+    setThreads(1);
+    for (0..m) |i| for (0..n) |j| {
+        var s: f64 = 0;
+        var mag: f64 = 0;
+        for (0..k) |p| {
+            const prod = @as(f64, a[i * k + p]) * @as(f64, b[p * n + j]);
+            s += prod;
+            mag += @abs(prod);
+        }
+        const tol = 2 * @as(f64, @floatFromInt(k + 1)) * std.math.floatEps(T) * mag;
+        try testing.expectApproxEqAbs(s, @as(f64, out[i * n + j]), tol);
+    };
+}
+
+test "matmul: odd shapes, f32 and f64, against a naive triple loop" {
+    var prng = std.Random.DefaultPrng.init(9);
+    const rng = prng.random();
+    const shapes = [_][3]usize{ .{ 1, 1, 1 }, .{ 7, 13, 5 }, .{ 65, 33, 129 }, .{ 4, 8, 16 }, .{ 1, 300, 70 }, .{ 131, 257, 3 }, .{ 64, 512, 33 }, .{ 2, 1, 2 }, .{ 0, 3, 4 }, .{ 3, 0, 4 }, .{ 129, 65, 200 } };
+    for (shapes) |s| {
+        try checkMatmul(f64, 0, rng, s[0], s[1], s[2]);
+        try checkMatmul(f32, 1, rng, s[0], s[1], s[2]);
+    }
+    var x = [_]i32{ 1, 2 };
+    var o = [_]i32{ 0, 0, 0, 0 };
+    try testing.expectEqual(c.E_DTYPE, c.call(matmul, .{ 2, addr(&x), addr(&x), addr(&o), 2, 1, 2 }));
+    var f = [_]f64{ 1, 2, 3, 4 };
+    try testing.expectEqual(c.E_INVAL, c.call(matmul, .{ 0, addr(&f), addr(&f), addr(&f), 2, 2, 2 }));
+    try testing.expectEqual(c.E_INVAL, c.call(matmul, .{ 0, addr(&f), addr(&f), addr(&o), std.math.maxInt(usize) / 2, 4, 1 }));
+}

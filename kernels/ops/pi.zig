@@ -65,3 +65,40 @@ pub fn pi(samples: i64, seed: i64, out: usize) i32 {
     c.slice(i64, out, 1)[0] = @intCast(body.hits);
     return c.OK;
 }
+
+// ---- tests ---------------------------------------------------------------------------------
+// Each kernel runs through c.call (validation, rt.call, the real parallel path), as its jr_*
+// export does, and is compared with a plain sequential reference written here, over many sizes
+// and thread counts.
+
+const testing = std.testing;
+const support = @import("test_support.zig");
+const alloc = support.alloc;
+const sizes = support.sizes;
+const thread_counts = support.thread_counts;
+const setThreads = support.setThreads;
+const addr = support.addr;
+const randomArray = support.randomArray;
+const Ref = support.Ref;
+
+test "pi: hit counts equal a Python implementation of the ABI's SplitMix64" {
+    // computed with plain Python ints from the formula in kernels/ABI.md
+    const known = [_]struct { n: i64, seed: i64, hits: i64 }{
+        .{ .n = 0, .seed = 0, .hits = 0 },
+        .{ .n = 1, .seed = 0, .hits = 1 },
+        .{ .n = 1000, .seed = 0, .hits = 807 },
+        .{ .n = 100003, .seed = 7, .hits = 78533 },
+        .{ .n = 70000, .seed = -1, .hits = 55140 },
+    };
+    for (known) |k| for (thread_counts) |t| {
+        setThreads(t);
+        var out: [1]i64 = undefined;
+        try testing.expectEqual(c.OK, c.call(pi, .{ k.n, k.seed, addr(&out) }));
+        try testing.expectEqual(k.hits, out[0]);
+    };
+    setThreads(1);
+    var out: [1]i64 = undefined;
+    try testing.expectEqual(c.E_INVAL, c.call(pi, .{ -1, 0, addr(&out) }));
+    try testing.expectEqual(c.E_INVAL, c.call(pi, .{ max_samples + 1, 0, addr(&out) }));
+    try testing.expectEqual(c.E_RANGE, c.call(pi, .{ 10, 0, 0 }));
+}

@@ -222,3 +222,200 @@ fn dotTyped(comptime T: type, x: []align(1) const T, y: []align(1) const T, out:
     c.slice(A, out, 1)[0] = total;
     return c.OK;
 }
+
+// ---- tests ---------------------------------------------------------------------------------
+// Each kernel runs through c.call (validation, rt.call, the real parallel path), as its jr_*
+// export does, and is compared with a plain sequential reference written here, over many sizes
+// and thread counts.
+
+const testing = std.testing;
+const support = @import("test_support.zig");
+const alloc = support.alloc;
+const sizes = support.sizes;
+const thread_counts = support.thread_counts;
+const setThreads = support.setThreads;
+const addr = support.addr;
+const randomArray = support.randomArray;
+const Ref = support.Ref;
+
+/// The documented summation order, written plainly: 4096-element blocks; in a block, 8 lane
+/// accumulators over the full groups of 8, combined (l0+l4)+(l2+l6) + (l1+l5)+(l3+l7), then
+/// the tail in order; block sums combined level by level, p[i] = p[2i] + p[2i+1].
+fn referenceSum(comptime T: type, x: []const T) !Ref(T) {
+    const R = Ref(T);
+    const nb = (x.len + 4095) / 4096;
+    if (nb == 0) return 0;
+    var parts = try alloc.alloc(R, nb);
+    defer alloc.free(parts);
+    for (0..nb) |b| {
+        const blk = x[b * 4096 .. @min(x.len, (b + 1) * 4096)];
+        if (R == f64) {
+            var l = [8]f64{ 0, 0, 0, 0, 0, 0, 0, 0 };
+            const full = blk.len / 8 * 8;
+            for (blk[0..full], 0..) |v, i| l[i % 8] += refToF64(T, v);
+            var s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+            for (blk[full..]) |v| s += refToF64(T, v);
+            parts[b] = s;
+        } else {
+            var s: i64 = 0;
+            for (blk) |v| s +%= @as(i64, v);
+            parts[b] = s;
+        }
+    }
+    var m = nb;
+    while (m > 1) {
+        for (0..m / 2) |i| parts[i] = if (R == f64) parts[2 * i] + parts[2 * i + 1] else parts[2 * i] +% parts[2 * i + 1];
+        if (m % 2 == 1) parts[m / 2] = parts[m - 1];
+        m = (m + 1) / 2;
+    }
+    return parts[0];
+}
+
+fn refToF64(comptime T: type, v: T) f64 {
+    return if (@typeInfo(T) == .float) @floatCast(v) else @floatFromInt(v);
+}
+
+fn checkReduce(comptime T: type, dtype: u32, rng: std.Random) !void {
+    for (sizes) |n| {
+        const x = try randomArray(T, rng, n);
+        defer alloc.free(x);
+        var first_sum: ?Ref(T) = null;
+        for (thread_counts) |t| {
+            setThreads(t);
+            var out: [1]Ref(T) = undefined;
+            try testing.expectEqual(c.OK, c.call(reduce, .{ 0, dtype, addr(x), n, addr(&out) }));
+            // bit-identical to the documented block order, for every thread count
+            try testing.expectEqual(try referenceSum(T, x), out[0]);
+            if (first_sum) |f| try testing.expectEqual(f, out[0]) else first_sum = out[0];
+        }
+        // against a plain sequential sum
+        var naive: Ref(T) = 0;
+        var lo: Ref(T) = if (n > 0) x[0] else 0;
+        var hi: Ref(T) = lo;
+        var abs_sum: f64 = 0;
+        for (x) |v| {
+            if (Ref(T) == f64) naive += v else naive +%= v;
+            lo = @min(lo, v);
+            hi = @max(hi, v);
+            abs_sum += @abs(@as(f64, if (@typeInfo(T) == .float) v else @floatFromInt(v)));
+        }
+        var out: [1]Ref(T) = undefined;
+        try testing.expectEqual(c.OK, c.call(reduce, .{ 0, dtype, addr(x), n, addr(&out) }));
+        if (Ref(T) == f64) {
+            try testing.expectApproxEqAbs(naive, out[0], 1e-12 * abs_sum + 1e-300);
+        } else {
+            try testing.expectEqual(naive, out[0]);
+        }
+        var mean: [1]f64 = undefined;
+        try testing.expectEqual(c.OK, c.call(reduce, .{ 3, dtype, addr(x), n, addr(&mean) }));
+        if (n == 0) {
+            try testing.expect(std.math.isNan(mean[0]));
+        } else {
+            var fsum: f64 = 0;
+            for (x) |v| fsum += if (@typeInfo(T) == .float) v else @floatFromInt(v);
+            const expect = fsum / @as(f64, @floatFromInt(n));
+            try testing.expectApproxEqAbs(expect, mean[0], 1e-12 * abs_sum / @as(f64, @floatFromInt(n)) + 1e-300);
+        }
+        if (n == 0) {
+            try testing.expectEqual(c.E_EMPTY, c.call(reduce, .{ 1, dtype, addr(x), n, addr(&out) }));
+            try testing.expectEqual(c.E_EMPTY, c.call(reduce, .{ 2, dtype, addr(x), n, addr(&out) }));
+        } else {
+            try testing.expectEqual(c.OK, c.call(reduce, .{ 1, dtype, addr(x), n, addr(&out) }));
+            try testing.expectEqual(lo, out[0]);
+            try testing.expectEqual(c.OK, c.call(reduce, .{ 2, dtype, addr(x), n, addr(&out) }));
+            try testing.expectEqual(hi, out[0]);
+        }
+    }
+}
+
+test "reduce sum/mean/min/max match references for all dtypes, sizes and thread counts" {
+    var prng = std.Random.DefaultPrng.init(1);
+    const rng = prng.random();
+    try checkReduce(f64, 0, rng);
+    try checkReduce(f32, 1, rng);
+    try checkReduce(i32, 2, rng);
+    try checkReduce(i64, 3, rng);
+    setThreads(1);
+}
+
+test "reduce: NaN propagates through min/max/sum; inf is ordinary" {
+    for ([_]usize{ 1, 5, 8, 9, 4096, 4097, 20011 }) |n| {
+        for ([_]usize{ 0, n / 2, n - 1 }) |pos| {
+            const x = try alloc.alloc(f64, n);
+            defer alloc.free(x);
+            for (x, 0..) |*v, i| v.* = @floatFromInt(i);
+            x[pos] = std.math.nan(f64);
+            var out: [1]f64 = undefined;
+            for ([_]u32{ 0, 1, 2, 3 }) |op| {
+                try testing.expectEqual(c.OK, c.call(reduce, .{ op, 0, addr(x), n, addr(&out) }));
+                try testing.expect(std.math.isNan(out[0]));
+            }
+            x[pos] = -std.math.inf(f64);
+            try testing.expectEqual(c.OK, c.call(reduce, .{ 1, 0, addr(x), n, addr(&out) }));
+            try testing.expectEqual(-std.math.inf(f64), out[0]);
+            try testing.expectEqual(c.OK, c.call(reduce, .{ 0, 0, addr(x), n, addr(&out) }));
+            try testing.expectEqual(-std.math.inf(f64), out[0]);
+        }
+    }
+    // float32 NaN too, written as f64 NaN
+    var y = [_]f32{ 1, 2, std.math.nan(f32), 4, 5, 6, 7, 8, 9 };
+    var out: [1]f64 = undefined;
+    try testing.expectEqual(c.OK, c.call(reduce, .{ 2, 1, addr(&y), y.len, addr(&out) }));
+    try testing.expect(std.math.isNan(out[0]));
+}
+
+test "reduce: int sums wrap like numpy int64" {
+    var x = [_]i64{ std.math.maxInt(i64), 1, 5 };
+    var out: [1]i64 = undefined;
+    try testing.expectEqual(c.OK, c.call(reduce, .{ 0, 3, addr(&x), x.len, addr(&out) }));
+    try testing.expectEqual(std.math.minInt(i64) + 5, out[0]);
+}
+
+test "reduce: float32 sums accumulate in f64" {
+    // 2^24 + 1 + 1 ... is not representable in f32 but is in f64
+    var x = [_]f32{ 16777216.0, 1.0, 1.0, 1.0 };
+    var out: [1]f64 = undefined;
+    try testing.expectEqual(c.OK, c.call(reduce, .{ 0, 1, addr(&x), x.len, addr(&out) }));
+    try testing.expectEqual(@as(f64, 16777219.0), out[0]);
+}
+
+fn checkDot(comptime T: type, dtype: u32, rng: std.Random) !void {
+    for (sizes) |n| {
+        const x = try randomArray(T, rng, n);
+        defer alloc.free(x);
+        const y = try randomArray(T, rng, n);
+        defer alloc.free(y);
+        var naive: Ref(T) = 0;
+        var mag: f64 = 0;
+        for (x, y) |a, b| {
+            if (Ref(T) == f64) {
+                naive += @as(f64, a) * @as(f64, b);
+                mag += @abs(@as(f64, a) * @as(f64, b));
+            } else {
+                naive +%= @as(i64, a) *% @as(i64, b);
+            }
+        }
+        var first: ?Ref(T) = null;
+        for (thread_counts) |t| {
+            setThreads(t);
+            var out: [1]Ref(T) = undefined;
+            try testing.expectEqual(c.OK, c.call(dot, .{ dtype, addr(x), addr(y), n, addr(&out) }));
+            if (Ref(T) == f64) {
+                try testing.expectApproxEqAbs(naive, out[0], 1e-12 * mag + 1e-300);
+            } else {
+                try testing.expectEqual(naive, out[0]);
+            }
+            if (first) |f| try testing.expectEqual(f, out[0]) else first = out[0];
+        }
+    }
+    setThreads(1);
+}
+
+test "dot matches a sequential reference and is thread-count independent" {
+    var prng = std.Random.DefaultPrng.init(2);
+    const rng = prng.random();
+    try checkDot(f64, 0, rng);
+    try checkDot(f32, 1, rng);
+    try checkDot(i32, 2, rng);
+    try checkDot(i64, 3, rng);
+}

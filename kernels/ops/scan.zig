@@ -93,3 +93,67 @@ pub fn cumsum(dtype_code: u32, x: usize, out: usize, n: usize) i32 {
         .u32 => unreachable,
     };
 }
+
+// ---- tests ---------------------------------------------------------------------------------
+// Each kernel runs through c.call (validation, rt.call, the real parallel path), as its jr_*
+// export does, and is compared with a plain sequential reference written here, over many sizes
+// and thread counts.
+
+const testing = std.testing;
+const support = @import("test_support.zig");
+const alloc = support.alloc;
+const sizes = support.sizes;
+const thread_counts = support.thread_counts;
+const setThreads = support.setThreads;
+const addr = support.addr;
+const randomArray = support.randomArray;
+const Ref = support.Ref;
+
+fn checkCumsum(comptime T: type, dtype: u32, rng: std.Random) !void {
+    const O = if (@typeInfo(T) == .float) T else i64;
+    for (sizes) |n| {
+        const x = try randomArray(T, rng, n);
+        defer alloc.free(x);
+        const out = try alloc.alloc(O, n);
+        defer alloc.free(out);
+        const first = try alloc.alloc(O, n);
+        defer alloc.free(first);
+        for (thread_counts, 0..) |t, ti| {
+            setThreads(t);
+            try testing.expectEqual(c.OK, c.call(cumsum, .{ dtype, addr(x), addr(out), n }));
+            if (ti == 0) @memcpy(first, out) else try testing.expectEqualSlices(O, first, out);
+        }
+        var acc: O = 0;
+        var mag: f64 = 0;
+        for (x, out, 0..) |v, o, i| {
+            if (@typeInfo(T) == .float) {
+                acc += v;
+                mag += @abs(@as(f64, v));
+                // the first block is scanned exactly like numpy's sequential loop
+                if (i < c.block_len) try testing.expectEqual(acc, o);
+                try testing.expectApproxEqAbs(@as(f64, acc), @as(f64, o), 4 * std.math.floatEps(T) * mag * 1e-0 * @as(f64, @floatFromInt(@min(i + 1, 64))));
+            } else {
+                acc +%= v;
+                try testing.expectEqual(acc, o);
+            }
+        }
+    }
+    setThreads(1);
+}
+
+test "cumsum matches sequential prefix sums, identical for every thread count" {
+    var prng = std.Random.DefaultPrng.init(6);
+    const rng = prng.random();
+    try checkCumsum(f64, 0, rng);
+    try checkCumsum(f32, 1, rng);
+    try checkCumsum(i32, 2, rng);
+    try checkCumsum(i64, 3, rng);
+    // in place (same element size) works; int32 -> int64 over itself is refused
+    var x = [_]f64{ 1, 2, 3, 4 };
+    try testing.expectEqual(c.OK, c.call(cumsum, .{ 0, addr(&x), addr(&x), 4 }));
+    try testing.expectEqualSlices(f64, &.{ 1, 3, 6, 10 }, &x);
+    var xi = [_]i32{ 1, 2, 3, 4 };
+    try testing.expectEqual(c.E_INVAL, c.call(cumsum, .{ 2, addr(&xi), addr(&xi), 2 }));
+    var u = [_]u32{1};
+    try testing.expectEqual(c.E_DTYPE, c.call(cumsum, .{ 4, addr(&u), addr(&u), 1 }));
+}

@@ -298,6 +298,22 @@ pub fn argsort(dtype_code: u32, x: usize, out: usize, n: usize) i32 {
     };
 }
 
+// ---- tests ---------------------------------------------------------------------------------
+// Each kernel runs through c.call (validation, rt.call, the real parallel path), as its jr_*
+// export does, and is compared with a plain sequential reference written here, over many sizes
+// and thread counts.
+
+const testing = std.testing;
+const support = @import("test_support.zig");
+const alloc = support.alloc;
+const sizes = support.sizes;
+const thread_counts = support.thread_counts;
+const setThreads = support.setThreads;
+const addr = support.addr;
+const randomArray = support.randomArray;
+const Ref = support.Ref;
+const setCancel = support.setCancel;
+
 test "coRank splits a stable merge" {
     const S = Sorter(i32, ValueOrder(i32));
     const s: S = .{ .order = .{} };
@@ -306,4 +322,147 @@ test "coRank splits a stable merge" {
     // merge: 1a 2b 3a 3a 3b 4b 5a
     const expect = [_]usize{ 0, 1, 1, 2, 3, 3, 3, 4 };
     for (expect, 0..) |e, k| try std.testing.expectEqual(e, s.coRank(k, &a, &b));
+}
+
+fn refArgsort(comptime T: type, x: []const T, idx: []i64) void {
+    for (idx, 0..) |*v, i| v.* = @intCast(i);
+    const Ctx = struct {
+        keys: []const T,
+        fn less(self: @This(), a: i64, b: i64) bool {
+            const ka = self.keys[@intCast(a)];
+            const kb = self.keys[@intCast(b)];
+            if (@typeInfo(T) == .float) {
+                if (std.math.isNan(ka)) return false;
+                if (std.math.isNan(kb)) return true;
+            }
+            return ka < kb;
+        }
+    };
+    std.sort.insertion(i64, idx, Ctx{ .keys = x }, Ctx.less);
+}
+
+fn checkSort(comptime T: type, dtype: u32, rng: std.Random, few_keys: bool) !void {
+    for (sizes) |n| {
+        if (n > 20000) continue; // the insertion-sort reference is quadratic
+        const x = try randomArray(T, rng, n);
+        defer alloc.free(x);
+        if (few_keys) for (x) |*v| {
+            v.* = if (@typeInfo(T) == .float) @floatFromInt(rng.uintLessThan(u32, 5)) else @intCast(rng.uintLessThan(u32, 5));
+        };
+        if (@typeInfo(T) == .float and n > 10) {
+            for (0..n / 10) |_| x[rng.uintLessThan(usize, n)] = std.math.nan(T);
+            x[rng.uintLessThan(usize, n)] = -0.0;
+            x[rng.uintLessThan(usize, n)] = 0.0;
+            x[rng.uintLessThan(usize, n)] = -std.math.inf(T);
+        }
+        const ref = try alloc.alloc(i64, n);
+        defer alloc.free(ref);
+        refArgsort(T, x, ref);
+        const idx = try alloc.alloc(i64, n);
+        defer alloc.free(idx);
+        const sorted = try alloc.alloc(T, n);
+        defer alloc.free(sorted);
+        for (thread_counts) |t| {
+            setThreads(t);
+            try testing.expectEqual(c.OK, c.call(argsort, .{ dtype, addr(x), addr(idx), n }));
+            try testing.expectEqualSlices(i64, ref, idx);
+            // the low-memory path (indices compared through x) gives the same result
+            use_pairs = false;
+            @memset(idx, -1);
+            const st = c.call(argsort, .{ dtype, addr(x), addr(idx), n });
+            use_pairs = true;
+            try testing.expectEqual(c.OK, st);
+            try testing.expectEqualSlices(i64, ref, idx);
+            try testing.expectEqual(c.OK, c.call(sort, .{ dtype, addr(x), addr(sorted), n }));
+            for (ref, sorted) |r, s| try testing.expect(std.mem.eql(u8, std.mem.asBytes(&x[@intCast(r)]), std.mem.asBytes(&s)));
+        }
+        // in place
+        const copy = try alloc.dupe(T, x);
+        defer alloc.free(copy);
+        try testing.expectEqual(c.OK, c.call(sort, .{ dtype, addr(copy), addr(copy), n }));
+        try testing.expect(std.mem.eql(u8, std.mem.sliceAsBytes(sorted), std.mem.sliceAsBytes(copy)));
+    }
+    setThreads(1);
+}
+
+test "sort/argsort: stable, NaN last, -0.0/0.0 kept in order, equal to a reference" {
+    var prng = std.Random.DefaultPrng.init(7);
+    const rng = prng.random();
+    inline for (.{ false, true }) |few| {
+        try checkSort(f64, 0, rng, few);
+        try checkSort(f32, 1, rng, few);
+        try checkSort(i32, 2, rng, few);
+        try checkSort(i64, 3, rng, few);
+        try checkSort(u32, 4, rng, few);
+    }
+}
+
+test "sort: large arrays with many equal keys across every merge level" {
+    var prng = std.Random.DefaultPrng.init(8);
+    const rng = prng.random();
+    for ([_]usize{ 65536, 65537, 100003, 262147 }) |n| {
+        const x = try alloc.alloc(i32, n);
+        defer alloc.free(x);
+        for (x) |*v| v.* = @intCast(rng.uintLessThan(u32, 50));
+        const idx = try alloc.alloc(i64, n);
+        defer alloc.free(idx);
+        for ([_]usize{ 1, 2, 4 }, 0..) |t, round| {
+            setThreads(t);
+            use_pairs = round != 1;
+            defer use_pairs = true;
+            try testing.expectEqual(c.OK, c.call(argsort, .{ 2, addr(x), addr(idx), n }));
+            // sorted by key, and within a key by index (stability); a permutation
+            const seen = try alloc.alloc(bool, n);
+            defer alloc.free(seen);
+            @memset(seen, false);
+            for (idx, 0..) |v, i| {
+                const u: usize = @intCast(v);
+                try testing.expect(!seen[u]);
+                seen[u] = true;
+                if (i > 0) {
+                    const p: usize = @intCast(idx[i - 1]);
+                    try testing.expect(x[p] < x[u] or (x[p] == x[u] and p < u));
+                }
+            }
+        }
+    }
+    setThreads(1);
+}
+
+var polls_left: usize = 0;
+fn pollCancelsLater() i32 {
+    if (polls_left == 0) return 1;
+    polls_left -= 1;
+    return 0;
+}
+
+test "cancel in the middle of an in-place sort keeps every element" {
+    if (!@hasDecl(rt.platform, "native_host_poll")) return error.SkipZigTest;
+    const n = 1 << 21;
+    const x = try alloc.alloc(i32, n);
+    defer alloc.free(x);
+    var prng = std.Random.DefaultPrng.init(11);
+    for (x) |*v| v.* = prng.random().int(i32);
+    const want = try alloc.dupe(i32, x);
+    defer alloc.free(want);
+    std.mem.sort(i32, want, {}, std.sort.asc(i32));
+    setThreads(1);
+    // the host poll says "cancel" after a few polls: somewhere in the merge levels
+    var cancelled_runs: usize = 0;
+    for ([_]usize{ 0, 1, 2, 3 }) |after| {
+        polls_left = after;
+        rt.platform.native_host_poll = &pollCancelsLater;
+        const st = c.call(sort, .{ 2, addr(x), addr(x), n });
+        rt.platform.native_host_poll = null;
+        setCancel(0);
+        try testing.expect(st == c.E_CANCELED or st == c.OK);
+        cancelled_runs += @intFromBool(st == c.E_CANCELED);
+        const got = try alloc.dupe(i32, x);
+        defer alloc.free(got);
+        std.mem.sort(i32, got, {}, std.sort.asc(i32));
+        try testing.expectEqualSlices(i32, want, got);
+    }
+    try testing.expect(cancelled_runs > 0);
+    try testing.expectEqual(c.OK, c.call(sort, .{ 2, addr(x), addr(x), n }));
+    try testing.expectEqualSlices(i32, want, x);
 }

@@ -223,7 +223,7 @@ test "parallelFor: a non-zero host_poll cancels the caller's call" {
     platform.native_host_poll = &pollCancels;
     defer platform.native_host_poll = null;
     polls = 0;
-    // One thread: the caller runs every chunk, so it reaches the 1024-task poll quickly.
+    // One thread: the caller runs every chunk, so it reaches its every-16-tasks poll at once.
     var body: CountBody = .{};
     var c: CountCall = .{ .n = 1_000_000, .body = &body };
     try testing.expectEqual(status.E_CANCELED, try support.runWith(1, &c));

@@ -8,7 +8,7 @@ pub const is_wasm = builtin.cpu.arch == .wasm32;
 pub const threaded = !builtin.single_threaded;
 
 /// Size of one unit of new memory: a wasm page, also used natively so both builds behave alike.
-pub const page_size: usize = 65536;
+pub const page_size: usize = @import("abi.zig").PAGE_BYTES;
 
 pub const WaitResult = enum { woken, not_equal, timed_out };
 

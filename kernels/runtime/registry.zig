@@ -9,6 +9,7 @@ const job_mod = @import("job.zig");
 const sleep = @import("sleep.zig");
 const thread = @import("thread.zig");
 const status = @import("status.zig");
+const abi = @import("abi.zig");
 
 const Job = job_mod.Job;
 const Latch = job_mod.Latch;
@@ -20,11 +21,11 @@ pub const Deque = deque.Deque(Job, deque_capacity);
 /// Rounds of searching for work before an idle thread sleeps (rayon uses 32 with yields).
 const spin_rounds = 64;
 /// The caller sleeps at most this long between host polls when it waits idle.
-const caller_wait_ns: u64 = 20 * std.time.ns_per_ms;
+const caller_wait_ns: u64 = @as(u64, abi.IDLE_WAIT_MS) * std.time.ns_per_ms;
 /// The caller calls env.host_poll every this many tasks it runs. A call has at most a few
 /// thousand chunks per thread, so an interrupt lands within about 1/256 of a long call; a poll
 /// costs a few nanoseconds in JS and in the wasmtime backend (a wasm function there).
-const poll_every_tasks = 16;
+const poll_every_tasks = abi.POLL_EVERY_TASKS;
 
 pub const Worker = struct {
     index: usize,
@@ -306,9 +307,9 @@ fn expectStates(live: usize) !void {
     for (0..max_threads) |i| {
         const s = counters.load32(&counters.block.per_thread[i].state);
         if (i < live) {
-            try testing.expect(s != @intFromEnum(counters.State.absent));
+            try testing.expect(s != @backingInt(counters.State.absent));
         } else {
-            try testing.expectEqual(@intFromEnum(counters.State.absent), s);
+            try testing.expectEqual(@backingInt(counters.State.absent), s);
         }
     }
 }
@@ -388,27 +389,12 @@ test "idle: after a call every helper goes to sleep and busy drops to zero" {
     while (rounds < 3000) : (rounds += 1) {
         var sleeping: usize = 0;
         for (1..4) |i| {
-            if (counters.load32(&counters.block.per_thread[i].state) == @intFromEnum(counters.State.sleeping)) sleeping += 1;
+            if (counters.load32(&counters.block.per_thread[i].state) == @backingInt(counters.State.sleeping)) sleeping += 1;
         }
         if (sleeping == 3 and counters.load32(&counters.block.busy) == 0) break;
         const never: u32 = 0;
         _ = platform.futexWait(&never, 0, 10 * std.time.ns_per_ms); // a 10 ms sleep
     }
     try testing.expect(rounds < 3000);
-    try testing.expectEqual(@intFromEnum(counters.State.sleeping), counters.load32(&counters.block.per_thread[0].state));
-}
-
-test "counters: layout and constants of kernels/ABI.md" {
-    const base = @intFromPtr(&counters.block);
-    const at = struct {
-        fn u32At(addr: usize) u32 {
-            return @as(*const u32, @ptrFromInt(addr)).*;
-        }
-    };
-    try testing.expectEqual(@as(u32, 0x4A52504C), at.u32At(base));
-    try testing.expectEqual(@as(u32, 1), at.u32At(base + 4));
-    try testing.expectEqual(@as(u32, 64), at.u32At(base + 20));
-    try testing.expectEqual(@as(u32, 1), at.u32At(base + 24));
-    try testing.expectEqual(@as(usize, 64 + 64 * 64), @sizeOf(counters.Block));
-    try testing.expectEqual(@as(usize, 0), base % 64);
+    try testing.expectEqual(@backingInt(counters.State.sleeping), counters.load32(&counters.block.per_thread[0].state));
 }

@@ -21,7 +21,7 @@ pub const scope = scope_mod.scope;
 /// Thread-safe, counted in bytes_in_use.
 pub const allocator: std.mem.Allocator = alloc.allocator;
 
-/// True once the running call was cancelled (jr_cancel, counters.cancel, or host_poll).
+/// True once the running call was cancelled (a host store into counters.cancel, or host_poll).
 pub fn cancelled() bool {
     return registry.cancelled();
 }
@@ -48,12 +48,3 @@ pub fn call(body: anytype) i32 {
 pub const setThreads = registry.setThreads;
 pub const allocBytes = alloc.allocBytes;
 pub const freeBytes = alloc.freeBytes;
-
-test {
-    _ = @import("deque.zig");
-    _ = @import("alloc.zig");
-    _ = @import("join.zig");
-    _ = @import("scope.zig");
-    _ = @import("parallel_for.zig");
-    _ = @import("registry.zig");
-}

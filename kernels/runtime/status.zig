@@ -1,13 +1,16 @@
-//! Status codes of kernels/ABI.md and their messages (jr_strerror).
-pub const OK: i32 = 0;
-pub const E_INVAL: i32 = -1;
-pub const E_NOMEM: i32 = -2;
-pub const E_CANCELED: i32 = -3;
-pub const E_EMPTY: i32 = -4;
-pub const E_DTYPE: i32 = -5;
-pub const E_RANGE: i32 = -6;
-pub const E_THREADS: i32 = -7;
-pub const E_BUSY: i32 = -8;
+//! Status codes of kernels/ABI.md (their values come from the generated abi.zig) and their
+//! messages (jr_strerror).
+const abi = @import("abi.zig");
+
+pub const OK = abi.OK;
+pub const E_INVAL = abi.E_INVAL;
+pub const E_NOMEM = abi.E_NOMEM;
+pub const E_CANCELED = abi.E_CANCELED;
+pub const E_EMPTY = abi.E_EMPTY;
+pub const E_DTYPE = abi.E_DTYPE;
+pub const E_RANGE = abi.E_RANGE;
+pub const E_THREADS = abi.E_THREADS;
+pub const E_BUSY = abi.E_BUSY;
 
 pub fn message(code: i32) [:0]const u8 {
     return switch (code) {
@@ -22,4 +25,24 @@ pub fn message(code: i32) [:0]const u8 {
         E_BUSY => "the pool is busy with another call",
         else => "unknown status code",
     };
+}
+
+test "status: every code of abi.zig has its own message" {
+    const std = @import("std");
+    const codes = [_]i32{ OK, E_INVAL, E_NOMEM, E_CANCELED, E_EMPTY, E_DTYPE, E_RANGE, E_THREADS, E_BUSY };
+    // Every i32 constant of abi.zig named OK or E_* is listed above (a new code needs a message).
+    var listed: usize = 0;
+    inline for (comptime std.meta.declarations(abi)) |name| {
+        const v = @field(abi, name);
+        if (@TypeOf(v) == i32 and (std.mem.eql(u8, name, "OK") or std.mem.startsWith(u8, name, "E_"))) {
+            try std.testing.expect(std.mem.indexOfScalar(i32, &codes, v) != null);
+            listed += 1;
+        }
+    }
+    try std.testing.expectEqual(codes.len, listed);
+    for (codes, 0..) |a, i| {
+        try std.testing.expect(!std.mem.eql(u8, message(a), "unknown status code"));
+        for (codes[i + 1 ..]) |b| try std.testing.expect(!std.mem.eql(u8, message(a), message(b)));
+    }
+    try std.testing.expectEqualStrings("unknown status code", message(-1000));
 }

@@ -2,7 +2,9 @@
 
 - ``lite_site``: the site built once per session by scripts/build_site.py (the add-on puts the
   jupyterlite-rayon wheel in it and preloads it, plus the labextension). ``lite_site_sw`` is
-  the same site built with ``RayonAddon.service_worker``.
+  the same site built with ``RayonAddon.service_worker``. Both must carry the labextension
+  built in jupyterlite_rayon/labextension (or JR_SITE_WHEEL's): the tests use its interrupt
+  bridge, status bar and pyodide-kernel fix, never a copy of their own.
 - ``site_url(mode)``: base URL of the site served on 127.0.0.1, mode "coi" (COOP/COEP/CORP
   headers), "plain" (no headers) or "sw" (no headers, service worker patched).
 - ``browser``: Playwright driving /usr/bin/chromium. Every context has a route guard that aborts
@@ -23,12 +25,14 @@ written from the source tree.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
 import sys
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,22 +47,24 @@ MODES = ("coi", "plain", "sw")
 LOCAL_PREFIXES = ("http://127.0.0.1", "ws://127.0.0.1", "blob:", "data:", "about:")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
     # Belt and braces with the route guard: no name but 127.0.0.1 resolves, even for requests
     # a service worker makes (which Playwright's routing does not see).
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 KERNEL_START_TIMEOUT_S = 180
+# The site's copy of the jupyterlite-rayon labextension, and the bridge it publishes.
 LABEXTENSION = "extensions/jupyterlite-rayon/package.json"
-# pyodide-kernel 0.8.6 talks to its worker through coincident when the page is isolated, and
-# coincident assumes Atomics.waitAsync always answers asynchronously: when the worker replies
-# first, the call dies with "A(...).value.then is not a function" and the kernel hangs. The
-# jupyterlite-rayon labextension ships this fix; the fixtures add it only to a site without it.
-WAIT_ASYNC_FIX = """(() => { const waitAsync = Atomics.waitAsync; if (!waitAsync) return;
-  Atomics.waitAsync = function (...args) { const r = waitAsync.apply(Atomics, args);
-    return r.async ? r : {async: false, value: Promise.resolve(r.value)}; }; })()"""
+BUILT_LABEXTENSION = ROOT / "jupyterlite_rayon" / "labextension" / "package.json"
+WHEEL_LABEXTENSION = "share/jupyter/labextensions/jupyterlite-rayon/package.json"
 
 
 def _load_script(name: str) -> Any:
@@ -144,8 +150,10 @@ def error_name(ename: str) -> str:
 
 def outputs_to_result(got: dict[str, Any]) -> dict[str, Any]:
     """The notebook cell's outputs (nbformat JSON) as the dict tests read."""
-    stdout, stderr, results = [], [], []
-    error = None
+    stdout: list[str] = []
+    stderr: list[str] = []
+    results: list[dict[str, Any]] = []
+    error: dict[str, Any] | None = None
     for out in got.get("outputs", []):
         kind = out.get("output_type")
         if kind == "stream":
@@ -153,8 +161,11 @@ def outputs_to_result(got: dict[str, Any]) -> dict[str, Any]:
         elif kind in ("execute_result", "display_data"):
             results.append({k: v for k, v in out.get("data", {}).items()})
         elif kind == "error":
-            error = {"ename": error_name(out.get("ename", "")), "evalue": out.get("evalue", ""),
-                     "traceback": out.get("traceback", [])}
+            error = {
+                "ename": error_name(out.get("ename", "")),
+                "evalue": out.get("evalue", ""),
+                "traceback": out.get("traceback", []),
+            }
     reply = got.get("reply") or {}
     if got.get("exception"):
         status = "error"
@@ -162,11 +173,18 @@ def outputs_to_result(got: dict[str, Any]) -> dict[str, Any]:
     else:
         status = reply.get("status") or ("error" if error else "ok")
         if status == "error" and error is None:
-            error = {"ename": error_name(reply.get("ename", "")),
-                     "evalue": reply.get("evalue", ""),
-                     "traceback": reply.get("traceback", [])}
-    return {"status": status, "stdout": "".join(stdout), "stderr": "".join(stderr),
-            "results": results, "error": error}
+            error = {
+                "ename": error_name(reply.get("ename", "")),
+                "evalue": reply.get("evalue", ""),
+                "traceback": reply.get("traceback", []),
+            }
+    return {
+        "status": status,
+        "stdout": "".join(stdout),
+        "stderr": "".join(stderr),
+        "results": results,
+        "error": error,
+    }
 
 
 OPEN_GUARDS: list[GuardedContext] = []
@@ -198,7 +216,7 @@ class GuardedContext:
             self.blocked.append(url)
 
     def check_offline(self) -> None:
-        new = self.blocked[self.reported:]
+        new = self.blocked[self.reported :]
         self.reported = len(self.blocked)
         assert not new, f"requests left 127.0.0.1 (offline guard): {new[:10]}"
 
@@ -296,11 +314,9 @@ def wait_isolated(page: Any, timeout_s: float) -> bool:
     return False
 
 
-def open_lite_kernel(browser: Any, url: str, mode: str, site: Path | None = None) -> LiteKernel:
+def open_lite_kernel(browser: Any, url: str, mode: str) -> LiteKernel:
     guard = GuardedContext(browser)
     page = guard.context.new_page()
-    if site is not None and not (site / LABEXTENSION).is_file():
-        page.add_init_script(WAIT_ASYNC_FIX)
     page.set_default_timeout(KERNEL_START_TIMEOUT_S * 1000)
     kernel = LiteKernel(guard, page, mode, url)
     try:
@@ -315,9 +331,12 @@ def open_lite_kernel(browser: Any, url: str, mode: str, site: Path | None = None
             page.reload()
             if not wait_isolated(page, 30):
                 raise AssertionError("the service-worker site is not isolated after a reload")
-        kernel.timings.update(page.evaluate(
-            JS_OPEN_NOTEBOOK, {"kernelName": "python", "timeoutMs": KERNEL_START_TIMEOUT_S * 1000}
-        ))
+        kernel.timings.update(
+            page.evaluate(
+                JS_OPEN_NOTEBOOK,
+                {"kernelName": "python", "timeoutMs": KERNEL_START_TIMEOUT_S * 1000},
+            )
+        )
         kernel.timings["total_s"] = round(time.monotonic() - t0, 1)
         guard.check_offline()
     except (PlaywrightError, AssertionError):
@@ -335,8 +354,9 @@ def open_lite_kernel(browser: Any, url: str, mode: str, site: Path | None = None
 
 @pytest.fixture(scope="session")
 def browser_deps() -> None:
-    subprocess.run(["bash", str(SCRIPTS / "install_browser_deps.sh")], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["bash", str(SCRIPTS / "install_browser_deps.sh")], check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def _site_wheel() -> Path | None:
@@ -345,20 +365,45 @@ def _site_wheel() -> Path | None:
     return Path(wheel) if wheel else None
 
 
+def _labextension_load(package_json: str) -> str:
+    """The remoteEntry a labextension's package.json loads (its content hash is in the name)."""
+    return str(json.loads(package_json)["jupyterlab"]["_build"]["load"])
+
+
+def _expected_labextension(wheel: Path | None) -> str:
+    """The labextension the sites must carry: the given wheel's, else the one built here."""
+    if wheel is None:
+        assert BUILT_LABEXTENSION.is_file(), (
+            "the labextension is not built: `cd labextension && npm install && npm run build`"
+        )
+        return _labextension_load(BUILT_LABEXTENSION.read_text())
+    with zipfile.ZipFile(wheel) as whl:
+        names = [n for n in whl.namelist() if n.endswith(".data/data/" + WHEEL_LABEXTENSION)]
+        assert names, f"{wheel} has no labextension in its shared data ({WHEEL_LABEXTENSION})"
+        return _labextension_load(whl.read(names[0]).decode())
+
+
+def _build_checked_site(out: Path, service_worker: bool) -> Path:
+    """Build the site and check it carries the labextension these tests are about."""
+    wheel = _site_wheel()
+    site = build_site_script.build_site(out, service_worker=service_worker, wheel=wheel)
+    copy = site / LABEXTENSION
+    assert copy.is_file(), f"the site {site} has no jupyterlite-rayon labextension"
+    got, want = _labextension_load(copy.read_text()), _expected_labextension(wheel)
+    assert got == want, f"the site carries labextension {got}, not the built one ({want})"
+    return site
+
+
 @pytest.fixture(scope="session")
 def lite_site(browser_deps: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The site, built once: COOP/COEP come from the server, the service worker is stock."""
-    return build_site_script.build_site(
-        tmp_path_factory.mktemp("lite") / "site", wheel=_site_wheel()
-    )
+    return _build_checked_site(tmp_path_factory.mktemp("lite") / "site", service_worker=False)
 
 
 @pytest.fixture(scope="session")
 def lite_site_sw(browser_deps: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same site built with RayonAddon.service_worker (for hosts without headers)."""
-    return build_site_script.build_site(
-        tmp_path_factory.mktemp("lite-sw") / "site", service_worker=True, wheel=_site_wheel()
-    )
+    return _build_checked_site(tmp_path_factory.mktemp("lite-sw") / "site", service_worker=True)
 
 
 class SiteServers:
@@ -408,15 +453,15 @@ def open_kernel(browser: Any, site_url: SiteServers) -> Iterator[Callable[[str],
     opened: list[LiteKernel] = []
 
     def open_(mode: str) -> LiteKernel:
-        url, site = site_url(mode), site_url.site_dir(mode)
+        url = site_url(mode)
         try:
-            kernel = open_lite_kernel(browser, url, mode, site)
+            kernel = open_lite_kernel(browser, url, mode)
         except AssertionError as first:
             # pyodide-kernel 0.8.6's coincident channel can hand its worker a half-written
             # reply under heavy load ("Pyodide has suffered a fatal error ... JSON"): that is
             # upstream, not this project, so one fresh page gets a second chance.
             warnings.warn(f"kernel start failed once, retrying: {first}", stacklevel=1)
-            kernel = open_lite_kernel(browser, url, mode, site)
+            kernel = open_lite_kernel(browser, url, mode)
         opened.append(kernel)
         return kernel
 
@@ -464,4 +509,3 @@ def screenshot() -> Callable[[Any, str], Path]:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"browser tests: {CHROMIUM}, screenshots in {SHOTS}, python {sys.version.split()[0]}"
-

@@ -2,7 +2,7 @@
 offline, so references are plain Python)."""
 
 # kernels/ABI.md's Mandelbrot formula, exactly: counts in row-major order, as a flat list.
-REF_MANDELBROT = r'''
+REF_MANDELBROT = r"""
 def ref_mandelbrot(width, height, x0, x1, y0, y1, max_iter):
     dx = (x1 - x0) / width
     dy = (y1 - y0) / height
@@ -23,4 +23,4 @@ def ref_mandelbrot(width, height, x0, x1, y0, y1, max_iter):
                 k += 1
             out.append(k)
     return out
-'''
+"""

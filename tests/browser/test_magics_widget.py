@@ -51,17 +51,22 @@ def kernel(kernel_coi: Any) -> Any:
     r = run(kernel_coi, "%load_ext jupyterlite_rayon")
     assert "starting the thread pool in the background" in r["stdout"]
     # At once, while the pool may still be starting: the cell waits for it (JSPI) or says so.
-    EARLY.update(kernel_coi.execute(
-        "%%parallel -n 1\nimport jupyterlite_rayon as jr\nprint('ran at', jr.current_num_threads())"
-    ))
-    run(kernel_coi, """
+    EARLY.update(
+        kernel_coi.execute(
+            "%%parallel -n 1\nimport jupyterlite_rayon as jr\nprint('ran at', jr.current_num_threads())"
+        )
+    )
+    run(
+        kernel_coi,
+        """
 import asyncio, json, jupyterlite_rayon as jr
 for _ in range(600):
     if jr.pool_info()["started"]:
         break
     await asyncio.sleep(0.1)
 print(json.dumps(jr.pool_info()["started"]))
-""")
+""",
+    )
     return kernel_coi
 
 
@@ -105,16 +110,21 @@ def test_error_in_the_cell_restores_the_thread_count(kernel: Any) -> None:
 
 
 def test_sweep_renders_table_and_chart(kernel: Any) -> None:
-    run(kernel, """
+    run(
+        kernel,
+        """
 seen = []
 before_threads = jr.current_num_threads()
 
-""" + REF_MANDELBROT + """
+"""
+        + REF_MANDELBROT
+        + """
 def flat(values):
     return [v for row in values for v in row] if values and isinstance(values[0], list) else values
 
 reference = ref_mandelbrot(64, 48, -2.0, 1.0, -1.5, 1.5, 200)
-""")
+""",
+    )
     r = run(kernel, SWEEP_CELL)
     assert "ran at 1" in r["stdout"]
     bundles = [b for b in r["results"] if "text/html" in b and "jr-sweep" in b["text/html"]]
@@ -122,7 +132,7 @@ reference = ref_mandelbrot(64, 48, -2.0, 1.0, -1.5, 1.5, 200)
     page_html, text = bundles[0]["text/html"], bundles[0]["text/plain"]
     assert page_html.count("<svg") == 3
     lines = text.strip().splitlines()
-    table = lines[2: lines.index("")] if "" in lines else lines[2:]  # a hint may follow
+    table = lines[2 : lines.index("")] if "" in lines else lines[2:]  # a hint may follow
     rows = [re.split(r"\s{2,}", line.strip()) for line in table]
     assert [row[0] for row in rows] == ["1", "2"]
     assert all(row[2] == "n/a" for row in rows)  # cpu/wall cannot be measured in the browser
@@ -135,16 +145,13 @@ reference = ref_mandelbrot(64, 48, -2.0, 1.0, -1.5, 1.5, 200)
     assert last_json(restored) is True
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = kernel.page
-    shown = page.locator(".jr-sweep-report")
-    if shown.count():
-        shown.last.scroll_into_view_if_needed()
-        shown.last.screenshot(path=str(SHOTS / "magics_sweep.png"))
-        kernel.screenshot("magics_sweep_notebook")  # the cell and its output in the notebook
-    else:  # the fixture ran the cell without a notebook view: render the same HTML alone
-        alone = page.context.new_page()
-        alone.set_content(f"<html><body>{page_html}</body></html>")
-        alone.screenshot(path=str(SHOTS / "magics_sweep.png"))
-        alone.close()
+    # The report renders in the notebook itself (the run went through the notebook's cell).
+    shown = page.locator(".jr-sweep-report").last
+    shown.wait_for(timeout=30_000)
+    assert shown.locator("svg").count() == 3
+    shown.scroll_into_view_if_needed()
+    shown.screenshot(path=str(SHOTS / "magics_sweep.png"))
+    kernel.screenshot("magics_sweep_notebook")  # the cell and its output in the notebook
 
 
 def readouts(page: Any) -> list[str]:
@@ -155,8 +162,12 @@ def readouts(page: Any) -> list[str]:
 def wait_threads(kernel: Any, expected: int) -> list[int]:
     got: list[int] = []
     for _ in range(40):  # the slider's comm message reaches the kernel between cells
-        got = last_json(run(kernel, "print(json.dumps([jr.current_num_threads(), "
-                                    "w.slider.value, w2.slider.value]))"))
+        got = last_json(
+            run(
+                kernel,
+                "print(json.dumps([jr.current_num_threads(), w.slider.value, w2.slider.value]))",
+            )
+        )
         if got == [expected] * 3:
             break
         time.sleep(0.25)
@@ -168,10 +179,15 @@ def test_widget_renders_and_its_slider_resizes_the_pool(kernel: Any) -> None:
     r = run(kernel, "w = jr.widget()\nw")
     assert any("application/vnd.jupyter.widget-view+json" in b for b in r["results"]), r
     r = run(kernel, "w2 = jr.widget()\nw2")  # a second widget on the page
-    info = last_json(run(kernel, """
+    info = last_json(
+        run(
+            kernel,
+            """
 print(json.dumps({"value": w.slider.value, "max": w.slider.max, "threads": jr.current_num_threads(),
                   "bars": len(w.bars.children), "status": w.status.value}))
-"""))
+""",
+        )
+    )
     assert info["value"] == info["threads"] == info["bars"] and info["max"] >= 2
     assert "pyodide, mt build" in info["status"]
     page = kernel.page
@@ -187,7 +203,9 @@ print(json.dumps({"value": w.slider.value, "max": w.slider.max, "threads": jr.cu
         assert wait_threads(kernel, expected) == [expected] * 3
         page.wait_for_function(
             """(n) => [...document.querySelectorAll('.jr-pool-widget .widget-readout')]
-                     .every(e => e.textContent.trim() === String(n))""", arg=expected)
+                     .every(e => e.textContent.trim() === String(n))""",
+            arg=expected,
+        )
         assert readouts(page) == [str(expected)] * 2
     # The mouse: drag the second widget's handle to the left end of its track.
     widgets.nth(1).locator(".noUi-target").scroll_into_view_if_needed()
@@ -201,7 +219,8 @@ print(json.dumps({"value": w.slider.value, "max": w.slider.max, "threads": jr.cu
     assert wait_threads(kernel, 1) == [1, 1, 1]
     page.wait_for_function(
         """() => [...document.querySelectorAll('.jr-pool-widget .widget-readout')]
-                 .every(e => e.textContent.trim() === '1')""")
+                 .every(e => e.textContent.trim() === '1')"""
+    )
     # Back to the maximum with the second widget's keyboard, then some work for the bars.
     widgets.nth(1).locator(".noUi-handle").press("End")
     assert wait_threads(kernel, info["max"]) == [info["max"]] * 3
@@ -252,13 +271,16 @@ print(_n)
 def test_plain_site_says_why_one_thread_and_how_to_fix(kernel_plain: Any) -> None:
     """Not cross-origin isolated: the single-thread build; the magics say what to change."""
     r = run(kernel_plain, "%load_ext jupyterlite_rayon")
-    run(kernel_plain, """
+    run(
+        kernel_plain,
+        """
 import asyncio, json, jupyterlite_rayon as jr
 for _ in range(600):
     if jr.pool_info()["started"]:
         break
     await asyncio.sleep(0.1)
-""")
+""",
+    )
     r = run(kernel_plain, "%parallel")
     assert "pyodide backend, st build, 1/1 threads, NOT isolated" in r["stdout"], r
     r = run(kernel_plain, "%parallel info")
@@ -281,6 +303,7 @@ def test_line_magic_threads_and_widget(kernel: Any) -> None:
     assert any("application/vnd.jupyter.widget-view+json" in b for b in r["results"]), r
     kernel.page.wait_for_function(
         """() => [...document.querySelectorAll('.jr-pool-widget .widget-readout')]
-                 .every(e => e.textContent.trim() === '1')""")
+                 .every(e => e.textContent.trim() === '1')"""
+    )
     r = run(kernel, f"%parallel threads {before}")
     assert last_json(run(kernel, "print(json.dumps(jr.current_num_threads()))")) == before

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from page_names import BRIDGE_SOURCE, PLUGIN_ID, RELOAD_KEY, STATUS
+
+from jupyterlite_rayon import isolation
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "notebooks"
-STATUS = "#jupyterlite-rayon-status"
 NOTIFICATION = re.compile(r"runs on one thread: this page is not cross-origin isolated")
 
 KERNEL_FACTS = """
@@ -67,7 +69,9 @@ def test_coi_site_is_isolated_and_rayon_is_preloaded(kernel_coi: Any) -> None:
     assert kernel_coi.navigations == 1
     assert status_text(kernel_coi).startswith("rayon: isolated")
     assert kernel_coi.page.get_by_text(NOTIFICATION).count() == 0
-    assert kernel_coi.page.evaluate("!!window.__jrInterruptBridge")
+    # The shipped labextension's interrupt bridge and pyodide-kernel fix are the active ones.
+    assert kernel_coi.page.evaluate(BRIDGE_SOURCE) == PLUGIN_ID
+    assert kernel_coi.page.evaluate("Atomics.waitAsync.__jrFixed") is True
     kernel_coi.screenshot("site_coi")
 
 
@@ -84,8 +88,10 @@ print(json.dumps(sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
 
 
 def test_coi_status_bar_shows_the_pool_threads(kernel_coi: Any) -> None:
-    r = kernel_coi.execute("import jupyterlite_rayon as jr\nawait jr.init_thread_pool(2)\n"
-                           "print(jr.pool_info()['threads'])")
+    r = kernel_coi.execute(
+        "import jupyterlite_rayon as jr\nawait jr.init_thread_pool(2)\n"
+        "print(jr.pool_info()['threads'])"
+    )
     assert r["status"] == "ok" and r["stdout"].strip().endswith("2"), r
     item = kernel_coi.page.locator(STATUS)
     # The kernel posts its pool's counters block once; the page reads it every 500 ms.
@@ -104,6 +110,9 @@ def test_plain_site_is_not_isolated_and_says_how_to_fix_it(kernel_plain: Any) ->
     assert kernel_plain.navigations == 1, "a headerless site without the patch must not reload"
     assert status_text(kernel_plain).startswith("rayon: not isolated")
     page = kernel_plain.page
+    # The fix for this host (127.0.0.1), from isolation.py's table through the generated abi.ts.
+    here = isolation.fix_for_host("127.0.0.1")
+    assert here in page.locator(STATUS).get_attribute("title")
     page.get_by_text(NOTIFICATION).first.wait_for(timeout=30_000)
     kernel_plain.screenshot("site_plain_notification")
     page.get_by_role("button", name="How to fix").first.click()
@@ -111,7 +120,12 @@ def test_plain_site_is_not_isolated_and_says_how_to_fix_it(kernel_plain: Any) ->
     dialog.wait_for(timeout=10_000)
     text = dialog.inner_text()
     assert "Cross-Origin-Embedder-Policy: require-corp" in text, text
+    assert f"Here (127.0.0.1): {here}." in text, text
+    # Then the other hosts' fixes: what the site needs where it will be deployed.
     assert "--rayon-service-worker" in text and "vercel.json" in text, text
+    for row in isolation.HOSTS:
+        if row["kind"] != "localhost":
+            assert str(row["fix"]) in text, (row["kind"], text)
     kernel_plain.screenshot("site_plain_fix_dialog")
     page.get_by_role("button", name="Ok").click()
 
@@ -134,7 +148,7 @@ def test_sw_site_is_isolated_after_exactly_one_reload(kernel_sw: Any) -> None:
     page = kernel_sw.page
     assert "service-worker.js" in page.evaluate("navigator.serviceWorker.controller.scriptURL")
     # Isolated now: the loop guard is cleared, so the page stays put.
-    assert page.evaluate("sessionStorage.getItem('jupyterlite-rayon:isolation-reload')") is None
+    assert page.evaluate(f"sessionStorage.getItem('{RELOAD_KEY}')") is None
     assert status_text(kernel_sw).startswith("rayon: isolated")
     kernel_sw.screenshot("site_sw_isolated")
 
@@ -147,8 +161,9 @@ def test_example_notebooks_run_on_the_isolated_site(kernel_coi: Any, name: str) 
         assert "speedup with" in text
         assert any("image/png" in b for r in results for b in r["results"])
     if name.startswith("03_"):
-        assert any("application/vnd.jupyter.widget-view+json" in b
-                   for r in results for b in r["results"])
+        assert any(
+            "application/vnd.jupyter.widget-view+json" in b for r in results for b in r["results"]
+        )
     if name.startswith("04_"):
         assert "build: mt" in text and "isolated: True" in text
 
@@ -162,9 +177,14 @@ def test_sw_site_reloads_at_most_once(guarded_page: Any, site_url: Any) -> None:
     """With the loop guard already set (a reload happened and did not help), no second reload:
     the page stays, says it is not isolated even after the reload, and how to fix it."""
     page = guarded_page
-    page.add_init_script("sessionStorage.setItem('jupyterlite-rayon:isolation-reload', '1')")
+    page.add_init_script(f"sessionStorage.setItem('{RELOAD_KEY}', '1')")
     loads: list[str] = []
-    page.on("framenavigated", lambda f: f == page.main_frame and loads.append(f.url))
+
+    def navigated(frame: Any) -> None:
+        if frame == page.main_frame:
+            loads.append(frame.url)
+
+    page.on("framenavigated", navigated)
     page.goto(site_url("sw") + "lab/index.html")
     page.get_by_text(NOTIFICATION).first.wait_for(timeout=60_000)
     page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=60_000)
