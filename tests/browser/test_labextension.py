@@ -29,10 +29,26 @@ MODULES = ("abi.js", "isolation.js", "counters.js")
 BUILD_HINT = "build it: `cd labextension && npm install && npm run build`"
 
 HOSTNAMES = [
-    "localhost", "LOCALHOST", "127.0.0.1", "[::1]", "::1", "app.localhost",
-    "user.github.io", "User.GitHub.IO", "github.io", "notgithub.io", "github.io.example.com",
-    "site.netlify.app", "netlify.com", "x.pages.dev", "pages.dev.example.org",
-    "demo.vercel.app", "vercel.app.evil.com", "example.com", "10.0.0.5", "",
+    "localhost",
+    "LOCALHOST",
+    "127.0.0.1",
+    "[::1]",
+    "::1",
+    "app.localhost",
+    "user.github.io",
+    "User.GitHub.IO",
+    "github.io",
+    "notgithub.io",
+    "github.io.example.com",
+    "site.netlify.app",
+    "netlify.com",
+    "x.pages.dev",
+    "pages.dev.example.org",
+    "demo.vercel.app",
+    "vercel.app.evil.com",
+    "example.com",
+    "10.0.0.5",
+    "",
 ]
 
 
@@ -54,7 +70,11 @@ def node(lib: Path, script: str, data: Any) -> Any:
     source = f"globalThis.DATA = {json.dumps(data)};\n{script}"
     proc = subprocess.run(
         ["node", "--input-type=module", "-e", source],
-        cwd=lib, capture_output=True, text=True, timeout=60, check=False,
+        cwd=lib,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -67,10 +87,14 @@ def test_the_built_labextension_is_not_older_than_its_sources() -> None:
 
 
 def test_fix_for_host_matches_isolation_py(lib: Path) -> None:
-    got = node(lib, """
+    got = node(
+        lib,
+        """
 import { fixForHost, hostFix } from './isolation.js';
 console.log(JSON.stringify(DATA.map(h => [hostFix(h).kind, fixForHost(h)])));
-""", HOSTNAMES)
+""",
+        HOSTNAMES,
+    )
     want = [[isolation.host_kind(h), isolation.fix_for_host(h)] for h in HOSTNAMES]
     assert dict(zip(HOSTNAMES, got)) == dict(zip(HOSTNAMES, want))
     # Every kind of host is among the cases, so each row's rule was exercised.
@@ -102,10 +126,18 @@ console.log(JSON.stringify(out));
 
 def test_decode_counters_reads_every_field(lib: Path) -> None:
     header = {
-        "magic": abi.COUNTERS_MAGIC, "abi_version": abi.ABI_VERSION, "threads": 3, "busy": 2,
-        "cancel": 1, "max_threads": abi.MAX_THREADS, "threaded": 1, "in_call": 1,
+        "magic": abi.COUNTERS_MAGIC,
+        "abi_version": abi.ABI_VERSION,
+        "threads": 3,
+        "busy": 2,
+        "cancel": 1,
+        "max_threads": abi.MAX_THREADS,
+        "threaded": 1,
+        "in_call": 1,
         # above 2^32: the high word counts
-        "bytes_in_use": 5 * 2**32 + 17, "runtime_bytes": 3 * 2**20, "calls": 2**40 + 1,
+        "bytes_in_use": 5 * 2**32 + 17,
+        "runtime_bytes": 3 * 2**20,
+        "calls": 2**40 + 1,
         "reserved": 0,
     }
     records = [(2, 2**33 + 5, 7), (1, 12, 0), (0, 0, 0), (2, 99, 99)]  # the 4th: not live
@@ -121,9 +153,18 @@ def test_decode_counters_reads_every_field(lib: Path) -> None:
 
 def test_decode_counters_refuses_what_is_not_a_block(lib: Path) -> None:
     good = {
-        "magic": abi.COUNTERS_MAGIC, "abi_version": abi.ABI_VERSION, "threads": 1, "busy": 0,
-        "cancel": 0, "max_threads": 1, "threaded": 0, "in_call": 0, "bytes_in_use": 0,
-        "runtime_bytes": 0, "calls": 0, "reserved": 0,
+        "magic": abi.COUNTERS_MAGIC,
+        "abi_version": abi.ABI_VERSION,
+        "threads": 1,
+        "busy": 0,
+        "cancel": 0,
+        "max_threads": 1,
+        "threaded": 0,
+        "in_call": 0,
+        "bytes_in_use": 0,
+        "runtime_bytes": 0,
+        "calls": 0,
+        "reserved": 0,
     }
     cases = [
         {"address": 64, "hex": counters_block({**good, "magic": 0}, [(1, 0, 0)]).hex()},
@@ -131,8 +172,7 @@ def test_decode_counters_refuses_what_is_not_a_block(lib: Path) -> None:
     ]
     got = node(lib, DECODE, cases)
     assert got[0]["error"] == (
-        f"no jupyterlite-rayon counters block at 64: magic 0x0, expected "
-        f"0x{abi.COUNTERS_MAGIC:x}"
+        f"no jupyterlite-rayon counters block at 64: magic 0x0, expected 0x{abi.COUNTERS_MAGIC:x}"
     )
     assert "ABI version 99" in got[1]["error"] and f"expects {abi.ABI_VERSION}" in got[1]["error"]
     assert "same jupyterlite-rayon version" in got[1]["error"]
