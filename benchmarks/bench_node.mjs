@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createPool } from '../jupyterlite_rayon/host/pool_host.mjs';
+import { createPool } from '../jupyterlite_rayon/host/index.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const WASM = process.env.JR_WASM_DIR || path.join(HERE, '..', 'jupyterlite_rayon', 'wasm');

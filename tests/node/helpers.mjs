@@ -1,11 +1,25 @@
 // Shared helpers of the node tests: the built pool modules, pools, arrays in pool memory, and a
 // tiny wasm assembler for hand-made foreign modules (traps, extra modules).
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createPool } from '../../jupyterlite_rayon/host/pool_host.mjs';
+import { createPool } from '../../jupyterlite_rayon/host/index.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+// Absolute paths as JS string literals, for code run in another process or worker.
+export const HOST_PATH = JSON.stringify(path.join(ROOT, 'jupyterlite_rayon', 'host', 'index.mjs'));
+export const HELPERS_PATH = JSON.stringify(fileURLToPath(import.meta.url));
+
+// Runs an ES module snippet in a fresh Node process with a deadline, so a hang fails the test
+// instead of hanging it; resolves with the exit code (or signal), whether it was killed, output.
+export function runNode(code, { timeout = 60000, flags = [] } = {}) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [...flags, '--input-type=module', '-e', code], { timeout },
+      (error, stdout, stderr) => resolve({ code: error ? error.code ?? error.signal : 0,
+        killed: !!(error && error.killed), stdout, stderr }));
+  });
+}
 // JR_WASM_DIR: test other builds of the modules (default: the package's own).
 export const WASM_DIR = process.env.JR_WASM_DIR || path.join(ROOT, 'jupyterlite_rayon', 'wasm');
 
@@ -21,16 +35,6 @@ export function wasmBytes(build = 'mt') {
 export async function makePool(threads, { build = 'mt', ...options } = {}) {
   // Pass bytes (not a Module) so the host reads limits and signatures from the binary.
   return createPool({ wasm: wasmBytes(build), threads, threaded: build === 'mt', ...options });
-}
-
-// Names of the exports a built module has (tests of kernels not yet built are marked todo).
-export function exportNames(build = 'mt') {
-  try {
-    return new Set(WebAssembly.Module.exports(new WebAssembly.Module(wasmBytes(build)))
-      .map((e) => e.name));
-  } catch {
-    return new Set();
-  }
 }
 
 export const DTYPES = {

@@ -2,23 +2,10 @@
 // caller, poll-driven cancellation, extra modules in every thread, WASI output, bad options.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { createPool, readModuleInfo, PoolError, WORKER_SOURCE } from
-  '../../jupyterlite_rayon/host/pool_host.mjs';
-import { assemble, counterModule, OP, printModule, trapModule } from './helpers.mjs';
-
-const HOST = fileURLToPath(new URL('../../jupyterlite_rayon/host/pool_host.mjs', import.meta.url));
-const HELPERS = fileURLToPath(new URL('./helpers.mjs', import.meta.url));
-
-// Runs an ES module snippet in a fresh Node process; resolves with its exit code and output.
-function runNode(code, timeout = 30000) {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--input-type=module', '-e', code], { timeout },
-      (error, stdout, stderr) => resolve({ code: error ? error.code ?? error.signal : 0,
-        killed: !!(error && error.killed), stdout, stderr }));
-  });
-}
+import { createPool, readModuleInfo, PoolError } from '../../jupyterlite_rayon/host/index.mjs';
+import { WORKER_SOURCE } from '../../jupyterlite_rayon/host/workers.mjs';
+import { HELPERS_PATH, HOST_PATH, assemble, counterModule, OP, printModule, runNode, trapModule }
+  from './helpers.mjs';
 
 test('the module reader finds memory limits and export signatures', () => {
   const info = readModuleInfo(trapModule());
@@ -75,7 +62,7 @@ test('poll cancels a waiting call; a spawn with no idle worker fails softly', as
       e.code === -3 && e.name === 'E_CANCELED' && /ready for the next call/.test(e.message));
     assert.equal(polls, 3);
     assert.equal(pool.broken, null);
-    assert.equal(pool.exports.slot_addr(), 64); // the pool still works
+    assert.equal(pool.value('slot_addr'), 64); // the pool still works
   } finally {
     await pool.terminate();
   }
@@ -167,7 +154,7 @@ test('bad options and arguments give clear errors', async () => {
     assert.throws(() => pool.view(Float64Array, 0, 2 ** 40), /outside pool memory/);
     assert.throws(() => pool.view(Float64Array, 0, -1), /non-negative/);
     assert.throws(() => pool.view(Object, 0, 1), /TypedArray constructor/);
-    assert.equal(pool.exports.slot_addr(), 64);
+    assert.equal(pool.value('slot_addr'), 64);
   } finally {
     await pool.terminate();
   }
@@ -191,8 +178,8 @@ test('WASI output from a helper thread reaches stdout (as a message)', async () 
 test('a Node process exits after terminate(), and even without it', async () => {
   for (const end of ['await pool.terminate();', '/* no terminate */']) {
     const code = `
-      import { createPool } from ${JSON.stringify(HOST)};
-      import { trapModule } from ${JSON.stringify(HELPERS)};
+      import { createPool } from ${HOST_PATH};
+      import { trapModule } from ${HELPERS_PATH};
       const pool = await createPool({ wasm: trapModule(), threads: 4 });
       console.log('workers', pool.workers);
       ${end}`;

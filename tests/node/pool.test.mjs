@@ -2,17 +2,12 @@
 // memory growth, flat memory over many calls, the single-thread build, bad input, idle CPU.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { createPool, PoolError } from '../../jupyterlite_rayon/host/pool_host.mjs';
+import { COUNTERS_HEADER, STATUS_ADVICE } from '../../jupyterlite_rayon/host/abi.mjs';
+import { createPool, PoolError, readCounters } from '../../jupyterlite_rayon/host/index.mjs';
 import * as ref from './reference.mjs';
-import { K, allocOnStartModule, exportNames, firstMismatch, makePool, randomArray, wasmBytes } from
-  './helpers.mjs';
-
-const built = exportNames('mt');
-const todo = (...names) => (names.every((n) => built.has(n)) ? false
-  : `kernel not built yet: ${names.filter((n) => !built.has(n)).join(', ')}`);
+import { HELPERS_PATH, HOST_PATH, K, allocOnStartModule, firstMismatch, makePool, randomArray,
+  runNode, wasmBytes } from './helpers.mjs';
 
 const X = randomArray(Float64Array, 100003, 5);
 const SUM = ref.reduce('sum', X);
@@ -24,11 +19,9 @@ const MANDEL = ref.mandelbrot(64, 48, -2, 1, -1.5, 1.5, 200);
 const LONG = [16, 65536, -0.1, 0.1, -0.1, 0.1, 300];
 
 function checkKernels(pool, what) {
-  if (built.has('jr_reduce')) assert.ok(Object.is(K.reduce(pool, 'sum', X), SUM), `${what}: sum`);
-  if (built.has('jr_mandelbrot')) {
-    assert.equal(firstMismatch(K.mandelbrot(pool, 64, 48, -2, 1, -1.5, 1.5, 200), MANDEL), null,
-      `${what}: mandelbrot`);
-  }
+  assert.ok(Object.is(K.reduce(pool, 'sum', X), SUM), `${what}: sum`);
+  assert.equal(firstMismatch(K.mandelbrot(pool, 64, 48, -2, 1, -1.5, 1.5, 200), MANDEL), null,
+    `${what}: mandelbrot`);
   assert.equal(K.fib(pool, 18), ref.fib(18), `${what}: fib`);
 }
 
@@ -47,8 +40,9 @@ test('createPool starts the requested threads and reports them', async () => {
     assert.equal(s.perThread.length, 3);
     assert.equal(s.inCall, false);
     assert.ok(s.runtimeBytes > 0);
+    assert.equal(s.calls, 0);
     checkKernels(pool, 'fresh pool');
-    assert.ok(pool.status().calls >= 1);
+    assert.equal(pool.status().calls, 3, 'sum, mandelbrot and fib: three kernel calls');
   } finally {
     await pool.terminate();
   }
@@ -85,8 +79,7 @@ test('a call during a resize is refused with E_BUSY, then works', async () => {
   }
 });
 
-test('cancel through poll during a long mandelbrot, then the next call is correct', {
-  todo: todo('jr_mandelbrot') }, async () => {
+test('cancel through poll during a long mandelbrot, then the next call is correct', async () => {
   for (const threads of [1, 2]) {
     let polls = 0;
     let during = null;
@@ -109,7 +102,7 @@ test('cancel through poll during a long mandelbrot, then the next call is correc
   }
 });
 
-test('pool.cancel() stores the flag the running call sees', { todo: todo('jr_mandelbrot') },
+test('pool.cancel() stores the flag the running call sees',
   async () => {
     let pool = null;
     let polls = 0;
@@ -124,12 +117,12 @@ test('pool.cancel() stores the flag the running call sees', { todo: todo('jr_man
     }
   });
 
-test('cancel from another thread through the counters block', { todo: todo('jr_mandelbrot') },
+test('cancel from another thread through the counters block',
   async () => {
     const pool = await makePool(2);
     // A separate worker that shares the memory watches `in_call` and sets `cancel` as soon as
     // the call runs (no fixed delay: the test does not depend on how fast the machine is).
-    const counters = pool.exports.jr_counters();
+    const at = (field) => pool.counters + COUNTERS_HEADER[field][0];
     const canceller = new Worker(`
       const { parentPort, workerData: { memory, inCall, cancel } } = require('node:worker_threads');
       parentPort.once('message', () => {
@@ -141,7 +134,7 @@ test('cancel from another thread through the counters block', { todo: todo('jr_m
       });
       parentPort.postMessage('ready');`,
     { eval: true,
-      workerData: { memory: pool.memory, inCall: counters + 28, cancel: counters + 16 } });
+      workerData: { memory: pool.memory, inCall: at('in_call'), cancel: at('cancel') } });
     try {
       await new Promise((resolve) => canceller.once('message', resolve));
       canceller.postMessage('go');
@@ -171,7 +164,7 @@ test('memory growth while a view is held: re-derived views see the new memory', 
       fresh[n - 1] = 2;
       assert.deepEqual([...pool.view(Float64Array, small, 16)],
         Array.from({ length: 16 }, (_, i) => i * 1.5));
-      if (built.has('jr_reduce')) {
+      {
         // On the resident array (copying a view of pool memory into a new allocation could
         // grow memory under the view being read: exactly the hazard this test is about).
         const out = pool.alloc(8);
@@ -192,9 +185,9 @@ test('1000 back-to-back calls keep memory flat', async () => {
   try {
     const x = randomArray(Float64Array, 20011, 3, { nanEvery: 101 });
     const round = (i) => {
-      if (built.has('jr_reduce')) K.reduce(pool, ['sum', 'min', 'mean'][i % 3], x);
-      if (built.has('jr_sort') && i % 10 === 0) K.sort(pool, x); // uses scratch memory
-      if (built.has('jr_cumsum') && i % 10 === 5) K.cumsum(pool, x);
+      K.reduce(pool, ['sum', 'min', 'mean'][i % 3], x);
+      if (i % 10 === 0) K.sort(pool, x); // uses scratch memory
+      if (i % 10 === 5) K.cumsum(pool, x);
       K.forChunks(pool, 1000);
     };
     for (let i = 0; i < 20; i++) round(i); // warm up: the allocator's free lists fill
@@ -203,7 +196,8 @@ test('1000 back-to-back calls keep memory flat', async () => {
     const end = pool.status();
     assert.equal(end.bytesInUse, start.bytesInUse, 'bytesInUse back to the start');
     assert.equal(pool.memory.buffer.byteLength, memStart, 'memory did not grow');
-    assert.ok(end.calls - start.calls >= 1000, `calls counted: ${end.calls - start.calls}`);
+    // Two calls a round, plus a sort and a cumsum every 10 rounds.
+    assert.equal(end.calls - start.calls, 2200, 'every call counted once');
     assert.equal(end.inCall, false);
   } finally {
     await pool.terminate();
@@ -222,27 +216,29 @@ test('pool-st.wasm gives the same answers through the same API', async () => {
     assert.ok(!(st.memory.buffer instanceof SharedArrayBuffer));
     await assert.rejects(st.resize(2), /exactly 1 thread/);
     assert.equal(await st.resize(1), 1);
+    assert.throws(() => st.setThreads(2),
+      (e) => e.code === -1 && /exactly 1 thread/.test(e.message));
+    assert.equal(st.setThreads(1), 1);
     checkKernels(st, 'st');
     for (const n of [0, 1, 4095, 4097, 100003]) {
       const x = randomArray(Float64Array, n, n + 1);
       const f32 = Float32Array.from(x);
-      const cases = [];
-      if (built.has('jr_reduce')) cases.push(['sum', (p) => K.reduce(p, 'sum', x)],
-        ['mean f32', (p) => K.reduce(p, 'mean', f32)]);
-      if (built.has('jr_dot')) cases.push(['dot', (p) => K.dot(p, x, x)]);
-      if (built.has('jr_cumsum')) cases.push(['cumsum', (p) => K.cumsum(p, x)]);
-      if (built.has('jr_sort')) cases.push(['sort', (p) => K.sort(p, x)]);
-      if (built.has('jr_histogram')) {
-        cases.push(['histogram', (p) => K.histogram(p, x, 17, -90, 90)]);
-      }
-      if (built.has('jr_map_unary')) cases.push(['sin', (p) => K.unary(p, 'sin', x)]);
+      const cases = [
+        ['sum', (p) => K.reduce(p, 'sum', x)],
+        ['mean f32', (p) => K.reduce(p, 'mean', f32)],
+        ['dot', (p) => K.dot(p, x, x)],
+        ['cumsum', (p) => K.cumsum(p, x)],
+        ['sort', (p) => K.sort(p, x)],
+        ['histogram', (p) => K.histogram(p, x, 17, -90, 90)],
+        ['sin', (p) => K.unary(p, 'sin', x)],
+      ];
       for (const [what, run] of cases) {
         const a = run(mt), b = run(st);
         if (typeof a === 'object') assert.equal(firstMismatch(a, b), null, `${what} n=${n}`);
         else assert.ok(Object.is(a, b), `${what} n=${n}: mt ${a} st ${b}`);
       }
     }
-    if (built.has('jr_pi')) assert.equal(K.pi(st, 5000, 3), ref.piHits(5000, 3));
+    assert.equal(K.pi(st, 5000, 3), ref.piHits(5000, 3));
   } finally {
     await st.terminate();
     await mt.terminate();
@@ -267,10 +263,9 @@ test('threaded: auto picks mt here; a single st build falls back with a reason',
 
 test('without shared memory, auto falls back to pool-st.wasm and says why', async () => {
   // A Node without SharedArrayBuffer stands in for a page that is not cross-origin isolated.
-  const where = (rel) => JSON.stringify(fileURLToPath(new URL(rel, import.meta.url)));
   const code = `
-    import { createPool } from ${where('../../jupyterlite_rayon/host/pool_host.mjs')};
-    import { wasmBytes, K } from ${where('./helpers.mjs')};
+    import { createPool } from ${HOST_PATH};
+    import { wasmBytes, K } from ${HELPERS_PATH};
     const wasm = { mt: wasmBytes('mt'), st: wasmBytes('st') };
     const pool = await createPool({ wasm, threads: 2 });
     const x = Float64Array.from({ length: 10007 }, (_, i) => i * 0.25);
@@ -278,24 +273,19 @@ test('without shared memory, auto falls back to pool-st.wasm and says why', asyn
     try { await createPool({ wasm, threaded: true }); } catch (e) { refused = e.message; }
     console.log(JSON.stringify({ threaded: pool.threaded, threads: pool.threads,
       reason: pool.fallbackReason, fib: String(K.fib(pool, 20)), refused,
-      sum: ${built.has('jr_reduce') ? 'K.reduce(pool, "sum", x)' : 'null'} }));
+      sum: K.reduce(pool, 'sum', x) }));
     await pool.terminate();`;
-  const args = ['--no-harmony-sharedarraybuffer', '--input-type=module', '-e', code];
-  const stdout = await new Promise((resolve, reject) => {
-    execFile(process.execPath, args, { timeout: 30000 },
-      (error, out, err) => (error ? reject(new Error(err || error)) : resolve(out)));
-  });
-  const r = JSON.parse(stdout);
+  const run = await runNode(code, { flags: ['--no-harmony-sharedarraybuffer'] });
+  assert.equal(run.code, 0, run.stderr);
+  const r = JSON.parse(run.stdout);
   assert.equal(r.threaded, false);
   assert.equal(r.threads, 1);
   assert.match(r.reason,
     /SharedArrayBuffer is not available; to fix: .*Cross-Origin-Opener-Policy/);
   assert.equal(r.fib, String(ref.fib(20)));
   assert.match(r.refused, /threads are not available here/);
-  if (r.sum !== null) {
-    const x = Float64Array.from({ length: 10007 }, (_, i) => i * 0.25);
-    assert.equal(r.sum, ref.reduce('sum', x));
-  }
+  const x = Float64Array.from({ length: 10007 }, (_, i) => i * 0.25);
+  assert.equal(r.sum, ref.reduce('sum', x));
 });
 
 test('a compiled WebAssembly.Module works too (limits from ABI.md, build from its exports)',
@@ -328,77 +318,57 @@ test('bad input gives clear errors and the pool keeps working', async () => {
         pattern.test(e.message), `expected ${name} matching ${pattern}`);
       checkKernels(pool, `after ${name}`);
     };
-    if (built.has('jr_reduce')) {
-      // Lengths past the end of memory, absurd lengths, null pointers: E_RANGE.
-      expectStatus(() => pool.call('jr_reduce', 0, 0, x, memBytes / 8, out), 'E_RANGE',
-        /jr_reduce: .*pool\.alloc/);
-      expectStatus(() => pool.call('jr_reduce', 0, 0, x, 2 ** 31 - 1, out), 'E_RANGE', /E_RANGE/);
-      expectStatus(() => pool.call('jr_reduce', 0, 0, 0, 10, out), 'E_RANGE', /E_RANGE/);
-      expectStatus(() => pool.call('jr_reduce', 0, 0, x, 100, 2 ** 32 - 8), 'E_RANGE', /E_RANGE/);
-      // Unknown op and dtype codes: E_INVAL; an output inside the input: E_INVAL.
-      expectStatus(() => pool.call('jr_reduce', 9, 0, x, 100, out), 'E_INVAL', /E_INVAL/);
-      expectStatus(() => pool.call('jr_reduce', 0, 17, x, 100, out), 'E_INVAL', /E_INVAL/);
-      expectStatus(() => pool.call('jr_reduce', 0, 0, x, 100, x + 8), 'E_INVAL', /E_INVAL/);
-      expectStatus(() => pool.call('jr_reduce', 1, 0, x, 0, out), 'E_EMPTY', /empty/);
-      // Lengths beyond 32 bits never reach wasm (they would silently wrap).
-      assert.throws(() => pool.call('jr_reduce', 0, 0, x, 2 ** 40, out), RangeError);
-      assert.throws(() => pool.call('jr_reduce', 0, 0, x, 1.5, out), /integer/);
-      assert.throws(() => pool.call('jr_reduce', 0, 0, x, 100), /takes 5 arguments/);
-    }
-    if (built.has('jr_map_binary')) {
-      // Mismatched sizes: y shorter than n runs past the end of memory.
-      const tail = memBytes - 8 * 10;
-      expectStatus(() => pool.call('jr_map_binary', 0, 0, x, tail, out, 100), 'E_RANGE',
-        /E_RANGE/);
-      expectStatus(() => pool.call('jr_map_binary', 0, 0, x, x, x + 8, 100), 'E_INVAL', /E_INVAL/);
-    }
-    if (built.has('jr_map_unary')) {
-      expectStatus(() => pool.call('jr_map_unary', 3, 2, x, out, 100), 'E_DTYPE', /float64/);
-    }
-    if (built.has('jr_histogram')) {
-      expectStatus(() => pool.call('jr_histogram', 0, x, 100, 0, 0, 1, out), 'E_INVAL', /E_INVAL/);
-      expectStatus(() => pool.call('jr_histogram', 0, x, 100, 10, 1, 1, out), 'E_INVAL',
-        /E_INVAL/);
-      expectStatus(() => pool.call('jr_histogram', 0, x, 100, 10, 0, Infinity, out), 'E_INVAL',
-        /E_INVAL/);
-    }
-    if (built.has('jr_matmul')) {
-      // Sizes whose byte counts overflow 32 bits: E_INVAL; that fit but pass memory: E_RANGE.
-      expectStatus(() => pool.call('jr_matmul', 0, x, x, out, 65536, 65536, 65536), 'E_INVAL',
-        /E_INVAL/);
-      expectStatus(() => pool.call('jr_matmul', 0, x, x, out, 4096, 4096, 4096), 'E_RANGE',
-        /E_RANGE/);
-      expectStatus(() => pool.call('jr_matmul', 2, x, x, out, 2, 2, 2), 'E_DTYPE', /E_DTYPE/);
-    }
-    if (built.has('jr_reduce')) {
-      expectStatus(() => pool.call('jr_reduce', 0, 4, x, 100, out), 'E_DTYPE', /E_DTYPE/);
-    }
-    if (built.has('jr_cumsum')) {
-      expectStatus(() => pool.call('jr_cumsum', 4, x, out, 100), 'E_DTYPE', /E_DTYPE/);
-    }
-    if (built.has('jr_sort')) {
-      expectStatus(() => pool.call('jr_sort', 0, x, x + 8, 99), 'E_INVAL', /E_INVAL/);
-    }
-    if (built.has('jr_clip')) {
-      expectStatus(() => pool.call('jr_clip', 2, x, NaN, 5, out, 100), 'E_INVAL', /E_INVAL/);
-    }
-    if (built.has('jr_mandelbrot')) {
-      expectStatus(() => pool.call('jr_mandelbrot', out, 65536, 65536, -2, 1, -1, 1, 10),
-        'E_RANGE', /E_RANGE/);
-    }
-    if (built.has('jr_histogram')) {
-      // Counts for 2**31 bins (16 GiB) cannot be in a 32-bit memory.
-      expectStatus(() => pool.call('jr_histogram', 0, x, 100, 2 ** 31, 0, 1, out), 'E_RANGE',
-        /E_RANGE/);
-    }
-    if (built.has('jr_pi')) {
-      // i64 arguments: Numbers up to 2**53 and BigInts; beyond that a Number is refused.
-      assert.equal(K.pi(pool, 1000n, 42n), ref.piHits(1000, 42));
-      assert.throws(() => pool.call('jr_pi', 2 ** 60, 0, out), /BigInt beyond 2\*\*53/);
-    }
+    // Lengths past the end of memory, absurd lengths, null pointers: E_RANGE.
+    expectStatus(() => pool.call('jr_reduce', 0, 0, x, memBytes / 8, out), 'E_RANGE',
+      /^jr_reduce: .*\(E_RANGE\); an array lies outside pool memory/);
+    expectStatus(() => pool.call('jr_reduce', 0, 0, x, 2 ** 31 - 1, out), 'E_RANGE', /E_RANGE/);
+    expectStatus(() => pool.call('jr_reduce', 0, 0, 0, 10, out), 'E_RANGE', /E_RANGE/);
+    expectStatus(() => pool.call('jr_reduce', 0, 0, x, 100, 2 ** 32 - 8), 'E_RANGE', /E_RANGE/);
+    // Unknown op and dtype codes: E_INVAL; an output inside the input: E_INVAL.
+    expectStatus(() => pool.call('jr_reduce', 9, 0, x, 100, out), 'E_INVAL', /E_INVAL/);
+    expectStatus(() => pool.call('jr_reduce', 0, 17, x, 100, out), 'E_INVAL', /E_INVAL/);
+    expectStatus(() => pool.call('jr_reduce', 0, 0, x, 100, x + 8), 'E_INVAL', /E_INVAL/);
+    expectStatus(() => pool.call('jr_reduce', 1, 0, x, 0, out), 'E_EMPTY', /empty/);
+    // Lengths beyond 32 bits never reach wasm (they would silently wrap).
+    assert.throws(() => pool.call('jr_reduce', 0, 0, x, 2 ** 40, out), RangeError);
+    assert.throws(() => pool.call('jr_reduce', 0, 0, x, 1.5, out), /integer/);
+    assert.throws(() => pool.call('jr_reduce', 0, 0, x, 100), /takes 5 arguments/);
+    // Mismatched sizes: y shorter than n runs past the end of memory.
+    const tail = memBytes - 8 * 10;
+    expectStatus(() => pool.call('jr_map_binary', 0, 0, x, tail, out, 100), 'E_RANGE',
+      /E_RANGE/);
+    expectStatus(() => pool.call('jr_map_binary', 0, 0, x, x, x + 8, 100), 'E_INVAL', /E_INVAL/);
+    expectStatus(() => pool.call('jr_map_unary', 3, 2, x, out, 100), 'E_DTYPE', /float64/);
+    expectStatus(() => pool.call('jr_histogram', 0, x, 100, 0, 0, 1, out), 'E_INVAL', /E_INVAL/);
+    expectStatus(() => pool.call('jr_histogram', 0, x, 100, 10, 1, 1, out), 'E_INVAL',
+      /E_INVAL/);
+    expectStatus(() => pool.call('jr_histogram', 0, x, 100, 10, 0, Infinity, out), 'E_INVAL',
+      /E_INVAL/);
+    // Sizes whose byte counts overflow 32 bits: E_INVAL; that fit but pass memory: E_RANGE.
+    expectStatus(() => pool.call('jr_matmul', 0, x, x, out, 65536, 65536, 65536), 'E_INVAL',
+      /E_INVAL/);
+    expectStatus(() => pool.call('jr_matmul', 0, x, x, out, 4096, 4096, 4096), 'E_RANGE',
+      /E_RANGE/);
+    expectStatus(() => pool.call('jr_matmul', 2, x, x, out, 2, 2, 2), 'E_DTYPE', /E_DTYPE/);
+    expectStatus(() => pool.call('jr_reduce', 0, 4, x, 100, out), 'E_DTYPE', /E_DTYPE/);
+    expectStatus(() => pool.call('jr_cumsum', 4, x, out, 100), 'E_DTYPE', /E_DTYPE/);
+    expectStatus(() => pool.call('jr_sort', 0, x, x + 8, 99), 'E_INVAL', /E_INVAL/);
+    expectStatus(() => pool.call('jr_clip', 2, x, NaN, 5, out, 100), 'E_INVAL', /E_INVAL/);
+    expectStatus(() => pool.call('jr_mandelbrot', out, 65536, 65536, -2, 1, -1, 1, 10),
+      'E_RANGE', /E_RANGE/);
+    // Counts for 2**31 bins (16 GiB) cannot be in a 32-bit memory.
+    expectStatus(() => pool.call('jr_histogram', 0, x, 100, 2 ** 31, 0, 1, out), 'E_RANGE',
+      /E_RANGE/);
+    // i64 arguments: Numbers up to 2**53 and BigInts; beyond that a Number is refused.
+    assert.equal(K.pi(pool, 1000n, 42n), ref.piHits(1000, 42));
+    assert.throws(() => pool.call('jr_pi', 2 ** 60, 0, out), /BigInt beyond 2\*\*53/);
     // Out of memory: more than the 2 GiB maximum, and 0 bytes is still a valid block.
-    assert.throws(() => pool.alloc(2 ** 32 - 1), (e) => e.name === 'E_NOMEM' &&
-      /pool\.free/.test(e.message));
+    assert.throws(() => pool.alloc(2 ** 32 - 1), (e) => e instanceof PoolError &&
+      e.name === 'E_NOMEM' && e.code === -2 && e.status === 'E_NOMEM' &&
+      e.kernel === 'pool.alloc' && e.detail === pool.strerror(-2) &&
+      e.advice === STATUS_ADVICE[-2] &&
+      /^pool\.alloc: cannot allocate 4294967295 bytes \(pool memory is .* of at most 2048\.0 MiB/
+        .test(e.message) && e.message.endsWith(`(E_NOMEM); ${STATUS_ADVICE[-2]}`));
     assert.throws(() => pool.alloc(-1), RangeError);
     assert.throws(() => pool.alloc(2 ** 33), RangeError);
     const empty = pool.alloc(0);
@@ -406,13 +376,95 @@ test('bad input gives clear errors and the pool keeps working', async () => {
     pool.free(empty);
     pool.free(0);
     assert.throws(() => pool.free(-5), RangeError);
-    assert.throws(() => pool.call('jr_set_threads', 0), (e) => e.name === 'E_INVAL' &&
-      /from 1 to 64/.test(e.message));
-    assert.throws(() => pool.call('jr_set_threads', 65), { name: 'E_INVAL' });
     pool.free(x);
     pool.free(out);
     checkKernels(pool, 'after every bad input');
     assert.equal(pool.status().bytesInUse, 0);
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('a failed status is one PoolError: code, status, kernel, detail, advice', async () => {
+  const pool = await makePool(2);
+  try {
+    const x = pool.alloc(800), out = pool.alloc(8);
+    let error = null;
+    try { pool.call('jr_reduce', 1, 0, x, 0, out); } catch (e) { error = e; }
+    assert.ok(error instanceof PoolError, `got ${error}`);
+    assert.equal(error.code, -4);
+    assert.equal(error.status, 'E_EMPTY');
+    assert.equal(error.name, 'E_EMPTY');
+    assert.equal(error.kernel, 'jr_reduce');
+    assert.equal(error.detail, pool.strerror(-4));
+    assert.ok(error.detail.length > 0, 'jr_strerror says what happened');
+    assert.equal(error.advice, STATUS_ADVICE[-4]);
+    assert.equal(error.message, `jr_reduce: ${error.detail} (E_EMPTY); ${STATUS_ADVICE[-4]}`);
+    // pool.value gives the raw return value: the same status, not thrown.
+    assert.equal(pool.value('jr_reduce', 1, 0, x, 0, out), -4);
+    assert.equal(pool.call('jr_reduce', 0, 0, x, 100, out), 0);
+    pool.free(x);
+    pool.free(out);
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('control exports go through pool members, never raw', async () => {
+  const pool = await makePool(2);
+  try {
+    for (const [name, member] of [['jr_alloc', /pool\.alloc/], ['jr_free', /pool\.free/],
+      ['jr_set_threads', /pool\.setThreads\(n\) or await pool\.resize\(n\)/],
+      ['jr_counters', /pool\.counters/], ['jr_max_threads', /pool\.maxThreads/],
+      ['jr_strerror', /pool\.strerror/]]) {
+      assert.throws(() => pool.call(name, 1), (e) => e instanceof TypeError &&
+        member.test(e.message), `call ${name}`);
+      assert.throws(() => pool.value(name, 1), (e) => e instanceof TypeError &&
+        member.test(e.message), `value ${name}`);
+    }
+    assert.equal(pool.maxThreads, 64);
+    assert.equal(pool.counters, pool.exports.jr_counters());
+    assert.equal(pool.counters % 64, 0);
+    checkKernels(pool, 'after refused control exports');
+  } finally {
+    await pool.terminate();
+  }
+});
+
+test('readCounters decodes the block from the generated offsets; status() is that', async () => {
+  const pool = await makePool(3);
+  try {
+    checkKernels(pool, 'before reading');
+    const decoded = readCounters(pool.memory.buffer, pool.counters);
+    const { memoryBytes, ...status } = pool.status();
+    assert.deepEqual(decoded, status);
+    assert.equal(memoryBytes, pool.memory.buffer.byteLength);
+    assert.equal(decoded.magic, 0x4a52504c);
+    assert.equal(decoded.abiVersion, 1);
+    assert.equal(decoded.threads, 3);
+    assert.equal(decoded.maxThreads, 64);
+    assert.equal(decoded.threaded, true);
+    assert.equal(decoded.inCall, false);
+    assert.equal(decoded.cancel, false);
+    assert.equal(decoded.calls, 3);
+    assert.deepEqual(decoded.perThread.map((t) => t.thread), [0, 1, 2]);
+    for (const t of decoded.perThread) assert.ok(['sleeping', 'working'].includes(t.state));
+    // Totals are the sums of the records; the caller ran tasks in every call.
+    assert.equal(decoded.tasks, decoded.perThread.reduce((a, t) => a + t.tasks, 0));
+    assert.equal(decoded.steals, decoded.perThread.reduce((a, t) => a + t.steals, 0));
+    assert.ok(decoded.perThread[0].tasks > 0);
+    // Every field of the header is decoded (camelCase), except the reserved word.
+    const names = Object.keys(COUNTERS_HEADER).filter((n) => n !== 'reserved')
+      .map((n) => n.replace(/_([a-z])/g, (_, c) => c.toUpperCase()));
+    for (const name of names) assert.ok(name in decoded, `missing ${name}`);
+    // The flag the host stores is the one the decode reads.
+    pool.cancel();
+    assert.equal(readCounters(pool.memory.buffer, pool.counters).cancel, true);
+    checkKernels(pool, 'a call clears the cancel flag first');
+    assert.equal(pool.status().cancel, false);
+    assert.throws(() => readCounters(pool.memory.buffer, 3), /pass pool\.counters/);
+    assert.throws(() => readCounters(pool.memory.buffer, pool.memory.buffer.byteLength),
+      RangeError);
   } finally {
     await pool.terminate();
   }
@@ -445,7 +497,7 @@ test('addModule loads a module into every thread of the real pool, and into late
       const probe = pool.alloc(0);
       const block = pool.status().bytesInUse - base;
       pool.free(probe);
-      assert.ok(block >= 16);
+      assert.equal(block, 32, 'ABI.md: jr_alloc(0) takes the smallest size class, 32 bytes');
       const before = pool.status().bytesInUse;
       await pool.addModule({ name: 'extra', module: allocOnStartModule() });
       // Its start function ran once in each of the 3 threads.
@@ -460,8 +512,7 @@ test('addModule loads a module into every thread of the real pool, and into late
     }
   });
 
-test('a call from inside a running call (via poll) is refused with E_BUSY', {
-  todo: todo('jr_mandelbrot') }, async () => {
+test('a call from inside a running call (via poll) is refused with E_BUSY', async () => {
   let inner = null;
   let pool = null;
   let cancelling = true;
@@ -488,13 +539,24 @@ test('a call from inside a running call (via poll) is refused with E_BUSY', {
   }
 });
 
-test('jr_set_threads beyond the started workers is E_THREADS; resize then fixes it', async () => {
+test('setThreads beyond the started workers is E_THREADS; resize then fixes it', async () => {
   const pool = await makePool(2);
   try {
-    assert.throws(() => pool.call('jr_set_threads', 5), (e) => e.name === 'E_THREADS' &&
-      /fewer threads/.test(e.message));
+    assert.throws(() => pool.setThreads(5), (e) => e instanceof PoolError &&
+      e.code === -7 && e.status === 'E_THREADS' && e.kernel === 'pool.setThreads' &&
+      /1 helper workers are started/.test(e.detail) && /await pool\.resize\(5\)/.test(e.message));
     assert.equal(pool.threads, 2, 'the pool keeps the threads it has');
+    assert.equal(pool.workers, 1);
     checkKernels(pool, 'after E_THREADS');
+    assert.throws(() => pool.setThreads(0), (e) => e instanceof RangeError &&
+      /pool\.setThreads: threads must be an integer from 1 to 64, got 0/.test(e.message));
+    assert.throws(() => pool.setThreads(65), RangeError);
+    assert.throws(() => pool.setThreads(1.5), RangeError);
+    assert.equal(pool.setThreads(1), 1);
+    assert.equal(pool.status().perThread.length, 1);
+    checkKernels(pool, 'after setThreads(1)');
+    assert.equal(pool.setThreads(2), 2);
+    checkKernels(pool, 'after setThreads(2)');
     await pool.resize(5);
     assert.equal(pool.threads, 5);
     assert.equal(pool.workers, 4);
@@ -507,11 +569,11 @@ test('jr_set_threads beyond the started workers is E_THREADS; resize then fixes 
 test('shrink then grow at once within the started workers never fails', async () => {
   const pool = await makePool(4);
   try {
-    // A retired helper is still returning from wasi_thread_start when jr_set_threads(1) returns;
+    // A retired helper is still returning from wasi_thread_start when setThreads(1) returns;
     // the next spawn must wait for its worker rather than report E_THREADS.
     for (let i = 0; i < 50; i++) {
-      pool.call('jr_set_threads', 1);
-      pool.call('jr_set_threads', 2 + (i % 3));
+      pool.setThreads(1);
+      pool.setThreads(2 + (i % 3));
       assert.equal(pool.threads, 2 + (i % 3));
     }
     checkKernels(pool, 'after 50 shrink/grow cycles');
@@ -521,11 +583,134 @@ test('shrink then grow at once within the started workers never fails', async ()
   }
 });
 
-test('terminate is final and idempotent', async () => {
+test('terminate is final and idempotent; free after it is a no-op', async () => {
   const pool = await makePool(3);
+  const kept = pool.alloc(64);
+  const inUse = pool.status().bytesInUse;
   await pool.terminate();
   await pool.terminate();
   assert.equal(pool.workers, 0);
+  assert.equal(pool.terminated, true);
   assert.throws(() => K.fib(pool, 5), { name: 'PoolTerminated' });
   await assert.rejects(pool.resize(2), { name: 'PoolTerminated' });
+  assert.throws(() => pool.setThreads(2), { name: 'PoolTerminated' });
+  assert.throws(() => pool.alloc(8), { name: 'PoolTerminated' });
+  assert.equal(pool.free(kept), undefined, 'a late finalizer does not throw');
+  assert.throws(() => pool.free(-1), RangeError, 'a bad address is still refused');
+  assert.equal(pool.status().bytesInUse, inUse, 'status still reads the block');
 });
+
+// Issue 9 item 10: terminate() while a call runs, and a resize refused during a call.
+
+test('terminate() inside a call ends the call at its next poll; the process exits', async () => {
+  // In a child process with a deadline: a hang fails the test instead of hanging it.
+  const code = `
+    import { createPool } from ${HOST_PATH};
+    import { wasmBytes, K } from ${HELPERS_PATH};
+    let pool = null, polls = 0, terminating = null;
+    const poll = () => { if (++polls === 2) terminating = pool.terminate(); return 0; };
+    pool = await createPool({ wasm: wasmBytes('mt'), threads: 3, poll });
+    const t0 = performance.now();
+    let error = null;
+    try { K.mandelbrot(pool, ${LONG}); } catch (e) { error = e; }
+    const ms = performance.now() - t0;
+    await terminating;
+    let after = null;
+    try { K.fib(pool, 5); } catch (e) { after = e.name; }
+    console.log(JSON.stringify({ name: error?.name, kernel: error?.kernel, message: error?.message,
+      polls, ms, workers: pool.workers, after }));
+    // No exit call and no more terminate: the process must end on its own.`;
+  const run = await runNode(code, { timeout: 60000 });
+  assert.equal(run.killed, false, `the process hung: ${run.stderr}`);
+  assert.equal(run.code, 0, run.stderr);
+  const r = JSON.parse(run.stdout);
+  assert.equal(r.name, 'PoolTerminated', r.message);
+  assert.equal(r.kernel, 'jr_mandelbrot');
+  assert.match(r.message, /terminated during the call; create a new one with createPool/);
+  assert.equal(r.polls, 2, 'the call ended at the poll that terminated the pool');
+  assert.equal(r.workers, 0);
+  assert.equal(r.after, 'PoolTerminated');
+});
+
+test('terminating the worker that blocks in a call (from a timer) stops it and its helpers',
+  async () => {
+    // The caller is a worker (as Pyodide's kernel is); the main thread ends it mid-call.
+    const code = `
+      import { Worker } from 'node:worker_threads';
+      // An eval worker is an ES module here (this process runs --input-type=module).
+      const caller = new Worker(\`
+        import { parentPort } from 'node:worker_threads';
+        import { createPool } from ${HOST_PATH};
+        import { wasmBytes, K } from ${HELPERS_PATH};
+        const pool = await createPool({ wasm: wasmBytes('mt'), threads: 3 });
+        const inCall = pool.counters + ${COUNTERS_HEADER.in_call[0]};
+        parentPort.postMessage({ memory: pool.memory, inCall, workers: pool.workers });
+        K.mandelbrot(pool, 16, 1 << 20, -0.1, 0.1, -0.1, 0.1, 300); // minutes on 3 threads
+        parentPort.postMessage('finished');\`, { eval: true });
+      const messages = [];
+      caller.on('message', (m) => messages.push(m));
+      const first = await new Promise((resolve) => caller.once('message', resolve));
+      const words = new Int32Array(first.memory.buffer);
+      while (Atomics.load(words, first.inCall / 4) === 0) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const t0 = performance.now();
+      const exited = new Promise((resolve) => caller.once('exit', resolve));
+      setTimeout(() => caller.terminate(), 50);
+      const exitCode = await exited;
+      console.log(JSON.stringify({ workers: first.workers, exitCode,
+        ms: performance.now() - t0, finished: messages.includes('finished') }));`;
+    const run = await runNode(code, { timeout: 60000 });
+    assert.equal(run.killed, false, `the process hung: ${run.stderr}`);
+    assert.equal(run.code, 0, run.stderr);
+    const r = JSON.parse(run.stdout);
+    assert.equal(r.workers, 2);
+    assert.equal(r.exitCode, 1, 'terminate() ends a worker with exit code 1');
+    assert.equal(r.finished, false, 'the call was cut off, not waited for');
+  });
+
+test('resize, setThreads and addModule during a call are refused with E_BUSY, nothing changes',
+  async () => {
+    // Long enough that the caller polls while it runs; short enough for the JS reference.
+    const MID = [16, 4096, -0.1, 0.1, -0.1, 0.1, 300];
+    const expected = ref.mandelbrot(...MID);
+    let pool = null, tried = null;
+    const poll = () => {
+      if (!tried) {
+        const outcome = (fn) => { try { return fn(); } catch (e) { return e; } };
+        tried = { status: pool.status(), resize: pool.resize(4),
+          addModule: pool.addModule({ name: 'extra', module: allocOnStartModule() }),
+          setThreads: outcome(() => pool.setThreads(1)) };
+        // Rejections are checked after the call; keep them from being reported as unhandled.
+        tried.resize.catch(() => {});
+        tried.addModule.catch(() => {});
+      }
+      return 0;
+    };
+    pool = await makePool(2, { poll });
+    try {
+      const before = pool.status();
+      const got = K.mandelbrot(pool, ...MID);
+      assert.equal(firstMismatch(got, expected), null, 'the running call keeps its result');
+      assert.ok(tried, 'poll ran during the call');
+      assert.equal(tried.status.inCall, true);
+      const busy = (where) => (e) => e instanceof PoolError && e.code === -8 &&
+        e.status === 'E_BUSY' && e.kernel === where && /a call is running/.test(e.message);
+      await assert.rejects(tried.resize, busy('pool.resize'));
+      await assert.rejects(tried.addModule, busy('pool.addModule'));
+      assert.ok(busy('pool.setThreads')(tried.setThreads), `setThreads: ${tried.setThreads}`);
+      const after = pool.status();
+      assert.equal(pool.threads, 2);
+      assert.equal(pool.workers, 1);
+      assert.equal(after.bytesInUse, before.bytesInUse, 'no memory kept');
+      assert.equal(after.runtimeBytes, before.runtimeBytes);
+      assert.equal(after.calls, before.calls + 1);
+      assert.deepEqual(Object.keys(pool.instances), ['pool']);
+      // Not left "resizing": the next resize works.
+      assert.equal(await pool.resize(4), 4);
+      assert.equal(pool.workers, 3);
+      checkKernels(pool, 'after the refused resize');
+    } finally {
+      await pool.terminate();
+    }
+  });

@@ -1,0 +1,171 @@
+// thread_runtime.mjs: the code every pool thread runs (the caller and each helper worker): the
+// slot table that `thread-spawn` hands threads through, and instantiating the modules of a pool
+// on its memory.
+//
+// Why a slot table: a worker created inside `thread-spawn` while the spawner blocks deadlocks
+// in browsers, so helpers are pre-started; `thread-spawn` then hands a (tid, arg) to an idle
+// helper through a SharedArrayBuffer with compareExchange + Atomics.notify, synchronously, from
+// any thread, with no postMessage.
+//
+// threadRuntime(wasi) is stringified into the helper workers' source (workers.mjs), so it must
+// not reference anything outside itself; `wasi` is makeWasi() of wasi.mjs.
+
+export function threadRuntime(wasi) {
+  // ctl: Int32Array over a SharedArrayBuffer.
+  //   [0] next tid, [1] number of slots, [2] broken flag (a thread trapped), [3] reserved,
+  //   slot i at 4 + 4*i: [state, tid, arg, module index]
+  const NEXT_TID = 0, NSLOTS = 1, BROKEN = 2, SLOT_BASE = 4, SLOT_SIZE = 4;
+  // EMPTY: no worker behind the slot; FREE: idle worker, claimable; CLAIMED: a spawner is
+  // filling it in; GO: run wasi_thread_start; EXIT: leave; YIELD: return to the event loop to
+  // take a message; DEAD: the thread trapped.
+  const S = { EMPTY: 0, FREE: 1, CLAIMED: 2, GO: 3, EXIT: 4, YIELD: 5, DEAD: 6 };
+
+  // After the slots: NOTE_BYTES of UTF-8 saying why the pool broke, written by the thread that
+  // trapped, so the blocked caller can report it without waiting for a message.
+  const NOTE_BYTES = 512;
+
+  function makeCtl(nslots) {
+    const size = (SLOT_BASE + SLOT_SIZE * nslots) * 4 + NOTE_BYTES;
+    // Without threads (and, in a browser that is not isolated, without SharedArrayBuffer) the
+    // table is only the broken flag and the note: a plain buffer does.
+    const Buffer = nslots > 0 ? SharedArrayBuffer : ArrayBuffer;
+    const ctl = new Int32Array(new Buffer(size));
+    ctl[NEXT_TID] = 1;
+    ctl[NSLOTS] = nslots;
+    return ctl;
+  }
+
+  function noteArea(ctl) {
+    return new Uint8Array(ctl.buffer, (SLOT_BASE + SLOT_SIZE * ctl[NSLOTS]) * 4, NOTE_BYTES);
+  }
+
+  // First writer wins: later traps are usually consequences of the first.
+  function markBroken(ctl, why) {
+    if (Atomics.compareExchange(ctl, BROKEN, 0, -1) !== 0) return;
+    const area = noteArea(ctl);
+    const bytes = new TextEncoder().encode(why).slice(0, NOTE_BYTES - 1);
+    area.set(bytes);
+    area[bytes.length] = 0;
+    Atomics.store(ctl, BROKEN, 1);
+  }
+
+  function brokenNote(ctl) {
+    const flag = Atomics.load(ctl, BROKEN);
+    if (flag !== 1) return flag ? 'a pool thread failed' : null;
+    const area = noteArea(ctl);
+    const end = area.indexOf(0);
+    return new TextDecoder().decode(area.slice(0, end < 0 ? area.length : end));
+  }
+
+  function slotIndex(slot) {
+    return SLOT_BASE + SLOT_SIZE * slot;
+  }
+
+  // wasi `thread-spawn`: hand (tid, arg) to an idle worker. Returns tid > 0, or -1 (EAGAIN)
+  // when no worker becomes idle within SPAWN_WAIT_MS (the runtime reports E_THREADS).
+  // Waiting a little matters: a thread that has just told its joiner it is done is still
+  // returning from wasi_thread_start, and its worker is free a moment later.
+  const SPAWN_WAIT_MS = 100;
+
+  function spawn(ctl, moduleIndex, arg) {
+    const deadline = performance.now() + SPAWN_WAIT_MS;
+    for (;;) {
+      const r = claimAndGo(ctl, moduleIndex, arg);
+      if (r > 0) return r;
+      // r === -1: no thread runs, so no worker will free up (none started, or all gone).
+      if (r === -1 || performance.now() > deadline) return -1;
+      Atomics.wait(ctl, slotIndex(-r - 2), S.GO, 1);
+    }
+  }
+
+  // Claims a FREE slot and starts the thread: returns its tid. Otherwise -1 when no slot runs a
+  // thread, or -(slot + 2) of a running slot to wait on.
+  function claimAndGo(ctl, moduleIndex, arg) {
+    const n = ctl[NSLOTS];
+    let running = -1;
+    for (let i = 0; i < n; i++) {
+      const b = slotIndex(i);
+      const state = Atomics.compareExchange(ctl, b, S.FREE, S.CLAIMED);
+      if (state === S.FREE) {
+        // wasi-threads tids are 1..2^29-1; wrap rather than overflow in a long-lived pool.
+        const tid = ((Atomics.add(ctl, NEXT_TID, 1) - 1) % 0x1ffffffe) + 1;
+        ctl[b + 1] = tid;
+        ctl[b + 2] = arg;
+        ctl[b + 3] = moduleIndex;
+        Atomics.store(ctl, b, S.GO);
+        Atomics.notify(ctl, b);
+        return tid;
+      }
+      if ((state === S.GO || state === S.CLAIMED) && running < 0) running = -(i + 2);
+    }
+    return running;
+  }
+
+  // A helper's life between threads: wait for GO, run the thread, repeat. Returns 'exit',
+  // 'yield' or {trap}. Blocking here is fine: helpers are workers.
+  function slotLoop(ctl, slot, starts) {
+    const b = slotIndex(slot);
+    for (;;) {
+      const s = Atomics.load(ctl, b);
+      if (s === S.GO) {
+        try {
+          starts[ctl[b + 3]](ctl[b + 1], ctl[b + 2]);
+        } catch (error) {
+          Atomics.store(ctl, b, S.DEAD);
+          markBroken(ctl, `pool thread ${slot + 1} trapped: ${error && error.name || 'Error'}: ` +
+            `${error && error.message || error}`);
+          Atomics.notify(ctl, b);
+          return { trap: error };
+        }
+        Atomics.store(ctl, b, S.FREE);
+        Atomics.notify(ctl, b);
+        continue;
+      }
+      if (s === S.EXIT) return 'exit';
+      if (s === S.YIELD) return 'yield';
+      Atomics.wait(ctl, b, s);
+    }
+  }
+
+  // Instantiate every descriptor ({name, module}) on one memory, in order. A module may import
+  // `env.memory`, `wasi.thread-spawn`, `env.host_poll`, `wasi_snapshot_preview1.*`, and the
+  // exports of any module loaded before it under that module's name.
+  function instantiateAll(descs, ctx, loaded = []) {
+    const { memory, ctl, poll, write } = ctx;
+    const wasiImport = wasi.imports(memory, write);
+    for (let index = loaded.length; index < descs.length; index++) {
+      const { name, module } = descs[index];
+      const imports = {};
+      for (const imp of WebAssembly.Module.imports(module)) {
+        let value;
+        const key = `${imp.module}.${imp.name}`;
+        if (key === 'env.memory') value = memory;
+        else if (key === 'wasi.thread-spawn') value = (arg) => spawn(ctl, index, arg);
+        else if (key === 'env.host_poll') value = poll;
+        else if (imp.module === 'wasi_snapshot_preview1') value = wasiImport(imp.name);
+        else {
+          const from = loaded.find((l) => l.name === imp.module);
+          value = from && from.instance.exports[imp.name];
+        }
+        if (value === undefined) {
+          throw new Error(`module "${name}" imports ${key}, which the pool host does not provide ` +
+            '(it provides env.memory, wasi.thread-spawn, env.host_poll, wasi_snapshot_preview1 ' +
+            'and the exports of modules loaded before it)');
+        }
+        (imports[imp.module] ||= {})[imp.name] = value;
+      }
+      loaded.push({ name, instance: new WebAssembly.Instance(module, imports) });
+    }
+    return loaded;
+  }
+
+  function threadStarts(loaded) {
+    return loaded.map(({ name, instance }) => instance.exports.wasi_thread_start ||
+      (() => {
+        throw new Error(`module "${name}" spawned a thread but has no wasi_thread_start`);
+      }));
+  }
+
+  return { S, BROKEN, NSLOTS, makeCtl, slotIndex, spawn, slotLoop, instantiateAll, threadStarts,
+    markBroken, brokenNote, WasiExit: wasi.WasiExit };
+}

@@ -1,0 +1,92 @@
+// workers.mjs: the helper workers: their source (built from strings, so no worker file has to be
+// located: in JupyterLite this module itself comes from a Blob URL) and starting one, in Node
+// (worker_threads) or a browser.
+import { isNode } from './environment.mjs';
+import { threadRuntime } from './thread_runtime.mjs';
+import { makeWasi } from './wasi.mjs';
+
+// A helper worker's main: take `init`/`load` messages, then serve threads from the slot table.
+function workerMain(rt) {
+  let post, ctx, loaded, slot;
+  const handle = (msg) => {
+    try {
+      if (msg.type === 'init') {
+        slot = msg.slot;
+        ctx = {
+          memory: msg.memory,
+          ctl: msg.ctl,
+          // host_poll belongs to the caller (ABI.md); a helper only reports a broken pool.
+          poll: () => Atomics.load(msg.ctl, rt.BROKEN),
+          write: (fd, text) => post({ type: 'write', fd, text }),
+        };
+        loaded = rt.instantiateAll(msg.descs, ctx);
+      } else if (msg.type === 'load') {
+        rt.instantiateAll(msg.descs, ctx, loaded);
+      }
+    } catch (error) {
+      post({ type: 'error', slot, message: String(error && error.message || error) });
+      return;
+    }
+    Atomics.store(ctx.ctl, rt.slotIndex(slot), rt.S.FREE);
+    Atomics.notify(ctx.ctl, rt.slotIndex(slot));
+    post({ type: 'ready', slot });
+    const how = rt.slotLoop(ctx.ctl, slot, rt.threadStarts(loaded));
+    if (how && how.trap) {
+      const e = how.trap;
+      post({ type: 'trap', slot, message: `${e && e.name || 'Error'}: ${e && e.message || e}` });
+    }
+  };
+  if (typeof WorkerGlobalScope === 'undefined' && typeof process === 'object' &&
+      process.versions && process.versions.node) {
+    // A dynamic import, not require: an eval worker is ESM when the parent runs
+    // --input-type=module. The port queues messages until the listener is attached.
+    import('node:worker_threads').then(({ parentPort }) => {
+      post = (m) => parentPort.postMessage(m);
+      parentPort.on('message', handle);
+    });
+  } else {
+    post = (m) => self.postMessage(m);
+    self.onmessage = (e) => handle(e.data);
+  }
+}
+
+// The helper's whole program: workerMain, the thread runtime and WASI, each stringified whole.
+export const WORKER_SOURCE =
+  `"use strict";\n(${workerMain})((${threadRuntime})((${makeWasi})()));\n`;
+
+let nodeWorkerThreads = null;
+let blobUrl = null;
+
+// Call (and await) once before startWorker: Node's Worker comes from a dynamic import.
+export async function prepareWorkers() {
+  if (isNode && !nodeWorkerThreads) nodeWorkerThreads = await import('node:worker_threads');
+}
+
+// Starts one helper worker behind one small interface, for either kind of Worker.
+export function startWorker(onMessage, onError) {
+  let worker;
+  if (isNode) {
+    worker = new nodeWorkerThreads.Worker(WORKER_SOURCE, { eval: true });
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    // terminate() exits with 1; anything else is a worker that died on its own.
+    worker.on('exit', (code) => {
+      if (code !== 0 && code !== 1) onError(new Error(`exit ${code}`));
+    });
+  } else {
+    blobUrl ||= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+    worker = new Worker(blobUrl);
+    worker.onmessage = (e) => onMessage(e.data);
+    worker.onerror = (e) => {
+      e.preventDefault?.();
+      onError(new Error(e.message || 'worker error'));
+    };
+  }
+  return {
+    post: (msg) => worker.postMessage(msg),
+    terminate: () => worker.terminate(),
+    // A pool the user forgot to terminate must not keep Node alive, but a pending reply must.
+    unref: () => worker.unref?.(),
+    ref: () => worker.ref?.(),
+  };
+}
