@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import dtypes, errors
-from .array import PoolArray, asarray, empty, zeros
+from .array import PoolArray, asarray, empty, frombuffer, zeros
 from .errors import (
     ForeignModuleError,
     PoolError,
@@ -114,6 +114,7 @@ __all__ = [
     "empty",
     "errors",
     "exp",
+    "frombuffer",
     "get_backend",
     "histogram",
     "init_thread_pool",

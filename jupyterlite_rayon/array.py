@@ -349,6 +349,11 @@ def asarray(obj: Any, dtype: Any = None, *, arena: Arena | None = None) -> PoolA
         return _from_numpy(obj, want, arena)
     if isinstance(obj, (list, tuple)):
         return _from_list(obj, want, arena)
+    if isinstance(obj, bytes):
+        raise TypeError(
+            "asarray: bytes are raw data, not numbers; use jr.frombuffer(data, "
+            "dtype) to read them as an array (numpy.frombuffer does the same)"
+        )
     js_buffer = _js_typed_array(obj)
     if js_buffer is not None:
         obj = js_buffer
@@ -388,20 +393,16 @@ def _from_buffer(view: memoryview, want: DType | None, arena: Arena) -> PoolArra
     if view.ndim not in (0, 1, 2):
         raise ValueError(f"a {view.ndim}-D buffer: PoolArrays are 1-D or 2-D")
     have = dtypes.from_format(view.format, view.itemsize)
-    if have is None and view.format in ("B", "b", "c") and want is not None:
-        # Raw bytes with an explicit dtype: reinterpret them (little-endian, like wasm).
-        blob = view.tobytes()
-        if len(blob) % want.itemsize:
-            raise ValueError(
-                f"{len(blob)} bytes are not a whole number of {want.name} items "
-                f"({want.itemsize} bytes each)"
-            )
-        return _from_bytes(arena, blob, (len(blob) // want.itemsize,), want)
     if have is None:
-        raise TypeError(
-            f"buffer format {view.format!r} has no pool dtype; the pool supports "
-            f"{', '.join(dtypes.names())} (bytes need dtype=...)"
-        )
+        if want is None or view.format.lstrip("@=<") not in _CONVERTIBLE:
+            raise TypeError(
+                f"buffer format {view.format!r} has no pool dtype; the pool supports "
+                f"{', '.join(dtypes.names())}: pass dtype=... to convert the values (or "
+                "jr.frombuffer(data, dtype) to reinterpret raw bytes)"
+            )
+        # int8, uint8, int16, float16, bool...: convert the values, as numpy does, whatever
+        # the container (array.array, memoryview, bytearray, numpy).
+        return _from_list(_values(view), want, arena)
     if view.ndim == 0:
         raise ValueError("a 0-D buffer: PoolArrays are 1-D or 2-D")
     shape = tuple(view.shape or ())
@@ -412,6 +413,38 @@ def _from_buffer(view: memoryview, want: DType | None, arena: Arena) -> PoolArra
         view.cast("B") if view.c_contiguous and view.nbytes else view.tobytes()
     )
     return _from_bytes(arena, raw, shape, have)
+
+
+# struct formats of numbers the pool has no dtype for, which asarray(..., dtype) converts
+_CONVERTIBLE = frozenset("bBhHiIlLqQnNefd?")
+
+
+def _values(view: memoryview) -> list[Any]:
+    """A buffer's values as a (nested) list; memoryview.tolist() cannot read float16."""
+    if view.format.lstrip("@=<") != "e":
+        return view.tolist()  # type: ignore[no-any-return]
+    flat = [v for (v,) in struct.iter_unpack("<e", view.tobytes())]
+    if view.ndim == 2:
+        width = view.shape[1] if view.shape else 0
+        return [flat[i : i + width] for i in range(0, len(flat), width)] if width else []
+    return flat
+
+
+def frombuffer(data: Any, dtype: Any = "float64", *, arena: Arena | None = None) -> PoolArray:
+    """A 1-D PoolArray of the raw bytes of data, read as dtype (little-endian), like
+    numpy.frombuffer: no value conversion. The byte count must be a multiple of the itemsize."""
+    want = dtypes.get(dtype)
+    try:
+        blob = memoryview(data).tobytes()
+    except TypeError:
+        raise TypeError(f"frombuffer: {type(data).__name__} is not a buffer") from None
+    if len(blob) % want.itemsize:
+        raise ValueError(
+            f"frombuffer: {len(blob)} bytes are not a whole number of {want.name} items "
+            f"({want.itemsize} bytes each)"
+        )
+    target = arena if arena is not None else pool_arena()
+    return _from_bytes(target, blob, (len(blob) // want.itemsize,), want)
 
 
 def _from_list(values: Sequence[Any], want: DType | None, arena: Arena) -> PoolArray:

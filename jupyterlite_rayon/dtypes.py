@@ -37,6 +37,29 @@ _INT_FORMATS = {"b", "h", "i", "l", "q", "n"}
 _UINT_FORMATS = {"B", "H", "I", "L", "Q", "N"}
 
 
+# numpy's other spellings of the pool's dtypes (type codes are those of little-endian 64-bit
+# numpy; 'l' is left out: it means int32 on wasm32 and Windows, int64 elsewhere)
+_SPELLINGS = {
+    "f8": "float64",
+    "d": "float64",
+    "double": "float64",
+    "float": "float64",
+    "f4": "float32",
+    "f": "float32",
+    "single": "float32",
+    "i4": "int32",
+    "i": "int32",
+    "intc": "int32",
+    "i8": "int64",
+    "q": "int64",
+    "longlong": "int64",
+    "int": "int64",
+    "u4": "uint32",
+    "I": "uint32",
+    "uintc": "uint32",
+}
+
+
 def names() -> list[str]:
     return [d.name for d in ALL]
 
@@ -53,8 +76,10 @@ def get(dtype: object) -> DType:
     if name is None and isinstance(dtype, type):
         name = getattr(getattr(dtype, "dtype", None), "name", None) or dtype.__name__
     key = name if isinstance(name, str) else dtype
-    if isinstance(key, str) and key in BY_NAME:
-        return BY_NAME[key]
+    if isinstance(key, str):
+        key = _SPELLINGS.get(key.lstrip("<=|") if key[:1] in "<=|" else key, key)
+        if key in BY_NAME:
+            return BY_NAME[key]
     raise TypeError(f"unsupported dtype {dtype!r}; use one of {', '.join(names())}")
 
 

@@ -8,14 +8,17 @@ pool memory, or Python scalars. Semantics follow numpy; kernels/ABI.md has the d
 from __future__ import annotations
 
 import builtins
+import ctypes
 import math
+import numbers
 import struct
 import threading
 import time
 from typing import Any, Self
 
-from . import dtypes, pool
+from . import dtypes, pool, promotion
 from .array import PoolArray, asarray, empty, pool_arena, register_operators
+from .dtypes import DType
 
 _F64 = struct.Struct("<d")
 _I64 = struct.Struct("<q")
@@ -80,18 +83,19 @@ def _scalar_out(result_is_float: bool) -> Any:
 def _as_count(
     name: str, value: object, what: str, minimum: int = 0, maximum: int = 0xFFFFFFFF
 ) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
             raise TypeError(f"{name}: {what} must be an int, got {value!r}")
+    value = int(value)  # numpy integers too
     if not minimum <= value <= maximum:
         raise ValueError(f"{name}: {what} must be between {minimum} and {maximum}, got {value}")
     return value
 
 
 def _as_float(name: str, value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: {what} must be a number, got {value!r}")
     return float(value)
 
@@ -102,7 +106,13 @@ def _reduce(name: str, op: int, a: Any) -> Any:
         x = c.array(a)
         _need(name, x, _NUMERIC)
         c.run("jr_reduce", op, x.dtype_info.code, x.ptr, x.size, pool.scratch())
-        return _scalar_out(x.dtype_info.is_float or op == 3)
+        return _rounded(x.dtype_info, _scalar_out(x.dtype_info.is_float or op == 3))
+
+
+def _rounded(dtype: DType, value: Any) -> Any:
+    """float32 results are float32 values, as numpy's are (the pool accumulates in float64,
+    which is more accurate; rounding once makes a sum beyond float32's range inf, as numpy's)."""
+    return ctypes.c_float(value).value if dtype == dtypes.FLOAT32 else value
 
 
 def sum(a: Any) -> Any:
@@ -126,13 +136,44 @@ def mean(a: Any) -> float:
 
 
 def dot(a: Any, b: Any) -> Any:
-    """Sum of a[i] * b[i] over two equal-length arrays of one dtype."""
+    """numpy.dot for 1-D and 2-D arrays: the inner product of two vectors (a scalar), else the
+    matrix product ((m, k) . (k, n), (m, k) . (k,), (k,) . (k, n)) of float arrays."""
     with _lock, _Call("dot") as c:
         x, y = c.array(a), c.array(b)
+        if x.ndim == 2 or y.ndim == 2:
+            return _matrix_dot(c, x, y)
+        work = promotion.result_type(x.dtype_info, y.dtype_info)
+        x, y = c.array(x, work), c.array(y, work)
         _need("dot", x, _NUMERIC)
         _same("dot", x, y)
         c.run("jr_dot", x.dtype_info.code, x.ptr, y.ptr, x.size, pool.scratch())
-        return _scalar_out(x.dtype_info.is_float)
+        return _rounded(work, _scalar_out(x.dtype_info.is_float))
+
+
+def _matrix_dot(c: _Call, x: PoolArray, y: PoolArray) -> PoolArray:
+    """dot with a 2-D operand is a matrix product; a 1-D operand is a row or a column."""
+    work = promotion.result_type(x.dtype_info, y.dtype_info)
+    if not work.is_float:
+        raise TypeError(
+            f"dot: matrix products of {work.name} arrays are not supported; "
+            "convert to floats first with jr.asarray(x, 'float64')"
+        )
+    x, y = c.array(x, work), c.array(y, work)
+    m, k = x.shape if x.ndim == 2 else (1, x.shape[0])
+    k2, n = y.shape if y.ndim == 2 else (y.shape[0], 1)
+    if k != k2:
+        raise ValueError(
+            f"dot: shapes {x.shape} and {y.shape} not aligned: {k} (dim "
+            f"{x.ndim - 1}) != {k2} (dim 0)"
+        )
+    shape = (m, n) if x.ndim == 2 and y.ndim == 2 else (m,) if x.ndim == 2 else (n,)
+    out = empty(shape, work)
+    try:
+        c.run("jr_matmul", work.code, x.ptr, y.ptr, out.ptr, m, k, n)
+    except BaseException:
+        out.close()
+        raise
+    return out
 
 
 def _same(name: str, x: PoolArray, y: PoolArray) -> None:
@@ -205,71 +246,87 @@ _BINARY = {
 }
 
 
-def _is_scalar(v: Any) -> bool:
-    return isinstance(v, (int, float)) or (
-        type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0
-    )
+# The integer ops the pool computes itself; the others go through float64 as numpy does
+# (true division) or are refused (integer power).
+_INT_OPS = frozenset({"add", "subtract", "multiply", "minimum", "maximum"})
 
 
 def _binary(name: str, a: Any, b: Any) -> PoolArray:
     op = _BINARY[name]
     with _Call(name) as c:
-        if _is_scalar(a) and _is_scalar(b):
+        a_scalar, b_scalar = promotion.is_scalar(a), promotion.is_scalar(b)
+        if a_scalar and b_scalar:
             raise TypeError(f"{name}: at least one argument must be an array")
-        if _is_scalar(a) or _is_scalar(b):
-            swap = _is_scalar(a)
+        if a_scalar or b_scalar:
+            swap = a_scalar
+            s = a if swap else b
             x = c.array(b if swap else a)
-            s = (
-                (a if swap else b).item()
-                if hasattr(a if swap else b, "item")
-                else (a if swap else b)
-            )
-            x = _promote(c, name, x, s)
-            if not x.dtype_info.is_float and builtins.abs(s) >= _INT_SAFE:
-                raise ValueError(f"{name}: integer scalar {s} is too large (|s| < 2**53)")
-            out = empty(x.shape, x.dtype_info)
-            try:
-                c.run(
-                    "jr_map_scalar",
-                    op,
-                    x.dtype_info.code,
-                    x.ptr,
-                    float(s),
-                    out.ptr,
-                    x.size,
-                    1 if swap else 0,
-                )
-            except BaseException:
-                out.close()
-                raise
-            return out
+            result = promotion.with_scalar(x.dtype_info, s, name)
+            work = _work_dtype(name, result)
+            x = c.array(x, work)
+            value = promotion.scalar_value(s, work)
+            if not work.is_float and builtins.abs(value) >= _INT_SAFE:
+                # The kernel takes the scalar as a double: a big int goes as an array instead.
+                y = c.array(_filled(value, x.size, work))
+                return _run_binary(c, op, (y, x) if swap else (x, y), x.shape)
+            return _run_scalar(c, op, x, value, swap)
         x, y = c.array(a), c.array(b)
-        _same(name, x, y)
-        x = _promote(c, name, x, 0)
-        y = _promote(c, name, y, 0)
-        out = empty(x.shape, x.dtype_info)
-        try:
-            c.run("jr_map_binary", op, x.dtype_info.code, x.ptr, y.ptr, out.ptr, x.size)
-        except BaseException:
-            out.close()
-            raise
-        return out
+        if x.shape != y.shape:
+            raise ValueError(
+                f"{name}: shapes {x.shape} and {y.shape} differ (the pool does not broadcast); "
+                "pass arrays of the same shape"
+            )
+        work = _work_dtype(name, promotion.result_type(x.dtype_info, y.dtype_info))
+        return _run_binary(c, op, (c.array(x, work), c.array(y, work)), x.shape)
 
 
-def _promote(c: _Call, name: str, x: PoolArray, scalar: Any) -> PoolArray:
-    """numpy's promotions that the pool does not do itself: int / anything and int op float."""
-    if x.dtype_info.is_float:
-        return x
-    if name == "power":
-        raise TypeError(
-            f"{name}: integer arrays are not supported; convert to floats first "
-            "with jr.asarray(x, 'float64')"
+def _work_dtype(name: str, result: DType) -> DType:
+    """The dtype the kernel computes in: the result's, or float64 for int true division."""
+    if result.is_float or name in _INT_OPS:
+        return result
+    if name == "divide":
+        return dtypes.FLOAT64  # numpy: true division of integers is float64
+    raise TypeError(
+        f"{name}: integer arrays are not supported; convert to floats first "
+        "with jr.asarray(x, 'float64')"
+    )
+
+
+def _filled(value: float, n: int, dtype: DType) -> PoolArray:
+    """A 1-D array of n copies of value."""
+    return asarray(memoryview(struct.pack(f"<{dtype.format}", value) * n).cast(dtype.format), dtype)
+
+
+def _run_scalar(c: _Call, op: int, x: PoolArray, value: float, swap: bool) -> PoolArray:
+    out = empty(x.shape, x.dtype_info)
+    try:
+        c.run(
+            "jr_map_scalar",
+            op,
+            x.dtype_info.code,
+            x.ptr,
+            float(value),
+            out.ptr,
+            x.size,
+            1 if swap else 0,
         )
-    if name == "divide" or (isinstance(scalar, float) and not scalar.is_integer()):
-        return c.array(x, "float64")
-    if isinstance(scalar, float) and not math.isfinite(scalar):
-        return c.array(x, "float64")
-    return x
+    except BaseException:
+        out.close()
+        raise
+    return out
+
+
+def _run_binary(
+    c: _Call, op: int, xy: tuple[PoolArray, PoolArray], shape: tuple[int, ...]
+) -> PoolArray:
+    x, y = xy
+    out = empty(shape, x.dtype_info)
+    try:
+        c.run("jr_map_binary", op, x.dtype_info.code, x.ptr, y.ptr, out.ptr, x.size)
+    except BaseException:
+        out.close()
+        raise
+    return out
 
 
 def add(a: Any, b: Any) -> PoolArray:
@@ -303,22 +360,67 @@ def maximum(a: Any, b: Any) -> PoolArray:
     return _binary("maximum", a, b)
 
 
-def clip(a: Any, lo: float | None, hi: float | None) -> PoolArray:
-    """min(max(a, lo), hi) like numpy.clip; None means unbounded on that side."""
+def clip(a: Any, lo: Any, hi: Any) -> PoolArray:
+    """min(max(a, lo), hi) like numpy.clip (dtype by NEP 50); None is unbounded on that side."""
     with _Call("clip") as c:
         x = c.array(a)
         _need("clip", x, _NUMERIC)
         if lo is None and hi is None:
             raise ValueError("clip: give lo, hi or both")
-        low = -math.inf if lo is None else _as_float("clip", lo, "lo")
-        high = math.inf if hi is None else _as_float("clip", hi, "hi")
-        out = empty(x.shape, x.dtype_info)
-        try:
-            c.run("jr_clip", x.dtype_info.code, x.ptr, low, high, out.ptr, x.size)
-        except BaseException:
-            out.close()
-            raise
-        return out
+        result = x.dtype_info
+        for bound in (lo, hi):
+            if bound is not None:
+                if not promotion.is_scalar(bound):
+                    raise TypeError(f"clip: bounds must be numbers or None, got {bound!r}")
+                result = promotion.result_type(result, _clip_bound_dtype(x.dtype_info, bound))
+        x = c.array(x, result)
+        if result.is_float:
+            low = -math.inf if lo is None else float(promotion.scalar_value(lo, result))
+            high = math.inf if hi is None else float(promotion.scalar_value(hi, result))
+            return _run_clip(c, x, low, high)
+        # Integers: numpy compares exactly, so a bound beyond the dtype saturates, and a bound
+        # a double cannot hold exactly goes through exact element-wise max/min instead.
+        top, bottom = promotion.int_range(result)
+        low_i = bottom if lo is None else _int_bound(lo, result, "lo", below_ok=True)
+        high_i = top if hi is None else _int_bound(hi, result, "hi", below_ok=False)
+        if builtins.max(builtins.abs(low_i), builtins.abs(high_i)) < _INT_SAFE:
+            return _run_clip(c, x, float(low_i), float(high_i))
+        y = c.array(_filled(low_i, x.size, result))
+        raised = c.array(_run_binary(c, _BINARY["maximum"], (x, y), x.shape))
+        z = c.array(_filled(high_i, x.size, result))
+        return _run_binary(c, _BINARY["minimum"], (raised, z), x.shape)
+
+
+def _int_bound(bound: Any, dtype: DType, what: str, below_ok: bool) -> int:
+    """numpy.clip's integer bound: beyond the dtype on the side that changes nothing, it
+    saturates; beyond it on the other side, numpy raises OverflowError, and so do we."""
+    value = int(promotion.scalar_value(bound, dtype))
+    top, bottom = promotion.int_range(dtype)
+    if bottom <= value <= top:
+        return value
+    if (value < bottom) == below_ok:
+        return bottom if value < bottom else top
+    raise OverflowError(
+        f"clip: Python integer {value} out of bounds for {dtype.name} (numpy "
+        f"raises too): {what} must lie within the dtype's range"
+    )
+
+
+def _clip_bound_dtype(array: DType, bound: Any) -> DType:
+    """A Python int bound never changes an integer array's dtype in numpy.clip."""
+    if promotion.is_numpy_scalar(bound) or isinstance(bound, float):
+        return promotion.with_scalar(array, bound, "clip")
+    return array
+
+
+def _run_clip(c: _Call, x: PoolArray, low: float, high: float) -> PoolArray:
+    out = empty(x.shape, x.dtype_info)
+    try:
+        c.run("jr_clip", x.dtype_info.code, x.ptr, low, high, out.ptr, x.size)
+    except BaseException:
+        out.close()
+        raise
+    return out
 
 
 def cumsum(a: Any) -> PoolArray:
@@ -496,12 +598,22 @@ def _edges_f32(lo: float, hi: float, bins: int) -> list[float]:
     return edges
 
 
+# jr_pi counts hits in an i64 and its RNG counter 2i+1 must stay below 2**48 (kernels/ABI.md).
+_PI_MAX_SAMPLES = 1 << 47
+
+
 def monte_carlo_pi(samples: int, seed: int = 0) -> float:
     """Estimate pi from `samples` points of the counter-based RNG of kernels/ABI.md."""
     name = "monte_carlo_pi"
-    n = _as_count(name, samples, "samples", minimum=1, maximum=(1 << 63) - 1)
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(samples, numbers.Integral) and samples > _PI_MAX_SAMPLES:
+        raise ValueError(
+            f"{name}: samples={samples} is more than one call can draw (at most "
+            "2**47); average several calls with different seeds instead"
+        )
+    n = _as_count(name, samples, "samples", minimum=1, maximum=_PI_MAX_SAMPLES)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"{name}: seed must be an int, got {seed!r}")
+    seed = int(seed)
     seed64 = (seed + (1 << 63)) % (1 << 64) - (1 << 63)  # any int, as wrapping u64 bits
     with _lock, _Call(name) as c:
         c.run("jr_pi", n, seed64, pool.scratch())

@@ -52,15 +52,34 @@ def test_array_array_and_memoryview_inputs(dtype: str) -> None:
         assert a.dtype == dtype and a.tolist() == x.tolist()
 
 
-def test_bytes_need_a_dtype_and_are_reinterpreted() -> None:
+def test_raw_bytes_are_read_by_frombuffer_as_numpy_does() -> None:
     x = np.arange(9, dtype=np.float64)
-    a = jr.asarray(x.tobytes(), dtype="float64")
-    assert a.tolist() == x.tolist()
-    assert jr.asarray(bytearray(x.tobytes()), "int64").tolist() == x.view(np.int64).tolist()
-    with pytest.raises(TypeError, match="dtype"):
-        jr.asarray(x.tobytes())
+    assert jr.frombuffer(x.tobytes(), "float64").tolist() == x.tolist()
+    assert jr.frombuffer(bytearray(x.tobytes()), "int64").tolist() == x.view(np.int64).tolist()
     with pytest.raises(ValueError, match="whole number"):
-        jr.asarray(b"12345", dtype="float64")
+        jr.frombuffer(b"12345", dtype="float64")
+    with pytest.raises(TypeError, match="frombuffer"):
+        jr.asarray(x.tobytes(), dtype="float64")  # bytes are not numbers: numpy agrees
+
+
+@pytest.mark.parametrize("code", ["b", "B", "h", "H", "e", "?"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_buffers_of_dtypes_the_pool_lacks_convert_by_value_whatever_the_container(
+    code: str, dtype: str
+) -> None:
+    values = [0, 1, 2, 3, 100, 127] if code != "?" else [0, 1, 1, 0]
+    ref = np.asarray(np.array(values, dtype=code), dtype=dtype)
+    np_src = np.array(values, dtype=code)
+    containers: list[object] = [np_src, memoryview(np_src)]
+    if code != "e":
+        containers.append(array.array(code if code != "?" else "b", values))
+    if code == "B":
+        containers.append(bytearray(values))
+    for obj in containers:
+        got = jr.asarray(obj, dtype)
+        assert got.dtype == dtype and got.tolist() == ref.tolist(), type(obj)
+    with pytest.raises(TypeError, match="dtype="):
+        jr.asarray(memoryview(np_src))
 
 
 def test_lists_infer_int64_or_float64_and_2d() -> None:
