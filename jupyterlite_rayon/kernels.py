@@ -294,7 +294,8 @@ def _work_dtype(name: str, result: DType) -> DType:
 
 def _filled(value: float, n: int, dtype: DType) -> PoolArray:
     """A 1-D array of n copies of value."""
-    return asarray(memoryview(struct.pack(f"<{dtype.format}", value) * n).cast(dtype.format), dtype)
+    raw = memoryview(struct.pack(f"<{dtype.format}", value) * n)
+    return asarray(raw.cast(dtype.format), dtype)  # type: ignore[call-overload]
 
 
 def _run_scalar(c: _Call, op: int, x: PoolArray, value: float, swap: bool) -> PoolArray:
