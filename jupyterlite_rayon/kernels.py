@@ -11,6 +11,7 @@ import builtins
 import ctypes
 import math
 import numbers
+import os
 import struct
 import threading
 import time
@@ -27,6 +28,15 @@ _NUMERIC = frozenset({0, 1, 2, 3})
 _SORTABLE = frozenset({0, 1, 2, 3, 4})
 _INT_SAFE = 1 << 53
 _lock = threading.RLock()  # one call at a time uses the shared scalar scratch block
+
+
+def _new_lock_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()  # a parent thread may have held it across os.fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 class _Call:

@@ -189,23 +189,35 @@ def max_threads() -> int:
 class threadpool_limits:
     """Run a block (or a decorated function) with n threads, then restore the previous count.
 
-    with jr.threadpool_limits(2): ...
-    @jr.threadpool_limits(1)
-    def f(): ...
+        with jr.threadpool_limits(2): ...
+        @jr.threadpool_limits(1)
+        def f(): ...
+
+    The pool is one per process, so limits from several Python threads share it: the newest
+    active limit holds, and when the last one ends the count from before the first is back,
+    whatever order they end in.
     """
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self._previous: list[int] = []
+        self._tokens: list[object] = []
 
     def __enter__(self) -> Self:
-        self._previous.append(set_num_threads(self.n))
+        n = check_count(self.n, "threadpool_limits")
+        token = object()
+        with _limits_lock:
+            if not _limits:
+                _limits_base[0] = current_num_threads()
+            _limits.append((token, n))
+            _apply_limits()
+        self._tokens.append(token)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        previous = self._previous.pop()
-        if current_num_threads() != previous:
-            set_num_threads(previous)
+        token = self._tokens.pop()
+        with _limits_lock:
+            _limits[:] = [(t, n) for t, n in _limits if t is not token]
+            _apply_limits()
 
     def __call__(self, fn: F) -> F:
         @functools.wraps(fn)
@@ -214,6 +226,30 @@ class threadpool_limits:
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+
+# Active limits (token, n), oldest first, and the count from before the first of them.
+_limits: list[tuple[object, int]] = []
+_limits_base = [0]
+_limits_lock = threading.RLock()
+
+
+def _apply_limits() -> None:
+    want = _limits[-1][1] if _limits else _limits_base[0]
+    if want and current_num_threads() != want:
+        set_num_threads(want)
+
+
+def _forget_pool_in_child() -> None:
+    """After os.fork() the child has none of the parent's threads: its pool starts anew."""
+    global _backend, _scratch, _lock, _limits_lock
+    _backend, _scratch = None, 0
+    _lock, _limits_lock = threading.RLock(), threading.RLock()
+    _limits.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def pool_info() -> dict[str, Any]:
