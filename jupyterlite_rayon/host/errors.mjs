@@ -1,14 +1,8 @@
 // errors.mjs: the host's one error class and the one conversion of a failed status into it.
 import { STATUS_ADVICE, STATUS_NAMES } from './abi.mjs';
 
-// Fields (stable: the Python backend builds its exception from code + detail):
-//   code    the status code (a number of ABI.md's table), or null for host-side failures
-//   status  the status name ('E_NOMEM'), or null
-//   name    the status name for a status failure, else the kind: 'PoolBroken', 'PoolTerminated',
-//           'WasmTrap', 'ProcExit', 'ThreadsUnavailable' or 'PoolError'
-//   kernel  the export or pool method that failed, or null
-//   detail  what happened (jr_strerror's text for statuses the module returned), or null
-//   advice  what to do (ABI.md's advice for the status), or null
+// Its fields (code, status, name, kernel, detail, advice) are documented, and kept stable, at
+// the top of index.mjs.
 export class PoolError extends Error {
   constructor(message, { code = null, status = null, name = 'PoolError', kernel = null,
     detail = null, advice = null, cause } = {}) {

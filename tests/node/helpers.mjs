@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DTYPES as ABI_DTYPES } from '../../jupyterlite_rayon/host/abi.mjs';
 import { createPool } from '../../jupyterlite_rayon/host/index.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -37,13 +38,15 @@ export async function makePool(threads, { build = 'mt', ...options } = {}) {
   return createPool({ wasm: wasmBytes(build), threads, threaded: build === 'mt', ...options });
 }
 
-export const DTYPES = {
-  float64: { code: 0, Ctor: Float64Array },
-  float32: { code: 1, Ctor: Float32Array },
-  int32: { code: 2, Ctor: Int32Array },
-  int64: { code: 3, Ctor: BigInt64Array },
-  uint32: { code: 4, Ctor: Uint32Array },
-};
+// The dtype codes of the contract (kernels/ABI.md, generated), each with its typed array.
+const CTORS = { float64: Float64Array, float32: Float32Array, int32: Int32Array,
+  int64: BigInt64Array, uint32: Uint32Array };
+export const DTYPES = Object.fromEntries(ABI_DTYPES.map(({ code, name, size }) => {
+  if (!CTORS[name] || CTORS[name].BYTES_PER_ELEMENT !== size) {
+    throw new Error(`tests/node/helpers.mjs has no typed array for the ABI dtype ${name}`);
+  }
+  return [name, { code, Ctor: CTORS[name] }];
+}));
 
 // Copy a typed array into freshly allocated pool memory; returns its address.
 export function put(pool, typed) {

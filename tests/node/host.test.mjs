@@ -189,3 +189,33 @@ test('a Node process exits after terminate(), and even without it', async () => 
     assert.match(result.stdout, /workers 3/);
   }
 });
+
+test('a foreign module: value() returns plain values, calls are not re-entrant, no runtime API',
+  async () => {
+    let pool = null;
+    let inner = null;
+    // spawn_and_wait polls while it waits: try a call from inside it, then cancel.
+    const poll = () => {
+      if (!inner) {
+        try { pool.value('slot_addr'); inner = 'no error'; } catch (e) { inner = e; }
+      }
+      return 1;
+    };
+    pool = await createPool({ wasm: trapModule(), threads: 1, poll });
+    try {
+      assert.equal(pool.value('slot_addr'), 64);
+      assert.equal(pool.counters, 0, 'a foreign module has no counters block');
+      assert.throws(() => pool.call('spawn_and_wait'), { code: -3, name: 'E_CANCELED' });
+      assert.ok(inner instanceof PoolError && inner.code === -8 && inner.kernel === 'slot_addr',
+        `inner: ${inner}`);
+      assert.throws(() => pool.alloc(8), /no pool runtime/);
+      assert.throws(() => pool.free(8), /no pool runtime/);
+      assert.equal(pool.strerror(-2), '', 'no jr_strerror: no detail');
+      assert.deepEqual(pool.status().perThread, []);
+      assert.equal(pool.status().inCall, false);
+      assert.throws(() => pool.setThreads(2), { name: 'E_THREADS' });
+      assert.equal(pool.setThreads(1), 1);
+    } finally {
+      await pool.terminate();
+    }
+  });
