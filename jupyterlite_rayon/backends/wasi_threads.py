@@ -102,18 +102,27 @@ class WasmThreads:
         self._imports = imports
         mem_type = _memory_import(module)
         limits = mem_type.limits
-        if not mem_type.is_shared:
+        self.shared = bool(mem_type.is_shared)
+        self.max_bytes = (limits.max if limits.max is not None else 65536) * PAGE
+        self._store: W.Store | None = None
+        if self.shared:
+            self.memory: W.SharedMemory | W.Memory = W.SharedMemory(
+                eng, W.MemoryType(W.Limits(limits.min, limits.max), shared=True)
+            )
+            self.base = ctypes.cast(self.memory.data_ptr(), ctypes.c_void_p).value or 0
+        elif helpers == 0 and not _imports_spawn(module):
+            # A single-threaded build (pool-st.wasm): its one instance owns a plain memory, in
+            # the one Store every call uses.
+            self._store = W.Store(eng)
+            self.memory = W.Memory(self._store, W.MemoryType(W.Limits(limits.min, limits.max)))
+            self.base = ctypes.cast(self.memory.data_ptr(self._store), ctypes.c_void_p).value or 0
+        else:
             raise errors.ForeignModuleError(
                 f"{name}: env.memory is not shared; build with --shared-memory "
                 "(and --import-memory) for wasi-threads"
             )
-        self.max_bytes = (limits.max if limits.max is not None else 65536) * PAGE
-        self.memory = W.SharedMemory(
-            eng, W.MemoryType(W.Limits(limits.min, limits.max), shared=True)
-        )
-        # A shared memory never moves (wasmtime reserves its maximum), so the base is fixed.
-        self.base = ctypes.cast(self.memory.data_ptr(), ctypes.c_void_p).value or 0
-        self._size = self.memory.data_len()
+        # wasmtime reserves a 32-bit memory's whole range up front, so the base never moves.
+        self._size = self._data_len()
         self._lock = threading.Lock()  # guards the caller instance
         self._spawns: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
         self._spawn_lock = threading.Lock()
@@ -148,7 +157,7 @@ class WasmThreads:
 
     # -- instances -----------------------------------------------------------------------
     def instantiate(self) -> tuple[W.Store, W.Instance]:
-        store = W.Store(self.engine)
+        store = self._store if self._store is not None else W.Store(self.engine)
         if self.interruptible:
             store.set_epoch_deadline(1 << 62)
         linker = W.Linker(self.engine)
@@ -284,6 +293,14 @@ class WasmThreads:
         except TrapError as exc:
             clear_callback_exception()
             code = self.exit_code
+            if not self.shared:
+                # A new instance would re-apply the module's data segments over the live
+                # memory (its allocator, its counters): this one is done.
+                self._closed = True
+                raise errors.WasmTrap(
+                    f"{self.name}.{name} trapped: {exc}; the single-thread "
+                    "module cannot continue: start it again"
+                ) from None
             # The trapped frames left the stack pointer moved: a fresh instance is clean.
             self._new_caller_instance()
             if code is not None:
@@ -352,8 +369,14 @@ class WasmThreads:
                 pass  # already released for an abandoned call: _result now holds this one
 
     # -- memory --------------------------------------------------------------------------
+    def _data_len(self) -> int:
+        if isinstance(self.memory, W.SharedMemory):
+            return int(self.memory.data_len())
+        assert self._store is not None
+        return int(self.memory.data_len(self._store))
+
     def memory_size(self) -> int:
-        self._size = self.memory.data_len()
+        self._size = self._data_len()
         return self._size
 
     def _check(self, ptr: int, nbytes: int) -> None:
@@ -391,6 +414,10 @@ class WasmThreads:
         self._check(ptr, 1)
         return ctypes.string_at(self.base + ptr).decode("utf-8", "replace")
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         with self._spawn_lock:
             if self._closed:
@@ -399,6 +426,10 @@ class WasmThreads:
         self._requests.put(None)
         for _ in self._helpers:
             self._spawns.put(None)
+
+
+def _imports_spawn(module: W.Module) -> bool:
+    return any((imp.module, imp.name) == ("wasi", "thread-spawn") for imp in module.imports)
 
 
 def _memory_import(module: W.Module) -> W.MemoryType:

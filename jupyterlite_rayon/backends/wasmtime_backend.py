@@ -37,29 +37,35 @@ def _no_poll_module(eng: W.Engine) -> W.Module:
     return W.Module(eng, '(module (func (export "host_poll") (result i32) i32.const 0))')
 
 
+#: "st" runs pool-st.wasm (the build every non-isolated browser page runs) on one thread
+BUILD_ENV = "JUPYTERLITE_RAYON_BUILD"
+
+
 class WasmtimeBackend(Backend):
-    """The pool module (pool-mt.wasm) on wasmtime."""
+    """A pool module on wasmtime: pool-mt.wasm (threads), or pool-st.wasm (one thread)."""
 
     name = "wasmtime"
-    threaded = True
 
-    def __init__(self, threads: int, wasm: bytes | None = None) -> None:
+    def __init__(self, threads: int, wasm: bytes | None = None, build: str = "mt") -> None:
+        if build not in ("mt", "st"):
+            raise ValueError(f"build must be 'mt' or 'st', got {build!r}")
+        filename = f"pool-{build}.wasm"
         eng = engine()
-        module = compile_module(eng, wasm if wasm is not None else _package_wasm("pool-mt.wasm"))
+        module = compile_module(eng, wasm if wasm is not None else _package_wasm(filename))
         # Pre-start as many helper threads as the pool will use, so spawns never wait.
-        self.wasm = WasmThreads(
-            module, eng, self._pool_imports, helpers=max(threads - 1, 0), name="pool"
-        )
+        helpers = max(threads - 1, 0) if build == "mt" else 0
+        self.wasm = WasmThreads(module, eng, self._pool_imports, helpers=helpers, name="pool")
+        self.threaded = self.wasm.shared
         version = self.wasm.call_direct("jr_abi_version")
         if version != abi.ABI_VERSION:
             raise errors.PoolError(
-                f"pool-mt.wasm has ABI version {version}, expected "
+                f"{filename} has ABI version {version}, expected "
                 f"{abi.ABI_VERSION}; rebuild it with `python kernels/build.py`"
             )
         self.counters_address = self.wasm.call_direct("jr_counters") & _U32
         self.build_max_threads = self.wasm.call_direct("jr_max_threads") & _U32
         self._cancel = self.counters_address + abi.COUNTERS_HEADER_OFFSETS["cancel"]
-        self.set_threads(threads)
+        self.set_threads(threads if self.threaded else 1)
 
     @staticmethod
     def _pool_imports(host: WasmThreads, store: W.Store) -> dict[tuple[str, str], Any]:
@@ -71,7 +77,10 @@ class WasmtimeBackend(Backend):
 
     @classmethod
     def start(cls, threads: int) -> WasmtimeBackend:
-        return cls(threads)
+        build = os.environ.get(BUILD_ENV, "mt") or "mt"
+        if build not in ("mt", "st"):
+            raise ValueError(f"{BUILD_ENV}={build!r}: use 'mt' (threads) or 'st' (one thread)")
+        return cls(threads, build=build)
 
     def call(self, export: str, *args: float) -> None:
         wasm = self.wasm
@@ -127,11 +136,19 @@ class WasmtimeBackend(Backend):
         return os.cpu_count() or 1
 
     def isolation(self) -> dict[str, Any]:
-        return {"cross_origin_isolated": True, "shared_memory": True, "reason": "", "fix": ""}
+        if self.threaded:
+            return {"cross_origin_isolated": True, "shared_memory": True, "reason": "", "fix": ""}
+        return {
+            "cross_origin_isolated": True,
+            "shared_memory": False,
+            "reason": f"{BUILD_ENV}=st asks for the single-thread build",
+            "fix": f"unset {BUILD_ENV} (or set it to mt) and start the pool again",
+        }
 
     def close(self) -> None:
         try:
-            self.set_threads(1)
+            if self.threaded and not self.wasm.closed:
+                self.set_threads(1)
         finally:
             self.wasm.close()
 

@@ -1,0 +1,89 @@
+"""The single-thread build (what every non-isolated browser page runs) runs in CPython too, and
+gives bit for bit what the threaded build gives at any thread count."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jupyterlite_rayon as jr
+
+# Deterministic inputs and every kernel whose result the docs promise is thread-independent;
+# prints one JSON object of exact results (floats as hex).
+PROGRAM = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import jupyterlite_rayon as jr
+
+    def run():
+        rng = np.random.default_rng(7)
+        out = {}
+        for n in (0, 1, 4095, 4097, 65537):
+            for dtype in ("float64", "float32", "int32", "int64"):
+                x = rng.standard_normal(n) * 1e3
+                x = x.astype(dtype)
+                y = np.roll(x, 1)
+                key = f"{dtype}/{n}"
+                out[key + "/sum"] = float(jr.sum(x)).hex()
+                out[key + "/mean"] = float(jr.mean(x)).hex() if n else "nan"
+                out[key + "/dot"] = float(jr.dot(x, y)).hex()
+                out[key + "/cumsum"] = jr.cumsum(x).to_numpy().tobytes().hex()[-64:]
+                out[key + "/sort"] = jr.sort(x).to_numpy().tobytes().hex()[:64]
+                if n:
+                    out[key + "/minmax"] = [float(jr.min(x)).hex(), float(jr.max(x)).hex()]
+                    out[key + "/hist"] = jr.histogram(x, 17)[0].tolist()
+        out["mandelbrot"] = jr.mandelbrot(61, 37, max_iter=300).to_numpy().sum().item()
+        out["pi"] = jr.monte_carlo_pi(100_003, seed=5)
+        return out
+
+    results = {}
+    for threads in [int(t) for t in sys.argv[1:]]:
+        jr.set_num_threads(threads)
+        results[threads] = run()
+    print(json.dumps(results))
+""")
+
+
+def run(build: str, threads: list[int]) -> dict[str, object]:
+    env = dict(os.environ, JUPYTERLITE_RAYON_BUILD=build, JUPYTERLITE_RAYON_MAX_THREADS="4")
+    r = subprocess.run(
+        [sys.executable, "-c", PROGRAM, *map(str, threads)],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_st_equals_mt_at_every_thread_count() -> None:
+    mt = run("mt", [1, 2, 3, 4])
+    st = run("st", [1])
+    reference = st["1"]
+    for threads, results in mt.items():
+        assert results == reference, f"mt at {threads} threads differs from st"
+
+
+def test_the_st_pool_says_what_it_is() -> None:
+    code = (
+        "import jupyterlite_rayon as jr, json; jr.sum([1.0]); "
+        "i = jr.pool_info(); print(json.dumps([i['build'], i['threads'], i['max_threads']]))"
+    )
+    env = dict(os.environ, JUPYTERLITE_RAYON_BUILD="st")
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == ["st", 1, 1]
+    jr.sum([1.0])
+    assert jr.pool_info()["build"] == "mt"  # this process is untouched
