@@ -1,9 +1,9 @@
-"""The pool widget's entry point and its live updates.
+"""The pool widgets' shared state and live updates, and `widget()`, which makes one.
 
-`widget()` returns a `PoolWidget` (built in `widget_view.py` from ipywidgets 8's own widgets,
-so no front-end code is needed). Every widget on the page shows the same `Snapshot`: one read
-of the pool's counters, taken here and pushed to all of them, so two widgets never disagree
-and a `set_num_threads()` call anywhere shows up in every slider.
+`widget()` returns a `PoolWidget` (built in `widget.py` from ipywidgets 8's own widgets, so no
+front-end code is needed). Every widget on the page shows the same `Snapshot`: one read of the
+pool's counters, taken here and pushed to all of them, so two widgets never disagree and a
+`set_num_threads()` call anywhere shows up in every slider.
 
 What "live" means:
 - CPython (wasmtime backend): a daemon thread reads the shared counters every 0.25 s while a
@@ -19,18 +19,19 @@ without it, and `widget()` says how to install it.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import pool
+from . import startup
+from .startup import IN_BROWSER
+from .status import Snapshot
 
 if TYPE_CHECKING:
     from .widget import PoolWidget
 
-IN_BROWSER = sys.platform == "emscripten"
 POLL_SECONDS = 0.25
 ON_RUN_MIN_SECONDS = 0.1
 
@@ -39,17 +40,6 @@ LIVE_NOTE = (
     if IN_BROWSER
     else f"updates every {POLL_SECONDS} s from the shared counters, also during runs"
 )
-
-
-@dataclass
-class Snapshot:
-    """What every widget shows: the pool's counters plus what the widgets add to them."""
-
-    info: dict[str, Any]
-    shares: list[float]  # per thread: its tasks since the last change / the busiest thread's
-    error: str | None  # the last failed resize, until a resize succeeds
-    last_run: dict[str, Any] | None
-    starting: bool  # JupyterLite: %load_ext started the pool and it is not up yet
 
 
 @dataclass
@@ -79,9 +69,9 @@ def widget() -> PoolWidget:
         raise ImportError(
             f"the pool widget needs ipywidgets 8: run `{how}` and try again ({exc})"
         ) from exc
-    if not IN_BROWSER and not _started(pool.pool_info()):
+    if not IN_BROWSER and not startup.pool_started():
         pool.init_thread_pool()  # synchronous in CPython; Pyodide's start must be awaited
-    view = PoolWidget()
+    view = PoolWidget(on_resize=resize, on_close=unregister, note=LIVE_NOTE)
     with _lock:
         _shared.views.append(view)
         _install_hooks()
@@ -103,7 +93,7 @@ def live_widgets() -> list[PoolWidget]:
 
 
 def refresh_all() -> None:
-    """Read the counters once and show them in every widget."""
+    """Read the counters once and show them in every widget (nothing when there is none)."""
     with _lock:
         if not _shared.views:
             return
@@ -125,22 +115,12 @@ def resize(n: int) -> None:
         refresh_all()
 
 
-def _started(info: dict[str, Any]) -> bool:
-    return bool(info.get("started", False))
-
-
-def _starting() -> bool:
-    magics = sys.modules.get(f"{__package__}.magics")
-    task = getattr(magics, "_start_task", None)
-    return task is not None and not task.done()
-
-
 def _snapshot() -> Snapshot:
     info = pool.pool_info()
     tasks = [int(t.get("tasks", 0)) for t in info.get("per_thread") or []]
     # A thread that joined since the last read starts from its current count: its record may
     # hold tasks from before an earlier shrink.
-    prev = _shared.prev_tasks + tasks[len(_shared.prev_tasks):]
+    prev = _shared.prev_tasks + tasks[len(_shared.prev_tasks) :]
     deltas = [max(now - before, 0) for now, before in zip(tasks, prev)]
     if not _shared.prev_tasks:
         # First read: show how all the work so far was shared out.
@@ -156,8 +136,9 @@ def _snapshot() -> Snapshot:
         last = pool.last_run()
     except RuntimeError:
         last = None
-    return Snapshot(info=info, shares=shares, error=_shared.error, last_run=last,
-                    starting=_starting())
+    return Snapshot(
+        info=info, shares=shares, error=_shared.error, last_run=last, starting=startup.starting()
+    )
 
 
 def _signature(info: dict[str, Any]) -> tuple[Any, ...]:
@@ -180,10 +161,7 @@ def _install_hooks() -> None:
         shell = get_ipython()
     if shell is not None:
         shell.events.register("post_run_cell", _after_cell)
-    magics = sys.modules.get(f"{__package__}.magics")
-    task = getattr(magics, "_start_task", None)
-    if task is not None:
-        task.add_done_callback(lambda _task: refresh_all())
+    startup.on_start_finished(refresh_all)
 
 
 def _on_run(name: str, wall_seconds: float) -> None:
@@ -202,8 +180,9 @@ def _ensure_poller() -> None:
     with _lock:
         if _shared.poller is not None and _shared.poller.is_alive():
             return
-        _shared.poller = threading.Thread(target=_poll, name="jupyterlite-rayon-widget",
-                                          daemon=True)
+        _shared.poller = threading.Thread(
+            target=_poll, name="jupyterlite-rayon-widget", daemon=True
+        )
         _shared.poller.start()
 
 
@@ -218,57 +197,3 @@ def _poll() -> None:
             if signature != _shared.last_signature:
                 _shared.last_signature = signature
                 refresh_all()
-
-
-def status_rows(snapshot: Snapshot) -> list[tuple[str, str]]:
-    """The status panel as (label, text) rows; the view renders them."""
-    info = snapshot.info
-    iso = info.get("isolation") or {}
-    if not _started(info):
-        if snapshot.starting:
-            state = "starting (%load_ext began it)"
-        elif IN_BROWSER:
-            state = "not started: run `await jupyterlite_rayon.init_thread_pool()`"
-        else:
-            state = ("not running: the next kernel call (or "
-                     "jupyterlite_rayon.init_thread_pool()) starts it")
-        return [("pool", state)]
-    if info.get("isolated"):
-        isolation = "isolated: shared memory works"
-    else:
-        isolation = (f"not isolated ({iso.get('reason') or 'unknown reason'}); "
-                     f"fix: {iso.get('fix') or 'see the README'}")
-    rows = [
-        ("backend", f"{info.get('backend')}, {info.get('build')} build"),
-        ("isolation", isolation),
-        ("threads", f"{info.get('threads')} of {info.get('max_threads')}"),
-        ("busy", str(info.get("busy", 0))),
-        ("tasks", str(info.get("tasks", 0))),
-        ("steals", str(info.get("steals", 0))),
-        ("calls", str(info.get("calls", 0))),
-        ("memory", (f"{_size(int(info.get('bytes_in_use', 0)))} in use of "
-                    f"{_size(int(info.get('memory_bytes', 0)))}")),
-        ("last run", _last_run_text(snapshot.last_run)),
-    ]
-    if snapshot.error:
-        rows.append(("error", snapshot.error))
-    return rows
-
-
-def _last_run_text(last: dict[str, Any] | None) -> str:
-    if not last:
-        return "none yet"
-    seconds = last.get("wall_seconds", last.get("wall"))
-    name = last.get("name", "?")
-    if isinstance(seconds, int | float):
-        return f"{name}: {seconds * 1e3:.1f} ms"
-    return str(name)
-
-
-def _size(nbytes: int) -> str:
-    value = float(nbytes)
-    for unit in ("B", "KiB", "MiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"

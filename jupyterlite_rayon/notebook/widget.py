@@ -1,31 +1,44 @@
 """`PoolWidget`: the pool's controls and status, composed from ipywidgets 8's built-in widgets.
 
-It only displays `Snapshot`s and forwards slider releases; `widget_state.py` reads the pool and
-keeps every PoolWidget on the page showing the same snapshot.
+It only displays `Snapshot`s and hands slider releases and its closing to the callbacks it was
+made with; `live.py` reads the pool, makes the widgets and keeps every one on the page showing
+the same snapshot. Importing this module imports ipywidgets.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
 
-from . import live
-from .live import Snapshot, status_rows
+from .status import Snapshot, status_rows
 
 
 class PoolWidget(w.VBox):
     """Thread slider (resizes the pool when released), status panel, per-thread activity."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        on_resize: Callable[[int], None],
+        on_close: Callable[[PoolWidget], None],
+        note: str,
+        **kwargs: Any,
+    ) -> None:
+        self._on_resize = on_resize  # a slider release: the caller resizes the pool
+        self._on_close = on_close
         self.slider = w.IntSlider(
-            value=1, min=1, max=1, step=1, description="threads",
+            value=1,
+            min=1,
+            max=1,
+            step=1,
+            description="threads",
             continuous_update=False,  # resize once, when the slider is released
         )
         self.status = w.HTML(value="")
         self.bars = w.VBox([])
-        self.note = w.HTML(value=f"<small>{html.escape(live.LIVE_NOTE)}</small>")
+        self.note = w.HTML(value=f"<small>{html.escape(note)}</small>")
         self._syncing = False  # True while show() moves the slider: not a user's request
         super().__init__([self.slider, self.status, self.bars, self.note], **kwargs)
         self.add_class("jr-pool-widget")
@@ -33,7 +46,7 @@ class PoolWidget(w.VBox):
 
     def _on_slider(self, change: dict[str, Any]) -> None:
         if not self._syncing:
-            live.resize(int(change["new"]))
+            self._on_resize(int(change["new"]))
 
     def show(self, snapshot: Snapshot) -> None:
         """Make every part of the widget agree with the snapshot."""
@@ -52,13 +65,15 @@ class PoolWidget(w.VBox):
         self.status.value = _status_html(status_rows(snapshot))
         self._show_bars(info.get("per_thread") or [], snapshot.shares, threads if started else 0)
 
-    def _show_bars(self, per_thread: list[dict[str, Any]], shares: list[float],
-                   threads: int) -> None:
+    def _show_bars(
+        self, per_thread: list[dict[str, Any]], shares: list[float], threads: int
+    ) -> None:
         records = per_thread[:threads]
         while len(self.bars.children) < len(records):
             i = len(self.bars.children)
-            bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, description=f"#{i}",
-                                  layout=w.Layout(width="260px"))
+            bar = w.FloatProgress(
+                value=0.0, min=0.0, max=1.0, description=f"#{i}", layout=w.Layout(width="260px")
+            )
             label = w.Label(value="")
             self.bars.children = (*self.bars.children, w.HBox([bar, label]))
         if len(self.bars.children) > len(records):
@@ -68,11 +83,13 @@ class PoolWidget(w.VBox):
             working = record.get("state") == "working"
             bar.value = share
             bar.bar_style = "success" if working else "info"
-            label.value = (f"{record.get('state', '?')}, {record.get('tasks', 0)} tasks, "
-                           f"{record.get('steals', 0)} steals")
+            label.value = (
+                f"{record.get('state', '?')}, {record.get('tasks', 0)} tasks, "
+                f"{record.get('steals', 0)} steals"
+            )
 
     def close(self) -> None:
-        live.unregister(self)
+        self._on_close(self)
         for row in self.bars.children:
             for child in row.children:
                 child.close()

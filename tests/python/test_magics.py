@@ -6,8 +6,12 @@ kernel calls) and those measurements are compared with what the magic reports.
 
 from __future__ import annotations
 
+import ast
+import os
 import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +20,8 @@ from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
 import jupyterlite_rayon as jr
-from jupyterlite_rayon.notebook import magics
+from jupyterlite_rayon import pool
+from jupyterlite_rayon.notebook import magics, report, startup, status, sweep
 
 RUN_LINE = re.compile(
     r"%%parallel: (?P<threads>\d+) threads?, wall (?P<wall>[\d.]+) ms(?P<best> \(best of \d+\))?, "
@@ -62,7 +67,9 @@ def run(ip: InteractiveShell, cell: str) -> tuple[ExecutionResult, CapturedIO]:
 def check_measured(seen: list[dict[str, Any]], expected: np.ndarray) -> None:
     for record in seen:
         assert record["total"] == pytest.approx(float(expected.sum()), rel=1e-12)
-        assert record["dot"] == pytest.approx(float(expected @ expected), rel=1e-12)
+        # elementwise, not BLAS: OpenBLAS's threads spin for a while after a call, and that CPU
+        # time would land in the process CPU time the next %%parallel cell reports
+        assert record["dot"] == pytest.approx(float(np.sum(expected * expected)), rel=1e-12)
         assert record["calls"] == 3
 
 
@@ -82,9 +89,43 @@ def test_n_runs_at_each_count_and_reports_its_own_counters(
         assert int(match["calls"]) == seen[0]["calls"] == 3
         assert int(match["tasks"]) == seen[0]["tasks"] > 0
         assert int(match["steals"]) == seen[0]["steals"]
-        assert match["cpu"] != "n/a" and float(match["cpu"]) >= 0  # CPython measures CPU time
+        # CPython measures CPU time, and a computing cell uses some (its upper bound needs a
+        # longer cell: test_cpu_per_wall_is_at_most_the_threads_at_work)
+        assert match["cpu"] != "n/a" and float(match["cpu"]) > 0, match[0]
         assert jr.current_num_threads() == previous
         check_measured(seen, ip.user_ns["expected"])
+
+
+def wait_until_the_process_is_idle(timeout: float = 5.0) -> None:
+    """Process CPU time counts every thread of the process: numpy's OpenBLAS threads spin for
+    a while after a call (another test's). Wait until nothing but this thread runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cpu0 = time.process_time()
+        time.sleep(0.05)
+        if time.process_time() - cpu0 < 0.005:
+            return
+    raise AssertionError("other threads of this process kept running; cpu/wall cannot be checked")
+
+
+def test_cpu_per_wall_is_at_most_the_threads_at_work(ip: InteractiveShell, seen: list[Any]) -> None:
+    """cpu/wall: the process's CPU seconds over the wall seconds of the cell, so at most the
+    pool's threads (the caller included) on this machine's cores. The cell runs ~50 ms at one
+    thread: the kernel adds other threads' CPU time to the process's total only at scheduler
+    ticks (a few ms), which makes the ratio of a sub-millisecond cell meaningless."""
+    wait_until_the_process_is_idle()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    counts = sorted({1, 2, jr.max_threads()} & set(range(1, jr.max_threads() + 1)))
+    cell = "with jr.mandelbrot(400, 300, max_iter=1000) as image:\n    seen.append(image.tolist())"
+    result, io = run(ip, f"%%parallel --sweep {','.join(map(str, counts))}\n{cell}")
+    assert result.success, io.stderr
+    assert all(image == seen[0] for image in seen)  # the same image at every thread count
+    rows = parse_sweep(io.outputs[-1].data["text/plain"])
+    assert [int(r["threads"]) for r in rows] == counts
+    for row in rows:
+        at_work = min(int(row["threads"]), cores or int(row["threads"]))
+        # slack: the widget's poller thread, the tick granularity above, rounding
+        assert 0 < num(row["cpu/wall"]) <= at_work + 0.25, row
 
 
 def test_n_max_and_no_option(ip: InteractiveShell, seen: list[dict[str, Any]]) -> None:
@@ -124,7 +165,7 @@ def parse_sweep(text: str) -> list[dict[str, str]]:
     lines = text.strip().splitlines()
     assert lines[0].startswith("%%parallel sweep")
     header = re.split(r"\s{2,}", lines[1].strip())
-    assert header == list(magics.SWEEP_COLUMNS)
+    assert header == list(report.SWEEP_COLUMNS)
     rows = []
     for line in lines[2:]:
         if not line.strip():
@@ -146,8 +187,9 @@ def half_unit(text: str) -> float:
 
 
 @pytest.mark.parametrize("sweep", ["1,2", "max", "2,1", "1"])
-def test_sweep_table_matches_the_runs(ip: InteractiveShell, seen: list[dict[str, Any]],
-                                      sweep: str) -> None:
+def test_sweep_table_matches_the_runs(
+    ip: InteractiveShell, seen: list[dict[str, Any]], sweep: str
+) -> None:
     maximum = jr.max_threads()
     if sweep in ("1,2", "2,1") and maximum < 2:
         pytest.skip("one core: no 2-thread pool")
@@ -165,7 +207,7 @@ def test_sweep_table_matches_the_runs(ip: InteractiveShell, seen: list[dict[str,
         assert int(row["steals"]) == record["steals"]
         # wall time: at least the time the cell measured inside itself
         assert num(row["wall ms"]) + half_unit(row["wall ms"]) >= record["inner"] * 1e3
-        assert row["cpu/wall"] != "n/a" and num(row["cpu/wall"]) >= 0
+        assert row["cpu/wall"] != "n/a" and num(row["cpu/wall"]) > 0, row
         # speedup: within what the printed (rounded) wall times allow
         b, b_slack = num(base["wall ms"]), half_unit(base["wall ms"])
         t, t_slack = num(row["wall ms"]), half_unit(row["wall ms"])
@@ -179,7 +221,7 @@ def test_sweep_table_matches_the_runs(ip: InteractiveShell, seen: list[dict[str,
     # the runner's own records are the table's rows
     runs = magics_instance(ip).last_runs
     assert [r.threads for r in runs] == counts
-    assert [magics._ms(r.wall) for r in runs] == [row["wall ms"] for row in rows]
+    assert [report.ms_text(r.wall) for r in runs] == [row["wall ms"] for row in rows]
     # the HTML table carries the same numbers, and a chart per measure comes with it
     page = bundle["text/html"]
     assert page.count("<svg") == 3 and page.count("<tr>") == len(counts) + 1
@@ -223,19 +265,27 @@ def test_quiet_prints_only_the_cells_output(ip: InteractiveShell, seen: list[Any
     assert io.stdout == "cell ran at 1\n" and io.outputs == []
 
 
-@pytest.mark.parametrize(("options", "fail_at"), [
-    ("-n 1", 1), ("-n max", 1), ("", 1),
-    ("--sweep 1,max", 2),  # the second thread count raises
-    ("--sweep max --repeat 2", 2),  # the second repeat raises
-])
-def test_error_in_cell_restores_threads(ip: InteractiveShell, seen: list[Any], options: str,
-                                        fail_at: int) -> None:
+@pytest.mark.parametrize(
+    ("options", "fail_at"),
+    [
+        ("-n 1", 1),
+        ("-n max", 1),
+        ("", 1),
+        ("--sweep 1,max", 2),  # the second thread count raises
+        ("--sweep max --repeat 2", 2),  # the second repeat raises
+    ],
+)
+def test_error_in_cell_restores_threads(
+    ip: InteractiveShell, seen: list[Any], options: str, fail_at: int
+) -> None:
     if options == "--sweep 1,max" and jr.max_threads() == 1:
         pytest.skip("one core: 1,max repeats a count")
     before = jr.current_num_threads()
     ip.user_ns["fail_at"] = fail_at
-    cell = (f"%%parallel {options}\n{MEASURED_CELL}\n"
-            "if len(seen) == fail_at: raise ValueError(f'boom at {jr.current_num_threads()}')")
+    cell = (
+        f"%%parallel {options}\n{MEASURED_CELL}\n"
+        "if len(seen) == fail_at: raise ValueError(f'boom at {jr.current_num_threads()}')"
+    )
     result, io = run(ip, cell)
     assert not result.success  # the outer cell fails too, so "Run all" stops here
     assert isinstance(result.error_in_exec, ValueError)
@@ -262,21 +312,32 @@ def test_cell_that_resizes_the_pool_is_undone(ip: InteractiveShell, seen: list[A
 
 
 BAD_CELL_OPTIONS = [
-    ("-n 0", "outside 1.."), ("-n -1", "outside 1.."), ("-n {big}", "outside 1.."),
-    ("-n x", "not a whole number"), ("-n 1.5", "not a whole number"),
-    ("--sweep 1,,2", "comma-separated"), ("--sweep ''", "comma-separated"),
-    ("--sweep 1,1", "repeats"), ("--sweep a,b", "not a whole number"),
-    ("--sweep 1,{big}", "outside 1.."), ("--sweep 0", "outside 1.."),
-    ("--repeat 0", "at least 1"), ("--repeat x", "not a whole number"),
-    ("--bogus", "unknown arguments"), ("extra", "unknown arguments"),
-    ("-n 1 --sweep 1", "either -n or --sweep"), ('-n "1', "quotation"),
-    ("-n", "expected one argument"), ("--sweep", "expected one argument"),
+    ("-n 0", "outside 1.."),
+    ("-n -1", "outside 1.."),
+    ("-n {big}", "outside 1.."),
+    ("-n x", "not a whole number"),
+    ("-n 1.5", "not a whole number"),
+    ("--sweep 1,,2", "comma-separated"),
+    ("--sweep ''", "comma-separated"),
+    ("--sweep 1,1", "repeats"),
+    ("--sweep a,b", "not a whole number"),
+    ("--sweep 1,{big}", "outside 1.."),
+    ("--sweep 0", "outside 1.."),
+    ("--repeat 0", "at least 1"),
+    ("--repeat x", "not a whole number"),
+    ("--bogus", "unrecognized arguments: --bogus"),
+    ("extra", "unrecognized arguments: extra"),
+    ("-n 1 --sweep 1", "either -n or --sweep"),
+    ('-n "1', "quotation"),
+    ("-n", "expected one argument"),
+    ("--sweep", "expected one argument"),
 ]
 
 
 @pytest.mark.parametrize(("options", "message"), BAD_CELL_OPTIONS)
-def test_bad_cell_options_give_one_usage_line(ip: InteractiveShell, seen: list[Any],
-                                              options: str, message: str) -> None:
+def test_bad_cell_options_give_one_usage_line(
+    ip: InteractiveShell, seen: list[Any], options: str, message: str
+) -> None:
     before = jr.current_num_threads()
     options = options.format(big=jr.max_threads() + 1)
     result, io = run(ip, f"%%parallel {options}\n{MEASURED_CELL}")
@@ -284,7 +345,7 @@ def test_bad_cell_options_give_one_usage_line(ip: InteractiveShell, seen: list[A
     assert seen == []  # the cell did not run
     lines = io.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("UsageError: "), io.stderr
-    assert message in lines[0] and "usage: %%parallel" in lines[0]
+    assert message in lines[0] and lines[0].endswith(f"; {magics.CELL_USAGE}"), lines[0]
     assert "Traceback" not in io.stdout + io.stderr
     assert jr.current_num_threads() == before
     # the magic and the pool keep working
@@ -292,16 +353,68 @@ def test_bad_cell_options_give_one_usage_line(ip: InteractiveShell, seen: list[A
     assert result.success and seen[-1]["threads"] == 1
 
 
-@pytest.mark.parametrize("line", ["threads 0", "threads", "threads 1 2", "threads many", "foo",
-                                  "info extra", "widget 2", "threads {big}"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "threads 0",
+        "threads",
+        "threads 1 2",
+        "threads many",
+        "foo",
+        "info extra",
+        "widget 2",
+        "threads {big}",
+    ],
+)
 def test_bad_line_arguments(ip: InteractiveShell, seen: list[Any], line: str) -> None:
     before = jr.current_num_threads()
     result, io = run(ip, f"%parallel {line.format(big=jr.max_threads() + 1)}")
     assert not result.success
     lines = io.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("UsageError: "), io.stderr
-    assert "usage: %parallel" in lines[0]
+    assert lines[0].endswith(f"; {magics.LINE_USAGE}"), lines[0]
     assert jr.current_num_threads() == before
+
+
+def test_usage_is_generated_from_the_declared_options(ip: InteractiveShell) -> None:
+    """`%%parallel?` and `%parallel?` show the usage magic_arguments builds, which is the one
+    the UsageErrors end with, and every option and sub-command with its help."""
+    assert magics.CELL_USAGE == (
+        "usage: %%parallel [-n N|max] [--sweep 1,2,4|max] [--repeat R] [--quiet]"
+    )
+    assert magics.LINE_USAGE == "usage: %parallel [threads|info|widget] [N|max]"
+    result, io = run(ip, "%%parallel?")
+    assert result.success, io.stderr
+    assert "%%parallel [-n N|max] [--sweep 1,2,4|max] [--repeat R] [--quiet]" in io.stdout
+    for option in ("-n <N|max>, --threads <N|max>", "--sweep <1,2,4|max>", "--repeat R", "--quiet"):
+        assert re.search(rf"^  {re.escape(option)}\s", io.stdout, re.MULTILINE), option
+    result, io = run(ip, "%parallel?")
+    assert result.success, io.stderr
+    assert "%parallel [threads|info|widget] [N|max]" in io.stdout
+    for command in ("threads N", "info", "widget"):
+        assert f"\n%parallel {command} " in io.stdout, (command, io.stdout)
+    assert "--sweep" not in io.stdout  # the line magic's help is its own
+
+
+def test_line_commands_ignore_case(ip: InteractiveShell, seen: list[Any]) -> None:
+    result, io = run(ip, "%parallel INFO")
+    assert result.success, io.stderr
+    assert io.stdout.startswith("jupyterlite_rayon: wasmtime backend")
+    before = jr.current_num_threads()
+    result, io = run(ip, "%parallel Threads MAX")
+    assert result.success, io.stderr
+    assert jr.current_num_threads() == jr.max_threads()
+    jr.set_num_threads(before)
+
+
+def test_quoted_option_values_mean_what_they_say(ip: InteractiveShell, seen: list[Any]) -> None:
+    # IPython keeps the quotes when it splits a magic's line; the values are read without them.
+    result, io = run(ip, f"%%parallel --sweep '1' --repeat \"1\" --quiet\n{MEASURED_CELL}")
+    assert result.success, io.stderr
+    assert [r["threads"] for r in seen] == [1]
+    result, io = run(ip, f'%%parallel -n "max" --quiet\n{MEASURED_CELL}')
+    assert result.success, io.stderr
+    assert seen[-1]["threads"] == jr.max_threads()
 
 
 def test_line_status_threads_and_info(ip: InteractiveShell, seen: list[Any]) -> None:
@@ -310,8 +423,10 @@ def test_line_status_threads_and_info(ip: InteractiveShell, seen: list[Any]) -> 
     result, io = run(ip, "%parallel")
     assert result.success
     assert io.stdout.count("\n") == 1
-    assert f"wasmtime backend, {info['build']} build, {before}/{info['max_threads']} threads" \
+    assert (
+        f"wasmtime backend, {info['build']} build, {before}/{info['max_threads']} threads"
         in io.stdout
+    )
     result, io = run(ip, "%parallel threads 1")
     assert result.success and jr.current_num_threads() == 1
     assert io.stdout.strip() == f"jupyterlite_rayon: threads {before} -> 1"
@@ -328,13 +443,20 @@ def test_line_status_threads_and_info(ip: InteractiveShell, seen: list[Any]) -> 
 
 
 def test_info_when_not_isolated_says_how_to_fix() -> None:
-    info = dict(jr.pool_info(), isolated=False,
-                isolation={"cross_origin_isolated": False, "shared_memory": False,
-                           "reason": "no COOP/COEP headers", "fix": "serve with the headers"})
-    text = magics.info_text(info)
+    info = dict(
+        jr.pool_info(),
+        isolated=False,
+        isolation={
+            "cross_origin_isolated": False,
+            "shared_memory": False,
+            "reason": "no COOP/COEP headers",
+            "fix": "serve with the headers",
+        },
+    )
+    text = status.info_text(info)
     assert "why not isolated       no COOP/COEP headers" in text
     assert "how to fix             serve with the headers" in text
-    assert "NOT isolated" in magics.status_line(info)
+    assert "NOT isolated" in status.status_line(info)
 
 
 def test_line_widget_displays_a_widget(ip: InteractiveShell, seen: list[Any]) -> None:
@@ -357,12 +479,14 @@ def test_parse_sweep_max() -> None:
 
 
 def test_sweep_rows_arithmetic() -> None:
-    runs = [magics.RunStats(threads=t, wall=w, cpu=None, tasks=1, steals=0, calls=1)
-            for t, w in [(2, 0.4), (4, 0.25), (8, 0.2)]]
-    rows = magics.sweep_rows(runs)
+    runs = [
+        sweep.RunStats(threads=t, wall=w, cpu=None, tasks=1, steals=0, calls=1)
+        for t, w in [(2, 0.4), (4, 0.25), (8, 0.2)]
+    ]
+    rows = sweep.sweep_rows(runs)
     assert [r.speedup for r in rows] == pytest.approx([1.0, 1.6, 2.0])
     assert [r.efficiency for r in rows] == pytest.approx([1.0, 0.8, 0.5])
-    assert "n/a" in magics.run_line(runs[0], 1)
+    assert "n/a" in report.run_line(runs[0], 1)
 
 
 class _PendingStart:
@@ -381,20 +505,23 @@ class _PendingStart:
         return self._error
 
 
-@pytest.mark.parametrize(("task", "message"), [
-    (None, "no thread pool yet: run `await jupyterlite_rayon.init_thread_pool()`"),
-    (_PendingStart(done=False), "still starting"),
-    (_PendingStart(done=True, error=RuntimeError("no workers")), "failed to start: no workers"),
-])
-def test_browser_cell_before_the_pool_exists(ip: InteractiveShell, seen: list[Any],
-                                              monkeypatch: pytest.MonkeyPatch, task: Any,
-                                              message: str) -> None:
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        (None, "no thread pool yet: run `await jupyterlite_rayon.init_thread_pool()`"),
+        (_PendingStart(done=False), "still starting"),
+        (_PendingStart(done=True, error=RuntimeError("no workers")), "failed to start: no workers"),
+    ],
+)
+def test_browser_cell_before_the_pool_exists(
+    ip: InteractiveShell, seen: list[Any], monkeypatch: pytest.MonkeyPatch, task: Any, message: str
+) -> None:
     # JupyterLite's situation, replayed in CPython: no pool yet and no way to block for it
     # (no pyodide module here, so _wait_in_pyodide cannot wait either).
     real_info = jr.pool_info
-    monkeypatch.setattr(magics, "IN_BROWSER", True)
-    monkeypatch.setattr(magics, "_start_task", task)
-    monkeypatch.setattr(magics.pool, "pool_info", lambda: dict(real_info(), started=False))
+    monkeypatch.setattr(startup, "IN_BROWSER", True)
+    monkeypatch.setattr(startup, "_start_task", task)
+    monkeypatch.setattr(pool, "pool_info", lambda: dict(real_info(), started=False))
     result, io = run(ip, f"%%parallel -n 1\n{MEASURED_CELL}")
     assert not result.success and seen == []
     lines = io.stderr.strip().splitlines()
@@ -414,7 +541,7 @@ def test_top_level_await_inside_a_running_loop_is_a_usage_error(
         return await ip.run_cell_async(
             "%%parallel -n 1\nimport asyncio\nawait asyncio.sleep(0)\nseen.append(1)",
             transformed_cell="get_ipython().run_cell_magic('parallel', '-n 1', "
-                             "'import asyncio\\nawait asyncio.sleep(0)\\nseen.append(1)\\n')\n",
+            "'import asyncio\\nawait asyncio.sleep(0)\\nseen.append(1)\\n')\n",
         )
 
     with capture_output() as io:
@@ -441,34 +568,46 @@ def test_line_widget_without_ipywidgets_is_a_usage_error(
 
 
 def test_superlinear_single_runs_get_a_hint() -> None:
-    runs = [magics.RunStats(threads=t, wall=w, cpu=None, tasks=1, steals=0, calls=1)
-            for t, w in [(1, 0.08), (2, 0.02)]]
-    rows = magics.sweep_rows(runs)
+    runs = [
+        sweep.RunStats(threads=t, wall=w, cpu=None, tasks=1, steals=0, calls=1)
+        for t, w in [(1, 0.08), (2, 0.02)]
+    ]
+    rows = sweep.sweep_rows(runs)
     assert rows[1].efficiency == pytest.approx(2.0)
-    assert "--repeat 3" in magics.sweep_text(rows, repeat=1)
-    assert "--repeat 3" not in magics.sweep_text(rows, repeat=3)  # already best-of
-    assert "jr-sweep-hint" in magics.sweep_html(rows, repeat=1)
-    assert magics.sweep_text(rows, repeat=1).splitlines()[-2] == ""  # after the table
-    fair = magics.sweep_rows([runs[0], magics.RunStats(2, 0.05, None, 1, 0, 1)])
-    assert "--repeat" not in magics.sweep_text(fair, repeat=1)
+    assert "--repeat 3" in report.sweep_text(rows, repeat=1)
+    assert "--repeat 3" not in report.sweep_text(rows, repeat=3)  # already best-of
+    assert "jr-sweep-hint" in report.sweep_html(rows, repeat=1)
+    assert report.sweep_text(rows, repeat=1).splitlines()[-2] == ""  # after the table
+    fair = sweep.sweep_rows([runs[0], sweep.RunStats(2, 0.05, None, 1, 0, 1)])
+    assert "--repeat" not in report.sweep_text(fair, repeat=1)
 
 
 def test_out_of_range_on_the_single_thread_build_says_how_to_fix(
     ip: InteractiveShell, seen: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_info = jr.pool_info
-    st_info = dict(real_info(), build="st", max_threads=1, isolated=False,
-                   isolation={"cross_origin_isolated": False, "shared_memory": False,
-                              "reason": "the page is not cross-origin isolated",
-                              "fix": "serve it with COOP/COEP headers"})
-    monkeypatch.setattr(magics.pool, "pool_info", lambda: st_info)
-    monkeypatch.setattr(magics.pool, "max_threads", lambda: 1)
+    st_info = dict(
+        real_info(),
+        build="st",
+        max_threads=1,
+        isolated=False,
+        isolation={
+            "cross_origin_isolated": False,
+            "shared_memory": False,
+            "reason": "the page is not cross-origin isolated",
+            "fix": "serve it with COOP/COEP headers",
+        },
+    )
+    monkeypatch.setattr(pool, "pool_info", lambda: st_info)
+    monkeypatch.setattr(pool, "max_threads", lambda: 1)
     for cell in ("%%parallel -n 2\npass", "%%parallel --sweep 1,2\npass"):
         result, io = run(ip, cell)
         lines = io.stderr.strip().splitlines()
         assert not result.success and len(lines) == 1, io.stderr
-        assert "outside 1..1 (the single-thread build runs: the page is not cross-origin " \
-               "isolated; fix: serve it with COOP/COEP headers)" in lines[0]
+        assert (
+            "outside 1..1 (the single-thread build runs: the page is not cross-origin "
+            "isolated; fix: serve it with COOP/COEP headers)" in lines[0]
+        )
     result, io = run(ip, "%parallel threads 2")
     assert not result.success and "fix: serve it with COOP/COEP headers" in io.stderr
 
@@ -479,12 +618,61 @@ def test_out_of_range_on_cpython_names_the_setting(ip: InteractiveShell, seen: l
     assert "set JUPYTERLITE_RAYON_MAX_THREADS before the pool starts" in io.stderr
 
 
-def test_keyboard_interrupt_in_the_cell_restores_threads(ip: InteractiveShell,
-                                                         seen: list[Any]) -> None:
+def test_keyboard_interrupt_in_the_cell_restores_threads(
+    ip: InteractiveShell, seen: list[Any]
+) -> None:
     before = jr.current_num_threads()
-    result, io = run(ip, "%%parallel --sweep max\nseen.append(jr.current_num_threads())\n"
-                         "raise KeyboardInterrupt")
+    result, io = run(
+        ip, "%%parallel --sweep max\nseen.append(jr.current_num_threads())\nraise KeyboardInterrupt"
+    )
     assert not result.success and isinstance(result.error_in_exec, KeyboardInterrupt)
     assert "KeyboardInterrupt" in io.stdout + io.stderr and "back at" in io.stderr
     assert seen == [1] and jr.current_num_threads() == before
     assert jr.sum(ip.user_ns["data"]) == pytest.approx(float(ip.user_ns["expected"].sum()))
+
+
+def _notebook_imports() -> dict[str, set[str]]:
+    """Each notebook module and the notebook modules it imports, wherever the import is (at
+    the top, under TYPE_CHECKING, or inside a function)."""
+    package = Path(magics.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in sorted(package.glob("*.py")):
+        name = path.stem
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:  # from .x import y
+                    targets.add(node.module.split(".")[0])
+                else:  # from . import x, y
+                    targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom | ast.Import):
+                modules = (
+                    [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else [alias.name for alias in node.names]
+                )
+                for module in modules:
+                    if module.startswith("jupyterlite_rayon.notebook."):
+                        targets.add(module.split(".")[2])
+        graph[name] = targets - {name}
+    return graph
+
+
+def test_the_notebook_modules_import_no_circle() -> None:
+    graph = _notebook_imports()
+    assert {"magics", "sweep", "report", "status", "live", "widget", "startup"} <= set(graph)
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import circle: {' -> '.join((*path, name))}"
+        for target in sorted(graph.get(name, ())):
+            visit(target, (*path, name))
+
+    for name in graph:
+        visit(name, ())
+    # the pool-start task has one owner: nobody reaches for another module through sys.modules
+    package = Path(magics.__file__).parent
+    for path in package.glob("*.py"):
+        assert "sys.modules" not in path.read_text(), path.name
+    # the view is the only module that imports ipywidgets
+    for path in package.glob("*.py"):
+        assert ("import ipywidgets" in path.read_text()) == (path.stem == "widget"), path.name

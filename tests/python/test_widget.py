@@ -3,8 +3,10 @@ widgets kept consistent, counters shown as the pool reports them, failed resizes
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -13,9 +15,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 
 import jupyterlite_rayon as jr
-from jupyterlite_rayon.notebook import live
+from jupyterlite_rayon import pool
+from jupyterlite_rayon.notebook import live, startup
+from jupyterlite_rayon.notebook.status import Snapshot, status_rows
 from jupyterlite_rayon.notebook.widget import PoolWidget
 
 
@@ -68,8 +73,7 @@ def test_slider_round_trip_and_two_widgets_agree(pair: tuple[PoolWidget, PoolWid
         assert jr.current_num_threads() == n
         assert second.slider.value == n
         assert len(first.bars.children) == len(second.bars.children) == n
-        assert status(first)["threads"] == status(second)["threads"] == \
-            f"{n} of {jr.max_threads()}"
+        assert status(first)["threads"] == status(second)["threads"] == f"{n} of {jr.max_threads()}"
     second.slider.value = 1
     assert jr.current_num_threads() == 1 and first.slider.value == 1
 
@@ -91,8 +95,9 @@ def test_poller_follows_set_num_threads_outside_cells(pair: tuple[PoolWidget, Po
     assert wait_until(lambda: first.slider.value == second.slider.value == target)
 
 
-def test_counters_and_bars_show_the_pool(ip: InteractiveShell,
-                                         pair: tuple[PoolWidget, PoolWidget]) -> None:
+def test_counters_and_bars_show_the_pool(
+    ip: InteractiveShell, pair: tuple[PoolWidget, PoolWidget]
+) -> None:
     first, second = pair
     values = np.arange(300_007, dtype=np.float64)
     with jr.asarray(values) as data:
@@ -105,13 +110,16 @@ def test_counters_and_bars_show_the_pool(ip: InteractiveShell,
         assert rows["steals"] == str(info["steals"])
         assert rows["last run"] != "none yet"
         labels = [row.children[1].value for row in view.bars.children]
-        expected = [f"{t['state']}, {t['tasks']} tasks, {t['steals']} steals"
-                    for t in info["per_thread"][: info["threads"]]]
+        expected = [
+            f"{t['state']}, {t['tasks']} tasks, {t['steals']} steals"
+            for t in info["per_thread"][: info["threads"]]
+        ]
         assert labels == expected
         shares = [row.children[0].value for row in view.bars.children]
         assert all(0.0 <= s <= 1.0 for s in shares) and max(shares) == 1.0
-    assert [r.children[0].value for r in first.bars.children] == \
-        [r.children[0].value for r in second.bars.children]
+    assert [r.children[0].value for r in first.bars.children] == [
+        r.children[0].value for r in second.bars.children
+    ]
 
 
 def test_failed_resize_shows_its_message_then_clears(pair: tuple[PoolWidget, PoolWidget]) -> None:
@@ -144,19 +152,20 @@ def test_widget_without_ipywidgets_says_how_to_install(monkeypatch: pytest.Monke
 
 
 def test_status_rows_when_not_isolated_or_not_started() -> None:
-    info = dict(jr.pool_info(), isolated=False,
-                isolation={"reason": "no COOP/COEP headers", "fix": "serve with the headers"})
-    snap = live.Snapshot(info=info, shares=[], error=None, last_run=None, starting=False)
-    rows = dict(live.status_rows(snap))
-    assert rows["isolation"] == ("not isolated (no COOP/COEP headers); "
-                                 "fix: serve with the headers")
-    snap = live.Snapshot(info={"started": False}, shares=[], error=None, last_run=None,
-                         starting=True)
-    assert live.status_rows(snap) == [("pool", "starting (%load_ext began it)")]
+    info = dict(
+        jr.pool_info(),
+        isolated=False,
+        isolation={"reason": "no COOP/COEP headers", "fix": "serve with the headers"},
+    )
+    snap = Snapshot(info=info, shares=[], error=None, last_run=None, starting=False)
+    rows = dict(status_rows(snap))
+    assert rows["isolation"] == ("not isolated (no COOP/COEP headers); fix: serve with the headers")
+    snap = Snapshot(info={"started": False}, shares=[], error=None, last_run=None, starting=True)
+    assert status_rows(snap) == [("pool", "starting (%load_ext began it)")]
 
 
 def test_poller_shows_the_pool_busy_during_one_long_call(
-    pair: tuple[PoolWidget, PoolWidget]
+    pair: tuple[PoolWidget, PoolWidget],
 ) -> None:
     """CPython's "live": the background thread updates the panel while a call runs."""
     view, _ = pair
@@ -173,13 +182,15 @@ def test_poller_shows_the_pool_busy_during_one_long_call(
         # the panel while a call runs (the on_run hook fires after it).
         for n in range(30, 40):
             assert jr.bench_fib(n) == fib(n)
-            if any(name == "jupyterlite-rayon-widget" and busy not in ("", "0")
-                   for name, busy in seen):
+            if any(
+                name == "jupyterlite-rayon-widget" and busy not in ("", "0") for name, busy in seen
+            ):
                 break
     finally:
         view.status.unobserve(record, names="value")
-    assert any(name == "jupyterlite-rayon-widget" and busy not in ("", "0")
-               for name, busy in seen), seen
+    assert any(
+        name == "jupyterlite-rayon-widget" and busy not in ("", "0") for name, busy in seen
+    ), seen
 
 
 def fib(n: int) -> int:
@@ -205,11 +216,68 @@ def test_a_new_widget_and_the_old_ones_show_one_snapshot(ip: InteractiveShell) -
         new = live.widget()
         try:
             assert old.status.value == new.status.value
-            assert [r.children[0].value for r in old.bars.children] == \
-                [r.children[0].value for r in new.bars.children]
-            assert [r.children[1].value for r in old.bars.children] == \
-                [r.children[1].value for r in new.bars.children]
+            assert [r.children[0].value for r in old.bars.children] == [
+                r.children[0].value for r in new.bars.children
+            ]
+            assert [r.children[1].value for r in old.bars.children] == [
+                r.children[1].value for r in new.bars.children
+            ]
         finally:
             new.close()
     finally:
         old.close()
+
+
+def test_widgets_show_a_background_start_and_refresh_when_it_ends(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JupyterLite's `%load_ext` start replayed in CPython: while the start that startup.py
+    scheduled runs, every widget says so; when it ends they show the pool, with no cell run."""
+    real_info = jr.pool_info
+    views = [live.widget(), live.widget()]
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def slow_start() -> int:
+            await gate.wait()
+            return jr.current_num_threads()
+
+        monkeypatch.setattr(startup, "_start_task", None)
+        monkeypatch.setattr(pool, "pool_info", lambda: dict(real_info(), started=False))
+        monkeypatch.setattr(pool, "init_thread_pool", lambda n=None: slow_start())
+        with capture_output() as io:
+            startup.start_in_background()
+        assert "starting the thread pool in the background" in io.stdout
+        assert startup.starting()
+        live.refresh_all()
+        for view in views:
+            assert status(view) == {"pool": "starting (%load_ext began it)"}
+        monkeypatch.setattr(pool, "pool_info", real_info)  # the pool is up ...
+        gate.set()  # ... and the start finishes
+        task = startup._start_task
+        assert task is not None
+        await task
+        await asyncio.sleep(0)  # the task's done callbacks run on the next loop pass
+        assert not startup.starting()
+        for view in views:
+            rows = status(view)
+            assert rows["backend"].startswith("wasmtime") and "pool" not in rows, rows
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for view in views:
+            view.close()
+
+
+def test_importing_the_package_loads_neither_ipython_nor_ipywidgets() -> None:
+    code = (
+        "import sys, jupyterlite_rayon as jr\n"
+        "assert callable(jr.widget) and callable(jr.load_ipython_extension)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('IPython', 'ipywidgets')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -1,0 +1,152 @@
+"""Running a cell on the pool at chosen thread counts and timing it (`%%parallel`).
+
+A run goes through IPython's own `run_cell`, so the cell's output shows and its names land in
+the user namespace; around it the wall time, the process CPU time (CPython) and the pool
+counters' deltas are read. The thread count the pool had before is restored afterwards, also
+when the cell raises.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
+from IPython.utils.capture import capture_output
+
+from .. import pool
+from . import startup
+
+
+@dataclass
+class RunStats:
+    """One timed run of a cell: the thread count, times and the pool counters' deltas."""
+
+    threads: int
+    wall: float
+    cpu: float | None  # process CPU seconds; None where the backend cannot measure it
+    tasks: int
+    steals: int
+    calls: int
+
+    @property
+    def cpu_per_wall(self) -> float | None:
+        if self.cpu is None or self.wall <= 0:
+            return None
+        return self.cpu / self.wall
+
+
+@dataclass
+class SweepRow:
+    """The best run at one thread count, with speedup and efficiency against the first row."""
+
+    run: RunStats
+    speedup: float
+    efficiency: float
+
+
+def _counters() -> tuple[int, int, int]:
+    info = pool.pool_info()
+    return int(info.get("tasks", 0)), int(info.get("steals", 0)), int(info.get("calls", 0))
+
+
+def measures_cpu() -> bool:
+    """CPython: process CPU time covers the wasmtime threads. Browser workers' CPU time is not
+    visible to the kernel's worker."""
+    return not startup.IN_BROWSER and pool.pool_info().get("backend") == "wasmtime"
+
+
+class CellRunner:
+    """Runs a cell like IPython does (output shows, names land in the user namespace) and
+    times it; a failed run is remembered so the outer cell also reports failure."""
+
+    def __init__(self, shell: InteractiveShell) -> None:
+        self.shell = shell
+        self.failed: ExecutionResult | None = None
+
+    def run(self, cell: str, threads: int, show_output: bool) -> RunStats | None:
+        """One run; None when the cell raised (its traceback is shown)."""
+        cpu_ok = measures_cpu()
+        tasks0, steals0, calls0 = _counters()
+        outer = self.shell.displayhook.exec_result
+        cpu0 = time.process_time()
+        wall0 = time.perf_counter()
+        try:
+            if show_output:
+                result = self.shell.run_cell(cell)
+            else:
+                # Repeats stay quiet; a failure still shows what it printed and its traceback.
+                with capture_output() as captured:
+                    result = self.shell.run_cell(cell, silent=True)
+                if not result.success:
+                    captured.show()
+        finally:
+            # The nested run_cell clears the displayhook's result: give the outer cell its own
+            # back so its execute_result and status are still recorded.
+            self.shell.displayhook.exec_result = outer
+        wall = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+        if not result.success:
+            self.failed = result
+            if outer is not None:
+                outer.error_before_exec = result.error_before_exec
+                outer.error_in_exec = result.error_in_exec
+            return None
+        tasks1, steals1, calls1 = _counters()
+        return RunStats(
+            threads=threads,
+            wall=wall,
+            cpu=cpu if cpu_ok else None,
+            tasks=tasks1 - tasks0,
+            steals=steals1 - steals0,
+            calls=calls1 - calls0,
+        )
+
+
+def resize(n: int) -> None:
+    """Put the pool at n threads, or say in one line why it cannot be."""
+    if pool.current_num_threads() == n:
+        return
+    try:
+        pool.set_num_threads(n)
+    except (ValueError, RuntimeError) as exc:
+        raise UsageError(f"could not resize the pool to {n} threads: {exc}") from None
+
+
+def time_cell(runner: CellRunner, cell: str, counts: Sequence[int], repeat: int) -> list[RunStats]:
+    """The fastest of `repeat` runs at each thread count, in the order of `counts`; only the
+    first run shows its output. Stops at the first failed run (runner.failed says so), and
+    always puts the pool back at the thread count it had."""
+    best: list[RunStats] = []
+    previous = pool.current_num_threads()
+    try:
+        for index, n in enumerate(counts):
+            resize(n)
+            runs: list[RunStats] = []
+            for attempt in range(repeat):
+                run = runner.run(cell, n, show_output=index == 0 and attempt == 0)
+                if run is None:
+                    return best
+                runs.append(run)
+            best.append(best_of(runs))
+    finally:
+        if pool.current_num_threads() != previous:
+            pool.set_num_threads(previous)
+    return best
+
+
+def best_of(runs: Sequence[RunStats]) -> RunStats:
+    return min(runs, key=lambda r: r.wall)
+
+
+def sweep_rows(best: Sequence[RunStats]) -> list[SweepRow]:
+    """Speedup and efficiency against the first thread count of the sweep."""
+    base = best[0]
+    rows = []
+    for run in best:
+        speedup = base.wall / run.wall if run.wall > 0 else float("nan")
+        efficiency = speedup * base.threads / run.threads
+        rows.append(SweepRow(run=run, speedup=speedup, efficiency=efficiency))
+    return rows
