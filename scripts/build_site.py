@@ -6,8 +6,9 @@ usage: python scripts/build_site.py OUT_DIR [--contents DIR] [--service-worker]
 
 The site: jupyterlite-core 0.8.6 and jupyterlite-pyodide-kernel 0.8.6, Pyodide 314.0.6 from
 .deps/pyodide (no CDN), the pure wheels piplite serves from .deps/pypi, the PyPI fallback
-disabled, the RayonAddon (the jupyterlite-rayon wheel in pypi/, importable without %pip by
-default, COOP/COEP files for hosts), the jupyterlite-rayon labextension and the given contents.
+disabled, the jupyterlite-rayon add-ons configured by the "RayonAddon" section (the wheel in
+pypi/, importable without %pip by default, COOP/COEP files for hosts, the service-worker patch on
+request), the jupyterlite-rayon labextension and the given contents.
 Run scripts/install_browser_deps.sh first (it fills .deps/). Then serve it with
 ``python scripts/serve.py OUT_DIR 8000`` (or pass ``--serve 8000`` here) and open
 http://127.0.0.1:8000/lab/index.html.
@@ -26,6 +27,8 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
+
+from jupyterlite_rayon.lite.headers import COEP_VALUES
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPS = ROOT / ".deps"
@@ -85,7 +88,7 @@ def build_site(
     contents: Path | None = None,
     service_worker: bool = False,
     preload: bool = True,
-    coep: str = "require-corp",
+    coep: str = COEP_VALUES[0],
     wheel: Path | None = None,
 ) -> Path:
     """Build the site into ``out`` (replaced if it exists) and return it."""
@@ -107,8 +110,11 @@ def build_site(
         (lite / "static" / "pyodide").symlink_to(pyodide, target_is_directory=True)
         shutil.copytree(pypi, lite / "pypi")
         (lite / "jupyter-lite.json").write_text(json.dumps(lite_settings(), indent=2))
+        # The options every jupyterlite-rayon add-on reads (jupyterlite_rayon/lite/_base.py).
         rayon: dict[str, object] = {
-            "service_worker": service_worker, "preload": preload, "coep": coep,
+            "service_worker": service_worker,
+            "preload": preload,
+            "coep": coep,
         }
         if wheel is not None:
             rayon["wheel"] = str(wheel.resolve())
@@ -128,7 +134,10 @@ def build_site(
         with log.open("w") as fh:
             proc = subprocess.run(
                 [sys.executable, "-m", "jupyterlite_core", "build"],
-                cwd=lite, stdout=fh, stderr=subprocess.STDOUT, check=False,
+                cwd=lite,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                check=False,
             )
         if proc.returncode != 0:
             tail = "\n".join(log.read_text().splitlines()[-40:])
@@ -141,26 +150,39 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--contents", type=Path, help="notebooks and files to add to the site")
-    parser.add_argument("--service-worker", action="store_true",
-                        help="patch the site's service worker for hosts without headers")
-    parser.add_argument("--no-preload", action="store_true",
-                        help="do not load jupyterlite-rayon at kernel start")
-    parser.add_argument("--coep", choices=("require-corp", "credentialless"),
-                        default="require-corp")
-    parser.add_argument("--wheel", type=Path,
-                        help="a built jupyterlite-rayon wheel (default: written from the package)")
-    parser.add_argument("--serve", type=int, metavar="PORT",
-                        help="then serve the site on 127.0.0.1:PORT with COOP/COEP headers")
+    parser.add_argument(
+        "--service-worker",
+        action="store_true",
+        help="patch the site's service worker for hosts without headers",
+    )
+    parser.add_argument(
+        "--no-preload", action="store_true", help="do not load jupyterlite-rayon at kernel start"
+    )
+    parser.add_argument("--coep", choices=COEP_VALUES, default=COEP_VALUES[0])
+    parser.add_argument(
+        "--wheel",
+        type=Path,
+        help="a built jupyterlite-rayon wheel (default: written from the package)",
+    )
+    parser.add_argument(
+        "--serve",
+        type=int,
+        metavar="PORT",
+        help="then serve the site on 127.0.0.1:PORT with COOP/COEP headers",
+    )
     args = parser.parse_args()
-    site = build_site(args.out, args.contents, args.service_worker, not args.no_preload,
-                      args.coep, args.wheel)
+    site = build_site(
+        args.out, args.contents, args.service_worker, not args.no_preload, args.coep, args.wheel
+    )
     if args.serve is not None:
         sys.path.insert(0, str(ROOT / "scripts"))
         from serve import make_server
 
         server = make_server(site, args.serve, "coi", args.coep)
-        print(f"serving on http://127.0.0.1:{server.server_port}/lab/index.html (Ctrl-C stops)",
-              flush=True)
+        print(
+            f"serving on http://127.0.0.1:{server.server_port}/lab/index.html (Ctrl-C stops)",
+            flush=True,
+        )
         try:
             server.serve_forever()
         except KeyboardInterrupt:

@@ -69,7 +69,7 @@ class RayonReportAddon(RayonAddon):
             return f"WARNING threads on `jupyter lite serve`: no: {host_fix('localhost')}"
         return (
             "threads on `jupyter lite serve`: no: LiteBuildConfig.extra_http_headers lacks "
-            f"{HEADERS}; keep {CONFIG_SECTION}.isolation_headers on"
+            f"{HEADERS}; turn {CONFIG_SECTION}.isolation_headers on (the default)"
         )
 
     def site_report(self) -> tuple[list[str], list[str]]:

@@ -66,7 +66,11 @@ def lite(lite_dir: Path, *args: str, check: bool = True) -> subprocess.Completed
     """Run `jupyter lite ARGS` in lite_dir; output (stdout+stderr) in .stdout."""
     proc = subprocess.run(
         [sys.executable, "-m", "jupyterlite_core", *args],
-        cwd=lite_dir, capture_output=True, text=True, check=False, timeout=300,
+        cwd=lite_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
     )
     proc.stdout += proc.stderr
     if check:
@@ -77,16 +81,24 @@ def lite(lite_dir: Path, *args: str, check: bool = True) -> subprocess.Completed
 def make_lite_dir(root: Path, rayon: dict[str, Any], **build: Any) -> Path:
     lite_dir = root / "lite"
     lite_dir.mkdir(parents=True)
-    (lite_dir / "jupyter-lite.json").write_text(json.dumps({
-        "jupyter-lite-schema-version": 0,
-        "jupyter-config-data": {
-            "litePluginSettings": {PYODIDE_PLUGIN: {"disablePyPIFallback": True}},
-        },
-    }))
-    (lite_dir / "jupyter_lite_config.json").write_text(json.dumps({
-        "LiteBuildConfig": {"output_dir": str(root / "site"), **build},
-        "RayonAddon": rayon,
-    }))
+    (lite_dir / "jupyter-lite.json").write_text(
+        json.dumps(
+            {
+                "jupyter-lite-schema-version": 0,
+                "jupyter-config-data": {
+                    "litePluginSettings": {PYODIDE_PLUGIN: {"disablePyPIFallback": True}},
+                },
+            }
+        )
+    )
+    (lite_dir / "jupyter_lite_config.json").write_text(
+        json.dumps(
+            {
+                "LiteBuildConfig": {"output_dir": str(root / "site"), **build},
+                "RayonAddon": rayon,
+            }
+        )
+    )
     return lite_dir
 
 
@@ -145,11 +157,14 @@ def test_service_worker_patch_adds_headers_to_every_response(tmp_path: Path) -> 
     assert patch_service_worker(patched, isolation_headers("require-corp")) == patched
 
 
-@pytest.mark.parametrize("source", [
-    "self.addEventListener('fetch', e => e.respondWith(fetch(e.request)))",
-    "n&&e.respondWith(n);m&&e.respondWith(m)",
-    "",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "self.addEventListener('fetch', e => e.respondWith(fetch(e.request)))",
+        "n&&e.respondWith(n);m&&e.respondWith(m)",
+        "",
+    ],
+)
 def test_service_worker_patch_refuses_an_unknown_layout(source: str) -> None:
     with pytest.raises(ValueError, match="does not have the layout") as err:
         patch_service_worker(source, isolation_headers("require-corp"))
@@ -161,10 +176,12 @@ def test_service_worker_patch_refuses_an_unknown_layout(source: str) -> None:
 
 def test_written_wheel_is_valid_and_holds_the_runtime(tmp_path: Path) -> None:
     root = tmp_path / "src"
-    for name, data in {**RUNTIME,
-                       "jupyterlite_rayon/__pycache__/x.cpython-311.pyc": b"junk",
-                       "jupyterlite_rayon/labextension/package.json": b"{}",
-                       "jupyterlite_rayon/kernels.py": b"X = 1\n"}.items():
+    for name, data in {
+        **RUNTIME,
+        "jupyterlite_rayon/__pycache__/x.cpython-311.pyc": b"junk",
+        "jupyterlite_rayon/labextension/package.json": b"{}",
+        "jupyterlite_rayon/kernels.py": b"X = 1\n",
+    }.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
     wheel = write_wheel(root / "jupyterlite_rayon", "1.2.3", tmp_path / "dist")
@@ -201,29 +218,55 @@ def test_wheel_without_the_wasm_build_says_how_to_build_it(tmp_path: Path) -> No
 
 
 def test_vercel_config_keeps_other_settings_and_replaces_its_rule() -> None:
-    old = {"cleanUrls": True, "headers": [
-        {"source": "/(.*)", "headers": [{"key": "X-Old", "value": "1"}]},
-        {"source": "/api", "headers": [{"key": "X-Api", "value": "2"}]},
-    ]}
+    old = {
+        "cleanUrls": True,
+        "headers": [
+            {"source": "/(.*)", "headers": [{"key": "X-Old", "value": "1"}]},
+            {"source": "/api", "headers": [{"key": "X-Api", "value": "2"}]},
+        ],
+    }
     new = vercel_config(old, isolation_headers("credentialless"))
     assert new["cleanUrls"] is True
     assert [r["source"] for r in new["headers"]] == ["/api", "/(.*)"]
-    assert {"key": "Cross-Origin-Embedder-Policy", "value": "credentialless"} in \
-        new["headers"][-1]["headers"]
+    ours = new["headers"][-1]["headers"]
+    assert {"key": "Cross-Origin-Embedder-Policy", "value": "credentialless"} in ours
 
 
-@pytest.mark.parametrize(("headers", "isolates"), [
-    ({"Cross-Origin-Opener-Policy": "same-origin",
-      "Cross-Origin-Embedder-Policy": "require-corp"}, True),
-    ({"cross-origin-opener-policy": "same-origin",
-      "cross-origin-embedder-policy": "credentialless"}, True),
-    ({"Cross-Origin-Opener-Policy": "same-origin"}, False),
-    ({"Cross-Origin-Opener-Policy": "same-origin-allow-popups",
-      "Cross-Origin-Embedder-Policy": "require-corp"}, False),
-    ({"Cross-Origin-Opener-Policy": "same-origin",
-      "Cross-Origin-Embedder-Policy": "unsafe-none"}, False),
-    ({}, False),
-])
+@pytest.mark.parametrize(
+    ("headers", "isolates"),
+    [
+        (
+            {
+                "Cross-Origin-Opener-Policy": "same-origin",
+                "Cross-Origin-Embedder-Policy": "require-corp",
+            },
+            True,
+        ),
+        (
+            {
+                "cross-origin-opener-policy": "same-origin",
+                "cross-origin-embedder-policy": "credentialless",
+            },
+            True,
+        ),
+        ({"Cross-Origin-Opener-Policy": "same-origin"}, False),
+        (
+            {
+                "Cross-Origin-Opener-Policy": "same-origin-allow-popups",
+                "Cross-Origin-Embedder-Policy": "require-corp",
+            },
+            False,
+        ),
+        (
+            {
+                "Cross-Origin-Opener-Policy": "same-origin",
+                "Cross-Origin-Embedder-Policy": "unsafe-none",
+            },
+            False,
+        ),
+        ({}, False),
+    ],
+)
 def test_headers_isolate(headers: dict[str, str], isolates: bool) -> None:
     assert headers_isolate(headers) is isolates
 
@@ -262,8 +305,7 @@ def test_build_writes_header_files_for_hosts(default_site: Path) -> None:
     vercel = json.loads((site / "vercel.json").read_text())
     rule = vercel["headers"][0]
     assert rule["source"] == "/(.*)"
-    assert {h["key"]: h["value"] for h in rule["headers"]} == isolation_headers(
-        "require-corp")
+    assert {h["key"]: h["value"] for h in rule["headers"]} == isolation_headers("require-corp")
     # Without the option, JupyterLite's service worker is left as shipped.
     assert (site / "service-worker.js").read_text() == stock_service_worker()
 
@@ -276,8 +318,10 @@ def test_check_reports_how_each_host_gets_threads(default_site: Path) -> None:
     assert "[rayon] import without %pip: yes" in out
     # The fix is the one jupyterlite_rayon.isolation gives everywhere (kernel, front end).
     github = next(line.strip() for line in out.splitlines() if "(GitHub Pages)" in line)
-    assert github == ("[rayon] threads on hosts without headers (GitHub Pages): no: "
-                      + isolation.fix_for_host("someone.github.io"))
+    assert github == (
+        "[rayon] threads on hosts without headers (GitHub Pages): no: "
+        + isolation.fix_for_host("someone.github.io")
+    )
     assert "RayonAddon.service_worker" in github and "--rayon-service-worker" in github
 
 
@@ -298,7 +342,9 @@ def test_serve_sends_the_isolation_headers(default_site: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlite_core", "serve", "--port", str(port)],
-        cwd=default_site / "lite", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=default_site / "lite",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 120
@@ -321,8 +367,14 @@ def test_serve_sends_the_isolation_headers(default_site: Path) -> None:
 
 def test_build_with_service_worker_option(tmp_path: Path, fake_wheel: Path) -> None:
     lite_dir = make_lite_dir(tmp_path, {"wheel": str(fake_wheel)})
-    built = lite(lite_dir, "build", "--rayon-service-worker", "--rayon-coep", "credentialless",
-                 "--rayon-no-preload").stdout
+    built = lite(
+        lite_dir,
+        "build",
+        "--rayon-service-worker",
+        "--rayon-coep",
+        "credentialless",
+        "--rayon-no-preload",
+    ).stdout
     # Every add-on takes the whole RayonAddon section without a warning about the others' options.
     assert "not recognized" not in built
     site = tmp_path / "site"
@@ -336,16 +388,19 @@ def test_build_with_service_worker_option(tmp_path: Path, fake_wheel: Path) -> N
     assert "import without %pip: no" in out
 
 
-def test_build_without_headers_option_says_threads_are_off(tmp_path: Path,
-                                                           fake_wheel: Path) -> None:
+def test_build_without_headers_option_says_threads_are_off(
+    tmp_path: Path, fake_wheel: Path
+) -> None:
     lite_dir = make_lite_dir(tmp_path, {"wheel": str(fake_wheel), "isolation_headers": False})
     out = lite(lite_dir, "check").stdout
     assert not (tmp_path / "site" / "_headers").exists()
     assert "threads on `jupyter lite serve`: no: LiteBuildConfig.extra_http_headers lacks" in out
     assert f"extra_http_headers lacks {isolation.HEADERS}" in out
     assert "threads on Vercel: no" in out
-    for line, host in [("threads on Netlify / Cloudflare Pages: no", "site.netlify.app"),
-                       ("threads on Vercel: no", "site.vercel.app")]:
+    for line, host in [
+        ("threads on Netlify / Cloudflare Pages: no", "site.netlify.app"),
+        ("threads on Vercel: no", "site.vercel.app"),
+    ]:
         found = next(x for x in out.splitlines() if line in x)
         assert "RayonAddon.isolation_headers on" in found
         assert found.endswith(isolation.fix_for_host(host)), found
@@ -355,14 +410,19 @@ def test_build_with_a_bad_coep_fails_clearly(tmp_path: Path, fake_wheel: Path) -
     lite_dir = make_lite_dir(tmp_path, {"wheel": str(fake_wheel)})
     proc = lite(lite_dir, "build", "--rayon-coep", "same-origin", check=False)
     assert proc.returncode != 0
-    assert "RayonAddon.coep must be one of require-corp, credentialless, not 'same-origin'" \
+    assert (
+        "RayonAddon.coep must be one of require-corp, credentialless, not 'same-origin'"
         in proc.stdout
+    )
 
 
-@pytest.mark.parametrize(("wheel", "message"), [
-    ("missing/jupyterlite_rayon-1.0-py3-none-any.whl", "does not exist"),
-    ("other-1.0-py3-none-any.whl", "is not a jupyterlite_rayon-"),
-])
+@pytest.mark.parametrize(
+    ("wheel", "message"),
+    [
+        ("missing/jupyterlite_rayon-1.0-py3-none-any.whl", "does not exist"),
+        ("other-1.0-py3-none-any.whl", "is not a jupyterlite_rayon-"),
+    ],
+)
 def test_build_with_a_bad_wheel_fails_clearly(tmp_path: Path, wheel: str, message: str) -> None:
     lite_dir = make_lite_dir(tmp_path, {"wheel": wheel})
     (lite_dir / "other-1.0-py3-none-any.whl").write_bytes(b"not a wheel")
@@ -390,13 +450,17 @@ def test_build_writes_the_wheel_from_the_installed_package(tmp_path: Path) -> No
     assert len(wheels) == 1
     with zipfile.ZipFile(wheels[0]) as zf:
         names = set(zf.namelist())
-    expected = {f"jupyterlite_rayon/{p.relative_to(package).as_posix()}"
-                for p in package_files(package)}
+    expected = {
+        f"jupyterlite_rayon/{p.relative_to(package).as_posix()}" for p in package_files(package)
+    }
     assert expected <= names
-    assert {"jupyterlite_rayon/wasm/pool-mt.wasm", "jupyterlite_rayon/wasm/pool-st.wasm",
-            "jupyterlite_rayon/host/pool_host.mjs", "jupyterlite_rayon/__init__.py",
-            "jupyterlite_rayon/lite/wheel.py"} <= names
-
+    assert {
+        "jupyterlite_rayon/wasm/pool-mt.wasm",
+        "jupyterlite_rayon/wasm/pool-st.wasm",
+        "jupyterlite_rayon/host/pool_host.mjs",
+        "jupyterlite_rayon/__init__.py",
+        "jupyterlite_rayon/lite/wheel.py",
+    } <= names
 
 
 def manager_for(tmp_path: Path, **config: Any) -> Any:
@@ -406,8 +470,10 @@ def manager_for(tmp_path: Path, **config: Any) -> Any:
 
 
 def test_addon_adds_headers_for_serve_but_user_headers_win(tmp_path: Path) -> None:
-    manager = manager_for(tmp_path, extra_http_headers={"Cross-Origin-Embedder-Policy":
-                                                         "credentialless", "X-Mine": "1"})
+    manager = manager_for(
+        tmp_path,
+        extra_http_headers={"Cross-Origin-Embedder-Policy": "credentialless", "X-Mine": "1"},
+    )
     RayonHeadersAddon(manager)
     assert manager.extra_http_headers == {
         "Cross-Origin-Opener-Policy": "same-origin",
@@ -422,7 +488,8 @@ def test_status_warns_when_tornado_is_missing(tmp_path: Path) -> None:
     RayonHeadersAddon(manager)  # adds the serve headers the report reads
     rayon = RayonReportAddon(manager)
     assert rayon.serve_line(has_tornado=True) == (
-        "threads on `jupyter lite serve`: yes (COOP/COEP headers)")
+        "threads on `jupyter lite serve`: yes (COOP/COEP headers)"
+    )
     warning = rayon.serve_line(has_tornado=False)
     assert warning.startswith("WARNING") and "pip install jupyter_server" in warning
     assert warning.endswith(isolation.fix_for_host("localhost"))
@@ -438,7 +505,8 @@ def test_examples_site_builds_for_every_host(tmp_path: Path) -> None:
     assert "import without %pip: yes" in out
     files = tmp_path / "site" / "files"
     assert sorted(p.name for p in files.glob("*.ipynb")) == sorted(
-        p.name for p in (examples / "notebooks").glob("*.ipynb"))
+        p.name for p in (examples / "notebooks").glob("*.ipynb")
+    )
 
 
 # -- the layout: one add-on per concern, one config section -------------------------------
@@ -458,10 +526,14 @@ def test_one_addon_per_concern_on_the_entry_point() -> None:
 
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
     assert declared["jupyterlite.addon.v0"] == {
-        name: f"{cls.__module__}:{cls.__name__}" for name, cls in CONCERNS.items()}
+        name: f"{cls.__module__}:{cls.__name__}" for name, cls in CONCERNS.items()
+    }
     # What jupyterlite finds is what pyproject declares (else: `pip install -e .` again).
-    found = {name: cls for name, cls in get_addon_implementations().items()
-             if cls.__module__.startswith("jupyterlite_rayon.")}
+    found = {
+        name: cls
+        for name, cls in get_addon_implementations().items()
+        if cls.__module__.startswith("jupyterlite_rayon.")
+    }
     assert found == CONCERNS
     for cls in CONCERNS.values():
         assert issubclass(cls, RayonAddon) and cls.__all__, cls
@@ -473,8 +545,13 @@ def test_one_addon_per_concern_on_the_entry_point() -> None:
 def test_the_rayon_addon_section_configures_every_addon(tmp_path: Path) -> None:
     from traitlets.config import Config
 
-    options = {"wheel": "w.whl", "preload": False, "coep": "credentialless",
-               "isolation_headers": False, "service_worker": True}
+    options = {
+        "wheel": "w.whl",
+        "preload": False,
+        "coep": "credentialless",
+        "isolation_headers": False,
+        "service_worker": True,
+    }
     manager = manager_for(tmp_path, config=Config({"RayonAddon": options}))
     for cls in CONCERNS.values():
         addon = cls(manager)
@@ -484,8 +561,7 @@ def test_the_rayon_addon_section_configures_every_addon(tmp_path: Path) -> None:
 
 def test_help_lists_the_rayon_options(tmp_path: Path) -> None:
     out = lite(tmp_path, "build", "--help-all").stdout
-    for flag in ("--rayon-wheel", "--rayon-coep", "--rayon-service-worker",
-                 "--rayon-no-preload"):
+    for flag in ("--rayon-wheel", "--rayon-coep", "--rayon-service-worker", "--rayon-no-preload"):
         assert flag in out, flag
     assert "Equivalent to: [--RayonAddon.wheel]" in out
     assert "Equivalent to: [--RayonAddon.coep]" in out
@@ -496,7 +572,7 @@ def imported_modules(path: Path) -> set[str]:
     package = ".".join(path.relative_to(ROOT).with_suffix("").parts)
     if path.name == "__init__.py":
         package += ".__init__"
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
@@ -507,22 +583,28 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_only_the_lite_package_imports_jupyterlite_core() -> None:
-    build_only = ("jupyterlite_core", "jupyterlite_pyodide_kernel", "doit",
-                  "jupyterlite_rayon.lite")
+    build_only = (
+        "jupyterlite_core",
+        "jupyterlite_pyodide_kernel",
+        "doit",
+        "jupyterlite_rayon.lite",
+    )
     lite_dir = PACKAGE / "lite"
     runtime = [p for p in PACKAGE.rglob("*.py") if lite_dir not in p.parents]
     assert len(runtime) > 5
     for path in runtime:
         bad = {m for m in imported_modules(path) if m.startswith(build_only)}
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
-    assert any("jupyterlite_core" in m for p in lite_dir.glob("*.py")
-               for m in imported_modules(p))
+    assert any("jupyterlite_core" in m for p in lite_dir.glob("*.py") for m in imported_modules(p))
     # And the runtime really runs without it: importing the package loads none of it.
-    code = ("import sys, jupyterlite_rayon; "
-            "print(sorted(m for m in sys.modules if m.startswith(('jupyterlite_core', "
-            "'jupyterlite_rayon.lite', 'doit'))))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, cwd=ROOT)
+    code = (
+        "import sys, jupyterlite_rayon; "
+        "print(sorted(m for m in sys.modules if m.startswith(('jupyterlite_core', "
+        "'jupyterlite_rayon.lite', 'doit'))))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert proc.stdout.strip() == "[]", proc.stdout
 
 
@@ -530,8 +612,11 @@ def test_the_header_names_are_written_once() -> None:
     """COOP/COEP/CORP are spelled in lite/headers.py; the service worker and serve.py reuse it."""
     sources = [*(PACKAGE / "lite").glob("*.py"), ROOT / "scripts" / "serve.py"]
     for path in sources:
-        literals = [node.value for node in ast.walk(ast.parse(path.read_text()))
-                    if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+        literals = [
+            node.value
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        ]
         spelled = [v for v in literals if "Cross-Origin-" in v]
         if path.name == "headers.py":
             assert spelled == [COOP, COEP, CORP]
