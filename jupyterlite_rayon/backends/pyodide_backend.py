@@ -33,7 +33,8 @@ import pyodide_js  # type: ignore[import-not-found]
 from pyodide.code import run_js  # type: ignore[import-not-found]
 from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
 
-from .. import abi, errors, isolation
+from .. import errors, isolation
+from ..host import loader
 from .base import Backend
 
 _U32 = 0xFFFFFFFF
@@ -110,20 +111,21 @@ def _package_bytes(*parts: str) -> bytes:
 
 
 class PyodideBackend(Backend):
-    """The pool inside the Pyodide kernel worker. Start it with `await PyodideBackend.start(n)`."""
+    """The pool inside the Pyodide kernel worker; start it with `await start_async(n)`."""
 
     name = "pyodide"
     asynchronous = True
 
     def __init__(self, pool: Any, isolation: dict[str, Any]) -> None:
-        # Use start(): creating the pool needs awaiting (helper workers must be running first).
+        # Use start_async(): creating the pool needs awaiting (its workers must run first).
         self._pool = pool
         self._isolation = isolation
         self.threaded = bool(pool.threaded)
-        self.exports = pool.exports
-        self.counters_address = int(self.exports.jr_counters()) & _U32
-        self.build_max_threads = int(self.exports.jr_max_threads())
+        self.counters_address = int(pool.counters)
+        self.build_max_threads = int(pool.maxThreads)
         self._call = _JS.catching(pool.call.bind(pool))
+        self._alloc = _JS.catching(pool.alloc.bind(pool))
+        self._set_threads = _JS.catching(pool.setThreads.bind(pool))
         self._read_small = _JS.reader(pool)
         self._write_small = _JS.writer(pool)
         self._closed = False
@@ -157,7 +159,7 @@ class PyodideBackend(Backend):
         try:
             pool = await host.createPool(_JS.options(builds, threads, poll, stdout, stderr))
         except JsException as e:
-            raise _host_error("init_thread_pool", e) from None
+            raise _exception("init_thread_pool", _JS.describe(e.js_error).to_py()) from None
         backend = cls(pool, isolation)
         backend._proxies = (stdout, stderr)
         _JS.announcePool(POOL_MESSAGE, pool, backend.counters_address)
@@ -165,25 +167,43 @@ class PyodideBackend(Backend):
             _warn_fallback(isolation, str(pool.fallbackReason or ""))
         return backend
 
+    # -- threads -------------------------------------------------------------------------
     async def resize(self, n: int) -> None:
         """Grow or shrink the live pool to n threads (growing starts and awaits new workers)."""
         self._check_open("init_thread_pool")
-        if not self.threaded and n != 1:
-            # The single-thread build always runs one thread; the warning already said why.
-            return
         try:
             await self._pool.resize(n)
         except JsException as e:
-            raise _host_error("init_thread_pool", e) from None
+            raise _exception("init_thread_pool", _JS.describe(e.js_error).to_py()) from None
 
+    def set_threads(self, n: int) -> None:
+        """Resize now: within the workers already running, else by waiting for new ones where
+        Pyodide can block on a promise (JSPI, e.g. inside a cell); else NeedsAwait."""
+        self._check_open("set_num_threads")
+        if n - 1 <= int(self._pool.workers) or not self.threaded:
+            _raise_if_failed("set_num_threads", self._set_threads(n))
+            return
+        try:
+            from pyodide.ffi import can_run_sync, run_sync  # type: ignore[import-not-found]
+        except ImportError:
+            can_run_sync = None
+        if can_run_sync is not None and can_run_sync():
+            run_sync(self.resize(n))
+            return
+        raise errors.NeedsAwait(
+            f"set_num_threads({n}): {int(self._pool.workers) + 1} threads' workers are running "
+            f"and more can only start asynchronously here; run "
+            f"`await jupyterlite_rayon.init_thread_pool({n})`"
+        )
+
+    # -- calls ---------------------------------------------------------------------------
     def call(self, export: str, *args: float) -> None:
         self._check_open(export)
         result = self._call(export, *args)
         if result.ok:
             return
         error = _JS.describe(result.error).to_py()
-        code = error["code"]
-        if code == errors.E_CANCELED:
+        if error["code"] == errors.E_CANCELED:
             if _own_signal is not None and _own_signal[0] != 0:
                 js.Atomics.store(_own_signal, 0, 0)
                 self.interrupted_calls += 1
@@ -192,43 +212,36 @@ class PyodideBackend(Backend):
                 # Python takes the signal itself: KeyboardInterrupt, or the user's SIGINT handler.
                 self.interrupted_calls += 1
                 pyodide_js.checkInterrupt()
-        if isinstance(code, int) and error["name"] in errors.STATUS_NAMES.values():
-            raise errors.status_error(export, code, error["detail"] or error["message"])
-        raise _error_from(export, error)
+        raise _exception(export, error)
 
+    # -- memory --------------------------------------------------------------------------
     def alloc(self, nbytes: int, zero: bool) -> int:
+        self._check_open("alloc")
         if nbytes > _U32:
             raise errors.PoolMemoryError(
                 f"{nbytes} bytes do not fit in the pool's 32-bit memory; work on smaller chunks"
             )
-        ptr = self._value("jr_alloc", nbytes, 1 if zero else 0) & _U32
-        if not ptr:
+        result = self._alloc(nbytes, bool(zero))
+        if result.ok:
+            return int(result.value)
+        error = _JS.describe(result.error).to_py()
+        if error["code"] == errors.E_NOMEM:
             in_use = self.counters(threads=False).bytes_in_use
             raise errors.PoolMemoryError(
                 f"the pool cannot allocate {nbytes} bytes: with the {in_use} bytes its arrays "
-                "hold, that exceeds its memory's maximum; close arrays you no longer need "
-                "(a.close() or del a) or use smaller arrays"
+                "hold, that exceeds its memory's maximum (2 GiB); close arrays you no longer "
+                "need (a.close() or del a) or use smaller arrays"
             )
-        return ptr
+        raise _exception("alloc", error)
 
     def free(self, ptr: int) -> None:
         self.free_soon(ptr)
 
-    def _value(self, export: str, *args: float) -> int:
-        self._check_open(export)
-        fn = getattr(self.exports, export, None)
-        if fn is None:
-            raise errors.PoolError(f"the pool module has no export {export!r}")
-        try:
-            value = fn(*args)
-        except JsException as e:
-            raise _host_error(export, e) from None
-        return 0 if value is None else int(value)
-
     def free_soon(self, ptr: int) -> None:
-        # No other thread runs Python here, so a finalizer can free right away.
+        # No other thread runs Python here, so a finalizer can free right away; the host makes
+        # it a no-op once the pool is terminated.
         if not self._closed:
-            self.exports.jr_free(ptr)
+            self._pool.free(ptr)
 
     def _view(self, ptr: int, nbytes: int) -> Any:
         # A fresh view every time: memory may have grown since the last one.
@@ -267,38 +280,10 @@ class PyodideBackend(Backend):
         elif out.nbytes:
             out[:] = self.read(ptr, out.nbytes)
 
-    def store_u32(self, ptr: int, value: int) -> None:
-        self._check_open("write")
-        js.Atomics.store(self._pool.view(js.Uint32Array, ptr, 1), 0, value)
-
     def memory_size(self) -> int:
         return int(self._pool.memory.buffer.byteLength)
 
-    def set_threads(self, n: int) -> None:
-        """Resize within the workers already running (no await possible here).
-
-        Growing past them needs `await init_thread_pool(n)`, which starts more workers.
-        """
-        self._check_open("set_num_threads")
-        if not self.threaded:
-            if n != 1:
-                raise ValueError(
-                    "this pool runs the single-thread build (the page is not cross-origin "
-                    f"isolated), so it has exactly 1 thread; to fix: {self._isolation['fix']}"
-                )
-            return
-        before = int(self._pool.threads)
-        status = self._value("jr_set_threads", n)
-        if status == errors.E_THREADS:
-            # Keep the pool as it was rather than with however many threads happened to start.
-            self._value("jr_set_threads", before)
-            raise ValueError(
-                f"set_num_threads({n}): the pool's workers were started for fewer threads; "
-                f"run `await jupyterlite_rayon.init_thread_pool({n})` to start more"
-            )
-        if status != 0:
-            raise errors.status_error("set_num_threads", status, abi.STATUS_MEANING.get(status, ""))
-
+    # -- the host ------------------------------------------------------------------------
     def cpu_count(self) -> int:
         return int(getattr(js.navigator, "hardwareConcurrency", 1) or 1)
 
@@ -323,12 +308,11 @@ class PyodideBackend(Backend):
 
 
 async def _host_module() -> Any:
-    """The host module, imported once per kernel from a Blob URL of the packaged source."""
+    """The host's ES modules, imported once per kernel from Blob URLs of the packaged sources."""
     global _host
     if _host is None:
-        source = _package_bytes("host", "pool_host.mjs")
-        url = _JS.blobUrl(to_js(source), "text/javascript")
-        _host = await _JS.importUrl(url)
+        urls = loader.link(lambda _name, source: _JS.blobUrl(source, "text/javascript"))
+        _host = await _JS.importUrl(urls[loader.ENTRY])
     return _host
 
 
@@ -393,23 +377,21 @@ def _writer(stream: str) -> Any:
     return write
 
 
-def _error_from(export: str, error: dict[str, Any]) -> Exception:
-    name, message = error["name"], error["message"]
+def _raise_if_failed(where: str, result: Any) -> None:
+    if not result.ok:
+        raise _exception(where, _JS.describe(result.error).to_py())
+
+
+def _exception(where: str, error: dict[str, Any]) -> BaseException:
+    """The one conversion of a host error into a Python exception."""
+    code, name, detail = error["code"], error["name"], error["detail"] or error["message"]
+    if isinstance(code, int) and code in errors.STATUS_NAMES and code != errors.OK:
+        return errors.status_error(where, code, detail)
     if name == "WasmTrap":
-        return errors.WasmTrap(message)
+        return errors.WasmTrap(f"{where}: {detail}")
     if name == "ProcExit":
-        code = re.search(r"proc_exit\((-?\d+)\)", message)
-        return errors.ProcExit(int(code.group(1))) if code else errors.PoolError(message)
+        found = re.search(r"proc_exit\((-?\d+)\)", error["message"])
+        return errors.ProcExit(int(found.group(1))) if found else errors.PoolError(detail)
     if name in ("TypeError", "RangeError"):
-        return ValueError(message)
-    return errors.PoolError(message)
-
-
-def _host_error(where: str, e: JsException) -> Exception:
-    name = getattr(e, "name", "") or ""
-    message = getattr(e, "message", "") or str(e)
-    if name in ("TypeError", "RangeError"):
-        return ValueError(f"{where}: {message}")
-    if name == "ThreadsUnavailable":
-        return errors.PoolError(f"{where}: {message}")
-    return errors.PoolError(f"{where}: {message}")
+        return ValueError(f"{where}: {error['message']}")
+    return errors.PoolError(f"{where}: {error['message']}")
