@@ -28,7 +28,10 @@ from ..errors import PoolNotStarted
 from . import live, startup
 from .report import run_line, sweep_html, sweep_text
 from .status import info_text, status_line, why_max
-from .sweep import CellRunner, RunStats, sweep_rows, time_cell
+from .sweep import CellRunner, CountTiming, sweep_rows, time_cell
+
+# Rounds a sweep times by default: enough for a best and a spread, quick enough to be the default.
+SWEEP_ROUNDS = 3
 
 
 def _word(text: str) -> str:
@@ -46,8 +49,8 @@ class ParallelMagics(Magics):
     def __init__(self, shell: InteractiveShell) -> None:
         super().__init__(shell)
         self.ip = shell  # Magics.shell is typed Optional; this one is always set
-        #: the runs of the last %%parallel cell (best run per thread count)
-        self.last_runs: list[RunStats] = []
+        #: every run of the last %%parallel cell, per thread count
+        self.last_timings: list[CountTiming] = []
 
     @cell_magic("parallel")
     @magic_arguments(name="%parallel")  # the help's usage line prefixes one more "%"
@@ -73,8 +76,10 @@ class ParallelMagics(Magics):
         "--repeat",
         metavar="R",
         type=_word,
-        default="1",
-        help="time R runs per thread count and keep the fastest",
+        default=None,
+        help=f"time R rounds, each running the cell once at every thread count (1, 2, 4, 1, "
+        f"2, 4, ...), and report each count's fastest run and the spread of its runs "
+        f"(default: {SWEEP_ROUNDS} with --sweep, 1 otherwise)",
     )
     @argument("--quiet", action="store_true", help="print nothing but the cell's own output")
     def parallel_cell(self, line: str, cell: str) -> None:
@@ -82,7 +87,10 @@ class ParallelMagics(Magics):
         args = _parse(ParallelMagics.parallel_cell, line)
         if args.threads is not None and args.sweep is not None:
             raise UsageError(f"use either -n or --sweep, not both; {CELL_USAGE}")
-        repeat = parse_repeat(args.repeat)
+        if args.repeat is not None:
+            repeat = parse_repeat(args.repeat)
+        else:
+            repeat = SWEEP_ROUNDS if args.sweep is not None else 1
         self._check_no_await(cell)
         _ensure_pool()
         maximum = pool.max_threads()
@@ -96,10 +104,10 @@ class ParallelMagics(Magics):
         runner = CellRunner(self.ip)
         previous = pool.current_num_threads()
         try:
-            best = time_cell(runner, cell, counts, repeat)
+            timings = time_cell(runner, cell, counts, repeat)
         finally:
             live.refresh_all()
-        self.last_runs = best
+        self.last_timings = timings
         if runner.failed is not None:
             if not args.quiet:
                 print(
@@ -111,9 +119,9 @@ class ParallelMagics(Magics):
         if args.quiet:
             return
         if args.sweep is None:
-            print(run_line(best[0], repeat))
+            print(run_line(timings[0]))
         else:
-            rows = sweep_rows(best)
+            rows = sweep_rows(timings)
             display(
                 {"text/plain": sweep_text(rows, repeat), "text/html": sweep_html(rows, repeat)},
                 raw=True,

@@ -10,7 +10,7 @@ import html
 import math
 from collections.abc import Sequence
 
-from .sweep import RunStats, SweepRow
+from .sweep import CountTiming, SweepRow
 
 SWEEP_COLUMNS = (
     "threads",
@@ -21,7 +21,10 @@ SWEEP_COLUMNS = (
     "calls",
     "tasks",
     "steals",
+    "spread",
 )
+# Rounds that differ by more than this make the best a shaky number: the report says so.
+NOISY_SPREAD = 0.25
 
 
 def ms_text(seconds: float) -> str:
@@ -38,8 +41,15 @@ def _threads(n: int) -> str:
     return "1 thread" if n == 1 else f"{n} threads"
 
 
-def run_line(run: RunStats, repeat: int) -> str:
-    best = f" (best of {repeat})" if repeat > 1 else ""
+def _spread(spread: float | None) -> str:
+    return "-" if spread is None else f"{spread * 100:.0f}%"
+
+
+def run_line(timing: CountTiming) -> str:
+    """One thread count: its best run; with several runs, how many and their spread."""
+    run = timing.best
+    rounds = len(timing.runs)
+    best = f" (best of {rounds}, spread {_spread(timing.spread)})" if rounds > 1 else ""
     cpu = _ratio(run.cpu_per_wall)
     if run.cpu is None:
         cpu += " (browser workers' CPU time is not measurable)"
@@ -60,6 +70,7 @@ def _row_cells(row: SweepRow) -> list[str]:
         str(r.calls),
         str(r.tasks),
         str(r.steals),
+        _spread(row.spread),
     ]
 
 
@@ -67,23 +78,31 @@ def sweep_text(rows: Sequence[SweepRow], repeat: int) -> str:
     cells = [list(SWEEP_COLUMNS)] + [_row_cells(r) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(SWEEP_COLUMNS))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in cells]
-    hint = _sweep_hint(rows, repeat)
-    return "\n".join([_sweep_caption(rows, repeat), *lines, *(["", hint] if hint else [])])
+    hints = _sweep_hints(rows, repeat)
+    return "\n".join([_sweep_caption(rows, repeat), *lines, *([""] + hints if hints else [])])
 
 
 def _sweep_caption(rows: Sequence[SweepRow], repeat: int) -> str:
-    best = f", best of {repeat} runs each" if repeat > 1 else ""
+    best = f", best of {repeat} interleaved rounds" if repeat > 1 else ""
     return f"%%parallel sweep: speedup against {_threads(rows[0].run.threads)}{best}"
 
 
-def _sweep_hint(rows: Sequence[SweepRow], repeat: int) -> str:
-    """Superlinear speedup from single runs: the first run usually paid one-off costs."""
+def _sweep_hints(rows: Sequence[SweepRow], repeat: int) -> list[str]:
+    """What to distrust in the table, and what to run instead."""
+    hints = []
     if repeat == 1 and any(r.efficiency > 1.1 for r in rows):
-        return (
+        # Superlinear speedup from single runs: the first run usually paid one-off costs.
+        hints.append(
             "efficiency over 100% usually means the first run paid one-off costs "
             "(compiling, memory growth): --repeat 3 keeps the best of 3 runs"
         )
-    return ""
+    spreads = [r.spread for r in rows if r.spread is not None and math.isfinite(r.spread)]
+    if spreads and max(spreads) > NOISY_SPREAD:
+        hints.append(
+            f"the runs of one thread count differed by up to {max(spreads) * 100:.0f}%: the "
+            "machine was busy; more rounds (--repeat 10) or a longer cell give steadier numbers"
+        )
+    return hints
 
 
 def sweep_html(rows: Sequence[SweepRow], repeat: int) -> str:
@@ -116,8 +135,10 @@ def sweep_html(rows: Sequence[SweepRow], repeat: int) -> str:
             ),
         ]
     )
-    hint = _sweep_hint(rows, repeat)
-    note = f'<p class="jr-sweep-hint"><small>{html.escape(hint)}</small></p>' if hint else ""
+    note = "".join(
+        f'<p class="jr-sweep-hint"><small>{html.escape(hint)}</small></p>'
+        for hint in _sweep_hints(rows, repeat)
+    )
     return (
         f'<div class="jr-sweep-report">{table}{note}<div style="display:flex">{charts}</div></div>'
     )

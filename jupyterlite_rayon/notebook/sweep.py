@@ -4,6 +4,10 @@ A run goes through IPython's own `run_cell`, so the cell's output shows and its 
 the user namespace; around it the wall time, the process CPU time (CPython) and the pool
 counters' deltas are read. The thread count the pool had before is restored afterwards, also
 when the cell raises.
+
+Several rounds are interleaved (1, 2, 4, 1, 2, 4, ...): whatever slows the machine for a while
+(another process, a frequency change, a garbage collection) then touches every thread count
+alike instead of one row, and the best of each count's runs, with their spread, is reported.
 """
 
 from __future__ import annotations
@@ -39,12 +43,34 @@ class RunStats:
 
 
 @dataclass
+class CountTiming:
+    """Every run of the cell at one thread count (one per round), in the order they ran."""
+
+    runs: list[RunStats]
+
+    @property
+    def best(self) -> RunStats:
+        return min(self.runs, key=lambda r: r.wall)
+
+    @property
+    def spread(self) -> float | None:
+        """How much slower the slowest run was than the fastest (0.1: 10%); None for one run."""
+        if len(self.runs) < 2:
+            return None
+        fastest = self.best.wall
+        slowest = max(r.wall for r in self.runs)
+        return slowest / fastest - 1 if fastest > 0 else float("nan")
+
+
+@dataclass
 class SweepRow:
-    """The best run at one thread count, with speedup and efficiency against the first row."""
+    """The best run at one thread count, with speedup and efficiency against the first row,
+    and the spread of that count's runs."""
 
     run: RunStats
     speedup: float
     efficiency: float
+    spread: float | None = None
 
 
 def _counters() -> tuple[int, int, int]:
@@ -115,38 +141,37 @@ def resize(n: int) -> None:
         raise UsageError(f"could not resize the pool to {n} threads: {exc}") from None
 
 
-def time_cell(runner: CellRunner, cell: str, counts: Sequence[int], repeat: int) -> list[RunStats]:
-    """The fastest of `repeat` runs at each thread count, in the order of `counts`; only the
-    first run shows its output. Stops at the first failed run (runner.failed says so), and
-    always puts the pool back at the thread count it had."""
-    best: list[RunStats] = []
+def time_cell(
+    runner: CellRunner, cell: str, counts: Sequence[int], rounds: int
+) -> list[CountTiming]:
+    """Run the cell `rounds` times at each thread count, the rounds interleaved (every count
+    once per round, in the order of `counts`); only the very first run shows its output.
+    Stops at the first failed run (runner.failed says so; the timings then hold the runs
+    before it), and always puts the pool back at the thread count it had."""
+    timings = [CountTiming(runs=[]) for _ in counts]
     previous = pool.current_num_threads()
     try:
-        for index, n in enumerate(counts):
-            resize(n)
-            runs: list[RunStats] = []
-            for attempt in range(repeat):
-                run = runner.run(cell, n, show_output=index == 0 and attempt == 0)
+        for round_index in range(rounds):
+            for index, n in enumerate(counts):
+                resize(n)
+                first = round_index == 0 and index == 0
+                run = runner.run(cell, n, show_output=first)
                 if run is None:
-                    return best
-                runs.append(run)
-            best.append(best_of(runs))
+                    return [t for t in timings if t.runs]
+                timings[index].runs.append(run)
     finally:
         if pool.current_num_threads() != previous:
             pool.set_num_threads(previous)
-    return best
+    return timings
 
 
-def best_of(runs: Sequence[RunStats]) -> RunStats:
-    return min(runs, key=lambda r: r.wall)
-
-
-def sweep_rows(best: Sequence[RunStats]) -> list[SweepRow]:
-    """Speedup and efficiency against the first thread count of the sweep."""
-    base = best[0]
+def sweep_rows(timings: Sequence[CountTiming]) -> list[SweepRow]:
+    """Best runs, with speedup and efficiency against the first thread count of the sweep."""
+    base = timings[0].best
     rows = []
-    for run in best:
+    for timing in timings:
+        run = timing.best
         speedup = base.wall / run.wall if run.wall > 0 else float("nan")
         efficiency = speedup * base.threads / run.threads
-        rows.append(SweepRow(run=run, speedup=speedup, efficiency=efficiency))
+        rows.append(SweepRow(run=run, speedup=speedup, efficiency=efficiency, spread=timing.spread))
     return rows

@@ -24,7 +24,8 @@ from jupyterlite_rayon import pool
 from jupyterlite_rayon.notebook import magics, report, startup, status, sweep
 
 RUN_LINE = re.compile(
-    r"%%parallel: (?P<threads>\d+) threads?, wall (?P<wall>[\d.]+) ms(?P<best> \(best of \d+\))?, "
+    r"%%parallel: (?P<threads>\d+) threads?, wall (?P<wall>[\d.]+) ms"
+    r"(?P<best> \(best of (?P<rounds>\d+), spread (?P<spread>\d+)%\))?, "
     r"cpu/wall (?P<cpu>[\d.]+|n/a), calls (?P<calls>\d+), tasks (?P<tasks>\d+), "
     r"steals (?P<steals>\d+)"
 )
@@ -85,6 +86,7 @@ def test_n_runs_at_each_count_and_reports_its_own_counters(
         assert f"cell ran at {n}\n" in io.stdout  # the cell's own output shows
         match = RUN_LINE.search(io.stdout)
         assert match, io.stdout
+        assert len(seen) == 1  # one thread count: the cell runs once
         assert int(match["threads"]) == n == seen[0]["threads"]
         assert int(match["calls"]) == seen[0]["calls"] == 3
         assert int(match["tasks"]) == seen[0]["tasks"] > 0
@@ -153,10 +155,15 @@ def test_repeat_takes_the_best_run(ip: InteractiveShell, seen: list[dict[str, An
     assert len(seen) == 3
     assert io.stdout.count("cell ran at") == 1  # repeats run quietly
     match = RUN_LINE.search(io.stdout)
-    assert match and match["best"] == " (best of 3)"
+    assert match and match["rounds"] == "3", io.stdout
     # the best outer time is at least the fastest inner time
     assert float(match["wall"]) + half_unit(match["wall"]) >= min(r["inner"] for r in seen) * 1e3
     assert {int(match["tasks"])} <= {r["tasks"] for r in seen}
+    (timing,) = magics_instance(ip).last_timings
+    assert [r.threads for r in timing.runs] == [1, 1, 1]
+    assert match["wall"] == report.ms_text(min(r.wall for r in timing.runs))
+    walls = [r.wall for r in timing.runs]
+    assert int(match["spread"]) == round((max(walls) / min(walls) - 1) * 100)
     check_measured(seen, ip.user_ns["expected"])
 
 
@@ -196,17 +203,32 @@ def test_sweep_table_matches_the_runs(
     counts = magics.parse_sweep(sweep, maximum)
     result, io = run(ip, f"%%parallel --sweep {sweep}\n{MEASURED_CELL}")
     assert result.success, io.stderr
-    assert [r["threads"] for r in seen] == counts
+    # the default: SWEEP_ROUNDS rounds, interleaved
+    assert [r["threads"] for r in seen] == counts * magics.SWEEP_ROUNDS
+    assert io.stdout.count("cell ran at") == 1  # only the first run shows its output
     bundle = io.outputs[-1].data
+    assert f"best of {magics.SWEEP_ROUNDS} interleaved rounds" in bundle["text/plain"]
     rows = parse_sweep(bundle["text/plain"])
     assert [int(r["threads"]) for r in rows] == counts
+    timings = magics_instance(ip).last_timings
+    assert [t.best.threads for t in timings] == counts
     base = rows[0]
-    for row, record in zip(rows, seen):
-        # counters: exactly what the cell itself measured around its own calls
-        assert int(row["tasks"]) == record["tasks"] and int(row["calls"]) == record["calls"] == 3
-        assert int(row["steals"]) == record["steals"]
-        # wall time: at least the time the cell measured inside itself
-        assert num(row["wall ms"]) + half_unit(row["wall ms"]) >= record["inner"] * 1e3
+    for i, (row, timing) in enumerate(zip(rows, timings)):
+        records = seen[i :: len(counts)]  # this count's run in every round
+        assert len(timing.runs) == len(records) == magics.SWEEP_ROUNDS
+        for run_stats, record in zip(timing.runs, records):
+            # counters: exactly what the cell itself measured around its own calls
+            assert run_stats.threads == record["threads"] == int(row["threads"])
+            assert run_stats.tasks == record["tasks"] and run_stats.steals == record["steals"]
+            assert run_stats.calls == record["calls"] == 3
+            # wall time: at least the time the cell measured inside itself
+            assert run_stats.wall >= record["inner"]
+        # the row is the fastest run, and the spread is its runs' spread
+        best = min(timing.runs, key=lambda r: r.wall)
+        assert row["wall ms"] == report.ms_text(best.wall)
+        assert (int(row["tasks"]), int(row["steals"])) == (best.tasks, best.steals)
+        walls = [r.wall for r in timing.runs]
+        assert row["spread"] == f"{(max(walls) / min(walls) - 1) * 100:.0f}%"
         assert row["cpu/wall"] != "n/a" and num(row["cpu/wall"]) > 0, row
         # speedup: within what the printed (rounded) wall times allow
         b, b_slack = num(base["wall ms"]), half_unit(base["wall ms"])
@@ -218,10 +240,6 @@ def test_sweep_table_matches_the_runs(
         slack = 0.5 + half_unit(row["speedup"]) * scale  # both printed values are rounded
         assert num(row["efficiency"]) == pytest.approx(efficiency, abs=slack)
     assert base["speedup"] == "1.00" and base["efficiency"] == "100%"
-    # the runner's own records are the table's rows
-    runs = magics_instance(ip).last_runs
-    assert [r.threads for r in runs] == counts
-    assert [report.ms_text(r.wall) for r in runs] == [row["wall ms"] for row in rows]
     # the HTML table carries the same numbers, and a chart per measure comes with it
     page = bundle["text/html"]
     assert page.count("<svg") == 3 and page.count("<tr>") == len(counts) + 1
@@ -248,12 +266,37 @@ def test_sweep_with_repeat(ip: InteractiveShell, seen: list[dict[str, Any]]) -> 
     assert len(seen) == 2 * len(counts)
     assert io.stdout.count("cell ran at") == 1
     rows = parse_sweep(io.outputs[-1].data["text/plain"])
-    assert "best of 2 runs each" in io.outputs[-1].data["text/plain"]
-    for row, pair in zip(rows, [seen[0:2], seen[2:4]]):
+    assert "best of 2 interleaved rounds" in io.outputs[-1].data["text/plain"]
+    assert [r["threads"] for r in seen] == counts * 2  # 1, max, 1, max
+    for row, pair in zip(rows, [seen[0::2], seen[1::2]]):
         assert int(row["tasks"]) in {r["tasks"] for r in pair}
         # the best of the two: no slower than the faster run's own inner time allows
         fastest = min(r["inner"] for r in pair) * 1e3
         assert num(row["wall ms"]) + half_unit(row["wall ms"]) >= fastest
+
+
+def test_rounds_are_interleaved_and_repeat_sets_how_many(
+    ip: InteractiveShell, seen: list[dict[str, Any]]
+) -> None:
+    if jr.max_threads() < 2:
+        pytest.skip("one core: no 2-thread pool")
+    result, io = run(ip, f"%%parallel --sweep 2,1 --repeat 4\n{MEASURED_CELL}")
+    assert result.success, io.stderr
+    assert [r["threads"] for r in seen] == [2, 1] * 4
+    assert "best of 4 interleaved rounds" in io.outputs[-1].data["text/plain"]
+    assert [len(t.runs) for t in magics_instance(ip).last_timings] == [4, 4]
+    seen.clear()
+    result, io = run(ip, f"%%parallel --sweep 2,1 --repeat 1\n{MEASURED_CELL}")
+    assert result.success, io.stderr
+    assert [r["threads"] for r in seen] == [2, 1]
+    assert "interleaved" not in io.outputs[-1].data["text/plain"]
+    assert [r["spread"] for r in parse_sweep(io.outputs[-1].data["text/plain"])] == ["-", "-"]
+    seen.clear()
+    result, io = run(ip, f"%%parallel -n 2\n{MEASURED_CELL}")  # one thread count: one run
+    assert result.success, io.stderr
+    assert [r["threads"] for r in seen] == [2]
+    match = RUN_LINE.search(io.stdout)
+    assert match and match["best"] is None, io.stdout
 
 
 def test_quiet_prints_only_the_cells_output(ip: InteractiveShell, seen: list[Any]) -> None:
@@ -271,8 +314,9 @@ def test_quiet_prints_only_the_cells_output(ip: InteractiveShell, seen: list[Any
         ("-n 1", 1),
         ("-n max", 1),
         ("", 1),
-        ("--sweep 1,max", 2),  # the second thread count raises
-        ("--sweep max --repeat 2", 2),  # the second repeat raises
+        ("--sweep 1,max", 2),  # the second thread count of the first round raises
+        ("--sweep 1,max", 3),  # the first thread count of the second round raises
+        ("--sweep max --repeat 2", 2),  # the second run raises
     ],
 )
 def test_error_in_cell_restores_threads(
@@ -483,10 +527,37 @@ def test_sweep_rows_arithmetic() -> None:
         sweep.RunStats(threads=t, wall=w, cpu=None, tasks=1, steals=0, calls=1)
         for t, w in [(2, 0.4), (4, 0.25), (8, 0.2)]
     ]
-    rows = sweep.sweep_rows(runs)
+    rows = sweep.sweep_rows([sweep.CountTiming([r]) for r in runs])
     assert [r.speedup for r in rows] == pytest.approx([1.0, 1.6, 2.0])
     assert [r.efficiency for r in rows] == pytest.approx([1.0, 0.8, 0.5])
-    assert "n/a" in report.run_line(runs[0], 1)
+    assert [r.spread for r in rows] == [None, None, None]  # one run each
+    assert "n/a" in report.run_line(sweep.CountTiming([runs[0]]))
+    assert "best of" not in report.run_line(sweep.CountTiming([runs[0]]))
+
+
+def stats(threads: int, wall: float) -> sweep.RunStats:
+    return sweep.RunStats(threads=threads, wall=wall, cpu=None, tasks=1, steals=0, calls=1)
+
+
+def test_rounds_give_the_best_and_the_spread() -> None:
+    one = sweep.CountTiming([stats(1, 0.12), stats(1, 0.10), stats(1, 0.11)])
+    two = sweep.CountTiming([stats(2, 0.06), stats(2, 0.05), stats(2, 0.055)])
+    assert one.best.wall == 0.10 and one.spread == pytest.approx(0.2)
+    rows = sweep.sweep_rows([one, two])
+    assert [r.run.wall for r in rows] == [0.10, 0.05]  # the fastest of each count
+    assert rows[1].speedup == pytest.approx(2.0) and rows[1].spread == pytest.approx(0.2)
+    assert "wall 100.00 ms (best of 3, spread 20%)" in report.run_line(one)
+    text = report.sweep_text(rows, repeat=3)
+    assert text.splitlines()[0].endswith("best of 3 interleaved rounds")
+    table = parse_sweep(text)
+    assert [r["spread"] for r in table] == ["20%", "20%"]
+    assert "differed" not in text  # 20% is ordinary noise
+    noisy = sweep.CountTiming([stats(2, 0.05), stats(2, 0.08)])
+    rows = sweep.sweep_rows([one, noisy])
+    text = report.sweep_text(rows, repeat=3)
+    assert parse_sweep(text)[1]["spread"] == "60%"
+    assert "differed by up to 60%" in text and "--repeat 10" in text
+    assert "differed by up to 60%" in report.sweep_html(rows, repeat=3)
 
 
 class _PendingStart:
@@ -572,13 +643,15 @@ def test_superlinear_single_runs_get_a_hint() -> None:
         sweep.RunStats(threads=t, wall=w, cpu=None, tasks=1, steals=0, calls=1)
         for t, w in [(1, 0.08), (2, 0.02)]
     ]
-    rows = sweep.sweep_rows(runs)
+    rows = sweep.sweep_rows([sweep.CountTiming([r]) for r in runs])
     assert rows[1].efficiency == pytest.approx(2.0)
     assert "--repeat 3" in report.sweep_text(rows, repeat=1)
     assert "--repeat 3" not in report.sweep_text(rows, repeat=3)  # already best-of
     assert "jr-sweep-hint" in report.sweep_html(rows, repeat=1)
     assert report.sweep_text(rows, repeat=1).splitlines()[-2] == ""  # after the table
-    fair = sweep.sweep_rows([runs[0], sweep.RunStats(2, 0.05, None, 1, 0, 1)])
+    fair = sweep.sweep_rows(
+        [sweep.CountTiming([runs[0]]), sweep.CountTiming([sweep.RunStats(2, 0.05, None, 1, 0, 1)])]
+    )
     assert "--repeat" not in report.sweep_text(fair, repeat=1)
 
 
