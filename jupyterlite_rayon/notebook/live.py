@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from .. import pool
 from . import startup
-from .startup import IN_BROWSER
 from .status import Snapshot
 
 if TYPE_CHECKING:
@@ -37,7 +36,7 @@ ON_RUN_MIN_SECONDS = 0.1
 
 LIVE_NOTE = (
     "updates after every pool call and every cell (the kernel is busy during a call)"
-    if IN_BROWSER
+    if startup.IN_BROWSER
     else f"updates every {POLL_SECONDS} s from the shared counters, also during runs"
 )
 
@@ -65,11 +64,11 @@ def widget() -> PoolWidget:
     try:
         from .widget import PoolWidget
     except ImportError as exc:
-        how = "%pip install ipywidgets" if IN_BROWSER else "pip install ipywidgets"
+        how = "%pip install ipywidgets" if startup.IN_BROWSER else "pip install ipywidgets"
         raise ImportError(
             f"the pool widget needs ipywidgets 8: run `{how}` and try again ({exc})"
         ) from exc
-    if not IN_BROWSER and not startup.pool_started():
+    if not startup.IN_BROWSER and not startup.pool_started():
         pool.init_thread_pool()  # synchronous in CPython; Pyodide's start must be awaited
     view = PoolWidget(on_resize=resize, on_close=unregister, note=LIVE_NOTE)
     with _lock:
@@ -175,7 +174,7 @@ def _after_cell(*_args: Any) -> None:
 
 
 def _ensure_poller() -> None:
-    if IN_BROWSER:
+    if startup.IN_BROWSER:
         return  # no thread can run while the worker is blocked; see the module docstring
     with _lock:
         if _shared.poller is not None and _shared.poller.is_alive():

@@ -17,6 +17,8 @@ from typing import Any
 from .. import backends, pool
 from ..errors import PoolNotStarted
 
+# The notebook modules read this one name at call time (startup.IN_BROWSER), so a test can
+# replay JupyterLite's behaviour in CPython by patching it here.
 IN_BROWSER = backends.IN_BROWSER
 
 # The start scheduled by %load_ext in JupyterLite (None elsewhere, or before %load_ext).

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import pool
-from .startup import IN_BROWSER
+from . import startup
 
 
 @dataclass
@@ -43,7 +43,7 @@ def why_max() -> str:
             f"the single-thread build runs: {iso.get('reason') or 'no shared memory'}; "
             f"fix: {iso.get('fix') or 'serve the site cross-origin isolated'}"
         )
-    if IN_BROWSER:
+    if startup.IN_BROWSER:
         return "max_threads() here: the cores the browser reports"
     return f"max_threads() here; set {pool.MAX_THREADS_ENV} before the pool starts to allow more"
 
@@ -53,7 +53,7 @@ def status_line(info: dict[str, Any]) -> str:
     if not info.get("started", False):
         how = (
             "run `await jupyterlite_rayon.init_thread_pool()`"
-            if IN_BROWSER
+            if startup.IN_BROWSER
             else "any %%parallel cell or kernel call starts it"
         )
         return f"jupyterlite_rayon: no pool running ({how})"
@@ -110,7 +110,7 @@ def status_rows(snapshot: Snapshot) -> list[tuple[str, str]]:
     if not info.get("started", False):
         if snapshot.starting:
             state = "starting (%load_ext began it)"
-        elif IN_BROWSER:
+        elif startup.IN_BROWSER:
             state = "not started: run `await jupyterlite_rayon.init_thread_pool()`"
         else:
             state = (
