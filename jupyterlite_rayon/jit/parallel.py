@@ -238,18 +238,15 @@ def _plan_loop(tf: TypedFunc, loop: F.For, all_reads: list[tuple[str, F.Stmt]]) 
                             "kind of update per variable", "mixed reduction")
             reductions.append(Reduction(name, ops.pop(), updates[0][1].line))
             continue
-        if first_kind != "w":
+        if first_kind != "w" or name in read_outside:
             line = next(s.line for kind, s in mine if kind != "r")
+            after = (f" (and read outside it at line {read_outside[name]})"
+                     if name in read_outside else "")
             raise error(line, f"the prange loop at line {loop.line} writes the shared variable "
-                        f"{name!r}, which is not a reduction: its iterations run at the same "
-                        f"time. Make it a reduction ({name} += ..., {name} = min({name}, ...)) "
-                        "assigned before the loop, or a variable of the loop body (first "
-                        "assigned inside it and not used after the loop)", "shared write")
-        if name in read_outside:
-            raise error(read_outside[name], f"{name!r} is assigned inside the prange loop at "
-                        f"line {loop.line} and read outside it: a prange body's variables are "
-                        "private to each iteration; rename one of them, or make it a "
-                        "reduction", "shared write")
+                        f"{name!r}{after}, which is not a reduction: its iterations run at the "
+                        f"same time. Make it a reduction ({name} += ..., {name} = min({name}, "
+                        "...)) assigned before the loop, or a variable of the loop body (first "
+                        "assigned inside it and not used outside the loop)", "shared write")
         private.add(name)
     reduced = {r.name for r in reductions}
     captured = sorted({n for n, kind, _ in events if kind == "r"} - private - reduced)
