@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from jupyterlite_core.constants import JUPYTERLITE_JSON
 
+from ..host import loader
 from ._base import CONFIG_SECTION, RayonAddon
 
 DIST_NAME = "jupyterlite-rayon"
@@ -33,7 +34,12 @@ WORKER_TO_ROOT = "../../../../"
 # Files that are built for the browser front end or by Python, never needed in the kernel.
 WHEEL_EXCLUDE_DIRS = {"__pycache__", "labextension"}
 WHEEL_EXCLUDE_SUFFIXES = {".pyc", ".pyo"}
-REQUIRED_RUNTIME_FILES = ("wasm/pool-mt.wasm", "wasm/pool-st.wasm", "host/pool_host.mjs")
+# The pool builds and every module of the JS host's graph (the kernel loads them all).
+REQUIRED_RUNTIME_FILES = (
+    "wasm/pool-mt.wasm",
+    "wasm/pool-st.wasm",
+    *(f"host/{name}" for name, _ in loader.module_graph()),
+)
 # A fixed timestamp keeps the written wheel byte-identical between builds.
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 

@@ -29,6 +29,7 @@ pytest.importorskip("jupyterlite_core")
 pytest.importorskip("jupyterlite_pyodide_kernel")
 
 from jupyterlite_rayon import isolation
+from jupyterlite_rayon.host import loader
 from jupyterlite_rayon.lite._base import RayonAddon
 from jupyterlite_rayon.lite.headers import (
     COEP,
@@ -58,7 +59,8 @@ RUNTIME = {
     "jupyterlite_rayon/__init__.py": b"VERSION = 'fake'\n",
     "jupyterlite_rayon/wasm/pool-mt.wasm": b"\0asm\1\0\0\0",
     "jupyterlite_rayon/wasm/pool-st.wasm": b"\0asm\1\0\0\0",
-    "jupyterlite_rayon/host/pool_host.mjs": b"export {};\n",
+    # every module of the JS host's graph: the wheel writer refuses a package without one
+    **{f"jupyterlite_rayon/host/{name}": b"export {};\n" for name, _ in loader.module_graph()},
 }
 
 
@@ -457,7 +459,8 @@ def test_build_writes_the_wheel_from_the_installed_package(tmp_path: Path) -> No
     assert {
         "jupyterlite_rayon/wasm/pool-mt.wasm",
         "jupyterlite_rayon/wasm/pool-st.wasm",
-        "jupyterlite_rayon/host/pool_host.mjs",
+        "jupyterlite_rayon/host/index.mjs",
+        "jupyterlite_rayon/host/pool.mjs",
         "jupyterlite_rayon/__init__.py",
         "jupyterlite_rayon/lite/wheel.py",
     } <= names

@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from jupyterlite_rayon.host import loader
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,10 +33,13 @@ def test_pip_wheel_builds_both_pool_modules(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("*.whl")
     assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
     names = set(zipfile.ZipFile(wheel).namelist())
+    host = [f"jupyterlite_rayon/host/{name}" for name, _ in loader.module_graph()]
+    assert "jupyterlite_rayon/host/index.mjs" in host and len(host) > 5
     for member in (
         "jupyterlite_rayon/wasm/pool-mt.wasm",
         "jupyterlite_rayon/wasm/pool-st.wasm",
-        "jupyterlite_rayon/host/pool_host.mjs",
+        "jupyterlite_rayon/host/loader.py",
+        *host,
     ):
         assert member in names, member
     with zipfile.ZipFile(wheel) as zf:
