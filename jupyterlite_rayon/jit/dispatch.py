@@ -19,8 +19,19 @@ from .typeinfer import TypedFunc, Typer, infer, type_name
 
 compile_count = 0  # modules compiled by every dispatcher (tests check a second call adds none)
 
-NUMBA_OPTIONS = ("nopython", "nogil", "parallel", "fastmath", "cache", "error_model",
-                 "inline", "forceobj", "looplift", "debug", "no_cpython_wrapper")
+NUMBA_OPTIONS = (
+    "nopython",
+    "nogil",
+    "parallel",
+    "fastmath",
+    "cache",
+    "error_model",
+    "inline",
+    "forceobj",
+    "looplift",
+    "debug",
+    "no_cpython_wrapper",
+)
 
 
 class Dispatcher:
@@ -96,10 +107,12 @@ class Dispatcher:
 
     def _no_signature(self, name: str, got: str) -> str:
         have = "; ".join("(" + ", ".join(s) + ")" for s in self.signatures) or "none yet"
-        return (f"{self.py_func.__name__}() cannot be compiled for argument {name!r}: it is "
-                f"{got}. Jitted functions take ints, floats, bools and arrays (numpy arrays, "
-                "PoolArrays, buffers) of float64, float32, int64, int32 or uint32 with 1 to 3 "
-                f"dimensions. Compiled signatures: {have}")
+        return (
+            f"{self.py_func.__name__}() cannot be compiled for argument {name!r}: it is "
+            f"{got}. Jitted functions take ints, floats, bools and arrays (numpy arrays, "
+            "PoolArrays, buffers) of float64, float32, int64, int32 or uint32 with 1 to 3 "
+            f"dimensions. Compiled signatures: {have}"
+        )
 
     def compile(self, types: tuple[Any, ...], shared: bool) -> runtime.Kernel:
         """Compile (or return) the module for these argument types."""
@@ -120,21 +133,31 @@ class Dispatcher:
             self._parsed = frontend.parse(self.py_func)
         return self._parsed
 
-    def typed(self, types: tuple[Any, ...], cache: dict[Any, TypedFunc],
-              stack: list[Dispatcher]) -> TypedFunc:
+    def typed(
+        self, types: tuple[Any, ...], cache: dict[Any, TypedFunc], stack: list[Dispatcher]
+    ) -> TypedFunc:
         """This function's IR typed for `types` (callees typed through `cache`)."""
         ir = frontend.build_ir(self.py_func, self.parsed())
 
-        def resolve(callee: Dispatcher, argtypes: tuple[Any, ...], line: int,
-                    typer: Typer) -> TypedFunc:
+        def resolve(
+            callee: Dispatcher, argtypes: tuple[Any, ...], line: int, typer: Typer
+        ) -> TypedFunc:
             if callee in stack or callee is self:
-                raise typer.error(line, f"{callee.py_func.__name__} calls itself (directly or "
-                                  "through other functions): recursion is not supported; "
-                                  "write a loop", "recursion")
+                raise typer.error(
+                    line,
+                    f"{callee.py_func.__name__} calls itself (directly or "
+                    "through other functions): recursion is not supported; "
+                    "write a loop",
+                    "recursion",
+                )
             if len(argtypes) != len(callee._signature.parameters):
-                raise typer.error(line, f"{callee.py_func.__name__} takes "
-                                  f"{len(callee._signature.parameters)} arguments, "
-                                  f"{len(argtypes)} given", "call")
+                raise typer.error(
+                    line,
+                    f"{callee.py_func.__name__} takes "
+                    f"{len(callee._signature.parameters)} arguments, "
+                    f"{len(argtypes)} given",
+                    "call",
+                )
             key = (id(callee), argtypes)
             if key not in cache:
                 cache[key] = callee.typed(argtypes, cache, [*stack, self])
@@ -152,11 +175,15 @@ def jit(fn: Any = None, *, boundscheck: bool | None = True, **options: Any) -> A
     """
     for name in options:
         if name not in NUMBA_OPTIONS:
-            raise TypeError(f"jr.jit got an unknown option {name!r}; it takes boundscheck= "
-                            f"and numba's {', '.join(NUMBA_OPTIONS)}")
+            raise TypeError(
+                f"jr.jit got an unknown option {name!r}; it takes boundscheck= "
+                f"and numba's {', '.join(NUMBA_OPTIONS)}"
+            )
     if options.get("forceobj"):
-        raise JitError("forceobj=True (object mode) is not available: the jit compiles only",
-                       construct="forceobj")
+        raise JitError(
+            "forceobj=True (object mode) is not available: the jit compiles only",
+            construct="forceobj",
+        )
     check = True if boundscheck is None else bool(boundscheck)
 
     def wrap(f: Any) -> Dispatcher:

@@ -11,8 +11,15 @@ class JitError(TypeError):
     The message names the function, file, line and construct and says what to write instead.
     """
 
-    def __init__(self, message: str, *, function: str = "?", filename: str = "?",
-                 line: int = 0, construct: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        function: str = "?",
+        filename: str = "?",
+        line: int = 0,
+        construct: str = "",
+    ) -> None:
         self.function = function
         self.filename = filename
         self.line = line

@@ -31,26 +31,58 @@ BLOCK = 4096  # reduction block: fixed, never from the thread count
 POLL_MASK = 1023  # poll every 1024 iterations of any loop
 MEMORY_MIN_PAGES = 64
 MEMORY_MAX_PAGES = 32768
-MATH_IMPORTS = {"exp": 1, "log": 1, "log2": 1, "log10": 1, "sin": 1, "cos": 1, "tan": 1,
-                "atan": 1, "atan2": 2, "sinh": 1, "cosh": 1, "tanh": 1, "pow": 2, "hypot": 2,
-                "fmod": 2}
+MATH_IMPORTS = {
+    "exp": 1,
+    "log": 1,
+    "log2": 1,
+    "log10": 1,
+    "sin": 1,
+    "cos": 1,
+    "tan": 1,
+    "atan": 1,
+    "atan2": 2,
+    "sinh": 1,
+    "cosh": 1,
+    "tanh": 1,
+    "pow": 2,
+    "hypot": 2,
+    "fmod": 2,
+}
 VT = {"i64": "i64", "i32": "i32", "f64": "f64", "f32": "f32", "bool": "i32"}
-_LOAD = {"float64": ("f64.load", 3), "float32": ("f32.load", 2), "int64": ("i64.load", 3),
-         "int32": ("i32.load", 2), "uint32": ("i64.load32_u", 2)}
-_STORE = {"float64": ("f64.store", 3, "f64"), "float32": ("f32.store", 2, "f32"),
-          "int64": ("i64.store", 3, "i64"), "int32": ("i32.store", 2, "i32"),
-          "uint32": ("i64.store32", 2, "i64")}
+_LOAD = {
+    "float64": ("f64.load", 3),
+    "float32": ("f32.load", 2),
+    "int64": ("i64.load", 3),
+    "int32": ("i32.load", 2),
+    "uint32": ("i64.load32_u", 2),
+}
+_STORE = {
+    "float64": ("f64.store", 3, "f64"),
+    "float32": ("f32.store", 2, "f32"),
+    "int64": ("i64.store", 3, "i64"),
+    "int32": ("i32.store", 2, "i32"),
+    "uint32": ("i64.store32", 2, "i64"),
+}
 _ITEMSIZE = {"float64": 8, "float32": 4, "int64": 8, "int32": 4, "uint32": 4}
 _CONV: dict[tuple[str, str], tuple[str, ...]] = {
-    ("i64", "i32"): ("i32.wrap_i64",), ("i64", "f64"): ("f64.convert_i64_s",),
-    ("i64", "f32"): ("f32.convert_i64_s",), ("i64", "bool"): ("i64.eqz", "i32.eqz"),
-    ("i32", "i64"): ("i64.extend_i32_s",), ("i32", "f64"): ("f64.convert_i32_s",),
-    ("i32", "f32"): ("f32.convert_i32_s",), ("i32", "bool"): ("i32.eqz", "i32.eqz"),
-    ("f64", "i64"): ("i64.trunc_sat_f64_s",), ("f64", "i32"): ("i32.trunc_sat_f64_s",),
-    ("f64", "f32"): ("f32.demote_f64",), ("f32", "i64"): ("i64.trunc_sat_f32_s",),
-    ("f32", "i32"): ("i32.trunc_sat_f32_s",), ("f32", "f64"): ("f64.promote_f32",),
-    ("bool", "i64"): ("i64.extend_i32_u",), ("bool", "i32"): (),
-    ("bool", "f64"): ("f64.convert_i32_u",), ("bool", "f32"): ("f32.convert_i32_u",),
+    ("i64", "i32"): ("i32.wrap_i64",),
+    ("i64", "f64"): ("f64.convert_i64_s",),
+    ("i64", "f32"): ("f32.convert_i64_s",),
+    ("i64", "bool"): ("i64.eqz", "i32.eqz"),
+    ("i32", "i64"): ("i64.extend_i32_s",),
+    ("i32", "f64"): ("f64.convert_i32_s",),
+    ("i32", "f32"): ("f32.convert_i32_s",),
+    ("i32", "bool"): ("i32.eqz", "i32.eqz"),
+    ("f64", "i64"): ("i64.trunc_sat_f64_s",),
+    ("f64", "i32"): ("i32.trunc_sat_f64_s",),
+    ("f64", "f32"): ("f32.demote_f64",),
+    ("f32", "i64"): ("i64.trunc_sat_f32_s",),
+    ("f32", "i32"): ("i32.trunc_sat_f32_s",),
+    ("f32", "f64"): ("f64.promote_f32",),
+    ("bool", "i64"): ("i64.extend_i32_u",),
+    ("bool", "i32"): (),
+    ("bool", "f64"): ("f64.convert_i32_u",),
+    ("bool", "f32"): ("f32.convert_i32_u",),
 }
 _CMP_INT = {"<": "lt_s", "<=": "le_s", ">": "gt_s", ">=": "ge_s", "==": "eq", "!=": "ne"}
 _CMP_FLOAT = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
@@ -169,45 +201,102 @@ class _Program:
         return key
 
     def _h_rec(self, key: str) -> None:
+        # rec(ctx, code, site, a, b): the first error wins (compare-exchange when shared).
         f = Function(key, ["i32", "i32", "i32", "i64", "i64"], [])
         if self.shared:
-            f.op("local.get", 0); f.op("i32.const", 0); f.op("local.get", 1)  # noqa: E702
-            f.op("i32.atomic.rmw.cmpxchg", 2, FR.ERR_CODE)
-            f.op("i32.eqz")
-            f.op("if", None)
+            head: tuple[tuple[object, ...], ...] = (
+                ("local.get", 0),
+                ("i32.const", 0),
+                ("local.get", 1),
+                ("i32.atomic.rmw.cmpxchg", 2, FR.ERR_CODE),
+                ("i32.eqz",),
+                ("if", None),
+            )
         else:
-            f.op("local.get", 0); f.op("i32.load", 2, FR.ERR_CODE); f.op("i32.eqz")  # noqa: E702
-            f.op("if", None)
-            f.op("local.get", 0); f.op("local.get", 1); f.op("i32.store", 2, FR.ERR_CODE)  # noqa: E702
-        f.op("local.get", 0); f.op("local.get", 2); f.op("i32.store", 2, FR.ERR_SITE)  # noqa: E702
-        f.op("local.get", 0); f.op("local.get", 3); f.op("i64.store", 3, FR.ERR_A)  # noqa: E702
-        f.op("local.get", 0); f.op("local.get", 4); f.op("i64.store", 3, FR.ERR_B)  # noqa: E702
-        f.op("end")
+            head = (
+                ("local.get", 0),
+                ("i32.load", 2, FR.ERR_CODE),
+                ("i32.eqz",),
+                ("if", None),
+                ("local.get", 0),
+                ("local.get", 1),
+                ("i32.store", 2, FR.ERR_CODE),
+            )
+        for ins in (
+            *head,
+            ("local.get", 0),
+            ("local.get", 2),
+            ("i32.store", 2, FR.ERR_SITE),
+            ("local.get", 0),
+            ("local.get", 3),
+            ("i64.store", 3, FR.ERR_A),
+            ("local.get", 0),
+            ("local.get", 4),
+            ("i64.store", 3, FR.ERR_B),
+            ("end",),
+        ):
+            f.op(*ins)  # type: ignore[arg-type]
         self.mod.add_function(f)
 
     def _h_floordiv_i64(self, key: str) -> None:
         # b != 0 checked by the caller; b == -1 negates (wrapping, like numpy, no trap).
         f = Function(key, ["i64", "i64"], ["i64"])
         q = f.local("i64")
-        for ins in (("local.get", 1), ("i64.const", -1), ("i64.eq",), ("if", "i64"),
-                    ("i64.const", 0), ("local.get", 0), ("i64.sub",), ("else",),
-                    ("local.get", 0), ("local.get", 1), ("i64.div_s",), ("local.tee", q),
-                    ("local.get", 0), ("local.get", q), ("local.get", 1), ("i64.mul",),
-                    ("i64.sub",), ("i64.const", 0), ("i64.ne",),
-                    ("local.get", 0), ("local.get", 1), ("i64.xor",), ("i64.const", 0),
-                    ("i64.lt_s",), ("i32.and",), ("i64.extend_i32_u",), ("i64.sub",),
-                    ("end",)):
+        for ins in (
+            ("local.get", 1),
+            ("i64.const", -1),
+            ("i64.eq",),
+            ("if", "i64"),
+            ("i64.const", 0),
+            ("local.get", 0),
+            ("i64.sub",),
+            ("else",),
+            ("local.get", 0),
+            ("local.get", 1),
+            ("i64.div_s",),
+            ("local.tee", q),
+            ("local.get", 0),
+            ("local.get", q),
+            ("local.get", 1),
+            ("i64.mul",),
+            ("i64.sub",),
+            ("i64.const", 0),
+            ("i64.ne",),
+            ("local.get", 0),
+            ("local.get", 1),
+            ("i64.xor",),
+            ("i64.const", 0),
+            ("i64.lt_s",),
+            ("i32.and",),
+            ("i64.extend_i32_u",),
+            ("i64.sub",),
+            ("end",),
+        ):
             f.op(*ins)  # type: ignore[arg-type]
         self.mod.add_function(f)
 
     def _h_mod_i64(self, key: str) -> None:
         f = Function(key, ["i64", "i64"], ["i64"])
         r = f.local("i64")
-        for ins in (("local.get", 0), ("local.get", 1), ("i64.rem_s",), ("local.tee", r),
-                    ("local.get", 1), ("i64.const", 0),
-                    ("local.get", r), ("i64.const", 0), ("i64.ne",),
-                    ("local.get", r), ("local.get", 1), ("i64.xor",), ("i64.const", 0),
-                    ("i64.lt_s",), ("i32.and",), ("select",), ("i64.add",)):
+        for ins in (
+            ("local.get", 0),
+            ("local.get", 1),
+            ("i64.rem_s",),
+            ("local.tee", r),
+            ("local.get", 1),
+            ("i64.const", 0),
+            ("local.get", r),
+            ("i64.const", 0),
+            ("i64.ne",),
+            ("local.get", r),
+            ("local.get", 1),
+            ("i64.xor",),
+            ("i64.const", 0),
+            ("i64.lt_s",),
+            ("i32.and",),
+            ("select",),
+            ("i64.add",),
+        ):
             f.op(*ins)  # type: ignore[arg-type]
         self.mod.add_function(f)
 
@@ -216,13 +305,32 @@ class _Program:
         fmod = self.pool("fmod")
         f = Function(key, ["f64", "f64"], ["f64"])
         m = f.local("f64")
-        for ins in (("local.get", 0), ("local.get", 1), ("call", fmod), ("local.tee", m),
-                    ("f64.const", 0.0), ("f64.ne",), ("if", "f64"),
-                    ("local.get", m), ("local.get", 1), ("f64.add",), ("local.get", m),
-                    ("local.get", 1), ("f64.const", 0.0), ("f64.lt",),
-                    ("local.get", m), ("f64.const", 0.0), ("f64.lt",), ("i32.ne",),
-                    ("select",), ("else",),
-                    ("f64.const", 0.0), ("local.get", 1), ("f64.copysign",), ("end",)):
+        for ins in (
+            ("local.get", 0),
+            ("local.get", 1),
+            ("call", fmod),
+            ("local.tee", m),
+            ("f64.const", 0.0),
+            ("f64.ne",),
+            ("if", "f64"),
+            ("local.get", m),
+            ("local.get", 1),
+            ("f64.add",),
+            ("local.get", m),
+            ("local.get", 1),
+            ("f64.const", 0.0),
+            ("f64.lt",),
+            ("local.get", m),
+            ("f64.const", 0.0),
+            ("f64.lt",),
+            ("i32.ne",),
+            ("select",),
+            ("else",),
+            ("f64.const", 0.0),
+            ("local.get", 1),
+            ("f64.copysign",),
+            ("end",),
+        ):
             f.op(*ins)  # type: ignore[arg-type]
         self.mod.add_function(f)
 
@@ -231,24 +339,59 @@ class _Program:
         fmod = self.pool("fmod")
         f = Function(key, ["f64", "f64"], ["f64"])
         m, d, fl = f.local("f64"), f.local("f64"), f.local("f64")
-        for ins in (("local.get", 0), ("local.get", 1), ("call", fmod), ("local.set", m),
-                    ("local.get", 0), ("local.get", m), ("f64.sub",), ("local.get", 1),
-                    ("f64.div",), ("local.set", d),
-                    ("local.get", m), ("f64.const", 0.0), ("f64.ne",),
-                    ("local.get", 1), ("f64.const", 0.0), ("f64.lt",),
-                    ("local.get", m), ("f64.const", 0.0), ("f64.lt",), ("i32.ne",),
-                    ("i32.and",), ("if", None),
-                    ("local.get", d), ("f64.const", 1.0), ("f64.sub",), ("local.set", d),
-                    ("end",),
-                    ("local.get", d), ("f64.const", 0.0), ("f64.ne",), ("if", "f64"),
-                    ("local.get", d), ("f64.floor",), ("local.set", fl),
-                    ("local.get", fl), ("f64.const", 1.0), ("f64.add",),
-                    ("local.get", fl),
-                    ("local.get", d), ("local.get", fl), ("f64.sub",), ("f64.const", 0.5),
-                    ("f64.gt",), ("select",),
-                    ("else",),
-                    ("f64.const", 0.0), ("local.get", 0), ("local.get", 1), ("f64.div",),
-                    ("f64.copysign",), ("end",)):
+        for ins in (
+            ("local.get", 0),
+            ("local.get", 1),
+            ("call", fmod),
+            ("local.set", m),
+            ("local.get", 0),
+            ("local.get", m),
+            ("f64.sub",),
+            ("local.get", 1),
+            ("f64.div",),
+            ("local.set", d),
+            ("local.get", m),
+            ("f64.const", 0.0),
+            ("f64.ne",),
+            ("local.get", 1),
+            ("f64.const", 0.0),
+            ("f64.lt",),
+            ("local.get", m),
+            ("f64.const", 0.0),
+            ("f64.lt",),
+            ("i32.ne",),
+            ("i32.and",),
+            ("if", None),
+            ("local.get", d),
+            ("f64.const", 1.0),
+            ("f64.sub",),
+            ("local.set", d),
+            ("end",),
+            ("local.get", d),
+            ("f64.const", 0.0),
+            ("f64.ne",),
+            ("if", "f64"),
+            ("local.get", d),
+            ("f64.floor",),
+            ("local.set", fl),
+            ("local.get", fl),
+            ("f64.const", 1.0),
+            ("f64.add",),
+            ("local.get", fl),
+            ("local.get", d),
+            ("local.get", fl),
+            ("f64.sub",),
+            ("f64.const", 0.5),
+            ("f64.gt",),
+            ("select",),
+            ("else",),
+            ("f64.const", 0.0),
+            ("local.get", 0),
+            ("local.get", 1),
+            ("f64.div",),
+            ("f64.copysign",),
+            ("end",),
+        ):
             f.op(*ins)  # type: ignore[arg-type]
         self.mod.add_function(f)
 
@@ -256,33 +399,85 @@ class _Program:
         # exponent >= 0 checked by the caller; wraps like numpy int64.
         f = Function(key, ["i64", "i64"], ["i64"])
         r = f.local("i64")
-        for ins in (("i64.const", 1), ("local.set", r), ("block", None), ("loop", None),
-                    ("local.get", 1), ("i64.eqz",), ("br_if", 1),
-                    ("local.get", 1), ("i64.const", 1), ("i64.and",), ("i32.wrap_i64",),
-                    ("if", None), ("local.get", r), ("local.get", 0), ("i64.mul",),
-                    ("local.set", r), ("end",),
-                    ("local.get", 0), ("local.get", 0), ("i64.mul",), ("local.set", 0),
-                    ("local.get", 1), ("i64.const", 1), ("i64.shr_u",), ("local.set", 1),
-                    ("br", 0), ("end",), ("end",), ("local.get", r)):
+        for ins in (
+            ("i64.const", 1),
+            ("local.set", r),
+            ("block", None),
+            ("loop", None),
+            ("local.get", 1),
+            ("i64.eqz",),
+            ("br_if", 1),
+            ("local.get", 1),
+            ("i64.const", 1),
+            ("i64.and",),
+            ("i32.wrap_i64",),
+            ("if", None),
+            ("local.get", r),
+            ("local.get", 0),
+            ("i64.mul",),
+            ("local.set", r),
+            ("end",),
+            ("local.get", 0),
+            ("local.get", 0),
+            ("i64.mul",),
+            ("local.set", 0),
+            ("local.get", 1),
+            ("i64.const", 1),
+            ("i64.shr_u",),
+            ("local.set", 1),
+            ("br", 0),
+            ("end",),
+            ("end",),
+            ("local.get", r),
+        ):
             f.op(*ins)  # type: ignore[arg-type]
         self.mod.add_function(f)
 
     def _h_trip(self, key: str) -> None:
         # len(range(start, stop, step)), step != 0 checked by the caller.
         f = Function(key, ["i64", "i64", "i64"], ["i64"])
-        for ins in (("local.get", 2), ("i64.const", 0), ("i64.gt_s",), ("if", "i64"),
-                    ("local.get", 1), ("local.get", 0), ("i64.le_s",), ("if", "i64"),
-                    ("i64.const", 0), ("else",),
-                    ("local.get", 1), ("local.get", 0), ("i64.sub",), ("i64.const", 1),
-                    ("i64.sub",), ("local.get", 2), ("i64.div_u",), ("i64.const", 1),
-                    ("i64.add",), ("end",),
-                    ("else",),
-                    ("local.get", 0), ("local.get", 1), ("i64.le_s",), ("if", "i64"),
-                    ("i64.const", 0), ("else",),
-                    ("local.get", 0), ("local.get", 1), ("i64.sub",), ("i64.const", 1),
-                    ("i64.sub",), ("i64.const", 0), ("local.get", 2), ("i64.sub",),
-                    ("i64.div_u",), ("i64.const", 1), ("i64.add",), ("end",),
-                    ("end",)):
+        for ins in (
+            ("local.get", 2),
+            ("i64.const", 0),
+            ("i64.gt_s",),
+            ("if", "i64"),
+            ("local.get", 1),
+            ("local.get", 0),
+            ("i64.le_s",),
+            ("if", "i64"),
+            ("i64.const", 0),
+            ("else",),
+            ("local.get", 1),
+            ("local.get", 0),
+            ("i64.sub",),
+            ("i64.const", 1),
+            ("i64.sub",),
+            ("local.get", 2),
+            ("i64.div_u",),
+            ("i64.const", 1),
+            ("i64.add",),
+            ("end",),
+            ("else",),
+            ("local.get", 0),
+            ("local.get", 1),
+            ("i64.le_s",),
+            ("if", "i64"),
+            ("i64.const", 0),
+            ("else",),
+            ("local.get", 0),
+            ("local.get", 1),
+            ("i64.sub",),
+            ("i64.const", 1),
+            ("i64.sub",),
+            ("i64.const", 0),
+            ("local.get", 2),
+            ("i64.sub",),
+            ("i64.div_u",),
+            ("i64.const", 1),
+            ("i64.add",),
+            ("end",),
+            ("end",),
+        ):
             f.op(*ins)  # type: ignore[arg-type]
         self.mod.add_function(f)
 
@@ -654,8 +849,7 @@ class _FuncLower:
             self.op("local.get", locals_[2])
             self.op("i64.eqz")
             self.open("if")
-            site = self.prog.site("value", self.tf, s.line,
-                                  detail="range() arg 3 must not be zero")
+            site = self.prog.site("value", self.tf, s.line, detail="range() arg 3 must not be zero")
             self.fail(E_VALUE, site)
             self.close()
         return locals_[0], locals_[1], locals_[2], const_step  # type: ignore[return-value]
@@ -1042,8 +1236,9 @@ class _FuncLower:
         self.open("if")
         what = {"/": "division", "//": "floor division", "%": "modulo"}[e.op]
         kind = "integer" if t == "i64" else "float"
-        self.fail(E_ZERODIV, self.prog.site("zerodiv", self.tf, e.line,
-                                            detail=f"{kind} {what} by zero"))
+        self.fail(
+            E_ZERODIV, self.prog.site("zerodiv", self.tf, e.line, detail=f"{kind} {what} by zero")
+        )
         self.close()
 
     def binop(self, e: F.Bin) -> None:
@@ -1072,8 +1267,13 @@ class _FuncLower:
                 self.op("i64.const", 0)
                 self.op("i64.lt_s")
                 self.open("if")
-                site = self.prog.site("value", self.tf, e.line, detail="an integer raised to "
-                                      "a negative integer power: write float(base) ** exp")
+                site = self.prog.site(
+                    "value",
+                    self.tf,
+                    e.line,
+                    detail="an integer raised to "
+                    "a negative integer power: write float(base) ** exp",
+                )
                 self.fail(E_VALUE, site)
                 self.close()
                 self.op("local.get", a)
@@ -1092,8 +1292,7 @@ class _FuncLower:
             self.op("local.get", b)
             self.op("call", self.prog.helper("floordiv_i64" if op == "//" else "mod_i64"))
         else:
-            self.f64_call(t, a, b, self.prog.helper("floordiv_f64" if op == "//"
-                                                    else "mod_f64"))
+            self.f64_call(t, a, b, self.prog.helper("floordiv_f64" if op == "//" else "mod_f64"))
 
     def f64_call(self, t: str, a: int, b: int, key: str) -> None:
         for local in (a, b):
@@ -1210,9 +1409,16 @@ class _FuncLower:
             self.expr(a)
             self.conv(a.ty, "f64")
         if name in ("sqrt", "floor", "ceil", "trunc", "fabs", "copysign"):
-            self.op({"sqrt": "f64.sqrt", "floor": "f64.floor", "ceil": "f64.ceil",
-                     "trunc": "f64.trunc", "fabs": "f64.abs",
-                     "copysign": "f64.copysign"}[name])
+            self.op(
+                {
+                    "sqrt": "f64.sqrt",
+                    "floor": "f64.floor",
+                    "ceil": "f64.ceil",
+                    "trunc": "f64.trunc",
+                    "fabs": "f64.abs",
+                    "copysign": "f64.copysign",
+                }[name]
+            )
             if name in ("floor", "ceil", "trunc"):
                 self.op("i64.trunc_sat_f64_s")
         elif name in ("isnan", "isinf", "isfinite"):
@@ -1234,8 +1440,7 @@ def _identity(op: str, t: str) -> float:
         return 0
     if op == "*":
         return 1
-    big: float = math.inf if t in ("f64", "f32") else (1 << 63) - 1 if t == "i64" else \
-        (1 << 31) - 1
+    big: float = math.inf if t in ("f64", "f32") else (1 << 63) - 1 if t == "i64" else (1 << 31) - 1
     if op == "min":
         return big
     return -big if t in ("f64", "f32") else -big - 1

@@ -114,8 +114,12 @@ def _reduction_form(s: F.Stmt) -> tuple[str, F.Expr] | None:
     if not isinstance(s, F.Assign):
         return None
     x, v = s.target, s.value
-    if isinstance(v, F.Bin) and v.op in ("+", "-", "*") and isinstance(v.left, F.Name) \
-            and v.left.id == x:
+    if (
+        isinstance(v, F.Bin)
+        and v.op in ("+", "-", "*")
+        and isinstance(v.left, F.Name)
+        and v.left.id == x
+    ):
         other: F.Expr = v.right
         op = "*" if v.op == "*" else "+"
     elif isinstance(v, F.Call) and v.func in ("min", "max") and len(v.args) == 2:
@@ -168,7 +172,7 @@ def _events(stmts: list[F.Stmt], out: list[tuple[str, str, F.Stmt]]) -> None:
             out.extend((n, "r", s) for n in names)
             out.append((s.var, "w", s))
             _events(s.body, out)
-        elif isinstance(s, F.Return) and s.value is not None or isinstance(s, F.ExprStmt):
+        elif isinstance(s, (F.Return, F.ExprStmt)) and s.value is not None:
             _expr_names(s.value, names)
             out.extend((n, "r", s) for n in names)
 
@@ -192,24 +196,37 @@ def _plan_loop(tf: TypedFunc, loop: F.For, all_reads: list[tuple[str, F.Stmt]]) 
     ir = tf.ir
 
     def error(line: int, message: str, construct: str) -> JitError:
-        return JitError(message, function=ir.name, filename=ir.filename, line=line,
-                        construct=construct)
+        return JitError(
+            message, function=ir.name, filename=ir.filename, line=line, construct=construct
+        )
 
     inside = set(map(id, _walk(loop.body)))
     for s in _walk(loop.body):
         if isinstance(s, F.Return):
-            raise error(s.line, "return inside a prange loop is not supported: write the "
-                        "result into an array or a reduction variable", "return in prange")
+            raise error(
+                s.line,
+                "return inside a prange loop is not supported: write the "
+                "result into an array or a reduction variable",
+                "return in prange",
+            )
     for s in loop.body:
         if isinstance(s, F.Break):
-            raise error(s.line, "break out of a prange loop is not supported (its iterations "
-                        "run in any order): use range(), or a while loop", "break in prange")
+            raise error(
+                s.line,
+                "break out of a prange loop is not supported (its iterations "
+                "run in any order): use range(), or a while loop",
+                "break in prange",
+            )
     for s in _walk(loop.body):
         if isinstance(s, F.If):
             for b in (*s.body, *s.orelse):
                 if isinstance(b, F.Break) and not _in_inner_loop(loop.body, b):
-                    raise error(b.line, "break out of a prange loop is not supported (its "
-                                "iterations run in any order): use range()", "break in prange")
+                    raise error(
+                        b.line,
+                        "break out of a prange loop is not supported (its "
+                        "iterations run in any order): use range()",
+                        "break in prange",
+                    )
     events: list[tuple[str, str, F.Stmt]] = []
     _events(loop.body, events)
     read_outside = {n: s.line for n, s in all_reads if id(s) not in inside and s is not loop}
@@ -233,20 +250,31 @@ def _plan_loop(tf: TypedFunc, loop: F.For, all_reads: list[tuple[str, F.Stmt]]) 
         if len(updates) == len(mine) and name in assigned_outside:
             ops = {kind for kind, _ in updates}
             if len(ops) > 1:
-                raise error(updates[0][1].line, f"the reduction variable {name!r} is updated "
-                            f"with different operators ({', '.join(sorted(ops))}): use one "
-                            "kind of update per variable", "mixed reduction")
+                raise error(
+                    updates[0][1].line,
+                    f"the reduction variable {name!r} is updated "
+                    f"with different operators ({', '.join(sorted(ops))}): use one "
+                    "kind of update per variable",
+                    "mixed reduction",
+                )
             reductions.append(Reduction(name, ops.pop(), updates[0][1].line))
             continue
         if first_kind != "w" or name in read_outside:
             line = next(s.line for kind, s in mine if kind != "r")
-            after = (f" (and read outside it at line {read_outside[name]})"
-                     if name in read_outside else "")
-            raise error(line, f"the prange loop at line {loop.line} writes the shared variable "
-                        f"{name!r}{after}, which is not a reduction: its iterations run at the "
-                        f"same time. Make it a reduction ({name} += ..., {name} = min({name}, "
-                        "...)) assigned before the loop, or a variable of the loop body (first "
-                        "assigned inside it and not used outside the loop)", "shared write")
+            after = (
+                f" (and read outside it at line {read_outside[name]})"
+                if name in read_outside
+                else ""
+            )
+            raise error(
+                line,
+                f"the prange loop at line {loop.line} writes the shared variable "
+                f"{name!r}{after}, which is not a reduction: its iterations run at the "
+                f"same time. Make it a reduction ({name} += ..., {name} = min({name}, "
+                "...)) assigned before the loop, or a variable of the loop body (first "
+                "assigned inside it and not used outside the loop)",
+                "shared write",
+            )
         private.add(name)
     reduced = {r.name for r in reductions}
     captured = sorted({n for n, kind, _ in events if kind == "r"} - private - reduced)

@@ -49,21 +49,32 @@ def set_host(host: JitHost | Callable[[], JitHost] | None) -> None:
     if host is None or callable(host) and not hasattr(host, "load_module"):
         _host = host  # type: ignore[assignment]
     else:
-        _host = lambda: host  # type: ignore[assignment, return-value]  # noqa: E731
+        _host = lambda: host  # type: ignore[assignment, return-value]
 
 
 def current_host() -> JitHost:
     if _host is None:
-        raise PoolError("no pool is set up to run jitted functions yet; start the pool "
-                        "(jr.init_thread_pool) or call jupyterlite_rayon.jit.runtime."
-                        "set_host(...)")
+        raise PoolError(
+            "no pool is set up to run jitted functions yet; start the pool "
+            "(jr.init_thread_pool) or call jupyterlite_rayon.jit.runtime."
+            "set_host(...)"
+        )
     return _host()
 
 
 # -- arguments ---------------------------------------------------------------------------
-_NUMPY_SCALARS = {"float64": "f64", "float32": "f32", "int64": "i64", "int32": "i32",
-                  "bool": "bool", "uint32": "i64", "int16": "i64", "int8": "i64",
-                  "uint16": "i64", "uint8": "i64"}
+_NUMPY_SCALARS = {
+    "float64": "f64",
+    "float32": "f32",
+    "int64": "i64",
+    "int32": "i32",
+    "bool": "bool",
+    "uint32": "i64",
+    "int16": "i64",
+    "int8": "i64",
+    "uint16": "i64",
+    "uint8": "i64",
+}
 
 
 @dataclass
@@ -100,8 +111,10 @@ def classify(value: Any, host: JitHost) -> Arg:
             py = value.item()
             return Arg(t, py)
         if name not in dtypes.BY_NAME:
-            raise TypeError(f"a numpy array of dtype {name} (convert it with .astype(...) "
-                            f"to one of {', '.join(dtypes.names())})")
+            raise TypeError(
+                f"a numpy array of dtype {name} (convert it with .astype(...) "
+                f"to one of {', '.join(dtypes.names())})"
+            )
         _check_ndim(value.ndim)
         return Arg(ArrayType(name, value.ndim), array=value)
     if isinstance(value, (list, tuple)):
@@ -155,8 +168,10 @@ class Kernel:
         base = self.base(host)
         ctx = host.alloc(frame.size, True)
         if not ctx:
-            raise PoolMemoryError("the pool has no memory left for a jitted call's frame; "
-                                  "free arrays you no longer need")
+            raise PoolMemoryError(
+                "the pool has no memory left for a jitted call's frame; "
+                "free arrays you no longer need"
+            )
         copies: list[tuple[str, Arg, int, int]] = []
         try:
             buf = bytearray(frame.size)
@@ -197,8 +212,9 @@ class Kernel:
                         a.pool.close()
                 host.free(ctx)
 
-    def _array_in(self, host: JitHost, name: str, a: Arg,
-                  copies: list[tuple[str, Arg, int, int]]) -> tuple[int, tuple[int, ...]]:
+    def _array_in(
+        self, host: JitHost, name: str, a: Arg, copies: list[tuple[str, Arg, int, int]]
+    ) -> tuple[int, tuple[int, ...]]:
         pool = a.pool
         if pool is not None and pool.arena is host.arena:
             return pool.ptr, pool.shape
@@ -206,10 +222,10 @@ class Kernel:
             data: bytes | memoryview = pool.tobytes()
             shape = pool.shape
         elif type(a.array).__module__ == "numpy":
-            import numpy as np  # noqa: PLC0415  (optional dependency, only for numpy input)
+            import numpy as np
 
             contiguous = np.ascontiguousarray(a.array)
-            data = memoryview(contiguous.reshape(-1).view(np.uint8))
+            data = contiguous.reshape(-1).view(np.uint8).data
             shape = tuple(int(s) for s in contiguous.shape)
         else:
             view = memoryview(a.array)
@@ -218,8 +234,10 @@ class Kernel:
         nbytes = len(data)
         ptr = host.alloc(nbytes, False)
         if not ptr:
-            raise PoolMemoryError(f"the pool cannot hold a copy of {name!r} ({nbytes} bytes); "
-                                  "pass a PoolArray (jr.asarray) or smaller arrays")
+            raise PoolMemoryError(
+                f"the pool cannot hold a copy of {name!r} ({nbytes} bytes); "
+                "pass a PoolArray (jr.asarray) or smaller arrays"
+            )
         copies.append((name, a, ptr, nbytes))
         if nbytes:
             host.write(ptr, data)
@@ -230,34 +248,44 @@ class Kernel:
         code = code or status
         sites = self.lowered.sites
         site = sites[site_index] if 0 <= site_index < len(sites) else sites[0]
-        at = where(site.function, site.filename, site.line) if site.line else \
-            f"in jitted function {site.function!r}"
+        at = (
+            where(site.function, site.filename, site.line)
+            if site.line
+            else f"in jitted function {site.function!r}"
+        )
         src = quote(site.filename, site.line)
         if status == E_CANCELED or code == E_CANCELED:
             return KeyboardInterrupt(f"{at}: interrupted; the pool is ready for the next call")
         if code == E_INDEX:
-            return IndexError(f"index {a} is out of bounds for axis {site.axis} with size {b} "
-                              f"(array {site.array!r}) {at}{src}")
+            return IndexError(
+                f"index {a} is out of bounds for axis {site.axis} with size {b} "
+                f"(array {site.array!r}) {at}{src}"
+            )
         if code == E_ZERODIV:
             return ZeroDivisionError(f"{site.detail} {at}{src}")
         if code == E_VALUE:
             return ValueError(f"{site.detail} {at}{src}")
         if code == E_NOMEM:
-            return PoolMemoryError(f"the pool ran out of memory for a prange reduction {at}: "
-                                   "free arrays you no longer need")
+            return PoolMemoryError(
+                f"the pool ran out of memory for a prange reduction {at}: "
+                "free arrays you no longer need"
+            )
         return PoolError(f"jitted function {self.tf.name!r} failed with status {code}")
 
 
 def _check_writable(func: str, name: str, a: Arg) -> None:
     target = a.array
     if isinstance(target, (list, tuple)):
-        raise TypeError(f"{func} writes to its argument {name!r}, but a {type(target).__name__} "
-                        "was passed: pass a numpy array or a PoolArray (jr.asarray) to see "
-                        "the results")
+        raise TypeError(
+            f"{func} writes to its argument {name!r}, but a {type(target).__name__} "
+            "was passed: pass a numpy array or a PoolArray (jr.asarray) to see "
+            "the results"
+        )
     if type(target).__module__ == "numpy":
         if not target.flags.writeable:
-            raise TypeError(f"{func} writes to its argument {name!r}, but that numpy array is "
-                            "read-only")
+            raise TypeError(
+                f"{func} writes to its argument {name!r}, but that numpy array is read-only"
+            )
         return
     if isinstance(target, PoolArray):
         return
@@ -270,7 +298,7 @@ def _write_back(a: Arg, data: bytes) -> None:
     if isinstance(target, PoolArray):
         target.arena.write(target.ptr, memoryview(data))
     elif type(target).__module__ == "numpy":
-        import numpy as np  # noqa: PLC0415  (optional dependency, only for numpy input)
+        import numpy as np
 
         target[...] = np.frombuffer(data, dtype=target.dtype).reshape(target.shape)
     else:
@@ -278,7 +306,7 @@ def _write_back(a: Arg, data: bytes) -> None:
         if view.c_contiguous:
             view.cast("B")[:] = data
         else:  # a strided buffer: element by element through a C-ordered copy
-            flat = memoryview(bytearray(data)).cast(view.format, view.shape)
+            flat = memoryview(bytearray(data)).cast(view.format, view.shape)  # type: ignore[call-overload]
             _copy_nd(flat, view)
 
 
@@ -287,5 +315,7 @@ def _copy_nd(src: memoryview, dst: memoryview) -> None:
         for i in range(dst.shape[0] if dst.shape else 0):
             dst[i] = src[i]
         return
-    raise TypeError("writing results back into a strided multi-dimensional buffer is not "
-                    "supported: pass a numpy array or a contiguous buffer")
+    raise TypeError(
+        "writing results back into a strided multi-dimensional buffer is not "
+        "supported: pass a numpy array or a contiguous buffer"
+    )

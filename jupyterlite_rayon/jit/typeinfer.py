@@ -25,10 +25,14 @@ from .errors import JitError
 INTS = ("i64", "i32")
 FLOATS = ("f64", "f32")
 NUMERIC = ("i64", "i32", "f64", "f32", "bool")
-TYPE_NAMES = {"i64": "int64", "i32": "int32", "f64": "float64", "f32": "float32",
-              "bool": "bool"}
-ELEMENT = {"float64": "f64", "float32": "f32", "int64": "i64", "int32": "i32",
-           "uint32": "i64"}  # uint32 loads zero-extend into int64
+TYPE_NAMES = {"i64": "int64", "i32": "int32", "f64": "float64", "f32": "float32", "bool": "bool"}
+ELEMENT = {
+    "float64": "f64",
+    "float32": "f32",
+    "int64": "i64",
+    "int32": "i32",
+    "uint32": "i64",
+}  # uint32 loads zero-extend into int64
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,13 @@ class Typer:
         self.writes: set[str] = set()
 
     def error(self, line: int, message: str, construct: str) -> JitError:
-        return JitError(message, function=self.ir.name, filename=self.ir.filename, line=line,
-                        construct=construct)
+        return JitError(
+            message,
+            function=self.ir.name,
+            filename=self.ir.filename,
+            line=line,
+            construct=construct,
+        )
 
     def run(self) -> TypedFunc:
         for _ in range(50):
@@ -98,16 +107,23 @@ class Typer:
         if not values:
             return None
         if bare:
-            raise self.error(bare[0], "this function returns a value elsewhere (line "
-                             f"{values[0][1]}) but nothing here: return a value on every path",
-                             "return")
+            raise self.error(
+                bare[0],
+                "this function returns a value elsewhere (line "
+                f"{values[0][1]}) but nothing here: return a value on every path",
+                "return",
+            )
         ret = values[0][0]
         for t, line in values[1:]:
             ret = self.unify(ret, t, line, "the return value", values[0][1])
         if not _always_returns(self.ir.body):
             last = self.ir.body[-1].line if self.ir.body else self.ir.firstline
-            raise self.error(last, "this function returns a value, but it can also reach its "
-                             "end without a return: add a return at the end", "return")
+            raise self.error(
+                last,
+                "this function returns a value, but it can also reach its "
+                "end without a return: add a return at the end",
+                "return",
+            )
         return ret
 
     # -- unification -------------------------------------------------------------------
@@ -115,10 +131,14 @@ class Typer:
         if a == b:
             return a
         if isinstance(a, ArrayType) or isinstance(b, ArrayType) or "bool" in (a, b):
-            raise self.error(line, f"{what} is {type_name(a)} at line {first_line} but "
-                             f"{type_name(b)} here: a variable keeps one type in a jitted "
-                             "function; use a new name, or convert with int(), float() or "
-                             "bool()", "type change")
+            raise self.error(
+                line,
+                f"{what} is {type_name(a)} at line {first_line} but "
+                f"{type_name(b)} here: a variable keeps one type in a jitted "
+                "function; use a new name, or convert with int(), float() or "
+                "bool()",
+                "type change",
+            )
         if a in INTS and b in INTS:
             return "i64"
         if a in FLOATS and b in FLOATS:
@@ -127,8 +147,12 @@ class Typer:
 
     def assign(self, name: str, t: Any, line: int) -> None:
         if isinstance(t, ArrayType):
-            raise self.error(line, f"an array cannot be assigned to a variable ({name} = ...): "
-                             "index the array parameter directly", "array assignment")
+            raise self.error(
+                line,
+                f"an array cannot be assigned to a variable ({name} = ...): "
+                "index the array parameter directly",
+                "array assignment",
+            )
         if t is None:
             return
         if t == "none":
@@ -138,8 +162,9 @@ class Typer:
             self.vars[name] = t
             self.first[name] = line
         else:
-            self.vars[name] = self.unify(old, t, line, f"the variable {name!r}",
-                                         self.first.get(name, line))
+            self.vars[name] = self.unify(
+                old, t, line, f"the variable {name!r}", self.first.get(name, line)
+            )
 
     # -- statements --------------------------------------------------------------------
     def block(self, stmts: list[F.Stmt]) -> None:
@@ -152,8 +177,12 @@ class Typer:
         elif isinstance(s, F.Unpack):
             arr = self.array(s.array, s.line)
             if len(s.targets) != arr.ndim:
-                raise self.error(s.line, f"{s.array} is {arr.ndim}-D, so its shape has "
-                                 f"{arr.ndim} entries, not {len(s.targets)}", "shape unpack")
+                raise self.error(
+                    s.line,
+                    f"{s.array} is {arr.ndim}-D, so its shape has "
+                    f"{arr.ndim} entries, not {len(s.targets)}",
+                    "shape unpack",
+                )
             for t in s.targets:
                 self.assign(t, "i64", s.line)
         elif isinstance(s, (F.Store, F.AugStore)):
@@ -174,20 +203,27 @@ class Typer:
             for part in (s.start, s.stop, s.step):
                 t = self.expr_or_none(part)
                 if t is not None and t not in ("i64", "i32"):
-                    raise self.error(part.line, f"range() needs integers, not {type_name(t)}: "
-                                     "convert with int(...)", "range argument")
+                    raise self.error(
+                        part.line,
+                        f"range() needs integers, not {type_name(t)}: convert with int(...)",
+                        "range argument",
+                    )
             if isinstance(s.step, F.Const) and s.step.value == 0:
                 raise self.error(s.line, "range() step must not be zero", "range step")
             self.assign(s.var, "i64", s.line)
             self.block(s.body)
         elif isinstance(s, F.Return):
-            t = None if s.value is None else self.expr_or_none(s.value)
-            if s.value is not None and t is None:
+            rt = None if s.value is None else self.expr_or_none(s.value)
+            if s.value is not None and rt is None:
                 return
-            if isinstance(t, ArrayType):
-                raise self.error(s.line, "a jitted function returns a scalar or nothing, not "
-                                 "an array: write the result into an array argument", "return")
-            self.returns.append((t, s.line))
+            if isinstance(rt, ArrayType):
+                raise self.error(
+                    s.line,
+                    "a jitted function returns a scalar or nothing, not "
+                    "an array: write the result into an array argument",
+                    "return",
+                )
+            self.returns.append((rt, s.line))
         elif isinstance(s, F.ExprStmt):
             self.expr_or_none(s.value)
 
@@ -210,21 +246,30 @@ class Typer:
 
     def scalar(self, t: Any, line: int, what: str) -> Any:
         if isinstance(t, ArrayType):
-            raise self.error(line, f"{what} is an array; whole-array operations are not "
-                             "compiled: loop over the elements (or use jr.add, jr.sum...)",
-                             "array operation")
+            raise self.error(
+                line,
+                f"{what} is an array; whole-array operations are not "
+                "compiled: loop over the elements (or use jr.add, jr.sum...)",
+                "array operation",
+            )
         return t
 
     def index(self, name: str, arr: ArrayType, index: list[F.Expr], line: int) -> None:
         if len(index) != arr.ndim:
-            want = ", ".join("ijk"[:arr.ndim])
-            raise self.error(line, f"{name} is {arr.ndim}-D: index it with {arr.ndim} "
-                             f"indices, {name}[{want}]", "indexing")
+            want = ", ".join("ijk"[: arr.ndim])
+            raise self.error(
+                line,
+                f"{name} is {arr.ndim}-D: index it with {arr.ndim} indices, {name}[{want}]",
+                "indexing",
+            )
         for e in index:
             t = self.expr(e)
             if t not in INTS:
-                raise self.error(e.line, f"array indices must be integers, not {type_name(t)}"
-                                 ": convert with int(...)", "index type")
+                raise self.error(
+                    e.line,
+                    f"array indices must be integers, not {type_name(t)}: convert with int(...)",
+                    "index type",
+                )
 
     def expr(self, e: F.Expr) -> Any:
         t = self._expr(e)
@@ -239,8 +284,9 @@ class Typer:
             t = self.vars.get(e.id)
             if t is None:
                 if self.strict:
-                    raise self.error(e.line, f"the variable {e.id!r} is used before it is "
-                                     "assigned", "name")
+                    raise self.error(
+                        e.line, f"the variable {e.id!r} is used before it is assigned", "name"
+                    )
                 raise _Unknown
             return t
         if isinstance(e, F.Bin):
@@ -256,17 +302,23 @@ class Typer:
             return "i64" if t in ("bool", "i32") else t
         if isinstance(e, F.Compare):
             types = [self.scalar(self.expr(x), e.line, "a compared value") for x in e.operands]
-            e.optys = [_promote(types[k], types[k + 1], e.operands[k], e.operands[k + 1])
-                       for k in range(len(e.ops))]
+            e.optys = [
+                _promote(types[k], types[k + 1], e.operands[k], e.operands[k + 1])
+                for k in range(len(e.ops))
+            ]
             return "bool"
         if isinstance(e, F.BoolOp):
             types = [self.scalar(self.expr(v), e.line, "an operand") for v in e.values]
             if all(t == "bool" for t in types):
                 return "bool"
             if "bool" in types:
-                raise self.error(e.line, f"`{e.op}` mixes bool and number operands (its value "
-                                 "would be one or the other): compare explicitly, e.g. "
-                                 "(x != 0)", e.op)
+                raise self.error(
+                    e.line,
+                    f"`{e.op}` mixes bool and number operands (its value "
+                    "would be one or the other): compare explicitly, e.g. "
+                    "(x != 0)",
+                    e.op,
+                )
             out = types[0]
             for t in types[1:]:
                 out = self.unify(out, t, e.line, f"an operand of `{e.op}`", e.line)
@@ -275,8 +327,7 @@ class Typer:
             self.scalar(self.expr(e.test), e.line, "the condition")
             a = self.scalar(self.expr(e.body), e.line, "a branch")
             b = self.scalar(self.expr(e.orelse), e.line, "a branch")
-            return self.unify(a, b, e.line, "the conditional expression's first branch",
-                              e.line)
+            return self.unify(a, b, e.line, "the conditional expression's first branch", e.line)
         if isinstance(e, F.Load):
             arr = self.array(e.array, e.line)
             self.index(e.array, arr, e.index, e.line)
@@ -284,8 +335,9 @@ class Typer:
         if isinstance(e, F.ShapeOf):
             arr = self.array(e.array, e.line)
             if not 0 <= e.axis < arr.ndim:
-                raise self.error(e.line, f"{e.array} is {arr.ndim}-D: it has no axis {e.axis}",
-                                 "shape")
+                raise self.error(
+                    e.line, f"{e.array} is {arr.ndim}-D: it has no axis {e.axis}", "shape"
+                )
             return "i64"
         if isinstance(e, (F.SizeOf, F.NdimOf)):
             self.array(e.array, e.line)
@@ -297,8 +349,7 @@ class Typer:
             for a in e.args:
                 t = self.expr(a)
                 if isinstance(t, ArrayType) and not isinstance(a, F.Name):
-                    raise self.error(e.line, "pass arrays to jitted functions by name",
-                                     "call")
+                    raise self.error(e.line, "pass arrays to jitted functions by name", "call")
                 types.append(t)
             target = self.resolver(e.dispatcher, tuple(types), e.line, self)
             e.target = target
@@ -332,8 +383,9 @@ class Typer:
         name = e.func
         if name in F.MATH_FUNCS:
             if len(types) != F.MATH_FUNCS[name]:
-                raise self.error(e.line, f"math.{name} takes {F.MATH_FUNCS[name]} argument(s)",
-                                 f"math.{name}")
+                raise self.error(
+                    e.line, f"math.{name} takes {F.MATH_FUNCS[name]} argument(s)", f"math.{name}"
+                )
             if name in ("floor", "ceil", "trunc"):
                 return "i64"
             if name in ("isnan", "isinf", "isfinite"):
@@ -348,8 +400,12 @@ class Typer:
                 raise self.error(e.line, "abs() takes one number", "abs")
             return "i64" if types[0] in ("bool", "i32") else types[0]
         if len(types) < 2:  # min / max
-            raise self.error(e.line, f"{name}() of one value (an array?) is not compiled: "
-                             f"pass two or more numbers, or loop (or use jr.{name})", name)
+            raise self.error(
+                e.line,
+                f"{name}() of one value (an array?) is not compiled: "
+                f"pass two or more numbers, or loop (or use jr.{name})",
+                name,
+            )
         out = types[0]
         for k in range(1, len(types)):
             out = _promote(out, types[k], e.args[0] if k == 1 else None, e.args[k])
@@ -380,8 +436,12 @@ def _always_returns(stmts: list[F.Stmt]) -> bool:
             return True
         if isinstance(s, F.If) and _always_returns(s.body) and _always_returns(s.orelse):
             return True
-        if isinstance(s, F.While) and isinstance(s.test, F.Const) and s.test.value is True \
-                and not _has_break(s.body):
+        if (
+            isinstance(s, F.While)
+            and isinstance(s.test, F.Const)
+            and s.test.value is True
+            and not _has_break(s.body)
+        ):
             return True
     return False
 

@@ -20,20 +20,38 @@ FUNCREF = 0x70
 # "bt" block type, "mem" memarg (align, offset), "s32"/"s64" sleb, "f32"/"f64" IEEE bytes,
 # "call" a function key resolved at encode time.
 _OPS: dict[str, tuple[bytes, str]] = {
-    "unreachable": (b"\x00", ""), "nop": (b"\x01", ""),
-    "block": (b"\x02", "bt"), "loop": (b"\x03", "bt"), "if": (b"\x04", "bt"),
-    "else": (b"\x05", ""), "end": (b"\x0b", ""), "br": (b"\x0c", "u"), "br_if": (b"\x0d", "u"),
-    "return": (b"\x0f", ""), "call": (b"\x10", "call"), "drop": (b"\x1a", ""),
+    "unreachable": (b"\x00", ""),
+    "nop": (b"\x01", ""),
+    "block": (b"\x02", "bt"),
+    "loop": (b"\x03", "bt"),
+    "if": (b"\x04", "bt"),
+    "else": (b"\x05", ""),
+    "end": (b"\x0b", ""),
+    "br": (b"\x0c", "u"),
+    "br_if": (b"\x0d", "u"),
+    "return": (b"\x0f", ""),
+    "call": (b"\x10", "call"),
+    "drop": (b"\x1a", ""),
     "select": (b"\x1b", ""),
-    "local.get": (b"\x20", "u"), "local.set": (b"\x21", "u"), "local.tee": (b"\x22", "u"),
+    "local.get": (b"\x20", "u"),
+    "local.set": (b"\x21", "u"),
+    "local.tee": (b"\x22", "u"),
     "global.get": (b"\x23", "u"),
-    "i32.load": (b"\x28", "mem"), "i64.load": (b"\x29", "mem"), "f32.load": (b"\x2a", "mem"),
-    "f64.load": (b"\x2b", "mem"), "i64.load32_s": (b"\x34", "mem"),
+    "i32.load": (b"\x28", "mem"),
+    "i64.load": (b"\x29", "mem"),
+    "f32.load": (b"\x2a", "mem"),
+    "f64.load": (b"\x2b", "mem"),
+    "i64.load32_s": (b"\x34", "mem"),
     "i64.load32_u": (b"\x35", "mem"),
-    "i32.store": (b"\x36", "mem"), "i64.store": (b"\x37", "mem"), "f32.store": (b"\x38", "mem"),
-    "f64.store": (b"\x39", "mem"), "i64.store32": (b"\x3e", "mem"),
-    "i32.const": (b"\x41", "s32"), "i64.const": (b"\x42", "s64"),
-    "f32.const": (b"\x43", "f32"), "f64.const": (b"\x44", "f64"),
+    "i32.store": (b"\x36", "mem"),
+    "i64.store": (b"\x37", "mem"),
+    "f32.store": (b"\x38", "mem"),
+    "f64.store": (b"\x39", "mem"),
+    "i64.store32": (b"\x3e", "mem"),
+    "i32.const": (b"\x41", "s32"),
+    "i64.const": (b"\x42", "s64"),
+    "f32.const": (b"\x43", "f32"),
+    "f64.const": (b"\x44", "f64"),
     "i32.atomic.rmw.cmpxchg": (b"\xfe\x48", "mem"),
 }
 
@@ -43,26 +61,38 @@ def _fill(base: int, names: str) -> None:
         _OPS[name] = (bytes([base + i]), "")
 
 
-_fill(0x45, "i32.eqz i32.eq i32.ne i32.lt_s i32.lt_u i32.gt_s i32.gt_u i32.le_s i32.le_u "
-      "i32.ge_s i32.ge_u i64.eqz i64.eq i64.ne i64.lt_s i64.lt_u i64.gt_s i64.gt_u i64.le_s "
-      "i64.le_u i64.ge_s i64.ge_u f32.eq f32.ne f32.lt f32.gt f32.le f32.ge f64.eq f64.ne "
-      "f64.lt f64.gt f64.le f64.ge i32.clz i32.ctz i32.popcnt i32.add i32.sub i32.mul "
-      "i32.div_s i32.div_u i32.rem_s i32.rem_u i32.and i32.or i32.xor i32.shl i32.shr_s "
-      "i32.shr_u i32.rotl i32.rotr i64.clz i64.ctz i64.popcnt i64.add i64.sub i64.mul "
-      "i64.div_s i64.div_u i64.rem_s i64.rem_u i64.and i64.or i64.xor i64.shl i64.shr_s "
-      "i64.shr_u i64.rotl i64.rotr f32.abs f32.neg f32.ceil f32.floor f32.trunc f32.nearest "
-      "f32.sqrt f32.add f32.sub f32.mul f32.div f32.min f32.max f32.copysign f64.abs f64.neg "
-      "f64.ceil f64.floor f64.trunc f64.nearest f64.sqrt f64.add f64.sub f64.mul f64.div "
-      "f64.min f64.max f64.copysign i32.wrap_i64 i32.trunc_f32_s i32.trunc_f32_u "
-      "i32.trunc_f64_s i32.trunc_f64_u i64.extend_i32_s i64.extend_i32_u i64.trunc_f32_s "
-      "i64.trunc_f32_u i64.trunc_f64_s i64.trunc_f64_u f32.convert_i32_s f32.convert_i32_u "
-      "f32.convert_i64_s f32.convert_i64_u f32.demote_f64 f64.convert_i32_s f64.convert_i32_u "
-      "f64.convert_i64_s f64.convert_i64_u f64.promote_f32 i32.reinterpret_f32 "
-      "i64.reinterpret_f64 f32.reinterpret_i32 f64.reinterpret_i64")
-for _i, _name in enumerate(
-    ["i32.trunc_sat_f32_s", "i32.trunc_sat_f32_u", "i32.trunc_sat_f64_s", "i32.trunc_sat_f64_u", "i64.trunc_sat_f32_s", "i64.trunc_sat_f32_u", "i64.trunc_sat_f64_s", "i64.trunc_sat_f64_u"]
+_fill(
+    0x45,
+    "i32.eqz i32.eq i32.ne i32.lt_s i32.lt_u i32.gt_s i32.gt_u i32.le_s i32.le_u "
+    "i32.ge_s i32.ge_u i64.eqz i64.eq i64.ne i64.lt_s i64.lt_u i64.gt_s i64.gt_u i64.le_s "
+    "i64.le_u i64.ge_s i64.ge_u f32.eq f32.ne f32.lt f32.gt f32.le f32.ge f64.eq f64.ne "
+    "f64.lt f64.gt f64.le f64.ge i32.clz i32.ctz i32.popcnt i32.add i32.sub i32.mul "
+    "i32.div_s i32.div_u i32.rem_s i32.rem_u i32.and i32.or i32.xor i32.shl i32.shr_s "
+    "i32.shr_u i32.rotl i32.rotr i64.clz i64.ctz i64.popcnt i64.add i64.sub i64.mul "
+    "i64.div_s i64.div_u i64.rem_s i64.rem_u i64.and i64.or i64.xor i64.shl i64.shr_s "
+    "i64.shr_u i64.rotl i64.rotr f32.abs f32.neg f32.ceil f32.floor f32.trunc f32.nearest "
+    "f32.sqrt f32.add f32.sub f32.mul f32.div f32.min f32.max f32.copysign f64.abs f64.neg "
+    "f64.ceil f64.floor f64.trunc f64.nearest f64.sqrt f64.add f64.sub f64.mul f64.div "
+    "f64.min f64.max f64.copysign i32.wrap_i64 i32.trunc_f32_s i32.trunc_f32_u "
+    "i32.trunc_f64_s i32.trunc_f64_u i64.extend_i32_s i64.extend_i32_u i64.trunc_f32_s "
+    "i64.trunc_f32_u i64.trunc_f64_s i64.trunc_f64_u f32.convert_i32_s f32.convert_i32_u "
+    "f32.convert_i64_s f32.convert_i64_u f32.demote_f64 f64.convert_i32_s f64.convert_i32_u "
+    "f64.convert_i64_s f64.convert_i64_u f64.promote_f32 i32.reinterpret_f32 "
+    "i64.reinterpret_f64 f32.reinterpret_i32 f64.reinterpret_i64",
+)
+for _sub, _op in enumerate(
+    [
+        "i32.trunc_sat_f32_s",
+        "i32.trunc_sat_f32_u",
+        "i32.trunc_sat_f64_s",
+        "i32.trunc_sat_f64_u",
+        "i64.trunc_sat_f32_s",
+        "i64.trunc_sat_f32_u",
+        "i64.trunc_sat_f64_s",
+        "i64.trunc_sat_f64_u",
+    ]
 ):
-    _OPS[_name] = (b"\xfc" + bytes([_i]), "")
+    _OPS[_op] = (b"\xfc" + bytes([_sub]), "")
 
 
 def uleb(n: int) -> bytes:
@@ -138,8 +168,9 @@ class Module:
 
     # -- building ----------------------------------------------------------------------
     def import_memory(self, shared: bool, min_pages: int, max_pages: int) -> None:
-        self.imports.append(_Import("env", "memory", "memory", (str(min_pages),),
-                                    (str(max_pages),), shared))
+        self.imports.append(
+            _Import("env", "memory", "memory", (str(min_pages),), (str(max_pages),), shared)
+        )
 
     def import_table(self) -> None:
         self.imports.append(_Import("env", "table", "table"))
@@ -149,8 +180,9 @@ class Module:
         self.imports.append(_Import(module, name, "global", ("i32",)))
         return index
 
-    def func_import(self, module: str, name: str, params: tuple[str, ...],
-                    results: tuple[str, ...]) -> str:
+    def func_import(
+        self, module: str, name: str, params: tuple[str, ...], results: tuple[str, ...]
+    ) -> str:
         """The call key of an imported function, importing it on first use."""
         key = f"{module}.{name}"
         if key not in self._func_imports:
@@ -188,15 +220,22 @@ class Module:
                 imports.append(head + bytes([0x01, FUNCREF, 0x00]) + uleb(0))
             elif imp.kind == "memory":
                 flag = 0x03 if imp.shared else 0x01
-                imports.append(head + bytes([0x02, flag]) + uleb(int(imp.params[0]))
-                               + uleb(int(imp.results[0])))
+                imports.append(
+                    head
+                    + bytes([0x02, flag])
+                    + uleb(int(imp.params[0]))
+                    + uleb(int(imp.results[0]))
+                )
             else:
                 imports.append(head + bytes([0x03, VALTYPES["i32"], 0x00]))
         func_types = [uleb(type_index(tuple(f.params), tuple(f.results))) for f in self.functions]
         bodies = [self._encode_body(f, funcs) for f in self.functions]
-        type_sec = [b"\x60" + _vec([bytes([VALTYPES[p]]) for p in params])
-                    + _vec([bytes([VALTYPES[r]]) for r in results])
-                    for (params, results) in types]
+        type_sec = [
+            b"\x60"
+            + _vec([bytes([VALTYPES[p]]) for p in params])
+            + _vec([bytes([VALTYPES[r]]) for r in results])
+            for (params, results) in types
+        ]
         out = bytearray(b"\x00asm\x01\x00\x00\x00")
 
         def section(sid: int, payload: bytes) -> None:
@@ -260,7 +299,9 @@ class Module:
         for imp in self.imports:
             head = f'  (import "{imp.module}" "{imp.name}"'
             if imp.kind == "func":
-                lines.append(f"{head} (func ${imp.module}.{imp.name}{_sig(imp.params, imp.results)}))")
+                lines.append(
+                    f"{head} (func ${imp.module}.{imp.name}{_sig(imp.params, imp.results)}))"
+                )
             elif imp.kind == "table":
                 lines.append(f"{head} (table 0 funcref))")
             elif imp.kind == "memory":

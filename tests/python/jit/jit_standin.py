@@ -12,12 +12,13 @@ same tests run on it.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import math
 from typing import Any
 
 import wasmtime as W
 
-from jupyterlite_rayon.array import PoolArray  # noqa: F401  (arrays made on this arena)
+from jupyterlite_rayon.array import PoolArray
 from jupyterlite_rayon.backends import wasmtime_backend  # noqa: F401  (SharedMemory fix)
 
 PAGE = 65536
@@ -97,8 +98,7 @@ class StandIn:
             self.memory = W.SharedMemory(self.engine, W.MemoryType(limits, shared=True))
         else:
             self.memory = W.Memory(self.store, W.MemoryType(limits))
-        self.table = W.Table(self.store, W.TableType(W.ValType.funcref(), W.Limits(0, None)),
-                             None)
+        self.table = W.Table(self.store, W.TableType(W.ValType.funcref(), W.Limits(0, None)), None)
         self.arena = StandInArena(self)
         self.blocks: dict[int, int] = {}  # live allocations: ptr -> size
         self.free_list: list[tuple[int, int]] = []
@@ -168,7 +168,7 @@ class StandIn:
             body = self.table.get(store, slot)
             k = max(1, min(self.pieces, n))
             bounds = [n * i // k for i in range(k + 1)]
-            chunks = list(zip(bounds, bounds[1:], strict=False))
+            chunks = list(itertools.pairwise(bounds))
             if self.reverse:
                 chunks.reverse()
             for lo, hi in chunks:

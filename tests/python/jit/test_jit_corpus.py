@@ -296,11 +296,11 @@ def stepped(n):
 @jit
 def powers(x, out):
     for i in prange(len(x)):
-        out[i, 0] = i ** 3
+        out[i, 0] = i**3
         out[i, 1] = x[i] ** 0.5
         out[i, 2] = (-1) ** i
         out[i, 3] = x[i] ** 2
-        out[i, 4] = 2.0 ** -i
+        out[i, 4] = 2.0**-i
 
 
 @jit
@@ -308,7 +308,7 @@ def logic_count(a, flag, t):
     c = 0
     for i in range(len(a)):
         ok = (a[i] > t and flag) or (not flag and a[i] < -t)
-        if ok and not a[i] == 0:
+        if ok and not a[i] == 0:  # noqa: SIM201  (tests `not` precedence)
             c += 1
     return c
 
@@ -386,7 +386,7 @@ def row_max_2d(a, out):
     for i in prange(n):
         best = a[i, 0]
         for j in range(1, m):
-            if a[i, j] > best:
+            if a[i, j] > best:  # noqa: PLR1730  (written as a user would)
                 best = a[i, j]
         out[i] = best
 
@@ -418,21 +418,34 @@ CASES: list[tuple[str, Callable[[], tuple[Any, ...]], bool]] = [
     ("heat_step", lambda: (f64(20, 30), np.zeros((20, 30)), 0.1), False),
     ("matmul", lambda: (f64(7, 5), f64(5, 6), np.zeros((7, 6))), False),
     ("maximum", lambda: (f64(9000),), False),
-    ("minimum_int", lambda: (i64(9000, lo=-10**12, hi=10**12),), False),
+    ("minimum_int", lambda: (i64(9000, lo=-(10**12), hi=10**12),), False),
     ("product", lambda: (f64(5000),), True),
     ("budget", lambda: (f64(9000), 100.0), True),
-    ("int_sum", lambda: (i64(20000, lo=-2**62, hi=2**62),), False),
+    ("int_sum", lambda: (i64(20000, lo=-(2**62), hi=2**62),), False),
     ("count_positive", lambda: (f64(9001),), False),
     ("first_above", lambda: (np.linspace(0, 1, 101), 0.5), False),
     ("first_above", lambda: (np.linspace(0, 1, 101), 2.0), False),
     ("sum_until_negative", lambda: (np.array([1.0, 0.0, 2.5, 0.0, 3.0, -1.0, 9.0]),), False),
-    ("int_divmod", lambda: (i64(300), nonzero, np.zeros(300, np.int64),
-                            np.zeros(300, np.int64)), False),
+    (
+        "int_divmod",
+        lambda: (i64(300), nonzero, np.zeros(300, np.int64), np.zeros(300, np.int64)),
+        False,
+    ),
     ("float_divmod", lambda: (f64(300) * 10, fnonzero, np.zeros(300), np.zeros(300)), False),
-    ("f32_fma_ish", lambda: (f64(999).astype(np.float32), f64(999).astype(np.float32),
-                             np.zeros(999, np.float32)), False),
-    ("f32_recurrence", lambda: (f64(200, lo=0.5, hi=1.5).astype(np.float32),
-                                np.zeros(200, np.float32)), False),
+    (
+        "f32_fma_ish",
+        lambda: (
+            f64(999).astype(np.float32),
+            f64(999).astype(np.float32),
+            np.zeros(999, np.float32),
+        ),
+        False,
+    ),
+    (
+        "f32_recurrence",
+        lambda: (f64(200, lo=0.5, hi=1.5).astype(np.float32), np.zeros(200, np.float32)),
+        False,
+    ),
     ("norm2", lambda: (f64(5000),), True),
     ("scale_twice", lambda: (f64(50), np.zeros(50)), False),
     ("weighted3", lambda: (f64(4, 5, 6), f64(6), np.zeros((4, 5, 6))), True),
@@ -442,8 +455,11 @@ CASES: list[tuple[str, Callable[[], tuple[Any, ...]], bool]] = [
     ("soft", lambda: (f64(600), np.zeros(600)), False),
     ("reverse_in_place", lambda: (i64(33),), False),
     ("maths", lambda: (f64(200, lo=0.0, hi=4.0), np.zeros((200, 5))), False),
-    ("rounding", lambda: (np.array([-2.5, -0.5, 0.0, 0.5, 1.5, 2.7, -3.2, 1e6, -1e-9]),
-                          np.zeros((9, 6))), False),
+    (
+        "rounding",
+        lambda: (np.array([-2.5, -0.5, 0.0, 0.5, 1.5, 2.7, -3.2, 1e6, -1e-9]), np.zeros((9, 6))),
+        False,
+    ),
     ("collatz_steps", lambda: (27,), False),
     ("stepped", lambda: (40,), False),
     ("powers", lambda: (f64(40, lo=0.0, hi=3.0), np.zeros((40, 5))), False),
@@ -454,15 +470,24 @@ CASES: list[tuple[str, Callable[[], tuple[Any, ...]], bool]] = [
     ("nested_prange", lambda: (f64(9, 13), np.zeros((9, 13))), False),
     ("strided_prange", lambda: (f64(100), np.zeros(100)), False),
     ("extremes", lambda: (3, -2.5, 7.25), False),
-    ("wrap32", lambda: (i64(100, lo=-40000, hi=40000).astype(np.int32),
-                        np.zeros(100, np.int32)), False),
+    (
+        "wrap32",
+        lambda: (i64(100, lo=-40000, hi=40000).astype(np.int32), np.zeros(100, np.int32)),
+        False,
+    ),
     ("to_bool_and_int", lambda: (0.5, 0.1), False),
     ("to_bool_and_int", lambda: (0.2, 0.1), False),
     ("lcg", lambda: (5000, 12345), False),
     ("mixed_promotion", lambda: (i64(50), 4), False),
     ("row_max_2d", lambda: (f64(12, 31), np.zeros(12)), False),
-    ("uint_ops", lambda: (RNG.integers(0, 2**30, 500, dtype=np.uint64).astype(np.uint32),
-                          np.zeros(500, np.uint32)), False),
+    (
+        "uint_ops",
+        lambda: (
+            RNG.integers(0, 2**30, 500, dtype=np.uint64).astype(np.uint32),
+            np.zeros(500, np.uint32),
+        ),
+        False,
+    ),
 ]
 
 
@@ -495,8 +520,9 @@ def _wrapped(value: Any) -> Any:
 
 @pytest.mark.filterwarnings("ignore:overflow encountered")  # numpy wraps int64 as we do
 @pytest.mark.parametrize("name,make,approx", CASES, ids=[c[0] for c in CASES])
-def test_kernel_matches_py_func(host: Any, name: str, make: Callable[[], tuple[Any, ...]],
-                                approx: bool) -> None:
+def test_kernel_matches_py_func(
+    host: Any, name: str, make: Callable[[], tuple[Any, ...]], approx: bool
+) -> None:
     fn = globals()[name]
     args = make()
     mine = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
@@ -535,7 +561,7 @@ def test_reduction_combines_blocks_pairwise(st_host: Any) -> None:
     blocks = [0.0] * 4
     for b in range(4):
         s = 0.0
-        for v in x[b * 4096:(b + 1) * 4096]:
+        for v in x[b * 4096 : (b + 1) * 4096]:
             s += v * v
         blocks[b] = s
     level = blocks

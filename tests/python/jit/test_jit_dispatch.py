@@ -45,8 +45,13 @@ def test_py_func_options_and_keywords(st_host: Any) -> None:
     def add(a, b=2.5):
         return a + b
 
-    for deco in (jit, njit, jit(nopython=True, parallel=True, fastmath=True, cache=True,
-                                nogil=True), jit(boundscheck=False), jit("float64(float64)")):
+    for deco in (
+        jit,
+        njit,
+        jit(nopython=True, parallel=True, fastmath=True, cache=True, nogil=True),
+        jit(boundscheck=False),
+        jit("float64(float64)"),
+    ):
         f = deco(add)
         assert f.py_func is add and f.__name__ == "add"
         assert f(1.0) == 3.5 and f(1, b=2) == 3 and f(b=1.0, a=2) == 3.0
@@ -74,22 +79,29 @@ def test_modules_import_only_what_they_use() -> None:
     vec = ArrayType("float64", 1)
     imports = jit(total.py_func).compile((vec,), False).lowered.imports
     assert imports[:3] == ["env.memory", "env.table", "env.table_base"]
-    assert sorted(imports[3:]) == ["pool.jr_alloc", "pool.jr_free", "pool.jr_jit_for",
-                                   "pool.jr_jit_poll"]
+    assert sorted(imports[3:]) == [
+        "pool.jr_alloc",
+        "pool.jr_free",
+        "pool.jr_jit_for",
+        "pool.jr_jit_poll",
+    ]
 
     @jit
     def plain(n):
         return n * 2
 
     assert plain.compile(("i64",), False).lowered.imports == [
-        "env.memory", "env.table", "env.table_base"]
+        "env.memory",
+        "env.table",
+        "env.table_base",
+    ]
 
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_emitted_modules_validate(shared: bool) -> None:
+    import test_jit_corpus as corpus
     from test_jit_corpus import CASES
 
-    import test_jit_corpus as corpus
     from jupyterlite_rayon.jit import runtime
 
     cfg = wasmtime.Config()
@@ -104,8 +116,7 @@ def test_emitted_modules_validate(shared: bool) -> None:
     host.shared = shared
     for name, make, _ in CASES:
         fn = getattr(corpus, name)
-        types = tuple(runtime.classify(a, host).ty for a in make()
-                      if not isinstance(a, list))
+        types = tuple(runtime.classify(a, host).ty for a in make() if not isinstance(a, list))
         wasm = fn.compile(types, shared).wasm
         wasmtime.Module.validate(engine, wasm)
         memory = next(i for i in wasmtime.Module(engine, wasm).imports if i.name == "memory")

@@ -89,20 +89,24 @@ def array_arith(a, b):
     return a + b
 
 
-@pytest.mark.parametrize("fn,text,construct,advice", [
-    (comprehension, "squares = [", "ListComp", "write a for loop"),
-    (with_try, "try:", "Try", "check the condition"),
-    (changes_type, "x = 1.5", "type change", "keeps one type"),
-    (shared_write, "last = i", "shared write", "not a reduction"),
-    (mixed_reduction, "s += a[i]", "mixed reduction", "one kind of update"),
-    (returns_in_prange, "return i", "return in prange", "reduction variable"),
-    (calls_print, "print(a[0])", "call to print", "@jr.jit"),
-    (recursive, "return n if", "recursion", "write a loop"),
-    (slices, "a[1:3]", "Slice", "one element at a time"),
-    (array_arith, "a + b", "array operation", "loop over the elements"),
-])
-def test_compile_errors_name_function_file_line_and_fix(st_host: Any, fn: Any, text: str,
-                                                        construct: str, advice: str) -> None:
+@pytest.mark.parametrize(
+    "fn,text,construct,advice",
+    [
+        (comprehension, "squares = [", "ListComp", "write a for loop"),
+        (with_try, "try:", "Try", "check the condition"),
+        (changes_type, "x = 1.5", "type change", "keeps one type"),
+        (shared_write, "last = i", "shared write", "not a reduction"),
+        (mixed_reduction, "s += a[i]", "mixed reduction", "one kind of update"),
+        (returns_in_prange, "return i", "return in prange", "reduction variable"),
+        (calls_print, "print(a[0])", "call to print", "@jr.jit"),
+        (recursive, "return n if", "recursion", "write a loop"),
+        (slices, "a[1:3]", "Slice", "one element at a time"),
+        (array_arith, "a + b", "array operation", "loop over the elements"),
+    ],
+)
+def test_compile_errors_name_function_file_line_and_fix(
+    st_host: Any, fn: Any, text: str, construct: str, advice: str
+) -> None:
     args = [np.arange(4.0)] * (2 if fn is array_arith else 1)
     if fn in (changes_type, recursive):
         args = [3]
@@ -203,8 +207,14 @@ def div_in_body(a, out, d):
 
 
 def test_zero_division(host: Any) -> None:
-    for fn, args in ((int_div, (1, 0)), (int_mod, (1, 0)), (true_div, (1.0, 0.0)),
-                     (true_div, (3, 0)), (int_div, (2.5, 0.0)), (int_mod, (2.5, 0.0))):
+    for fn, args in (
+        (int_div, (1, 0)),
+        (int_mod, (1, 0)),
+        (true_div, (1.0, 0.0)),
+        (true_div, (3, 0)),
+        (int_div, (2.5, 0.0)),
+        (int_mod, (2.5, 0.0)),
+    ):
         with pytest.raises(ZeroDivisionError, match="by zero") as info:
             fn(*args)
         with pytest.raises(ZeroDivisionError):
@@ -217,7 +227,7 @@ def test_zero_division(host: Any) -> None:
 
 @jit
 def negative_power(a, b):
-    return a ** b
+    return a**b
 
 
 @jit

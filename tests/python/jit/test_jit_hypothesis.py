@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from jupyterlite_rayon.jit import jit, prange
 
 _counter = itertools.count()
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 INT64 = st.integers(-(1 << 63), (1 << 63) - 1)
 SMALL = st.integers(-(1 << 20), 1 << 20)
 
@@ -28,7 +29,7 @@ def define(source: str, name: str = "f") -> Any:
     filename = f"/jit-hypothesis/case_{next(_counter)}.py"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {"prange": prange, "math": math}
-    exec(compile(source, filename, "exec"), namespace)
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (generated test code)
     return jit(namespace[name])
 
 
@@ -38,8 +39,11 @@ def wrap(v: int) -> int:
 
 # -- integer expressions -----------------------------------------------------------------
 def int_exprs() -> st.SearchStrategy[Any]:
-    leaves = st.one_of(st.sampled_from(["a", "b", "c"]), st.integers(-9, 9).map(str),
-                       st.sampled_from(["9223372036854775807", "(-9223372036854775807 - 1)"]))
+    leaves = st.one_of(
+        st.sampled_from(["a", "b", "c"]),
+        st.integers(-9, 9).map(str),
+        st.sampled_from(["9223372036854775807", "(-9223372036854775807 - 1)"]),
+    )
 
     def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         return st.one_of(
@@ -86,8 +90,15 @@ def int_eval(e: Any, env: dict[str, int]) -> int:
         return max(x, y)
     if op in ("//", "%") and y == 0:
         raise ZeroDivisionError
-    return wrap({"+": x + y, "-": x - y, "*": x * y,
-                 "//": x // y if op == "//" else 0, "%": x % y if op == "%" else 0}[op])
+    return wrap(
+        {
+            "+": x + y,
+            "-": x - y,
+            "*": x * y,
+            "//": x // y if op == "//" else 0,
+            "%": x % y if op == "%" else 0,
+        }[op]
+    )
 
 
 @SETTINGS
@@ -107,8 +118,10 @@ def test_random_int_expressions(st_host: Any, expr: Any, a: int, b: int, c: int)
 
 # -- float expressions -------------------------------------------------------------------
 def float_exprs() -> st.SearchStrategy[Any]:
-    leaves = st.one_of(st.sampled_from(["x", "y"]),
-                       st.sampled_from(["0.5", "-2.0", "3.25", "1e300", "-0.0", "7.0"]))
+    leaves = st.one_of(
+        st.sampled_from(["x", "y"]),
+        st.sampled_from(["0.5", "-2.0", "3.25", "1e300", "-0.0", "7.0"]),
+    )
 
     def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         return st.one_of(
@@ -131,8 +144,11 @@ def float_source(e: Any) -> str:
     return f"({float_source(e[1])} {op} {float_source(e[2])})"
 
 
-FLOATS = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64),
-                   st.floats(-100, 100), st.sampled_from([0.0, -0.0, 1.0, -3.0]))
+FLOATS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.floats(-100, 100),
+    st.sampled_from([0.0, -0.0, 1.0, -3.0]),
+)
 
 
 def _outcome(fn: Any, *args: float) -> Any:
@@ -168,7 +184,7 @@ def loop_nests(draw: Any) -> str:
         lines.append(f"{indent}for {v} in {kind}({start}, {stop}, {step}):")
         indent += "    "
         if kind == "range" and draw(st.booleans()):
-            lines.append(f"{indent}if ({' + '.join(names[:d + 1])}) % 4 == 1:")
+            lines.append(f"{indent}if ({' + '.join(names[: d + 1])}) % 4 == 1:")
             lines.append(f"{indent}    {draw(st.sampled_from(['continue', 'break']))}")
     term = " + ".join(f"{v} * {p}" for v, p in zip(names, (7, 11, 13), strict=False))
     if "prange" in "\n".join(lines):
