@@ -220,16 +220,17 @@ def js_source(c: Contract, typescript: bool = False) -> str:
     lines.append(f"{const} THREAD_RECORD_BYTES = 64;")
     states = ", ".join(f"{code}: '{name}'" for code, name in c.states)
     lines.append(f"{const} THREAD_STATES = Object.freeze({{ {states} }});")
+    lines.append("")
+    lines.append(
+        "// How to make a site cross-origin isolated, per host (jupyterlite_rayon/isolation.py)."
+    )
+    lines.append(f"export const ISOLATION_HEADERS = {json.dumps(c.isolation_headers)};")
+    hosts = json.dumps(c.hosts, indent=2)
     if typescript:
-        lines.append("")
-        lines.append(
-            "// How to make a site cross-origin isolated, per host (jupyterlite_rayon/isolation.py)."
-        )
-        lines.append(f"export const ISOLATION_HEADERS = {json.dumps(c.isolation_headers)};")
         lines.append("export interface IHostFix { kind: string; suffixes: string[]; fix: string }")
-        lines.append(
-            "export const ISOLATION_HOSTS: IHostFix[] = " + json.dumps(c.hosts, indent=2) + ";"
-        )
+        lines.append(f"export const ISOLATION_HOSTS: IHostFix[] = {hosts};")
+    else:
+        lines.append(f"export const ISOLATION_HOSTS = Object.freeze({hosts});")
     lines.append("")
     return "\n".join(lines)
 

@@ -45,3 +45,48 @@ export const COUNTERS_HEADER_BYTES = 64;
 export const THREAD_RECORDS_OFFSET = 64;
 export const THREAD_RECORD_BYTES = 64;
 export const THREAD_STATES = Object.freeze({ 0: 'absent', 1: 'sleeping', 2: 'working' });
+
+// How to make a site cross-origin isolated, per host (jupyterlite_rayon/isolation.py).
+export const ISOLATION_HEADERS = "Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp";
+export const ISOLATION_HOSTS = Object.freeze([
+  {
+    "kind": "github-pages",
+    "suffixes": [
+      "github.io"
+    ],
+    "fix": "GitHub Pages cannot send headers: build the site with the jupyterlite-rayon add-on's service-worker option (`jupyter lite build --rayon-service-worker`, or RayonAddon.service_worker = true), deploy it, then reload the page once"
+  },
+  {
+    "kind": "headers-file",
+    "suffixes": [
+      "netlify.app",
+      "netlify.com",
+      "pages.dev"
+    ],
+    "fix": "deploy the `_headers` file that `jupyter lite build` writes with the jupyterlite-rayon add-on (it sends Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for /*) at the site root"
+  },
+  {
+    "kind": "vercel",
+    "suffixes": [
+      "vercel.app"
+    ],
+    "fix": "deploy the `vercel.json` that `jupyter lite build` writes with the jupyterlite-rayon add-on (a headers rule that sends Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)"
+  },
+  {
+    "kind": "localhost",
+    "suffixes": [
+      "localhost",
+      "127.0.0.1",
+      "::1",
+      "[::1]"
+    ],
+    "fix": "`jupyter lite serve` sends the headers only when jupyter_server (tornado) is installed: `pip install jupyter_server`, then serve again; any other local server must send Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp"
+  },
+  {
+    "kind": "other",
+    "suffixes": [
+      ""
+    ],
+    "fix": "make the server send Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp (a `_headers` file on Netlify or Cloudflare Pages, `vercel.json` on Vercel); where no headers can be set, build with `jupyter lite build --rayon-service-worker` and reload the page once"
+  }
+]);

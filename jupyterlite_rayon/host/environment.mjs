@@ -1,6 +1,8 @@
 // environment.mjs: where the host runs (Node worker_threads or a browser Worker) and whether this
 // thread can run the threaded build.
 
+import { ISOLATION_HEADERS } from './abi.mjs';
+
 // A browser Worker is never Node, even where a bundler or shim defines `process`.
 export const isNode = typeof WorkerGlobalScope === 'undefined' && typeof window === 'undefined' &&
   typeof process === 'object' && !!(process.versions && process.versions.node);
@@ -22,8 +24,9 @@ export function workerHint() {
 
 // Can this thread run the threaded build? Returns {ok, reason, fix}.
 export function detectThreading() {
-  const fix = 'serve the site with the headers Cross-Origin-Opener-Policy: same-origin and ' +
-    'Cross-Origin-Embedder-Policy: require-corp (or credentialless), then reload the page';
+  // The same words as jupyterlite_rayon/isolation.py (generated into abi.mjs); the Python side
+  // adds the fix for the host the page is on.
+  const fix = `serve the site with ${ISOLATION_HEADERS} (or credentialless), then reload the page`;
   if (!isNode && globalThis.crossOriginIsolated === false) {
     return { ok: false, reason: 'the page is not cross-origin isolated (crossOriginIsolated is ' +
       'false), so shared memory is disabled', fix };
