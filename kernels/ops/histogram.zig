@@ -10,6 +10,8 @@ const rt = c.rt;
 
 /// Partial histograms take at most this many bytes of scratch (beyond one).
 const partials_budget: usize = 8 << 20;
+/// Elements between cancel checks inside a stripe (well under a millisecond).
+const cancel_check_every: usize = 1 << 16;
 
 /// Element type numpy computes bin edges and indices in: float32 for float32, else float64.
 fn EdgeType(comptime T: type) type {
@@ -68,8 +70,16 @@ fn Stripes(comptime T: type) type {
                 const end: usize = @intCast(n * (s + 1) / self.stripes);
                 const b = self.binner.bins;
                 const counts: []align(1) i64 = if (s == 0) self.out else self.partials[(s - 1) * b ..][0..b];
-                for (self.x[start..end]) |v| {
-                    if (self.binner.bin(v)) |idx| counts[idx] += 1;
+                // A stripe is up to n / (4 * threads) elements: look for a cancel every
+                // cancel_check_every of them.
+                var i = start;
+                while (i < end) {
+                    if (i != start and rt.pollCancelled()) return;
+                    const e = @min(end, i + cancel_check_every);
+                    for (self.x[i..e]) |v| {
+                        if (self.binner.bin(v)) |idx| counts[idx] += 1;
+                    }
+                    i = e;
                 }
             }
         }
@@ -235,4 +245,16 @@ test "histogram: numpy edges and edge rules at exactly lo, hi, edges and just be
     try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 1, addr(&f), 1, 3, 1.0, 1.0000001, addr(&big) }));
     var u = [_]u32{1};
     try testing.expectEqual(c.E_DTYPE, c.call(histogram, .{ 4, addr(&u), 1, 2, 0.0, 1.0, addr(&out) }));
+}
+
+test "histogram: a cancel lands within 100 ms, also with few stripes (many bins)" {
+    const n = 1 << 25;
+    const x = try alloc.alloc(f32, n);
+    defer alloc.free(x);
+    for (x, 0..) |*v, i| v.* = @floatFromInt(i % 1000);
+    const out = try alloc.alloc(i64, 1 << 20);
+    defer alloc.free(out);
+    setThreads(1);
+    try support.expectPromptCancel(histogram, .{ 1, addr(x), n, 1 << 20, 0, 1000, addr(out) }, 5);
+    try support.expectPromptCancel(histogram, .{ 1, addr(x), n, 10, 0, 1000, addr(out) }, 5);
 }

@@ -1,6 +1,8 @@
 // jr_mandelbrot: escape iteration counts, exactly the formula of kernels/ABI.md (IEEE f64, no
-// fused multiply-add), two pixels at a time in f64x2 lanes. Rows cost wildly different
-// amounts, so tasks are single rows (min_len 1) and the splitter balances them.
+// fused multiply-add), two pixels at a time in f64x2 lanes. Work is split by pixels, not rows
+// (row-major pixel index), so one very wide row or one very tall column still keeps every
+// thread busy, and a task checks for cancel after every 2^16 iterations it has run, across
+// pixels and inside one long pixel, so a cancel lands within about a millisecond.
 const std = @import("std");
 const c = @import("common.zig");
 const rt = c.rt;
@@ -8,11 +10,12 @@ const rt = c.rt;
 const lanes = 2;
 const V = @Vector(lanes, f64);
 const U = @Vector(lanes, u32);
+/// Iterations between cancel checks (about 100 us of work).
 const cancel_check_every: u32 = 1 << 16;
 
-/// Iterations before |z|^2 > 4 (or max_iter) for the points (cx[l], cy).
-fn escape(cx: V, cy: f64, max_iter: u32) U {
-    const cyv: V = @splat(cy);
+/// Iterations before |z|^2 > 4 (or max_iter) for the points (cx[l], cy[l]). `budget` counts
+/// iterations down to the next cancel check; returns null once cancelled.
+fn escape(cx: V, cyv: V, max_iter: u32, budget: *u32) ?U {
     const four: V = @splat(4.0);
     const two: V = @splat(2.0);
     var zr: V = @splat(0.0);
@@ -21,9 +24,11 @@ fn escape(cx: V, cy: f64, max_iter: u32) U {
     var active: @Vector(lanes, bool) = @splat(true);
     var it: u32 = 0;
     while (it < max_iter) : (it += 1) {
-        // One pixel can take seconds at a large max_iter: honour a cancel inside it too (the
-        // result is discarded then).
-        if (it % cancel_check_every == cancel_check_every - 1 and rt.pollCancelled()) break;
+        if (budget.* == 0) {
+            budget.* = cancel_check_every;
+            if (rt.pollCancelled()) return null;
+        }
+        budget.* -= 1;
         const zr2 = zr * zr;
         const zi2 = zi * zi;
         // A lane stops for good at its first escape; escaped lanes keep iterating harmlessly.
@@ -52,7 +57,7 @@ pub fn escapeScalar(cx: f64, cy: f64, max_iter: u32) u32 {
     return k;
 }
 
-const Rows = struct {
+const Pixels = struct {
     out: []align(1) u32,
     width: usize,
     x0: f64,
@@ -61,23 +66,29 @@ const Rows = struct {
     dy: f64,
     max_iter: u32,
 
-    fn cx(self: *const Rows, i: usize) f64 {
-        return self.x0 + @as(f64, @floatFromInt(i)) * self.dx;
+    fn cx(self: *const Pixels, p: usize) f64 {
+        return self.x0 + @as(f64, @floatFromInt(p % self.width)) * self.dx;
     }
 
-    pub fn run(self: *Rows, lo: usize, hi: usize) void {
-        for (lo..hi) |j| {
-            const cy = self.y0 + @as(f64, @floatFromInt(j)) * self.dy;
-            const row = self.out[j * self.width ..][0..self.width];
-            var i: usize = 0;
-            while (i + lanes <= self.width) : (i += lanes) {
-                var xs: V = undefined;
-                inline for (0..lanes) |l| xs[l] = self.cx(i + l);
-                row[i..][0..lanes].* = escape(xs, cy, self.max_iter);
+    fn cy(self: *const Pixels, p: usize) f64 {
+        return self.y0 + @as(f64, @floatFromInt(p / self.width)) * self.dy;
+    }
+
+    /// Pixels [lo, hi) in row-major order; a lane pair may span two rows.
+    pub fn run(self: *Pixels, lo: usize, hi: usize) void {
+        var budget: u32 = cancel_check_every;
+        var p = lo;
+        while (p + lanes <= hi) : (p += lanes) {
+            var xs: V = undefined;
+            var ys: V = undefined;
+            inline for (0..lanes) |l| {
+                xs[l] = self.cx(p + l);
+                ys[l] = self.cy(p + l);
             }
-            // The odd last pixel: both lanes on it.
-            if (i < self.width) row[i] = escape(@splat(self.cx(i)), cy, self.max_iter)[0];
+            self.out[p..][0..lanes].* = escape(xs, ys, self.max_iter, &budget) orelse return;
         }
+        // An odd last pixel: both lanes on it.
+        if (p < hi) self.out[p] = (escape(@splat(self.cx(p)), @splat(self.cy(p)), self.max_iter, &budget) orelse return)[0];
     }
 };
 
@@ -86,7 +97,7 @@ pub fn mandelbrot(out: usize, width: u32, height: u32, x0: f64, x1: f64, y0: f64
     const npix = std.math.mul(usize, width, height) catch return c.E_RANGE;
     _ = c.byteRange(out, npix, 4) orelse return c.E_RANGE;
     if (npix == 0) return c.OK;
-    var rows: Rows = .{
+    var pixels: Pixels = .{
         .out = c.slice(u32, out, npix),
         .width = width,
         .x0 = x0,
@@ -95,7 +106,7 @@ pub fn mandelbrot(out: usize, width: u32, height: u32, x0: f64, x1: f64, y0: f64
         .dy = (y1 - y0) / @as(f64, @floatFromInt(height)),
         .max_iter = max_iter,
     };
-    rt.parallelFor(height, 1, &rows);
+    rt.parallelFor(npix, lanes, &pixels);
     return c.OK;
 }
 
@@ -173,4 +184,40 @@ test "cancel reaches inside one long mandelbrot pixel" {
     setCancel(0);
     try testing.expectEqual(c.E_CANCELED, st);
     try testing.expectEqual(c.OK, c.call(mandelbrot, .{ addr(&out), 4, 4, -2, 1, -1, 1, 50 }));
+}
+
+test "mandelbrot: one very wide row or one tall column is shared by the threads, pixel-exact" {
+    for ([_][2]u32{ .{ 20_000, 1 }, .{ 1, 20_000 } }) |wh| {
+        const npix = @as(usize, wh[0]) * wh[1];
+        const out = try alloc.alloc(u32, npix);
+        defer alloc.free(out);
+        setThreads(4);
+        const before = support.taskCounts();
+        // x in [-0.1, 0.1] (or y): inside the set, every pixel runs all 3000 iterations.
+        const x1: f64 = if (wh[0] > 1) 0.1 else -0.1 + 0.2 / 20_000.0;
+        const y1: f64 = if (wh[1] > 1) 0.1 else -0.1 + 0.2 / 20_000.0;
+        try testing.expectEqual(c.OK, c.call(mandelbrot, .{ addr(out), wh[0], wh[1], -0.1, x1, -0.1, y1, 3000 }));
+        try testing.expect(support.threadsThatRan(before) >= 2);
+        const dx = (x1 + 0.1) / @as(f64, @floatFromInt(wh[0]));
+        const dy = (y1 + 0.1) / @as(f64, @floatFromInt(wh[1]));
+        for (0..wh[1]) |j| for (0..wh[0]) |i| {
+            const cx = -0.1 + @as(f64, @floatFromInt(i)) * dx;
+            const cy = -0.1 + @as(f64, @floatFromInt(j)) * dy;
+            try testing.expectEqual(escapeScalar(cx, cy, 3000), out[j * wh[0] + i]);
+        };
+    }
+    setThreads(1);
+}
+
+test "mandelbrot: a cancel lands within 100 ms on a 200000 x 1 row and a 1 x 200000 column" {
+    const out = try alloc.alloc(u32, 200_000);
+    defer alloc.free(out);
+    for ([_]usize{ 1, 4 }) |t| {
+        setThreads(t);
+        // max_iter 60000: below the old in-pixel check interval, so only the pixel split and
+        // the cross-pixel budget can see the cancel (the issue: 41 s on one thread).
+        try support.expectPromptCancel(mandelbrot, .{ addr(out), 200_000, 1, -0.1, 0.1, 0, 0.1, 60_000 }, 50);
+        try support.expectPromptCancel(mandelbrot, .{ addr(out), 1, 200_000, 0, 0.1, -0.1, 0.1, 60_000 }, 50);
+    }
+    setThreads(1);
 }

@@ -1,7 +1,10 @@
-// jr_matmul: row-major C[m,n] = A[m,k] @ B[k,n] for f64 and f32. C is cut into fixed tiles
-// (tile_rows x tile_cols) run in parallel; inside a tile, k is walked in slabs of k_slab so
-// the B slab stays in cache, and a register-blocked SIMD micro-kernel computes micro_rows x
-// (2 vectors) of C at a time. Tiles do not depend on the thread count, so neither do results.
+// jr_matmul: row-major C[m,n] = A[m,k] @ B[k,n] for f64 and f32. C is cut into tiles run in
+// parallel; inside a tile, k is walked in slabs of k_slab so the B slab stays in cache (and a
+// cancel is looked for between slabs), and a register-blocked SIMD micro-kernel computes
+// micro_rows x (2 vectors) of C at a time. Small outputs get smaller tiles (down to one
+// micro-kernel) so that every thread helps; tile sizes stay multiples of the micro-kernel's,
+// so whether an element comes from the micro-kernel or the edge code, and in which order its
+// sum is formed, depends only on (m, k, n): results do not depend on tiles or threads.
 const std = @import("std");
 const c = @import("common.zig");
 const rt = c.rt;
@@ -10,6 +13,8 @@ const micro_rows = 4;
 const micro_vecs = 2;
 const k_slab = 256;
 const tile_rows = 64;
+/// Fewer tiles than this and tiles shrink (when the shape allows it).
+const min_tiles = 64;
 
 fn Kernel(comptime T: type) type {
     return struct {
@@ -26,6 +31,8 @@ fn Kernel(comptime T: type) type {
         k: usize,
         n: usize,
         col_tiles: usize,
+        rows_per_tile: usize,
+        cols_per_tile: usize,
 
         /// C[i..i+micro_rows, j..j+micro_cols] (=, or += when !first) A[i.., p0..p1] @ B[p0..p1, j..]
         inline fn micro(self: *const @This(), i: usize, j: usize, p0: usize, p1: usize, first: bool) void {
@@ -68,14 +75,17 @@ fn Kernel(comptime T: type) type {
         }
 
         fn tile(self: *const @This(), t: usize) void {
-            const row0 = (t / self.col_tiles) * tile_rows;
-            const col0 = (t % self.col_tiles) * tile_cols;
-            const row1 = @min(self.m, row0 + tile_rows);
-            const col1 = @min(self.n, col0 + tile_cols);
+            const row0 = (t / self.col_tiles) * self.rows_per_tile;
+            const col0 = (t % self.col_tiles) * self.cols_per_tile;
+            const row1 = @min(self.m, row0 + self.rows_per_tile);
+            const col1 = @min(self.n, col0 + self.cols_per_tile);
             const full_i = row0 + (row1 - row0) / micro_rows * micro_rows;
             const full_j = col0 + (col1 - col0) / micro_cols * micro_cols;
             var p0: usize = 0;
             while (p0 < self.k) : (p0 += k_slab) {
+                // A tile with a long k runs for seconds: honour a cancel between slabs (the
+                // result is discarded then).
+                if (p0 != 0 and rt.pollCancelled()) return;
                 const p1 = @min(self.k, p0 + k_slab);
                 var i = row0;
                 while (i < full_i) : (i += micro_rows) {
@@ -93,6 +103,10 @@ fn Kernel(comptime T: type) type {
     };
 }
 
+fn tilesAlong(len: usize, per_tile: usize) usize {
+    return len / per_tile + @intFromBool(len % per_tile != 0);
+}
+
 fn matmulTyped(comptime T: type, a: usize, b: usize, cm: usize, m: usize, k: usize, n: usize) i32 {
     const K = Kernel(T);
     if (m == 0 or n == 0) return c.OK;
@@ -100,8 +114,22 @@ fn matmulTyped(comptime T: type, a: usize, b: usize, cm: usize, m: usize, k: usi
         @memset(c.slice(T, cm, m * n), 0);
         return c.OK;
     }
-    const row_tiles = (m + tile_rows - 1) / tile_rows;
-    const col_tiles = (n + K.tile_cols - 1) / K.tile_cols;
+    // Halve the tiles (rows first) while there are too few for the threads and halving adds
+    // tiles; sizes stay multiples of micro_rows x micro_cols.
+    var rows_per_tile: usize = tile_rows;
+    var cols_per_tile: usize = K.tile_cols;
+    // A tile twice the matrix is no tile at all: shrink those first (the tile count stays).
+    while (rows_per_tile > micro_rows and rows_per_tile / 2 >= m) rows_per_tile /= 2;
+    while (cols_per_tile > K.micro_cols and cols_per_tile / 2 >= n) cols_per_tile /= 2;
+    while (tilesAlong(m, rows_per_tile) * tilesAlong(n, cols_per_tile) < min_tiles) {
+        if (rows_per_tile > micro_rows and m > rows_per_tile / 2) {
+            rows_per_tile /= 2;
+        } else if (cols_per_tile > K.micro_cols and n > cols_per_tile / 2) {
+            cols_per_tile /= 2;
+        } else break;
+    }
+    const row_tiles = tilesAlong(m, rows_per_tile);
+    const col_tiles = tilesAlong(n, cols_per_tile);
     var body: K = .{
         .a = @ptrFromInt(a),
         .b = @ptrFromInt(b),
@@ -110,6 +138,8 @@ fn matmulTyped(comptime T: type, a: usize, b: usize, cm: usize, m: usize, k: usi
         .k = k,
         .n = n,
         .col_tiles = col_tiles,
+        .rows_per_tile = rows_per_tile,
+        .cols_per_tile = cols_per_tile,
     };
     rt.parallelFor(row_tiles * col_tiles, 1, &body);
     return c.OK;
@@ -191,4 +221,59 @@ test "matmul: odd shapes, f32 and f64, against a naive triple loop" {
     var f = [_]f64{ 1, 2, 3, 4 };
     try testing.expectEqual(c.E_INVAL, c.call(matmul, .{ 0, addr(&f), addr(&f), addr(&f), 2, 2, 2 }));
     try testing.expectEqual(c.E_INVAL, c.call(matmul, .{ 0, addr(&f), addr(&f), addr(&o), std.math.maxInt(usize) / 2, 4, 1 }));
+}
+
+test "matmul: results do not depend on the tile sizes the shape picks" {
+    // Rows 0..63 of a (130 x k) @ (k x n) product are computed with other tiles than the
+    // (64 x k) @ (k x n) product of the same rows; both must agree bit for bit.
+    var prng = std.Random.DefaultPrng.init(12);
+    const rng = prng.random();
+    inline for (.{ f64, f32 }) |T| {
+        const dt: u32 = if (T == f64) 0 else 1;
+        for ([_][2]usize{ .{ 300, 70 }, .{ 513, 3 }, .{ 40, 257 } }) |kn| {
+            const k = kn[0];
+            const n = kn[1];
+            const a = try randomArray(T, rng, 130 * k);
+            defer alloc.free(a);
+            const b = try randomArray(T, rng, k * n);
+            defer alloc.free(b);
+            const big = try alloc.alloc(T, 130 * n);
+            defer alloc.free(big);
+            const small = try alloc.alloc(T, 64 * n);
+            defer alloc.free(small);
+            try testing.expectEqual(c.OK, c.call(matmul, .{ dt, addr(a), addr(b), addr(big), 130, k, n }));
+            try testing.expectEqual(c.OK, c.call(matmul, .{ dt, addr(a), addr(b), addr(small), 64, k, n }));
+            try testing.expect(std.mem.eql(u8, std.mem.sliceAsBytes(small), std.mem.sliceAsBytes(big[0 .. 64 * n])));
+            // m = 1: the first row alone (tiles one row high, columns cut small).
+            const one = try alloc.alloc(T, n);
+            defer alloc.free(one);
+            if (n >= 64) { // the edge path there and in the big product: rows >= 128 are edges
+                try testing.expectEqual(c.OK, c.call(matmul, .{ dt, addr(a[129 * k ..]), addr(b), addr(one), 1, k, n }));
+                try testing.expect(std.mem.eql(u8, std.mem.sliceAsBytes(one), std.mem.sliceAsBytes(big[129 * n ..][0..n])));
+            }
+        }
+    }
+}
+
+test "matmul: a cancel lands within 100 ms (64 x 2^18 x 64, m = 1); small outputs use every thread" {
+    const k = 1 << 18;
+    const a = try alloc.alloc(f32, 64 * k);
+    defer alloc.free(a);
+    @memset(a, 1.5);
+    const b = try alloc.alloc(f32, k * 64);
+    defer alloc.free(b);
+    @memset(b, 0.5);
+    const out = try alloc.alloc(f32, 64 * 64);
+    defer alloc.free(out);
+    for ([_]usize{ 1, 4 }) |t| {
+        setThreads(t);
+        try support.expectPromptCancel(matmul, .{ 1, addr(a), addr(b), addr(out), 64, k, 64 }, 20);
+    }
+    // m = 1 with a long k: every thread gets column tiles.
+    setThreads(4);
+    const before = support.taskCounts();
+    try testing.expectEqual(c.OK, c.call(matmul, .{ 1, addr(a), addr(b), addr(out), 1, k, 64 }));
+    try testing.expect(support.threadsThatRan(before) >= 2);
+    for (out[0..64]) |v| try testing.expectEqual(@as(f32, 0.75 * k), v);
+    setThreads(1);
 }

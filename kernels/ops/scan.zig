@@ -157,3 +157,14 @@ test "cumsum matches sequential prefix sums, identical for every thread count" {
     var u = [_]u32{1};
     try testing.expectEqual(c.E_DTYPE, c.call(cumsum, .{ 4, addr(&u), addr(&u), 1 }));
 }
+
+test "cumsum: a cancel lands within 100 ms" {
+    const n = 1 << 24;
+    const x = try alloc.alloc(f64, n);
+    defer alloc.free(x);
+    @memset(x, 0.25);
+    const out = try alloc.alloc(f64, n);
+    defer alloc.free(out);
+    setThreads(1);
+    try support.expectPromptCancel(cumsum, .{ 0, addr(x), addr(out), n }, 2);
+}

@@ -466,3 +466,19 @@ test "cancel in the middle of an in-place sort keeps every element" {
     try testing.expectEqual(c.OK, c.call(sort, .{ 2, addr(x), addr(x), n }));
     try testing.expectEqualSlices(i32, want, x);
 }
+
+test "sort: a cancel lands within 100 ms in a long sort and argsort" {
+    const n = 1 << 24;
+    const x = try alloc.alloc(i32, n);
+    defer alloc.free(x);
+    var prng = std.Random.DefaultPrng.init(13);
+    for (x) |*v| v.* = prng.random().int(i32);
+    const out = try alloc.alloc(i64, n);
+    defer alloc.free(out);
+    for ([_]usize{ 1, 4 }) |t| {
+        setThreads(t);
+        try support.expectPromptCancel(sort, .{ 2, addr(x), addr(out), n }, 20);
+        try support.expectPromptCancel(argsort, .{ 2, addr(x), addr(out), n }, 20);
+    }
+    setThreads(1);
+}
