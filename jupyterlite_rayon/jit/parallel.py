@@ -36,14 +36,13 @@ class ParallelPlan:
 
 def plan(tf: TypedFunc, allow_parallel: bool) -> None:
     """Set For.plan on every prange loop of tf that runs on the pool; others turn sequential."""
-    all_reads = _reads_of(tf.ir.body)
     for loop in _outer_pranges(tf.ir.body):
         if not allow_parallel:
             _sequential(loop)
             continue
         for inner in _loops(loop.body):
             _sequential(inner)
-        loop.plan = _plan_loop(tf, loop, all_reads)
+        loop.plan = _plan_loop(tf, loop)
 
 
 def _sequential(loop: F.For) -> None:
@@ -177,12 +176,6 @@ def _events(stmts: list[F.Stmt], out: list[tuple[str, str, F.Stmt]]) -> None:
             out.extend((n, "r", s) for n in names)
 
 
-def _reads_of(stmts: list[F.Stmt]) -> list[tuple[str, F.Stmt]]:
-    events: list[tuple[str, str, F.Stmt]] = []
-    _events(stmts, events)
-    return [(n, s) for n, kind, s in events if kind == "r"]
-
-
 def _walk(stmts: list[F.Stmt]) -> list[F.Stmt]:
     out = []
     for s in stmts:
@@ -192,7 +185,7 @@ def _walk(stmts: list[F.Stmt]) -> list[F.Stmt]:
     return out
 
 
-def _plan_loop(tf: TypedFunc, loop: F.For, all_reads: list[tuple[str, F.Stmt]]) -> ParallelPlan:
+def _plan_loop(tf: TypedFunc, loop: F.For) -> ParallelPlan:
     ir = tf.ir
 
     def error(line: int, message: str, construct: str) -> JitError:
@@ -229,7 +222,15 @@ def _plan_loop(tf: TypedFunc, loop: F.For, all_reads: list[tuple[str, F.Stmt]]) 
                     )
     events: list[tuple[str, str, F.Stmt]] = []
     _events(loop.body, events)
-    read_outside = {n: s.line for n, s in all_reads if id(s) not in inside and s is not loop}
+    # A body variable is live after the loop when the code that can run next reads it before
+    # assigning it (e.g. `return last`); a later `for i in ...` reusing the name is not.
+    read_outside: dict[str, int] = {}
+    later: list[tuple[str, str, F.Stmt]] = []
+    _events(_following(ir.body, loop) or [], later)
+    for n, kind, s in later:
+        if n not in read_outside:
+            read_outside[n] = s.line if kind == "r" else 0
+    read_outside = {n: line for n, line in read_outside.items() if line}
     assigned_outside = set(ir.params)
     for s in _walk(ir.body):
         if id(s) in inside:
@@ -279,6 +280,19 @@ def _plan_loop(tf: TypedFunc, loop: F.For, all_reads: list[tuple[str, F.Stmt]]) 
     reduced = {r.name for r in reductions}
     captured = sorted({n for n, kind, _ in events if kind == "r"} - private - reduced)
     return ParallelPlan(captured, private, reductions)
+
+
+def _following(stmts: list[F.Stmt], target: F.Stmt) -> list[F.Stmt] | None:
+    """The statements that can run after target, in order (an enclosing loop runs again)."""
+    for idx, s in enumerate(stmts):
+        if s is target:
+            return stmts[idx + 1 :]
+        for child in _children(s):
+            rest = _following(child, target)
+            if rest is not None:
+                again = [s] if isinstance(s, (F.While, F.For)) else []
+                return rest + again + stmts[idx + 1 :]
+    return None
 
 
 def _in_inner_loop(body: list[F.Stmt], target: F.Stmt) -> bool:

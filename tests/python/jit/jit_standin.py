@@ -103,8 +103,6 @@ class StandIn:
         self.blocks: dict[int, int] = {}  # live allocations: ptr -> size
         self.free_list: list[tuple[int, int]] = []
         self.top = 1024
-        self.cancel_after: int | None = None  # jr_jit_poll says "cancel" after this many polls
-        self.polls = 0
         self.for_calls: list[tuple[int, int]] = []  # (n, min_len) of every jr_jit_for
         self.loaded = 0
         self._funcs = self._pool_funcs()
@@ -177,10 +175,6 @@ class StandIn:
                 body(store, ctx, lo, hi)
             return 0
 
-        def poll() -> int:
-            self.polls += 1
-            return 1 if self.polls_cancel() else 0
-
         def alloc(nbytes: int, zero: int) -> int:
             return self.alloc(nbytes & 0xFFFFFFFF, bool(zero))
 
@@ -189,7 +183,7 @@ class StandIn:
 
         funcs = {
             "jr_jit_for": W.Func(store, W.FuncType([i32, i32, i64, i64], [i32]), jit_for),
-            "jr_jit_poll": W.Func(store, W.FuncType([], [i32]), poll),
+            "jr_jit_poll": self._poll_export(),
             "jr_alloc": W.Func(store, W.FuncType([i32, i32], [i32]), alloc),
             "jr_free": W.Func(store, W.FuncType([i32], []), free),
         }
@@ -199,8 +193,40 @@ class StandIn:
             funcs[f"jr_math_{name}"] = W.Func(store, W.FuncType([f64, f64], [f64]), _math(name))
         return funcs
 
+    def _poll_export(self) -> Any:
+        # A tiny wasm function, as the pool's will be: a Python callback costs microseconds
+        # per call, which would dominate any timing of compiled loops.
+        wat = """(module
+          (global $polls (export "polls") (mut i32) (i32.const 0))
+          (global $limit (export "limit") (mut i32) (i32.const -1))
+          (func (export "poll") (result i32)
+            global.get $polls i32.const 1 i32.add global.set $polls
+            global.get $polls global.get $limit i32.ge_u))"""
+        inst = W.Instance(self.store, W.Module(self.engine, W.wat2wasm(wat)), [])
+        exports = inst.exports(self.store)
+        self._polls, self._limit = exports["polls"], exports["limit"]
+        return exports["poll"]
+
+    @property
+    def polls(self) -> int:
+        return int(self._polls.value(self.store))
+
+    @polls.setter
+    def polls(self, value: int) -> None:
+        self._polls.set_value(self.store, value)
+
+    @property
+    def cancel_after(self) -> int | None:
+        limit = int(self._limit.value(self.store)) & 0xFFFFFFFF
+        return None if limit == 0xFFFFFFFF else limit
+
+    @cancel_after.setter
+    def cancel_after(self, value: int | None) -> None:
+        self._limit.set_value(self.store, -1 if value is None else value)
+
     def polls_cancel(self) -> bool:
-        return self.cancel_after is not None and self.polls >= self.cancel_after
+        limit = self.cancel_after
+        return limit is not None and self.polls >= limit
 
     # -- the host protocol -------------------------------------------------------------
     def load_module(self, wasm: bytes, nfuncs: int) -> int:
