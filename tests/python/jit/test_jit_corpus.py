@@ -397,6 +397,18 @@ def uint_ops(a, out):
         out[i] = a[i] * 3 + 1
 
 
+@jit
+def two_passes(a, out):
+    n = len(a)
+    for i in prange(n):
+        t = a[i] * 2.0
+        out[i] = t
+    t = 0.0  # the names are reused after the loop: still private to its body
+    for i in range(n):
+        t += out[i]
+    return t
+
+
 # -- inputs ------------------------------------------------------------------------------
 def f64(*shape: int, lo: float = -1.0, hi: float = 1.0) -> np.ndarray:
     return RNG.uniform(lo, hi, size=shape)
@@ -480,6 +492,7 @@ CASES: list[tuple[str, Callable[[], tuple[Any, ...]], bool]] = [
     ("lcg", lambda: (5000, 12345), False),
     ("mixed_promotion", lambda: (i64(50), 4), False),
     ("row_max_2d", lambda: (f64(12, 31), np.zeros(12)), False),
+    ("two_passes", lambda: (f64(300), np.zeros(300)), False),
     (
         "uint_ops",
         lambda: (
