@@ -1,6 +1,7 @@
 """Run Python in a bare Pyodide Worker in Chromium, with the repository's jupyterlite_rayon.
 
-For fast iteration on the Pyodide backend without building the JupyterLite site:
+For fast iteration on the Pyodide backend without a JupyterLite site (a developer tool: the
+browser tests use the built site and its labextension, never this page):
     python tests/browser/harness/run.py [--headers coi|none] [--interrupt-after S] CODE...
 Each CODE is run in turn in the same worker (top-level await works); the result, the printed
 output or the error is printed per cell. --interrupt-after S writes SIGINT into every
