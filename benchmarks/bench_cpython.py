@@ -14,7 +14,6 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_var] = "1"
-os.environ.setdefault("JUPYTERLITE_RAYON_MAX_THREADS", "64")
 
 import argparse
 import time

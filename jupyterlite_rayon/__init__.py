@@ -56,6 +56,7 @@ from .kernels import (
 )
 from .notebook.live import widget  # imports ipywidgets only when a widget is made
 from .pool import (
+    cpu_count,
     current_num_threads,
     get_backend,
     init_thread_pool,
@@ -106,6 +107,7 @@ __all__ = [
     "bench_for",
     "clip",
     "cos",
+    "cpu_count",
     "cumsum",
     "current_num_threads",
     "divide",

@@ -17,8 +17,6 @@ from . import abi, backends, counters
 from .backends.base import Backend
 from .errors import PoolNotStarted
 
-MAX_THREADS_ENV = "JUPYTERLITE_RAYON_MAX_THREADS"
-
 _lock = threading.RLock()
 _backend: Backend | None = None
 _scratch = 0  # 16 bytes of pool memory for scalar results, allocated once per pool
@@ -63,9 +61,10 @@ def check_count(n: object, what: str) -> int:
                 f"{iso.get('fix') or ''}".rstrip()
             )
         raise ValueError(
-            f"{what}({n}): the thread count must be between 1 and {top} "
-            f"(max_threads() = the cores); set {MAX_THREADS_ENV} to allow more"
+            f"{what}({n}): the thread count must be between 1 and {top}, the "
+            "most threads the pool's build can run"
         )
+    _say_if_oversubscribed(n)
     return n
 
 
@@ -89,7 +88,7 @@ def init_thread_pool(n: int | None = None) -> Awaitable[int]:
         if n is not None:
             _check_type(n, "init_thread_pool")
         return _Done(1)
-    count = max_threads() if n is None else check_count(n, "init_thread_pool")
+    count = default_threads() if n is None else check_count(n, "init_thread_pool")
     if backend is not None:
         if backend.asynchronous:
             return _resize_async(backend, count)
@@ -173,17 +172,43 @@ def set_num_threads(n: int) -> int:
 
 
 def max_threads() -> int:
-    """The most threads the pool may have: the cores, capped by the build.
+    """The most threads the pool may have: the build's cap (64 threaded, 1 single-thread).
 
-    The environment variable JUPYTERLITE_RAYON_MAX_THREADS overrides the core count (to
-    oversubscribe on purpose, e.g. to test 4 threads on 2 cores); the build's cap still holds.
+    More threads than cores is allowed, as in rayon and threadpoolctl: they share the cores
+    (a notebook written on an 8-core machine still runs on a 2-core one), and the pool says so
+    once. `cpu_count()` is the cores; a pool started without a count uses them all.
     """
-    override = os.environ.get(MAX_THREADS_ENV)
-    cores = int(override) if override and override.isdigit() and int(override) > 0 else None
     backend = _backend
-    if backend is None:
-        return max(1, min(cores or backends.cpu_count(), abi.MAX_THREADS))
-    return max(1, min(cores or backend.cpu_count(), backend.build_max_threads))
+    return abi.MAX_THREADS if backend is None else max(1, backend.build_max_threads)
+
+
+def cpu_count() -> int:
+    """The cores this interpreter is offered (os.cpu_count, navigator.hardwareConcurrency)."""
+    backend = _backend
+    return max(1, backend.cpu_count() if backend is not None else backends.cpu_count())
+
+
+def default_threads() -> int:
+    """A pool started without a count gets one thread per core (capped by the build)."""
+    return min(cpu_count(), max_threads())
+
+
+_warned_oversubscribed = False
+
+
+def _say_if_oversubscribed(n: int) -> None:
+    global _warned_oversubscribed
+    cores = cpu_count()
+    if n > cores and not _warned_oversubscribed:
+        _warned_oversubscribed = True
+        import warnings
+
+        warnings.warn(
+            f"jupyterlite_rayon: {n} threads on {cores} cores: the threads share the cores, so "
+            f"results are the same and speedups stop at about {cores}x (said once)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 class threadpool_limits:
@@ -279,6 +304,7 @@ def pool_info() -> dict[str, Any]:
         "build": "mt" if c.threaded else "st",
         "threads": c.threads,
         "max_threads": min(max_threads(), c.max_threads),
+        "cores": cpu_count(),
         "busy": c.busy,
         "tasks": c.tasks,
         "steals": c.steals,

@@ -93,11 +93,11 @@ class ParallelMagics(Magics):
             repeat = SWEEP_ROUNDS if args.sweep is not None else 1
         self._check_no_await(cell)
         _ensure_pool()
-        maximum = pool.max_threads()
+        maximum, cores = pool.max_threads(), pool.cpu_count()
         if args.sweep is not None:
-            counts = parse_sweep(args.sweep, maximum, why_max())
+            counts = parse_sweep(args.sweep, maximum, why_max(), cores)
         elif args.threads is not None:
-            counts = [parse_thread_count(args.threads, maximum, CELL_USAGE, why_max())]
+            counts = [parse_thread_count(args.threads, maximum, CELL_USAGE, why_max(), cores)]
         else:
             counts = [pool.current_num_threads()]
 
@@ -175,7 +175,7 @@ class ParallelMagics(Magics):
 
     def _threads(self, count: str) -> None:
         _ensure_pool()
-        n = parse_thread_count(count, pool.max_threads(), LINE_USAGE, why_max())
+        n = parse_thread_count(count, pool.max_threads(), LINE_USAGE, why_max(), pool.cpu_count())
         try:
             previous = pool.set_num_threads(n)
         except (ValueError, RuntimeError) as exc:
@@ -229,10 +229,12 @@ def _ensure_pool() -> None:
         raise UsageError(str(exc)) from None
 
 
-def parse_thread_count(text: str, maximum: int, usage: str, why_max: str = "") -> int:
-    """A thread count from the user: an integer in 1..maximum, or "max"."""
+def parse_thread_count(
+    text: str, maximum: int, usage: str, why_max: str = "", cores: int | None = None
+) -> int:
+    """A thread count from the user: an integer in 1..maximum, or "max" (one per core)."""
     if text.strip().lower() == "max":
-        return maximum
+        return min(cores, maximum) if cores is not None else maximum
     try:
         n = int(text)
     except ValueError:
@@ -244,19 +246,20 @@ def parse_thread_count(text: str, maximum: int, usage: str, why_max: str = "") -
     return n
 
 
-def parse_sweep(text: str, maximum: int, why_max: str = "") -> list[int]:
-    """`1,2,4` or `max` (powers of two up to the maximum, and the maximum itself)."""
+def parse_sweep(text: str, maximum: int, why_max: str = "", cores: int | None = None) -> list[int]:
+    """`1,2,4` or `max` (powers of two up to the cores, and the cores themselves)."""
     if text.strip().lower() == "max":
+        top = min(cores, maximum) if cores is not None else maximum
         counts = [1]
-        while counts[-1] * 2 <= maximum:
+        while counts[-1] * 2 <= top:
             counts.append(counts[-1] * 2)
-        if counts[-1] != maximum:
-            counts.append(maximum)
+        if counts[-1] != top:
+            counts.append(top)
         return counts
     parts = [p.strip() for p in text.split(",")]
     if not parts or any(p == "" for p in parts):
         raise UsageError(f"--sweep {text!r} is not a comma-separated list like 1,2,4; {CELL_USAGE}")
-    counts = [parse_thread_count(p, maximum, CELL_USAGE, why_max) for p in parts]
+    counts = [parse_thread_count(p, maximum, CELL_USAGE, why_max, cores) for p in parts]
     if len(set(counts)) != len(counts):
         raise UsageError(f"--sweep {text!r} repeats a thread count; {CELL_USAGE}")
     return counts

@@ -62,7 +62,7 @@ def run_line(timing: CountTiming) -> str:
 def _row_cells(row: SweepRow) -> list[str]:
     r = row.run
     return [
-        str(r.threads),
+        f"{r.threads}*" if row.oversubscribed else str(r.threads),
         ms_text(r.wall),
         _ratio(r.cpu_per_wall),
         f"{row.speedup:.2f}",
@@ -90,6 +90,12 @@ def _sweep_caption(rows: Sequence[SweepRow], repeat: int) -> str:
 def _sweep_hints(rows: Sequence[SweepRow], repeat: int) -> list[str]:
     """What to distrust in the table, and what to run instead."""
     hints = []
+    over = [r.run.threads for r in rows if r.oversubscribed]
+    if over:
+        hints.append(
+            f"* more threads than this machine's cores: they take turns on the cores, so the "
+            f"speedup stops growing there (rows {', '.join(map(str, over))})"
+        )
     if repeat == 1 and any(r.efficiency > 1.1 for r in rows):
         # Superlinear speedup from single runs: the first run usually paid one-off costs.
         hints.append(

@@ -35,7 +35,7 @@ def size_text(nbytes: int) -> str:
 
 
 def why_max() -> str:
-    """Why max_threads() is what it is, and how to get more, for out-of-range messages."""
+    """Why max_threads() is what it is, for out-of-range messages."""
     info = pool.pool_info()
     if info.get("build") == "st":
         iso = info.get("isolation") or {}
@@ -43,9 +43,7 @@ def why_max() -> str:
             f"the single-thread build runs: {iso.get('reason') or 'no shared memory'}; "
             f"fix: {iso.get('fix') or 'serve the site cross-origin isolated'}"
         )
-    if startup.IN_BROWSER:
-        return "max_threads() here: the cores the browser reports"
-    return f"max_threads() here; set {pool.MAX_THREADS_ENV} before the pool starts to allow more"
+    return "the most threads the pool's build can run; more than the cores is fine"
 
 
 def status_line(info: dict[str, Any]) -> str:
@@ -75,7 +73,7 @@ def info_text(info: dict[str, Any]) -> str:
             f"backend          {info.get('backend')} ({info.get('build')} build)",
             (
                 f"threads          {info.get('threads')} of at most {info.get('max_threads')}"
-                f" ({info.get('busy', 0)} busy now)"
+                f" on {info.get('cores')} cores ({info.get('busy', 0)} busy now)"
             ),
             f"kernel calls     {info.get('calls', 0)}",
             f"tasks / steals   {info.get('tasks', 0)} / {info.get('steals', 0)}",
@@ -128,7 +126,7 @@ def status_rows(snapshot: Snapshot) -> list[tuple[str, str]]:
     rows = [
         ("backend", f"{info.get('backend')}, {info.get('build')} build"),
         ("isolation", isolation),
-        ("threads", f"{info.get('threads')} of {info.get('max_threads')}"),
+        ("threads", f"{info.get('threads')} on {info.get('cores')} cores"),
         ("busy", str(info.get("busy", 0))),
         ("tasks", str(info.get("tasks", 0))),
         ("steals", str(info.get("steals", 0))),

@@ -71,6 +71,8 @@ class SweepRow:
     speedup: float
     efficiency: float
     spread: float | None = None
+    #: more threads than the machine's cores: they shared the cores
+    oversubscribed: bool = False
 
 
 def _counters() -> tuple[int, int, int]:
@@ -165,13 +167,23 @@ def time_cell(
     return timings
 
 
-def sweep_rows(timings: Sequence[CountTiming]) -> list[SweepRow]:
-    """Best runs, with speedup and efficiency against the first thread count of the sweep."""
+def sweep_rows(timings: Sequence[CountTiming], cores: int | None = None) -> list[SweepRow]:
+    """Best runs, with speedup and efficiency against the first thread count of the sweep;
+    rows above `cores` (default: this machine's) are marked oversubscribed."""
+    cores = pool.cpu_count() if cores is None else cores
     base = timings[0].best
     rows = []
     for timing in timings:
         run = timing.best
         speedup = base.wall / run.wall if run.wall > 0 else float("nan")
         efficiency = speedup * base.threads / run.threads
-        rows.append(SweepRow(run=run, speedup=speedup, efficiency=efficiency, spread=timing.spread))
+        rows.append(
+            SweepRow(
+                run=run,
+                speedup=speedup,
+                efficiency=efficiency,
+                spread=timing.spread,
+                oversubscribed=run.threads > cores,
+            )
+        )
     return rows

@@ -52,8 +52,12 @@ class PoolWidget(w.VBox):
         """Make every part of the widget agree with the snapshot."""
         info = snapshot.info
         started = bool(info.get("started", False))
-        maximum = max(int(info.get("max_threads") or 1), 1)
-        threads = min(max(int(info.get("threads") or 1), 1), maximum)
+        # One position per core (more when the pool already has more threads than cores),
+        # never past the build's cap.
+        threads = max(int(info.get("threads") or 1), 1)
+        cap = max(int(info.get("max_threads") or 1), 1)
+        maximum = min(max(int(info.get("cores") or 1), threads), cap)
+        threads = min(threads, maximum)
         self._syncing = True
         try:
             # max before value: the slider clamps a value above its current max.

@@ -12,9 +12,6 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing import globalipapp
 
-# Test 1-4 threads even on a 2-core machine (oversubscribing on purpose); must be set before
-# jupyterlite_rayon computes max_threads().
-os.environ.setdefault("JUPYTERLITE_RAYON_MAX_THREADS", "4")
 # numpy's BLAS threads spin after a call and their CPU time would land in the next timed cell
 # (the magics' cpu/wall); one BLAS thread keeps those measurements about the pool alone.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

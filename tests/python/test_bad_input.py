@@ -145,8 +145,9 @@ def test_thread_counts_below_one_raise_value_error(n: int) -> None:
 
 
 def test_too_many_threads_raise_value_error() -> None:
-    with pytest.raises(ValueError, match="JUPYTERLITE_RAYON_MAX_THREADS"):
+    with pytest.raises(ValueError, match="most threads the pool's build can run") as info:
         jr.set_num_threads(jr.max_threads() + 1)
+    assert "JUPYTERLITE_RAYON" not in str(info.value)  # no setting the reader may lack
 
 
 def test_closed_arrays_raise_value_error() -> None:

@@ -77,7 +77,7 @@ def check_measured(seen: list[dict[str, Any]], expected: np.ndarray) -> None:
 def test_n_runs_at_each_count_and_reports_its_own_counters(
     ip: InteractiveShell, seen: list[dict[str, Any]]
 ) -> None:
-    maximum = jr.max_threads()
+    maximum = jr.cpu_count()
     previous = jr.current_num_threads()
     for n in sorted({1, 2, maximum} & set(range(1, maximum + 1))):
         seen.clear()
@@ -117,7 +117,7 @@ def test_cpu_per_wall_is_at_most_the_threads_at_work(ip: InteractiveShell, seen:
     ticks (a few ms), which makes the ratio of a sub-millisecond cell meaningless."""
     wait_until_the_process_is_idle()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    counts = sorted({1, 2, jr.max_threads()} & set(range(1, jr.max_threads() + 1)))
+    counts = sorted({1, 2, jr.cpu_count()} & set(range(1, jr.cpu_count() + 1)))
     cell = "with jr.mandelbrot(400, 300, max_iter=1000) as image:\n    seen.append(image.tolist())"
     result, io = run(ip, f"%%parallel --sweep {','.join(map(str, counts))}\n{cell}")
     assert result.success, io.stderr
@@ -133,7 +133,7 @@ def test_cpu_per_wall_is_at_most_the_threads_at_work(ip: InteractiveShell, seen:
 def test_n_max_and_no_option(ip: InteractiveShell, seen: list[dict[str, Any]]) -> None:
     result, io = run(ip, f"%%parallel -n max\n{MEASURED_CELL}")
     assert result.success, io.stderr
-    assert seen[-1]["threads"] == jr.max_threads()
+    assert seen[-1]["threads"] == jr.cpu_count()
     result, io = run(ip, f"%%parallel\n{MEASURED_CELL}")
     assert result.success, io.stderr
     assert seen[-1]["threads"] == jr.current_num_threads()
@@ -197,7 +197,7 @@ def half_unit(text: str) -> float:
 def test_sweep_table_matches_the_runs(
     ip: InteractiveShell, seen: list[dict[str, Any]], sweep: str
 ) -> None:
-    maximum = jr.max_threads()
+    maximum = jr.cpu_count()
     if sweep in ("1,2", "2,1") and maximum < 2:
         pytest.skip("one core: no 2-thread pool")
     counts = magics.parse_sweep(sweep, maximum)
@@ -258,7 +258,7 @@ def magics_instance(ip: InteractiveShell) -> magics.ParallelMagics:
 
 def test_sweep_with_repeat(ip: InteractiveShell, seen: list[dict[str, Any]]) -> None:
     result, io = run(ip, f"%%parallel --sweep 1,max --repeat 2\n{MEASURED_CELL}")
-    counts = magics.parse_sweep("1,max", jr.max_threads()) if jr.max_threads() > 1 else None
+    counts = magics.parse_sweep("1,max", jr.cpu_count()) if jr.cpu_count() > 1 else None
     if counts is None:
         assert not result.success  # 1,1 repeats a count
         return
@@ -278,7 +278,7 @@ def test_sweep_with_repeat(ip: InteractiveShell, seen: list[dict[str, Any]]) -> 
 def test_rounds_are_interleaved_and_repeat_sets_how_many(
     ip: InteractiveShell, seen: list[dict[str, Any]]
 ) -> None:
-    if jr.max_threads() < 2:
+    if jr.cpu_count() < 2:
         pytest.skip("one core: no 2-thread pool")
     result, io = run(ip, f"%%parallel --sweep 2,1 --repeat 4\n{MEASURED_CELL}")
     assert result.success, io.stderr
@@ -322,7 +322,7 @@ def test_quiet_prints_only_the_cells_output(ip: InteractiveShell, seen: list[Any
 def test_error_in_cell_restores_threads(
     ip: InteractiveShell, seen: list[Any], options: str, fail_at: int
 ) -> None:
-    if options == "--sweep 1,max" and jr.max_threads() == 1:
+    if options == "--sweep 1,max" and jr.cpu_count() == 1:
         pytest.skip("one core: 1,max repeats a count")
     before = jr.current_num_threads()
     ip.user_ns["fail_at"] = fail_at
@@ -350,7 +350,7 @@ def test_syntax_error_in_cell(ip: InteractiveShell, seen: list[Any]) -> None:
 
 def test_cell_that_resizes_the_pool_is_undone(ip: InteractiveShell, seen: list[Any]) -> None:
     before = jr.current_num_threads()
-    result, io = run(ip, "%%parallel -n 1\njr.set_num_threads(jr.max_threads())")
+    result, io = run(ip, "%%parallel -n 1\njr.set_num_threads(jr.cpu_count())")
     assert result.success, io.stderr
     assert jr.current_num_threads() == before
 
@@ -447,7 +447,7 @@ def test_line_commands_ignore_case(ip: InteractiveShell, seen: list[Any]) -> Non
     before = jr.current_num_threads()
     result, io = run(ip, "%parallel Threads MAX")
     assert result.success, io.stderr
-    assert jr.current_num_threads() == jr.max_threads()
+    assert jr.current_num_threads() == jr.cpu_count()
     jr.set_num_threads(before)
 
 
@@ -458,7 +458,7 @@ def test_quoted_option_values_mean_what_they_say(ip: InteractiveShell, seen: lis
     assert [r["threads"] for r in seen] == [1]
     result, io = run(ip, f'%%parallel -n "max" --quiet\n{MEASURED_CELL}')
     assert result.success, io.stderr
-    assert seen[-1]["threads"] == jr.max_threads()
+    assert seen[-1]["threads"] == jr.cpu_count()
 
 
 def test_line_status_threads_and_info(ip: InteractiveShell, seen: list[Any]) -> None:
@@ -475,7 +475,7 @@ def test_line_status_threads_and_info(ip: InteractiveShell, seen: list[Any]) -> 
     assert result.success and jr.current_num_threads() == 1
     assert io.stdout.strip() == f"jupyterlite_rayon: threads {before} -> 1"
     result, io = run(ip, "%parallel threads max")
-    assert jr.current_num_threads() == jr.max_threads()
+    assert jr.current_num_threads() == jr.cpu_count()
     jr.set_num_threads(before)
     result, io = run(ip, "%parallel info")
     assert result.success
@@ -685,10 +685,25 @@ def test_out_of_range_on_the_single_thread_build_says_how_to_fix(
     assert not result.success and "fix: serve it with COOP/COEP headers" in io.stderr
 
 
-def test_out_of_range_on_cpython_names_the_setting(ip: InteractiveShell, seen: list[Any]) -> None:
+def test_out_of_range_says_the_build_cap_and_names_no_setting(
+    ip: InteractiveShell, seen: list[Any]
+) -> None:
     result, io = run(ip, f"%%parallel -n {jr.max_threads() + 1}\npass")
     assert not result.success
-    assert "set JUPYTERLITE_RAYON_MAX_THREADS before the pool starts" in io.stderr
+    assert f"outside 1..{jr.max_threads()}" in io.stderr
+    assert "JUPYTERLITE_RAYON" not in io.stderr  # no fix the reader's environment lacks
+
+
+def test_a_sweep_past_the_cores_runs_and_marks_the_rows(
+    ip: InteractiveShell, seen: list[Any]
+) -> None:
+    over = jr.cpu_count() + 1
+    result, io = run(ip, f"%%parallel --sweep 1,{over} --repeat 1\n{MEASURED_CELL}")
+    assert result.success, io.stderr
+    assert [r["threads"] for r in seen[-2:]] == [1, over]
+    table = io.outputs[-1].data["text/plain"]
+    assert f"{over}*" in table and "more threads than this machine's cores" in table
+    assert "1*" not in table
 
 
 def test_keyboard_interrupt_in_the_cell_restores_threads(

@@ -18,7 +18,7 @@ import jupyterlite_rayon as jr
 
 EXPECTED_KEYS = {
     "backend", "build", "threads", "max_threads", "busy", "tasks", "steals", "bytes_in_use",
-    "memory_bytes", "calls", "per_thread", "isolated", "isolation", "started",
+    "memory_bytes", "calls", "per_thread", "isolated", "isolation", "started", "cores",
 }
 
 
@@ -51,10 +51,16 @@ def test_set_num_threads_returns_previous_and_counters_follow() -> None:
         assert jr.sum(x) == x.sum()  # work still comes out right at this size
 
 
-def test_max_threads_honours_the_override() -> None:
-    assert jr.max_threads() == int(os.environ["JUPYTERLITE_RAYON_MAX_THREADS"])
-    with pytest.raises(ValueError, match="between 1 and"):
-        jr.set_num_threads(jr.max_threads() + 1)
+def test_more_threads_than_cores_are_allowed_up_to_the_build_cap() -> None:
+    assert jr.max_threads() == 64 and jr.cpu_count() == (os.cpu_count() or 1)
+    previous = jr.set_num_threads(jr.cpu_count() + 1)  # oversubscribed: allowed, said once
+    try:
+        assert jr.current_num_threads() == jr.cpu_count() + 1
+        assert jr.sum([1.0, 2.0, 3.0]) == 6.0
+    finally:
+        jr.set_num_threads(previous)
+    with pytest.raises(ValueError, match="between 1 and 64"):
+        jr.set_num_threads(65)
 
 
 def test_threadpool_limits_context_manager_and_decorator() -> None:

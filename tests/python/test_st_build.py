@@ -48,7 +48,7 @@ PROGRAM = textwrap.dedent("""
 
 
 def run(build: str, threads: list[int]) -> dict[str, object]:
-    env = dict(os.environ, JUPYTERLITE_RAYON_BUILD=build, JUPYTERLITE_RAYON_MAX_THREADS="4")
+    env = dict(os.environ, JUPYTERLITE_RAYON_BUILD=build)
     r = subprocess.run(
         [sys.executable, "-c", PROGRAM, *map(str, threads)],
         env=env,

@@ -53,14 +53,14 @@ def test_traits(pair: tuple[PoolWidget, PoolWidget]) -> None:
     view, _ = pair
     info = jr.pool_info()
     assert isinstance(view, PoolWidget)
-    assert view.slider.min == 1 and view.slider.max == jr.max_threads()
+    assert view.slider.min == 1 and view.slider.max == jr.cpu_count()
     assert view.slider.value == jr.current_num_threads()
     assert view.slider.continuous_update is False
-    assert view.slider.disabled == (jr.max_threads() == 1)
+    assert view.slider.disabled == (jr.cpu_count() == 1)
     rows = status(view)
     assert rows["backend"] == f"wasmtime, {info['build']} build"
     assert rows["isolation"].startswith("isolated")
-    assert rows["threads"] == f"{info['threads']} of {info['max_threads']}"
+    assert rows["threads"] == f"{info['threads']} on {info['cores']} cores"
     assert "error" not in rows
     assert len(view.bars.children) == jr.current_num_threads()
     assert "every" in view.note.value  # says what "live" means here
@@ -68,12 +68,13 @@ def test_traits(pair: tuple[PoolWidget, PoolWidget]) -> None:
 
 def test_slider_round_trip_and_two_widgets_agree(pair: tuple[PoolWidget, PoolWidget]) -> None:
     first, second = pair
-    for n in [1, jr.max_threads(), 1, 2 if jr.max_threads() >= 2 else 1]:
+    for n in [1, jr.cpu_count(), 1, 2 if jr.cpu_count() >= 2 else 1]:
         first.slider.value = n
         assert jr.current_num_threads() == n
         assert second.slider.value == n
         assert len(first.bars.children) == len(second.bars.children) == n
-        assert status(first)["threads"] == status(second)["threads"] == f"{n} of {jr.max_threads()}"
+        want = f"{n} on {jr.cpu_count()} cores"
+        assert status(first)["threads"] == status(second)["threads"] == want
     second.slider.value = 1
     assert jr.current_num_threads() == 1 and first.slider.value == 1
 
@@ -82,7 +83,7 @@ def test_set_num_threads_in_a_cell_updates_every_widget(
     ip: InteractiveShell, pair: tuple[PoolWidget, PoolWidget]
 ) -> None:
     first, second = pair
-    target = jr.max_threads() if jr.current_num_threads() == 1 else 1
+    target = jr.cpu_count() if jr.current_num_threads() == 1 else 1
     ip.run_cell(f"import jupyterlite_rayon as jr\njr.set_num_threads({target})")
     # post_run_cell refreshed them: no waiting needed
     assert first.slider.value == second.slider.value == target
@@ -90,7 +91,7 @@ def test_set_num_threads_in_a_cell_updates_every_widget(
 
 def test_poller_follows_set_num_threads_outside_cells(pair: tuple[PoolWidget, PoolWidget]) -> None:
     first, second = pair
-    target = jr.max_threads() if jr.current_num_threads() == 1 else 1
+    target = jr.cpu_count() if jr.current_num_threads() == 1 else 1
     jr.set_num_threads(target)
     assert wait_until(lambda: first.slider.value == second.slider.value == target)
 
@@ -169,7 +170,7 @@ def test_poller_shows_the_pool_busy_during_one_long_call(
 ) -> None:
     """CPython's "live": the background thread updates the panel while a call runs."""
     view, _ = pair
-    jr.set_num_threads(jr.max_threads())
+    jr.set_num_threads(jr.cpu_count())
     seen: list[tuple[str, str]] = []
 
     def record(change: dict[str, object]) -> None:
