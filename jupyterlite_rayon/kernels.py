@@ -27,6 +27,8 @@ _FLOATS = frozenset({0, 1})
 _NUMERIC = frozenset({0, 1, 2, 3})
 _SORTABLE = frozenset({0, 1, 2, 3, 4})
 _INT_SAFE = 1 << 53
+# Up to this many elements a linear kernel takes microseconds: it runs on the calling thread.
+QUICK_ITEMS = 1 << 15
 _lock = threading.RLock()  # one call at a time uses the shared scalar scratch block
 
 
@@ -64,10 +66,12 @@ class _Call:
             self.temps.append(converted)
         return converted
 
-    def run(self, export: str, *args: float) -> None:
+    def run(self, export: str, *args: float, items: int | None = None) -> None:
+        """Run the export; `items` (elements touched, for kernels linear in them) lets a small
+        call skip the hand-off that makes long calls interruptible: it is over at once."""
         backend = pool.get_backend()
         start = time.perf_counter()
-        backend.call(export, *args)
+        backend.call(export, *args, quick=items is not None and items <= QUICK_ITEMS)
         pool.record_run(self.name, time.perf_counter() - start)
 
 
@@ -115,7 +119,7 @@ def _reduce(name: str, op: int, a: Any) -> Any:
     with _lock, _Call(name) as c:
         x = c.array(a)
         _need(name, x, _NUMERIC)
-        c.run("jr_reduce", op, x.dtype_info.code, x.ptr, x.size, pool.scratch())
+        c.run("jr_reduce", op, x.dtype_info.code, x.ptr, x.size, pool.scratch(), items=x.size)
         return _rounded(x.dtype_info, _scalar_out(x.dtype_info.is_float or op == 3))
 
 
@@ -156,7 +160,7 @@ def dot(a: Any, b: Any) -> Any:
         x, y = c.array(x, work), c.array(y, work)
         _need("dot", x, _NUMERIC)
         _same("dot", x, y)
-        c.run("jr_dot", x.dtype_info.code, x.ptr, y.ptr, x.size, pool.scratch())
+        c.run("jr_dot", x.dtype_info.code, x.ptr, y.ptr, x.size, pool.scratch(), items=x.size)
         return _rounded(work, _scalar_out(x.dtype_info.is_float))
 
 
@@ -210,7 +214,15 @@ def _unary(name: str, a: Any) -> PoolArray:
             x = c.array(x, "float64")  # numpy: integer input gives float64
         out = empty(x.shape, x.dtype_info)
         try:
-            c.run("jr_map_unary", _UNARY[name], x.dtype_info.code, x.ptr, out.ptr, x.size)
+            c.run(
+                "jr_map_unary",
+                _UNARY[name],
+                x.dtype_info.code,
+                x.ptr,
+                out.ptr,
+                x.size,
+                items=x.size,
+            )
         except BaseException:
             out.close()
             raise
@@ -320,6 +332,7 @@ def _run_scalar(c: _Call, op: int, x: PoolArray, value: float, swap: bool) -> Po
             out.ptr,
             x.size,
             1 if swap else 0,
+            items=x.size,
         )
     except BaseException:
         out.close()
@@ -333,7 +346,7 @@ def _run_binary(
     x, y = xy
     out = empty(shape, x.dtype_info)
     try:
-        c.run("jr_map_binary", op, x.dtype_info.code, x.ptr, y.ptr, out.ptr, x.size)
+        c.run("jr_map_binary", op, x.dtype_info.code, x.ptr, y.ptr, out.ptr, x.size, items=x.size)
     except BaseException:
         out.close()
         raise
@@ -427,7 +440,7 @@ def _clip_bound_dtype(array: DType, bound: Any) -> DType:
 def _run_clip(c: _Call, x: PoolArray, low: float, high: float) -> PoolArray:
     out = empty(x.shape, x.dtype_info)
     try:
-        c.run("jr_clip", x.dtype_info.code, x.ptr, low, high, out.ptr, x.size)
+        c.run("jr_clip", x.dtype_info.code, x.ptr, low, high, out.ptr, x.size, items=x.size)
     except BaseException:
         out.close()
         raise
@@ -442,7 +455,7 @@ def cumsum(a: Any) -> PoolArray:
         _need_1d("cumsum", x)
         out = empty(x.shape, x.dtype_info if x.dtype_info.is_float else dtypes.INT64)
         try:
-            c.run("jr_cumsum", x.dtype_info.code, x.ptr, out.ptr, x.size)
+            c.run("jr_cumsum", x.dtype_info.code, x.ptr, out.ptr, x.size, items=x.size)
         except BaseException:
             out.close()
             raise

@@ -58,8 +58,11 @@ class Backend(abc.ABC):
 
     # -- calls ---------------------------------------------------------------------------
     @abc.abstractmethod
-    def call(self, export: str, *args: float) -> None:
+    def call(self, export: str, *args: float, quick: bool = False) -> None:
         """Run a kernel export (it returns a status) synchronously; raise if it failed.
+
+        quick: the caller knows the work is tiny; an engine may then skip what makes long
+        calls interruptible (CPython: the hand-off to the caller thread) to save overhead.
 
         Clears the cancel flag first. While the call runs, an interrupt (Ctrl-C in CPython, the
         page's interrupt buffer in the browser) sets the cancel flag; the call then returns

@@ -197,7 +197,7 @@ class PyodideBackend(Backend):
         )
 
     # -- calls ---------------------------------------------------------------------------
-    def call(self, export: str, *args: float) -> None:
+    def call(self, export: str, *args: float, quick: bool = False) -> None:
         self._check_open(export)
         result = self._call(export, *args)
         if result.ok:
