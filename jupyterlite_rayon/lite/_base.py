@@ -60,6 +60,45 @@ class RayonAddon(BaseAddon):
         "cannot set headers (GitHub Pages); the first visit then reloads once",
     ).tag(config=True)  # type: ignore[assignment]
 
+    self_contained: bool = Bool(
+        False,
+        help="serve Pyodide and every wheel the kernel loads at start from the site itself, so "
+        "it works without internet (needs pyodide_dir, or jupyterlite's --pyodide)",
+    ).tag(config=True)  # type: ignore[assignment]
+
+    pyodide_dir: str = Unicode(
+        "",
+        help="with self_contained: an unpacked Pyodide distribution to copy into the site "
+        "(the pyodide npm package, or a release's pyodide/ folder; relative to lite_dir)",
+    ).tag(config=True)  # type: ignore[assignment]
+
+    wheels_dir: str = Unicode(
+        "",
+        help="a folder of pure wheels the kernel loads at start: the pyodide-lock.json ones the "
+        "Pyodide folder lacks, and comm, ipywidgets, jupyterlab_widgets (relative to lite_dir); "
+        "empty: the Pyodide folder, the lite_dir's pypi/ and the build environment",
+    ).tag(config=True)  # type: ignore[assignment]
+
+    download: bool = Bool(
+        False,
+        help="let `pip download` fetch the start-up wheels no folder has (PyPI or pip's "
+        "configured index); off, the build never uses the network",
+    ).tag(config=True)  # type: ignore[assignment]
+
+    widgets: bool = Bool(
+        True,
+        help="put ipywidgets, comm and jupyterlab_widgets in the site and load them when the "
+        "kernel starts, so jr.widget() works without `%pip install ipywidgets`",
+    ).tag(config=True)  # type: ignore[assignment]
+
+    @property
+    def lite_dir(self) -> Path:
+        return Path(self.manager.lite_dir)
+
+    def option_path(self, value: str) -> Path:
+        """An option's path, relative to lite_dir unless absolute."""
+        return (self.lite_dir / value).resolve()
+
     @property
     def output_dir(self) -> Path:
         return Path(self.manager.output_dir)

@@ -2,8 +2,11 @@
 
 Each line says, for one way of hosting the site, whether its pages will be cross-origin
 isolated, and if not, what to do: the fix texts are jupyterlite_rayon.isolation's, the same
-the kernel's warning and the front-end's notification give. ``check`` fails when the site
-misses what its options ask for (no wheel, the wheel not indexed, the worker not patched).
+the kernel's warning and the front-end's notification give. Then where Pyodide and each wheel
+the kernel loads at start come from (site, CDN, PyPI), with a warning when the kernel needs the
+internet to start. ``check`` fails when the site misses what its options ask for (no wheel, the
+wheel not indexed, the worker not patched, a self-contained site that is not) or what the kernel
+needs to start.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .headers import (
     vercel_file_isolates,
 )
 from .service_worker import SW_FILE, is_patched
+from .startup import MISSING, WIDGET_FRONT_END, Origin, site_origins
 from .wheel import PYODIDE_PLUGIN_ID, PYPI_DIR, WHEEL_STEM, site_wheels
 
 PREFIX = "[rayon]"
@@ -96,6 +100,16 @@ class RayonReportAddon(RayonAddon):
                 else f"no (turn {CONFIG_SECTION}.preload on, or `%pip install` it)"
             )
         )
+        origin_lines, origin_problems = self.origins_report(site_origins(out, settings))
+        lines += origin_lines
+        problems += origin_problems
+        front_end = WIDGET_FRONT_END.rsplit("/", 1)[0]
+        lines.append(
+            f"widget front end: site ({front_end})"
+            if (out / WIDGET_FRONT_END).is_file()
+            else f"WARNING widget front end: not in the site ({front_end}), so jr.widget() "
+            "shows nothing: `pip install jupyterlab_widgets` where you build, and build again"
+        )
         rebuild = f"turn {CONFIG_SECTION}.isolation_headers on and build again, then"
         lines.append(
             "threads on Netlify / Cloudflare Pages: "
@@ -128,12 +142,45 @@ class RayonReportAddon(RayonAddon):
             problems.append(f"{CONFIG_SECTION}.service_worker is on but {SW_FILE} is not patched")
         return lines, problems
 
+    def origins_report(self, origins: list[Origin]) -> tuple[list[str], list[str]]:
+        """Where Pyodide and each start-up wheel come from, the warning when any needs the
+        internet, and the problems: what the kernel cannot load, and a self-contained site
+        that is not."""
+        lines = [o.line() for o in origins]
+        problems = [f"{o.what}: {o.detail}" for o in origins if o.at_start and o.source == MISSING]
+        online = [o for o in origins if o.needs_internet]
+        if online:
+            lines.append(
+                "WARNING the site needs the internet when the kernel starts ("
+                + ", ".join(f"{o.what} from {o.source}" for o in online)
+                + f"): without it the kernel never starts. Build with --rayon-self-contained "
+                f"({CONFIG_SECTION}.self_contained) and {CONFIG_SECTION}.pyodide_dir to serve "
+                "them from the site"
+            )
+            if self.self_contained:
+                problems.append(
+                    f"{CONFIG_SECTION}.self_contained is on but the kernel loads "
+                    + ", ".join(o.what for o in online)
+                    + " from the internet"
+                )
+        else:
+            lines.append(
+                "internet when the kernel starts: not needed (the site serves Pyodide and every "
+                "start-up wheel)"
+            )
+        return lines, problems
+
     def _print_status(self) -> None:
         print(f"    wheel: {self.wheel or '(written from the installed package)'}")
         print(f"    preload: {self.preload}")
         print(f"    COEP: {self.coep}")
         print(f"    headers for hosts: {self.isolation_headers}")
         print(f"    service worker patch: {self.service_worker}")
+        print(f"    self-contained: {self.self_contained}")
+        print(f"    Pyodide folder: {self.pyodide_dir or '(none)'}")
+        print(f"    wheels folder: {self.wheels_dir or '(none)'}")
+        print(f"    download with pip: {self.download}")
+        print(f"    widgets: {self.widgets}")
         print(f"    {self.serve_line(has_tornado())}")
 
     def _check_threads(self) -> None:
