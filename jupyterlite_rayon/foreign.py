@@ -1,36 +1,48 @@
 """Bring your own wasi-threads module: load it, call its exports, keep arrays in its memory.
 
-    mod = jr.load_module("psum.wasm")          # or the module's bytes
+    mod = jr.load_module("psum.wasm")          # or the module's bytes; in JupyterLite:
+    mod = await jr.load_module(data)           #   await it (works in CPython too)
     x = mod.asarray(array.array("d", range(1000)))   # copied into the module's memory
     mod.parallel_sum(x, len(x), 4)             # PoolArrays are passed as pointers
 
 The module must follow wasi-threads (Zig std.Thread on wasm32-wasi, C with wasi-sdk
 pthreads, Rust wasm32-wasip1-threads): import a shared `env.memory`, import
 `wasi.thread-spawn` to start threads and export `wasi_thread_start`. It gets its own shared
-memory and its own threads (CPython: wasmtime, backends/wasi_threads.py; not yet available in
-the browser), with minimal WASI preview1 (backends/wasi.py). Arrays need an exported allocator: `malloc(size)`
-and optionally `free(ptr)` (other names via load_module(alloc=..., free=...)).
+memory and its own threads, with minimal WASI preview1 (fd_write to the cell's output, clocks,
+random, proc_exit). Arrays need an exported allocator: `malloc(size)` and optionally
+`free(ptr)` (other names via load_module(alloc=..., free=...)).
 
-Ctrl-C stops a long call at its next loop back-edge (wasmtime epochs) and the module stays
-usable; a call blocked in a futex wait cannot be stopped, so after 2 s the module is given up
-("load the module again"). Zig 0.17's std.Thread on WASI stores a thread's id into its handle
-only after thread-spawn returns, so a thread that finishes first makes join() wait forever:
-let spawned threads wait for a flag the parent sets after spawn (tests/fixtures/ shows how).
+This module is the API; an engine runs the module behind backends/foreign_base.ForeignEngine:
+CPython: wasmtime (backends/foreign_wasmtime.py); JupyterLite: the JS host's workers
+(backends/foreign_pyodide.py), which needs a cross-origin isolated page (shared memory).
+
+Faults are exceptions, never hangs: a trap is WasmTrap, proc_exit is ProcExit, in the calling
+thread or in any helper thread (named in the message). A helper's fault during a call ends the
+call (also a caller waiting in join() for that helper); a fault after a call returned is raised
+by the next call, which then does not run. Ctrl-C stops a call at its next loop back-edge or
+futex wake-up; close() stops every thread, also helpers that loop forever. Zig 0.17's
+std.Thread on WASI stores a thread's id into its handle only after thread-spawn returns, so a
+thread that finishes first makes join() wait forever: let spawned threads wait for a flag the
+parent sets after spawn (tests/fixtures/ shows how).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, Self
 
 from . import dtypes
 from .array import PoolArray, asarray, empty, zeros
-from .errors import ForeignModuleError, PoolMemoryError, WasmTrap
+from .backends.foreign_base import Fault, ForeignEngine
+from .errors import ForeignModuleError, PoolMemoryError, ProcExit, WasmTrap
 
 _U32 = 0xFFFFFFFF
+_IN_BROWSER = sys.platform == "emscripten"
+
+Output = Callable[[str], Any]
 
 
 def load_module(
@@ -39,79 +51,122 @@ def load_module(
     threads: int | None = None,
     alloc: str = "malloc",
     free: str = "free",
-    stdout: Callable[[str], Any] | None = None,
-    stderr: Callable[[str], Any] | None = None,
-) -> ForeignModule:
+    stdout: Output | None = None,
+    stderr: Output | None = None,
+) -> Any:
     """Load a wasi-threads module from a path or bytes.
 
-    threads: helper threads started up front (more start on demand); default: the cores.
+    threads: helper threads started up front (CPython starts more on demand; the browser
+    cannot, so there a spawn beyond them fails); default: the cores.
     alloc/free: the module's allocator exports, used by empty/zeros/asarray.
     stdout/stderr: where fd_write output goes (default: sys.stdout / sys.stderr at call time).
+
+    CPython returns the ForeignModule (awaiting it gives it back); in JupyterLite it returns
+    an awaitable: `mod = await jr.load_module(...)`.
     """
-    if sys.platform == "emscripten":
-        raise ForeignModuleError(
-            "load_module runs in CPython (wasmtime) only for now; in "
-            "JupyterLite, call your module from JavaScript"
-        )
+    wasm, name = _read_source(source)
+    if wasm[:4] != b"\0asm":
+        raise ForeignModuleError(f"{name}: not a wasm module (it does not start with \\0asm)")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+        raise TypeError(f"load_module: threads must be an int, got {type(threads).__name__}")
+    if threads is not None and threads < 0:
+        raise ValueError(f"load_module: threads must be 0 or more, got {threads}")
+    if _IN_BROWSER:
+        return _Loading(_load_in_browser(wasm, name, threads, alloc, free, stdout, stderr), name)
+    from .backends.foreign_wasmtime import WasmtimeForeign
+
+    helpers = threads if threads is not None else (os.cpu_count() or 1)
+    engine = WasmtimeForeign(wasm, name, helpers, stdout, stderr)
+    return ForeignModule(engine, alloc=alloc, free=free)
+
+
+def _read_source(source: Any) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
-        wasm, name = bytes(source), "module"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"load_module: no file {str(path)!r}")
-        wasm, name = path.read_bytes(), path.stem
-    return ForeignModule(
-        wasm, name, threads=threads, alloc=alloc, free=free, stdout=stdout, stderr=stderr
+        return bytes(source), "module"
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"load_module: pass a path or the module's bytes, got {type(source).__name__}"
+        )
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_module: no file {str(path)!r}")
+    return path.read_bytes(), path.stem
+
+
+async def _load_in_browser(
+    wasm: bytes,
+    name: str,
+    threads: int | None,
+    alloc: str,
+    free: str,
+    stdout: Output | None,
+    stderr: Output | None,
+) -> ForeignModule:
+    from .backends import foreign_pyodide
+
+    engine = await foreign_pyodide.PyodideForeign.load(wasm, name, threads, stdout, stderr)
+    return ForeignModule(engine, alloc=alloc, free=free)
+
+
+class _Loading:
+    """What load_module returns in the browser: await it for the module."""
+
+    def __init__(self, work: Any, name: str) -> None:
+        self._work = work
+        self._name = name
+
+    def __await__(self) -> Generator[Any, None, ForeignModule]:
+        return self._work.__await__()  # type: ignore[no-any-return]
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        raise ForeignModuleError(
+            f"load_module({self._name!r}) has not finished: in JupyterLite loading starts "
+            "Web Workers, which needs await: `mod = await jupyterlite_rayon.load_module(...)`"
+        )
+
+    def __repr__(self) -> str:
+        return f"<loading {self._name!r}: use `await jupyterlite_rayon.load_module(...)`>"
+
+
+def _fault_error(where: str, faults: list[Fault], when: str, survives: bool) -> BaseException:
+    """The exception for helper faults: ProcExit if the first one exited, else WasmTrap."""
+    first = faults[0]
+    more = f" (and {len(faults) - 1} more helper faults)" if len(faults) > 1 else ""
+    then = (
+        "the module keeps working"
+        if survives
+        else "the module cannot be used any more: load it again"
     )
+    text = f"{where}: {first} ({when}){more}; {then}"
+    if first.exit_code is not None:
+        exc: BaseException = ProcExit(first.exit_code)
+        exc.args = (text,)
+        return exc
+    return WasmTrap(text)
 
 
 class ForeignModule:
     """A loaded module: its exported functions are attributes; arrays live in its memory."""
 
-    def __init__(
-        self,
-        wasm: bytes,
-        name: str,
-        *,
-        threads: int | None,
-        alloc: str,
-        free: str,
-        stdout: Callable[[str], Any] | None,
-        stderr: Callable[[str], Any] | None,
-    ) -> None:
-        import wasmtime as W
-
-        from .backends import wasi, wasi_threads
-
-        if wasm[:4] != b"\0asm":
-            raise ForeignModuleError(f"{name}: not a wasm module (it does not start with \\0asm)")
-        eng = wasi_threads.engine(interruptible=True)
-        try:
-            module = wasi_threads.compile_module(eng, wasm, interruptible=True)
-        except W.WasmtimeError as exc:
-            raise ForeignModuleError(f"{name}: wasmtime cannot compile it: {exc}") from None
-        wasi.check_imports(name, module)
-        self.name = name
-        self._wasi = wasi.Wasi(stdout, stderr)
+    def __init__(self, engine: ForeignEngine, *, alloc: str, free: str) -> None:
+        self._engine = engine
+        self.name = engine.name
         self._alloc_name, self._free_name = alloc, free
-        helpers = threads if threads is not None else (os.cpu_count() or 1)
-        self._host = wasi_threads.WasmThreads(
-            module, eng, self._wasi.imports, helpers=helpers, name=name, interruptible=True
-        )
         self._functions: dict[str, ForeignFunction] = {}
-        self.max_memory_bytes = self._host.max_bytes
+        self.max_memory_bytes = engine.max_memory_bytes
+
+    def __await__(self) -> Generator[Any, None, Self]:
+        """`await jr.load_module(...)` works in CPython too (the module is already loaded)."""
+        return self
+        yield  # makes this a generator
 
     # -- calls -----------------------------------------------------------------------------
     @property
     def exports(self) -> list[str]:
         """Names of the exported functions (not the wasi-threads entry point)."""
-        import wasmtime as W
-
-        return sorted(
-            e.name
-            for e in self._host.module.exports
-            if isinstance(e.type, W.FuncType) and e.name != "wasi_thread_start"
-        )
+        return sorted(self._engine.signatures)
 
     def __getattr__(self, name: str) -> ForeignFunction:
         if name.startswith("_"):
@@ -124,7 +179,7 @@ class ForeignModule:
     def function(self, name: str) -> ForeignFunction:
         fn = self._functions.get(name)
         if fn is None:
-            if name not in self.exports:
+            if name not in self._engine.signatures:
                 raise AttributeError(
                     f"module {self.name!r} has no exported function {name!r}; it exports: "
                     f"{', '.join(self.exports)}"
@@ -133,28 +188,48 @@ class ForeignModule:
         return fn
 
     def _run(self, name: str, args: tuple[Any, ...]) -> Any:
-        before = len(self._host.thread_errors)
-        result = self._host.run(name, args, self._host.engine.increment_epoch, grace=2.0)
-        if len(self._host.thread_errors) > before:
-            raise WasmTrap(
-                f"{self.name}.{name}: a thread trapped: {self._host.thread_errors[before]}"
+        engine = self._engine
+        where = f"{self.name}.{name}"
+        survives = engine.survives_traps
+        earlier = engine.take_faults()
+        if earlier:
+            raise _fault_error(
+                where, earlier, f"after an earlier call returned ({name} did not run)", survives
             )
+        try:
+            result = engine.run(name, args)
+        except (WasmTrap, ProcExit) as exc:
+            faults = engine.take_faults()
+            if faults:
+                raise _fault_error(where, faults, "during the call", survives) from None
+            raise exc from None
+        except KeyboardInterrupt as exc:
+            if exc.args:
+                raise
+            # Helpers keep running: they may be a thread pool the module reuses.
+            raise KeyboardInterrupt(
+                f"{where} was interrupted; the module keeps working (threads it started run "
+                "on until they finish or mod.close())"
+            ) from None
+        faults = engine.take_faults()
+        if faults:
+            raise _fault_error(where, faults, "during the call", survives)
         return result
 
     # -- memory ----------------------------------------------------------------------------
     @property
     def memory_bytes(self) -> int:
-        return self._host.memory_size()
+        return self._engine.memory_size()
 
     def alloc(self, nbytes: int, zero: bool) -> int:
-        if self._alloc_name not in self.exports:
+        if self._alloc_name not in self._engine.signatures:
             raise ForeignModuleError(
                 f"module {self.name!r} exports no {self._alloc_name!r}, so arrays cannot be "
                 "made in its memory; export an allocator or pass load_module(alloc=<name>)"
             )
         if nbytes > _U32:
             raise PoolMemoryError(f"{nbytes} bytes do not fit in a 32-bit wasm memory")
-        ptr = self._host.call_direct(self._alloc_name, nbytes) & _U32
+        ptr = self._engine.call_direct(self._alloc_name, nbytes) & _U32
         if not ptr:
             raise PoolMemoryError(
                 f"module {self.name!r} cannot allocate {nbytes} bytes: its memory is at or "
@@ -162,28 +237,28 @@ class ForeignModule:
                 "smaller ones"
             )
         if zero and nbytes:
-            self._host.write(ptr, memoryview(bytes(nbytes)))
+            self._engine.write(ptr, memoryview(bytes(nbytes)))
         return ptr
 
     def free(self, ptr: int) -> None:
-        if self._free_name in self.exports:
-            self._host.call_direct(self._free_name, ptr)
+        if self._free_name in self._engine.signatures:
+            self._engine.call_direct(self._free_name, ptr)
 
     def free_soon(self, ptr: int) -> None:
-        if self._free_name in self.exports:
-            self._host.free_soon(self._free_name, ptr)
+        if self._free_name in self._engine.signatures:
+            self._engine.free_soon(self._free_name, ptr)
 
     def write(self, ptr: int, data: memoryview) -> None:
-        self._host.write(ptr, data)
+        self._engine.write(ptr, data)
 
     def read(self, ptr: int, nbytes: int) -> bytes:
-        return self._host.read(ptr, nbytes)
+        return self._engine.read(ptr, nbytes)
 
     def read_into(self, ptr: int, out: memoryview) -> None:
-        self._host.read_into(ptr, out)
+        self._engine.read_into(ptr, out)
 
     def alive(self) -> bool:
-        return not self._host._closed
+        return not self._engine.closed
 
     def asarray(self, obj: Any, dtype: Any = None) -> PoolArray:
         """Copy obj (any buffer, list or PoolArray) into this module's memory."""
@@ -196,8 +271,8 @@ class ForeignModule:
         return zeros(shape, dtype, arena=self)
 
     def close(self) -> None:
-        """Stop the module's idle threads; its arrays become unusable."""
-        self._host.close()
+        """Stop every thread of the module (also running ones); its arrays become unusable."""
+        self._engine.close()
 
     def __enter__(self) -> Self:
         return self
@@ -215,9 +290,7 @@ class ForeignFunction:
     def __init__(self, module: ForeignModule, name: str) -> None:
         self.module = module
         self.name = name
-        export = module._host.export(name)
-        self.params = ["i32", "i64", "f32", "f64"]
-        self.params = [self.params[k] for k in export.params]
+        self.params = list(module._engine.signatures[name].params)
 
     def __call__(self, *args: Any) -> Any:
         if len(args) != len(self.params):

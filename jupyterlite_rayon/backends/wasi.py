@@ -138,7 +138,7 @@ class Wasi:
         return 0
 
     def _wasi_proc_exit(self, code: int) -> None:
-        self._host.exit_code = code & _U32
+        self._host.note_exit(code & _U32)
         raise ProcExit(code & _U32)  # unwinds the wasm code: becomes a trap
 
 

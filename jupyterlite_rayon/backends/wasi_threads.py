@@ -12,6 +12,15 @@ Wasm calls go through ctypes, which releases the GIL, so the threads run in para
   Python thread that asked waits in short, interruptible waits, so Ctrl-C reaches it.
 - Short calls (`call_direct`) run on the calling thread on the same instance, under the same
   lock: a thread hand-off costs more than they do.
+
+Modules loaded with `interruptible=True` (users' own) can always be stopped: every Store has
+an epoch deadline callback (wasmtime_compat.on_epoch_deadline) that traps it when its module
+is closed or, for the caller, when its call must stop (Ctrl-C, or a helper thread that trapped
+or called proc_exit: the caller may be joining it). A thread blocked in `memory.atomic.wait32`
+reaches no epoch check, so stopping also wakes every waiter of the memory (spurious wake-ups
+are allowed by the futex contract), and the woken thread traps at its next loop back-edge.
+A helper's trap or proc_exit is kept as a `Fault` until `take_faults()` hands it over, so the
+call it happened during, or else the next call, raises it.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import hashlib
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,9 +38,39 @@ from typing import Any
 import wasmtime as W
 
 from .. import errors
-from .wasmtime_compat import Export, TrapError, clear_callback_exception
+from .foreign_base import Fault
+from .wasmtime_compat import (
+    Export,
+    TrapError,
+    clear_callback_exception,
+    on_epoch_deadline,
+    short_trap,
+)
 
 PAGE = 65536
+#: how often a stopping call's waiter wakes the memory's waiters again (a thread may have been
+#: between its last epoch check and its wait when the previous wake-up went by)
+WAKE_EVERY = 0.25
+#: how long close() waits for the module's threads to stop
+CLOSE_WAIT = 2.0
+
+# Wakes every waiter of a shared memory: memory.atomic.notify at each aligned address of
+# [lo, hi) (about 4 ns an address). Returns how many waiters it woke.
+_WAKE_WAT = """
+(module
+  (import "env" "memory" (memory 0 65536 shared))
+  (func (export "wake") (param $lo i32) (param $hi i32) (result i32)
+    (local $n i32)
+    (block
+      (loop
+        (br_if 1 (i32.ge_u (local.get $lo) (local.get $hi)))
+        (local.set $n
+          (i32.add (local.get $n) (memory.atomic.notify (local.get $lo) (i32.const -1))))
+        (local.set $lo (i32.add (local.get $lo) (i32.const 4)))
+        (br 0)))
+    (local.get $n)))
+"""
+_wake_modules: dict[int, W.Module] = {}
 
 _engines: dict[bool, W.Engine] = {}
 _engines_lock = threading.Lock()
@@ -129,9 +169,15 @@ class WasmThreads:
         self._next_tid = 1
         self._idle = 0
         self._helpers: list[threading.Thread] = []
-        self.thread_errors: list[str] = []
-        self.exit_code: int | None = None
+        self.thread_errors: list[str] = []  # helpers that could not start
+        self._faults: list[Fault] = []
+        self._reported = 0  # faults handed over by take_faults()
+        self._exit = threading.local()  # .code: proc_exit's code on this thread
         self._closed = False
+        self._stopping = False  # close(): every thread of the module traps at its next check
+        self._stop_call: str | None = None  # why the running call must stop (the caller only)
+        self._wake: Export | None = None
+        self._wake_lock = threading.Lock()
         self._deferred_frees: list[tuple[str, int]] = []
         self._ready = threading.Semaphore(0)
         for _ in range(helpers):
@@ -156,10 +202,11 @@ class WasmThreads:
         self._caller.start()
 
     # -- instances -----------------------------------------------------------------------
-    def instantiate(self) -> tuple[W.Store, W.Instance]:
+    def instantiate(self, caller: bool = False) -> tuple[W.Store, W.Instance]:
         store = self._store if self._store is not None else W.Store(self.engine)
         if self.interruptible:
-            store.set_epoch_deadline(1 << 62)
+            on_epoch_deadline(store, self._caller_stop if caller else self._helper_stop)
+            store.set_epoch_deadline(1)
         linker = W.Linker(self.engine)
         linker.define(store, "env", "memory", self.memory)
         spawn_type = W.FuncType([W.ValType.i32()], [W.ValType.i32()])
@@ -175,14 +222,21 @@ class WasmThreads:
             raise errors.ForeignModuleError(f"{self.name}: cannot instantiate: {exc}") from None
         return store, instance
 
+    def _helper_stop(self) -> str | None:
+        return f"{self.name} was closed" if self._stopping else None
+
+    def _caller_stop(self) -> str | None:
+        return f"{self.name} was closed" if self._stopping else self._stop_call
+
     def _new_caller_instance(self) -> None:
-        store, instance = self.instantiate()
+        store, instance = self.instantiate(caller=True)
         self.store = store
         self.instance = instance
         self._exports: dict[str, Export] = {}
         for start in ("_initialize", "_start"):
             if start in self.export_names():
-                self.call_direct(start)
+                # Not call_direct: this also runs on the caller thread while run() holds _lock.
+                self.export(start)()
                 break
 
     def export_names(self) -> list[str]:
@@ -231,6 +285,9 @@ class WasmThreads:
             start = Export(store, instance.exports(store)["wasi_thread_start"])  # type: ignore
         except Exception as exc:  # noqa: BLE001 -- reported by the constructor or next call
             self.thread_errors.append(f"a helper thread could not start: {exc}")
+            if not count_idle:  # started for a spawn that now never runs: the call must know
+                with self._spawn_lock:
+                    self._faults.append(Fault(0, f"a helper thread could not start: {exc}"))
             self._ready.release()
             return
         if count_idle:
@@ -242,21 +299,48 @@ class WasmThreads:
             if item is None:
                 return
             tid, arg = item
+            self._exit.code = None
+            if self.interruptible:
+                store.set_epoch_deadline(1)
             try:
                 start(tid, arg)
             except TrapError as exc:
                 clear_callback_exception()
-                self.thread_errors.append(f"thread {tid} trapped: {exc}")
+                if self._stopping:
+                    return  # stopped by close(): not the module's fault
+                fault = Fault(tid, short_trap(str(exc)), self._take_exit())
+                with self._spawn_lock:
+                    self._faults.append(fault)
                 # The instance's stack pointer and TLS may be garbage now: start fresh.
-                store, instance = self.instantiate()
+                try:
+                    store, instance = self.instantiate()
+                except errors.ForeignModuleError:
+                    return  # reported as the fault above; the other helpers serve spawns
                 start = Export(store, instance.exports(store)["wasi_thread_start"])  # type: ignore
             with self._spawn_lock:
                 self._idle += 1
+
+    def note_exit(self, code: int) -> None:
+        """WASI proc_exit on this thread: the trap that follows is an exit with `code`."""
+        self._exit.code = code
+
+    def _take_exit(self) -> int | None:
+        code: int | None = getattr(self._exit, "code", None)
+        self._exit.code = None
+        return code
+
+    def take_faults(self) -> list[Fault]:
+        """Helper faults not handed over yet (each is handed over once)."""
+        with self._spawn_lock:
+            new = self._faults[self._reported :]
+            self._reported = len(self._faults)
+        return new
 
     # -- calls ---------------------------------------------------------------------------
     def call_direct(self, name: str, *args: float) -> Any:
         """Call an export on the calling thread (for short calls); raises WasmTrap."""
         with self._lock:
+            self._stop_call = None
             self._drain_frees()
             return self._invoke(name, args)
 
@@ -285,14 +369,16 @@ class WasmThreads:
         if self._closed:
             raise errors.PoolError(f"{self.name} is closed; start it again")
         fn = self.export(name)
-        self.exit_code = None
+        self._exit.code = None
         if self.interruptible:
             self.store.set_epoch_deadline(1)
         try:
             return fn(*args)
         except TrapError as exc:
             clear_callback_exception()
-            code = self.exit_code
+            code = self._take_exit()
+            if self._stopping:
+                raise errors.PoolError(f"{self.name} was closed during {name}") from None
             if not self.shared:
                 # A new instance would re-apply the module's data segments over the live
                 # memory (its allocator, its counters): this one is done.
@@ -305,19 +391,22 @@ class WasmThreads:
             self._new_caller_instance()
             if code is not None:
                 raise errors.ProcExit(code) from None
-            raise errors.WasmTrap(f"{self.name}.{name} trapped: {exc}") from None
+            raise errors.WasmTrap(f"{self.name}.{name} trapped: {short_trap(str(exc))}") from None
 
     def run(
         self,
         name: str,
         args: tuple[Any, ...],
-        on_interrupt: Callable[[], None],
+        on_interrupt: Callable[[], None] | None = None,
         grace: float | None = None,
     ) -> Any:
         """Call an export on the caller thread; the calling thread waits interruptibly.
 
-        On KeyboardInterrupt, on_interrupt() asks the code to stop; we then wait for the call
-        to return (at most `grace` seconds if given) and re-raise KeyboardInterrupt.
+        On KeyboardInterrupt, on_interrupt() asks the code to stop (an interruptible module's
+        call is also stopped by its epoch); we then wait for the call to return (at most
+        `grace` seconds if given) and re-raise KeyboardInterrupt. An interruptible module's
+        call is stopped the same way when a helper faults during it (the caller may be joining
+        that helper): it then raises WasmTrap, and take_faults() says what happened.
         """
         with self._lock:
             if self._closed:
@@ -325,27 +414,49 @@ class WasmThreads:
             self._drain_frees()
             self._seq += 1
             seq = self._seq
+            mark = len(self._faults)
+            self._stop_call = None
             self._requests.put((seq, name, args))
             interrupted = False
-            waited = 0.0
+            stop_at: float | None = None  # when the call was asked to stop
+            next_wake = 0.0
             while True:
                 try:
                     if self._done.acquire(timeout=0.05):
                         if self._result[0] == seq:
                             break
                         continue  # the late result of an abandoned call
-                    if interrupted:
-                        waited += 0.05
-                        if grace is not None and waited > grace:
-                            self._closed = True
-                            raise KeyboardInterrupt(
-                                f"{self.name}.{name} did not stop; load the module again"
-                            )
+                    now = time.monotonic()
+                    if stop_at is None and self.interruptible and len(self._faults) > mark:
+                        stop_at = next_wake = now
+                        self._stop_caller(f"stopped because {self._faults[mark]}")
+                    if stop_at is None:
+                        continue
+                    if grace is not None and now - stop_at > grace:
+                        self.close(timeout=0.5)
+                        what = (
+                            "was interrupted" if interrupted else f"stopped ({self._faults[mark]})"
+                        )
+                        message = (
+                            f"{self.name}.{name} {what} but did not stop within {grace:g} s "
+                            "(blocked outside wasm); the module was closed: load the module again"
+                        )
+                        if interrupted:
+                            raise KeyboardInterrupt(message)
+                        raise errors.WasmTrap(message)
+                    if self.interruptible and now >= next_wake:
+                        next_wake = now + WAKE_EVERY
+                        self._wake_waiters()
                 except KeyboardInterrupt:
                     if interrupted and self._closed:
                         raise
                     interrupted = True
-                    on_interrupt()
+                    if on_interrupt is not None:
+                        on_interrupt()
+                    if stop_at is None:
+                        stop_at = next_wake = time.monotonic()
+                        if self.interruptible:
+                            self._stop_caller("interrupted (KeyboardInterrupt)")
             _, ok, value = self._result
         if interrupted:
             raise KeyboardInterrupt
@@ -418,14 +529,61 @@ class WasmThreads:
     def closed(self) -> bool:
         return self._closed
 
-    def close(self) -> None:
+    # -- stopping ------------------------------------------------------------------------
+    def _stop_caller(self, reason: str) -> None:
+        """The caller traps with `reason` at its next epoch check, also out of a futex wait."""
+        self._stop_call = reason
+        self.engine.increment_epoch()
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> int:
+        """Wake every thread waiting on this memory; returns how many were waiting."""
+        if not self.shared:
+            return 0
+        with self._wake_lock:
+            if self._wake is None:
+                key = id(self.engine)
+                module = _wake_modules.get(key)
+                if module is None:
+                    module = _wake_modules[key] = W.Module(
+                        self.engine, bytes(W.wat2wasm(_WAKE_WAT))
+                    )
+                store = W.Store(self.engine)
+                store.set_epoch_deadline(1 << 62)  # no callback: it must always finish
+                linker = W.Linker(self.engine)
+                linker.define(store, "env", "memory", self.memory)
+                instance = linker.instantiate(store, module)
+                self._wake = Export(store, instance.exports(store)["wake"])  # type: ignore[arg-type]
+            return int(self._wake(0, self._data_len()))
+
+    def threads_alive(self) -> list[str]:
+        """Names of this module's threads that are still running."""
+        threads = [*self._helpers, getattr(self, "_caller", None)]
+        return [t.name for t in threads if t is not None and t.is_alive()]
+
+    def close(self, timeout: float = CLOSE_WAIT) -> None:
+        """Stop every thread: idle ones at once, running ones at their next epoch check (also
+        out of a futex wait). Waits up to `timeout` seconds for them (interruptible modules)."""
         with self._spawn_lock:
-            if self._closed:
+            if self._stopping:
                 return
+            self._stopping = True
             self._closed = True
         self._requests.put(None)
         for _ in self._helpers:
             self._spawns.put(None)
+        if not self.interruptible:
+            return  # the pool's helpers leave when the runtime retires them
+        self.engine.increment_epoch()
+        me = threading.current_thread()
+        threads = [t for t in [*self._helpers, self._caller] if t is not me]
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            t.join(0.01)
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+            self._wake_waiters()
+            for t in threads:
+                t.join(0.02)
 
 
 def _imports_spawn(module: W.Module) -> bool:

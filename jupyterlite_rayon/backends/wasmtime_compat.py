@@ -1,7 +1,7 @@
 """Everything we take from wasmtime-py's internals, in one place (pinned: wasmtime==50.0.1).
 
-wasmtime-py's public API is too slow for a per-call hot path and has one bug we must work
-around, so three internals are used:
+wasmtime-py's public API is too slow for a per-call hot path, has one bug we must work
+around and lacks epoch deadline callbacks, so four internals are used:
 
 - `SharedMemory._as_extern` passes a pointer-to-pointer in 50.0.1, so a shared memory cannot be
   given to a Linker; `apply()` installs the corrected method.
@@ -9,6 +9,9 @@ around, so three internals are used:
   and boxes every value on each call (tens of microseconds); `Export` precomputes that.
 - `_func.LAST_EXCEPTION`: an exception raised in a host function is parked there and re-raised
   from the next `Func.__call__` anywhere; we report our own, so `clear_callback_exception` drops it.
+- `_ffi.wasmtime_store_epoch_deadline_callback`: lets a store decide, when an epoch tick
+  reaches it, whether to trap or run on (`on_epoch_deadline`), so one engine's epoch can stop
+  one module's threads without touching another's.
 
 `check()` asserts that these internals still exist with the shapes we use; the test suite
 calls it, so a wasmtime upgrade that moves them fails one clear test instead of many odd ones.
@@ -17,6 +20,7 @@ calls it, so a wasmtime upgrade that moves them fails one clear test instead of 
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from typing import Any
 
 import wasmtime as W
@@ -50,6 +54,10 @@ def check() -> list[str]:
         "wasmtime_extern_t",
         "wasmtime_extern_union",
         "WASMTIME_EXTERN_SHAREDMEMORY",
+        "wasmtime_store_epoch_deadline_callback",
+        "wasmtime_error_new",
+        "wasmtime_context_t",
+        "wasmtime_update_deadline_kind_t",
     ):
         if not hasattr(ffi, name):
             missing.append(f"wasmtime._ffi.{name}")
@@ -57,6 +65,7 @@ def check() -> list[str]:
         missing.append("wasmtime._func.LAST_EXCEPTION")
     for cls, attr in (
         (W.Store, "_context"),
+        (W.Store, "ptr"),
         (W.SharedMemory, "ptr"),
         (W.WasmtimeError, "_from_ptr"),
         (W.Trap, "_from_ptr"),
@@ -73,6 +82,38 @@ def check() -> list[str]:
 def clear_callback_exception() -> None:
     """Forget an exception a host function raised (we have recorded it ourselves)."""
     _func.LAST_EXCEPTION = None
+
+
+_DEADLINE_CONTINUE = 0  # wasmtime_update_deadline_kind_t: run on, deadline = now + delta
+_DeadlineCallback = ctypes.CFUNCTYPE(
+    ctypes.c_size_t,
+    ctypes.POINTER(ffi.wasmtime_context_t),
+    ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_uint64),
+    ctypes.POINTER(ffi.wasmtime_update_deadline_kind_t),
+)
+_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
+
+
+def on_epoch_deadline(store: W.Store, stop: Callable[[], str | None]) -> None:
+    """When an epoch tick reaches `store`'s deadline, trap with `stop()`'s text, or (None) run
+    on until the next tick. Set the deadline with `store.set_epoch_deadline(1)`."""
+
+    def decide(_ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
+        try:
+            reason = stop()
+        except Exception as exc:  # noqa: BLE001 -- an exception cannot cross into wasm
+            reason = f"the interrupt check failed: {exc}"
+        if reason is None:
+            delta[0] = 1
+            kind[0] = _DEADLINE_CONTINUE
+            return 0
+        error = ffi.wasmtime_error_new(reason.encode("utf-8", "replace"))
+        return ctypes.cast(error, ctypes.c_void_p).value or 0
+
+    callback = _DeadlineCallback(decide)
+    store._jr_epoch_callback = callback  # type: ignore[attr-defined]  # lives as long as the store
+    ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), callback, None, _NO_FINALIZER)
 
 
 class TrapError(Exception):

@@ -5,12 +5,16 @@ interrupts and arrays in the module's own memory."""
 from __future__ import annotations
 
 import array
+import asyncio
 import math
 import os
+import re
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -30,16 +34,16 @@ def mod(foreign_wasm: Path) -> Iterator[ForeignModule]:
 
 
 def test_exports_are_listed(mod: ForeignModule) -> None:
-    assert {"parallel_sum", "scale", "malloc", "free", "boom", "quit", "hello"} <= set(
-        mod.exports)
+    assert {"parallel_sum", "scale", "malloc", "free", "boom", "quit", "hello"} <= set(mod.exports)
     assert "wasi_thread_start" not in mod.exports
     assert "parallel_sum" in dir(mod) and "parallel_sum" in repr(mod)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 4, 8])
 @pytest.mark.parametrize("n", SIZES)
-def test_parallel_sum_with_std_thread_matches_python(mod: ForeignModule, n: int,
-                                                     threads: int) -> None:
+def test_parallel_sum_with_std_thread_matches_python(
+    mod: ForeignModule, n: int, threads: int
+) -> None:
     values = np.random.default_rng(n).integers(-1000, 1000, size=n).astype(np.float64)
     x = mod.asarray(values)
     # Integer-valued doubles: every partial sum is exact, so any split gives the same total.
@@ -71,8 +75,9 @@ def test_integer_and_float_results(mod: ForeignModule) -> None:
     assert mod.add_i64(-5, True) == -4
 
 
-def test_fd_write_goes_to_python_stdout_and_stderr(mod: ForeignModule,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_fd_write_goes_to_python_stdout_and_stderr(
+    mod: ForeignModule, capsys: pytest.CaptureFixture[str]
+) -> None:
     mod.hello()
     captured = capsys.readouterr()
     assert captured.out == "hello from wasm\n"
@@ -138,3 +143,169 @@ def test_two_modules_are_independent(foreign_wasm: Path, mod: ForeignModule) -> 
     other.close()
     with pytest.raises(jr.PoolError, match="closed"):
         other.add_i64(1, 2)
+
+
+# -- misbehaving helper threads: each is an exception on the call or the next, never a hang --
+
+T = TypeVar("T")
+
+
+def within(seconds: float, fn: Callable[[], T]) -> T:
+    """fn() on a watchdog thread: its result or exception, or a failure if it hangs."""
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, fn()))
+        except BaseException as exc:  # noqa: BLE001 -- handed to the test thread
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not outcome:
+        pytest.fail(f"the call hung for more than {seconds} s")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+def still_works(mod: ForeignModule) -> None:
+    values = np.arange(5001, dtype=np.float64)
+    x = mod.asarray(values)
+    assert within(10, lambda: mod.parallel_sum(x, len(values), 3)) == values.sum()
+    x.close()
+
+
+def test_a_helper_that_traps_while_joined_raises_instead_of_hanging(mod: ForeignModule) -> None:
+    for _ in range(3):
+        with pytest.raises(jr.WasmTrap) as info:
+            within(10, mod.trap_in_joined_helper)
+        message = str(info.value)
+        assert re.search(r"trap_in_joined_helper: thread \d+ trapped: .*unreachable", message)
+        assert "during the call" in message and "keeps working" in message
+        still_works(mod)
+
+
+def test_proc_exit_in_a_joined_helper_raises_proc_exit_naming_the_thread(
+    mod: ForeignModule,
+) -> None:
+    with pytest.raises(jr.ProcExit) as info:
+        within(10, lambda: mod.exit_in_joined_helper(9))
+    assert info.value.code == 9
+    assert re.search(r"thread \d+ called proc_exit\(9\) \(during the call\)", str(info.value))
+    still_works(mod)
+
+
+def raise_on_a_later_call(mod: ForeignModule) -> BaseException:
+    """Calls mod.add_i64 until one raises (the helper faults a moment after release)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            assert within(10, lambda: mod.add_i64(1, 2)) == 3
+        except (jr.WasmTrap, jr.ProcExit) as exc:
+            return exc
+        time.sleep(0.005)
+    pytest.fail("the helper's fault was never raised")
+
+
+def test_a_helper_trap_after_the_call_returned_is_raised_by_the_next_call(
+    mod: ForeignModule,
+) -> None:
+    assert mod.trap_in_helper_later() == 0
+    mod.release_helper()  # the helper traps after this call returned
+    exc = raise_on_a_later_call(mod)
+    assert isinstance(exc, jr.WasmTrap)
+    assert re.search(r"add_i64: thread \d+ trapped: .*unreachable", str(exc))
+    assert "after an earlier call returned (add_i64 did not run)" in str(exc)
+    assert mod.add_i64(1, 2) == 3  # reported once; the module keeps working
+    still_works(mod)
+
+
+def test_a_helper_proc_exit_after_the_call_returned_is_raised_by_the_next_call(
+    mod: ForeignModule,
+) -> None:
+    assert mod.exit_in_helper_later(4) == 0
+    mod.release_helper()
+    exc = raise_on_a_later_call(mod)
+    assert isinstance(exc, jr.ProcExit) and exc.code == 4
+    assert re.search(r"thread \d+ called proc_exit\(4\) \(after an earlier call", str(exc))
+    assert mod.add_i64(2, 2) == 4
+    still_works(mod)
+
+
+def cpu_seconds_over(seconds: float) -> float:
+    before = time.process_time()
+    time.sleep(seconds)
+    return time.process_time() - before
+
+
+def test_close_stops_a_helper_that_loops_forever(foreign_wasm: Path) -> None:
+    m = jr.load_module(foreign_wasm, threads=1)
+    assert m.spawn_looping_helper() == 0
+    assert m.spawn_looping_helper() == 0  # a second one, on a helper started on demand
+    assert cpu_seconds_over(0.3) > 0.1  # they do spin
+    started = time.monotonic()
+    m.close()
+    assert time.monotonic() - started < 3
+    assert m._engine.threads_alive() == []  # type: ignore[attr-defined]
+    assert cpu_seconds_over(0.5) < 0.2
+    with pytest.raises(jr.PoolError, match="closed"):
+        m.add_i64(1, 2)
+
+
+def test_ctrl_c_stops_a_call_that_joins_a_looping_helper(foreign_wasm: Path) -> None:
+    m = jr.load_module(foreign_wasm, threads=1)
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            m.loop_in_joined_helper()  # the caller waits in join(): no loop of its own
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 2  # before the 2 s grace: the wake-up reached it
+    assert "was interrupted; the module keeps working" in str(info.value)
+    assert m.add_i64(1, 2) == 3
+    still_works(m)
+    m.close()  # also stops the helper that still loops
+    assert m._engine.threads_alive() == []  # type: ignore[attr-defined]
+
+
+def test_close_during_a_call_ends_the_call(foreign_wasm: Path) -> None:
+    m = jr.load_module(foreign_wasm, threads=1)
+    threading.Timer(0.2, m.close).start()
+    with pytest.raises(jr.PoolError, match="closed"):
+        within(10, lambda: m.spin(10**15))
+    assert m._engine.threads_alive() == []  # type: ignore[attr-defined]
+
+
+def test_an_interrupt_of_one_module_leaves_another_running(foreign_wasm: Path) -> None:
+    a = jr.load_module(foreign_wasm, threads=0)
+    b = jr.load_module(foreign_wasm, threads=0)
+    iterations = 3 * 10**8  # about a second of spinning
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(b.spin(iterations)))
+    worker.start()
+    time.sleep(0.1)
+    timer = threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            a.spin(10**15)
+    finally:
+        timer.cancel()
+    worker.join(30)
+    assert result == [iterations]  # b's epoch callback let it run on
+    a.close()
+    b.close()
+
+
+def test_await_load_module_works_in_cpython_too(foreign_wasm: Path) -> None:
+    async def load() -> ForeignModule:
+        return await jr.load_module(foreign_wasm, threads=0)  # type: ignore[no-any-return]
+
+    m = asyncio.run(load())
+    assert m.add_i64(3, 4) == 7
+    m.close()
