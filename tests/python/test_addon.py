@@ -1,8 +1,11 @@
 """The JupyterLite add-ons (jupyterlite_rayon.lite) in real `jupyter lite build/check/status/serve`
 runs: one add-on per concern, all configured by the "RayonAddon" section.
 
-Sites are built offline in tmp dirs (the Pyodide kernel add-on only points at its CDN; nothing
-is fetched at build time). The browser side of the same site is tests/browser/test_site.py.
+Sites are built offline in tmp dirs: the default ones point at Pyodide's CDN, the self-contained
+ones copy a small fake Pyodide (the npm package's layout: runtime files and pyodide-lock.json,
+no wheels) and take the lock's wheels from a folder, or from pip with a local find-links folder
+(PIP_NO_INDEX). Nothing is fetched from the network. The browser side: tests/browser/test_site.py
+and tests/browser/test_offline_site.py (a self-contained site with every request refused).
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import ast
 import base64
 import hashlib
+import importlib.metadata
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -41,11 +46,21 @@ from jupyterlite_rayon.lite.headers import (
     isolation_headers,
     vercel_config,
 )
+from jupyterlite_rayon.lite.installed import NotPackable, wheel_from_installed
 from jupyterlite_rayon.lite.report import RayonReportAddon
 from jupyterlite_rayon.lite.service_worker import (
     SW_MARKER,
     RayonServiceWorkerAddon,
     patch_service_worker,
+)
+from jupyterlite_rayon.lite.startup import (
+    CDN_PYODIDE_URL,
+    LOCK_ROOTS,
+    MISSING,
+    PYPI,
+    SITE,
+    lock_closure,
+    site_origins,
 )
 from jupyterlite_rayon.lite.wheel import (
     RayonWheelAddon,
@@ -53,6 +68,7 @@ from jupyterlite_rayon.lite.wheel import (
     package_files,
     write_wheel,
 )
+from jupyterlite_rayon.lite.wheel_file import pack_wheel
 
 PYODIDE_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 RUNTIME = {
@@ -64,7 +80,9 @@ RUNTIME = {
 }
 
 
-def lite(lite_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def lite(
+    lite_dir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `jupyter lite ARGS` in lite_dir; output (stdout+stderr) in .stdout."""
     proc = subprocess.run(
         [sys.executable, "-m", "jupyterlite_core", *args],
@@ -73,6 +91,7 @@ def lite(lite_dir: Path, *args: str, check: bool = True) -> subprocess.Completed
         text=True,
         check=False,
         timeout=300,
+        env={**os.environ, **(env or {})},
     )
     proc.stdout += proc.stderr
     if check:
@@ -287,13 +306,28 @@ def test_build_puts_the_wheel_in_the_piplite_index(default_site: Path, fake_whee
     assert settings["disablePyPIFallback"] is True  # the user's settings are kept
 
 
+def env_wheel(name: str) -> str:
+    """The file name of the wheel the add-on writes from the build environment's ``name``."""
+    dist = importlib.metadata.distribution(name)
+    return f"{dist.metadata['Name'].replace('-', '_')}-{dist.version}-py3-none-any.whl"
+
+
 def test_build_preloads_the_wheel(default_site: Path, fake_wheel: Path) -> None:
     packages = pyodide_settings(default_site / "site")["loadPyodideOptions"]["packages"]
-    assert packages == [f"../../../../pypi/{fake_wheel.name}"]
+    # comm and the widget's wheels (from the build environment) first, then jupyterlite-rayon.
+    names = [env_wheel("comm"), env_wheel("ipywidgets"), env_wheel("jupyterlab_widgets")]
+    assert packages == [f"../../../../pypi/{n}" for n in [*names, fake_wheel.name]]
     # The URL is relative to the kernel worker, which lives in the pyodide kernel's static dir.
     static = default_site / "site" / "extensions/@jupyterlite/pyodide-kernel-extension/static"
     assert list(static.glob("*.worker.*.js"))
-    assert (static / packages[0]).resolve() == (default_site / "site/pypi" / fake_wheel.name)
+    assert (static / packages[-1]).resolve() == (default_site / "site/pypi" / fake_wheel.name)
+    for url, name in zip(packages, names, strict=False):
+        assert (static / url).resolve() == (default_site / "site/pypi" / name)
+    # piplite indexes them too, so `%pip install ipywidgets` is satisfied from the site.
+    index = json.loads((default_site / "site/pypi/all.json").read_text())
+    assert {"comm", "ipywidgets", "jupyterlab-widgets", "jupyterlite-rayon"} <= {
+        k.replace("_", "-") for k in index
+    }
 
 
 def test_build_writes_header_files_for_hosts(default_site: Path) -> None:
@@ -325,6 +359,58 @@ def test_check_reports_how_each_host_gets_threads(default_site: Path) -> None:
         + isolation.fix_for_host("someone.github.io")
     )
     assert "RayonAddon.service_worker" in github and "--rayon-service-worker" in github
+
+
+def test_check_says_the_cdn_site_needs_the_internet(default_site: Path) -> None:
+    out = lite(default_site / "lite", "check").stdout
+    assert f"[rayon] Pyodide: CDN ({CDN_PYODIDE_URL})" in out
+    assert (
+        "[rayon] start-up wheels micropip, ipython, jedi and their dependencies: CDN "
+        "(pyodide-lock.json at https://cdn.jsdelivr.net/pyodide/v314.0.6/full/)"
+    ) in out
+    assert f"[rayon] start-up wheel comm: site (preloaded from pypi/{env_wheel('comm')})" in out
+    assert (
+        f"[rayon] widget wheel ipywidgets: site (preloaded from pypi/{env_wheel('ipywidgets')})"
+    ) in out
+    assert "[rayon] start-up wheel ipykernel: site (ipykernel-" in out
+    warning = next(x.strip() for x in out.splitlines() if "needs the internet" in x)
+    assert warning.startswith("[rayon] WARNING the site needs the internet when the kernel starts")
+    assert "Pyodide from CDN" in warning and "--rayon-self-contained" in warning
+    assert "RayonAddon.pyodide_dir" in warning
+    assert "comm from" not in warning  # comm is the site's
+    assert "[rayon] widget front end: site (extensions/@jupyter-widgets/jupyterlab-manager)" in out
+
+
+def test_check_fails_a_self_contained_site_that_needs_the_internet(default_site: Path) -> None:
+    from jupyterlite_core.manager import LiteManager
+    from traitlets.config import Config
+
+    site = default_site / "site"
+    report = RayonReportAddon(LiteManager(lite_dir=default_site / "lite", output_dir=site))
+    assert report.site_report()[1] == []  # a CDN site is fine when self_contained is off
+    manager = LiteManager(
+        lite_dir=default_site / "lite",
+        output_dir=site,
+        config=Config({"RayonAddon": {"self_contained": True}}),
+    )
+    problems = RayonReportAddon(manager).site_report()[1]
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("RayonAddon.self_contained is on but the kernel loads Pyodide")
+
+
+def test_origins_of_a_site_without_comm(tmp_path: Path) -> None:
+    """comm neither preloaded nor indexed: PyPI at start, or (fallback off) no kernel at all."""
+    by_what = {o.what: o for o in site_origins(tmp_path, {})}
+    assert by_what["start-up wheel comm"].source == PYPI
+    assert by_what["start-up wheel comm"].needs_internet
+    assert not by_what["widget wheel ipywidgets"].needs_internet  # only on %pip install
+    off = {o.what: o for o in site_origins(tmp_path, {"disablePyPIFallback": True})}
+    assert off["start-up wheel comm"].source == MISSING
+    assert "the kernel cannot start" in off["start-up wheel comm"].detail
+    # A preload URL whose file is not in the site is as bad.
+    settings = {"loadPyodideOptions": {"packages": ["../../../../pypi/comm-1.0-py3-none-any.whl"]}}
+    gone = {o.what: o for o in site_origins(tmp_path, settings)}["start-up wheel comm"]
+    assert gone.source == MISSING and "is not in the site" in gone.detail
 
 
 def test_status_lists_the_isolation_headers(default_site: Path) -> None:
@@ -376,6 +462,7 @@ def test_build_with_service_worker_option(tmp_path: Path, fake_wheel: Path) -> N
         "--rayon-coep",
         "credentialless",
         "--rayon-no-preload",
+        "--rayon-no-widgets",
     ).stdout
     # Every add-on takes the whole RayonAddon section without a warning about the others' options.
     assert "not recognized" not in built
@@ -384,10 +471,19 @@ def test_build_with_service_worker_option(tmp_path: Path, fake_wheel: Path) -> N
     assert SW_MARKER in sw and 'h.set("Cross-Origin-Embedder-Policy","credentialless")' in sw
     node_check(sw, tmp_path)
     assert "Cross-Origin-Embedder-Policy: credentialless" in (site / "_headers").read_text()
-    assert "packages" not in pyodide_settings(site).get("loadPyodideOptions", {})
-    out = lite(lite_dir, "check", "--rayon-service-worker", "--rayon-no-preload").stdout
+    # Only comm is preloaded: neither jupyterlite-rayon nor the widget's wheels.
+    packages = pyodide_settings(site)["loadPyodideOptions"]["packages"]
+    assert packages == [f"../../../../pypi/{env_wheel('comm')}"]
+    assert not list((site / "pypi").glob("ipywidgets-*"))
+    out = lite(
+        lite_dir, "check", "--rayon-service-worker", "--rayon-no-preload", "--rayon-no-widgets"
+    ).stdout
     assert "(GitHub Pages): yes, after one automatic reload" in out
     assert "import without %pip: no" in out
+    assert (
+        "[rayon] widget wheel ipywidgets: missing (not in the site and disablePyPIFallback: "
+        "`%pip install` cannot find it)"
+    ) in out
 
 
 def test_build_without_headers_option_says_threads_are_off(
@@ -506,10 +602,239 @@ def test_examples_site_builds_for_every_host(tmp_path: Path) -> None:
     out = lite(lite_dir, "check", "--output-dir", str(tmp_path / "site")).stdout
     assert "(GitHub Pages): yes, after one automatic reload" in out
     assert "import without %pip: yes" in out
+    assert "[rayon] WARNING the site needs the internet when the kernel starts" in out
     files = tmp_path / "site" / "files"
     assert sorted(p.name for p in files.glob("*.ipynb")) == sorted(
         p.name for p in (examples / "notebooks").glob("*.ipynb")
     )
+
+
+# -- self-contained sites: Pyodide and every start-up wheel served by the site ---------------
+
+# A pyodide-lock.json as small as the kernel's start allows: LOCK_ROOTS and two dependencies,
+# plus a compiled package the kernel does not load at start (it is never copied or asked for).
+LOCK_WHEELS = {
+    "micropip": ("0.11.1", []),
+    "ipython": ("9.12.0", ["traitlets"]),
+    "traitlets": ("5.14.3", []),
+    "jedi": ("0.19.2", ["parso"]),
+    "parso": ("0.8.6", []),
+}
+PYODIDE_RUNTIME = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip")
+
+
+def fake_lock_wheel(name: str, version: str, dest: Path) -> Path:
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    return pack_wheel(dest, name, version, [(f"{name}/__init__.py", b"")], meta, "test")
+
+
+def fake_pyodide(root: Path) -> tuple[Path, Path]:
+    """A Pyodide folder as npm ships it (no wheels) and a folder with the lock's wheels.
+
+    traitlets' sha256 in the lock is Pyodide's build, not the file's (as for PyPI's wheels).
+    """
+    pyodide, wheels = root / "pyodide", root / "wheels"
+    pyodide.mkdir()
+    for name in PYODIDE_RUNTIME:
+        (pyodide / name).write_bytes(b"// fake " + name.encode())
+    packages: dict[str, Any] = {}
+    for name, (version, depends) in LOCK_WHEELS.items():
+        wheel = fake_lock_wheel(name, version, wheels)
+        sha = "0" * 64 if name == "traitlets" else hashlib.sha256(wheel.read_bytes()).hexdigest()
+        packages[name] = {
+            "name": name,
+            "version": version,
+            "file_name": wheel.name,
+            "depends": depends,
+            "sha256": sha,
+        }
+    packages["numpy"] = {
+        "name": "numpy",
+        "version": "2.4.6",
+        "file_name": "numpy-2.4.6-cp314-cp314-pyemscripten_2026_0_wasm32.whl",
+        "depends": [],
+        "sha256": "1" * 64,
+    }
+    (pyodide / "pyodide-lock.json").write_text(json.dumps({"info": {}, "packages": packages}))
+    return pyodide, wheels
+
+
+def site_lock(site: Path) -> dict[str, Any]:
+    return json.loads((site / "static/pyodide/pyodide-lock.json").read_text())["packages"]
+
+
+@pytest.fixture(scope="module")
+def self_contained_site(tmp_path_factory: pytest.TempPathFactory, fake_wheel: Path) -> Path:
+    """Built with the flags: Pyodide from a folder, the lock's wheels and a comm from another."""
+    root = tmp_path_factory.mktemp("self-contained")
+    wheels = fake_pyodide(root)[1]
+    fake_lock_wheel("comm", "0.0.9", wheels)  # wheels_dir wins over the build environment
+    lite(make_lite_dir(root, {"wheel": str(fake_wheel)}), "build", *self_contained_flags(root))
+    return root
+
+
+def self_contained_flags(root: Path) -> list[str]:
+    """The flags self_contained_site is built with (check builds again: it needs them too)."""
+    return [
+        "--rayon-self-contained",
+        "--rayon-pyodide-dir",
+        str(root / "pyodide"),
+        "--rayon-wheels-dir",
+        str(root / "wheels"),
+    ]
+
+
+def test_self_contained_site_serves_pyodide_and_the_lock_wheels(
+    self_contained_site: Path,
+) -> None:
+    site = self_contained_site / "site"
+    assert pyodide_settings(site)["pyodideUrl"] == "./static/pyodide/pyodide.mjs"
+    served = site / "static/pyodide"
+    for name in PYODIDE_RUNTIME:
+        assert (served / name).is_file(), name
+    lock = site_lock(site)
+    assert lock_closure(lock, LOCK_ROOTS) == sorted(LOCK_WHEELS)
+    for name in LOCK_WHEELS:
+        path = served / lock[name]["file_name"]
+        # Each file the kernel asks for is there, with the sha256 Pyodide checks it against.
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == lock[name]["sha256"], name
+    assert not list(served.glob("numpy-*"))
+    # The user's Pyodide folder is left as it was.
+    source = json.loads((self_contained_site / "pyodide/pyodide-lock.json").read_text())
+    assert source["packages"]["traitlets"]["sha256"] == "0" * 64
+    assert not list((self_contained_site / "pyodide").glob("*.whl"))
+
+
+def test_self_contained_site_preloads_comm_from_the_wheels_dir(
+    self_contained_site: Path, fake_wheel: Path
+) -> None:
+    site = self_contained_site / "site"
+    assert [p.name for p in (site / "pypi").glob("comm-*.whl")] == ["comm-0.0.9-py3-none-any.whl"]
+    packages = pyodide_settings(site)["loadPyodideOptions"]["packages"]
+    assert packages[0] == "../../../../pypi/comm-0.0.9-py3-none-any.whl"
+    assert packages[-1] == f"../../../../pypi/{fake_wheel.name}"
+
+
+def test_check_says_the_self_contained_site_needs_no_internet(self_contained_site: Path) -> None:
+    out = lite(
+        self_contained_site / "lite", "check", *self_contained_flags(self_contained_site)
+    ).stdout
+    assert "[rayon] Pyodide: site (static/pyodide/pyodide.mjs)" in out
+    for name, (version, _) in LOCK_WHEELS.items():
+        line = f"[rayon] start-up wheel {name} {version}: site (static/pyodide/{name}-{version}"
+        assert line in out, name
+    assert (
+        "[rayon] start-up wheel comm: site (preloaded from pypi/comm-0.0.9-py3-none-any.whl)" in out
+    )
+    assert "[rayon] internet when the kernel starts: not needed" in out
+    assert "needs the internet" not in out
+    origins = site_origins(
+        self_contained_site / "site", pyodide_settings(self_contained_site / "site")
+    )
+    assert all(o.source == SITE for o in origins), [o for o in origins if o.source != SITE]
+
+
+def test_self_contained_site_from_jupyterlites_own_pyodide(
+    tmp_path: Path, fake_wheel: Path
+) -> None:
+    """Pyodide where jupyterlite-pyodide-kernel's add-on looks (lite_dir/static/pyodide)."""
+    pyodide, wheels = fake_pyodide(tmp_path)
+    lite_dir = make_lite_dir(
+        tmp_path, {"wheel": str(fake_wheel), "self_contained": True, "wheels_dir": str(wheels)}
+    )
+    shutil.copytree(pyodide, lite_dir / "static" / "pyodide")
+    lite(lite_dir, "build")
+    site = tmp_path / "site"
+    assert pyodide_settings(site)["pyodideUrl"] == "./static/pyodide/pyodide.mjs"
+    lock = site_lock(site)
+    for name in LOCK_WHEELS:
+        assert (site / "static/pyodide" / lock[name]["file_name"]).is_file(), name
+    # Both Pyodide sources at once are refused.
+    proc = lite(lite_dir, "build", "--rayon-pyodide-dir", str(pyodide), check=False)
+    assert proc.returncode != 0 and "two Pyodide distributions" in proc.stdout
+
+
+def test_self_contained_without_a_pyodide_says_where_to_get_one(
+    tmp_path: Path, fake_wheel: Path
+) -> None:
+    lite_dir = make_lite_dir(tmp_path, {"wheel": str(fake_wheel)})
+    proc = lite(lite_dir, "build", "--rayon-self-contained", check=False)
+    assert proc.returncode != 0
+    assert "RayonAddon.self_contained needs a Pyodide to serve" in proc.stdout
+    assert "npm pack pyodide@314.0.6" in proc.stdout and "--pyodide" in proc.stdout
+    (tmp_path / "empty").mkdir()
+    proc = lite(lite_dir, "build", "--rayon-pyodide-dir", str(tmp_path / "empty"), check=False)
+    assert proc.returncode != 0
+    assert "is not a Pyodide distribution (no pyodide.mjs, pyodide-lock.json" in proc.stdout
+
+
+def test_a_missing_lock_wheel_fails_the_build_and_says_how_to_get_it(
+    tmp_path: Path, fake_wheel: Path
+) -> None:
+    pyodide, wheels = fake_pyodide(tmp_path)
+    found_links = tmp_path / "links"
+    found_links.mkdir()
+    for path in wheels.glob("jedi-*.whl"):
+        path.rename(found_links / path.name)
+    rayon = {
+        "wheel": str(fake_wheel),
+        "self_contained": True,
+        "pyodide_dir": str(pyodide),
+        "wheels_dir": str(wheels),
+    }
+    lite_dir = make_lite_dir(tmp_path, rayon)
+    proc = lite(lite_dir, "build", check=False)
+    assert proc.returncode != 0
+    assert "the kernel loads jedi==0.19.2 from pyodide-lock.json at start" in proc.stdout
+    assert "pip download --no-deps --only-binary=:all: --python-version 3.14" in proc.stdout
+    assert "--rayon-download" in proc.stdout
+    # With --rayon-download pip fetches it (here from a local folder: pip's own settings).
+    pip_env = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(found_links)}
+    lite(lite_dir, "build", "--rayon-download", env=pip_env)
+    lock = site_lock(tmp_path / "site")
+    fetched = tmp_path / "site/static/pyodide" / lock["jedi"]["file_name"]
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == lock["jedi"]["sha256"]
+
+
+# -- wheels of the build environment's distributions ------------------------------------------
+
+
+def test_wheel_from_an_installed_distribution_is_valid(tmp_path: Path) -> None:
+    wheel = wheel_from_installed("comm", tmp_path)
+    assert wheel.name == env_wheel("comm")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        assert "comm/__init__.py" in names
+        assert not any(n.endswith(".pyc") or n.startswith("..") for n in names)
+        dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+        record = zf.read(f"{dist_info}/RECORD").decode().splitlines()
+        assert len(record) == len(names)
+        for line in record:
+            name, digest, size = line.rsplit(",", 2)
+            if name.endswith("RECORD"):
+                continue
+            data = zf.read(name)
+            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            assert digest == f"sha256={expected.decode()}" and int(size) == len(data), name
+        assert "Tag: py3-none-any" in zf.read(f"{dist_info}/WHEEL").decode()
+        installed = Path(str(importlib.metadata.distribution("comm").locate_file("comm")))
+        assert zf.read("comm/__init__.py") == (installed / "__init__.py").read_bytes()
+    assert wheel_from_installed("comm", tmp_path / "again").read_bytes() == wheel.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("wasmtime", "has compiled code"),
+        ("jupyterlite-rayon", "editable"),
+        ("no-such-dist-jr", "is not installed"),
+    ],
+)
+def test_wheel_from_installed_refuses_what_pyodide_cannot_load(
+    tmp_path: Path, name: str, message: str
+) -> None:
+    with pytest.raises(NotPackable, match=message):
+        wheel_from_installed(name, tmp_path)
 
 
 # -- the layout: one add-on per concern, one config section -------------------------------
@@ -554,6 +879,11 @@ def test_the_rayon_addon_section_configures_every_addon(tmp_path: Path) -> None:
         "coep": "credentialless",
         "isolation_headers": False,
         "service_worker": True,
+        "self_contained": True,
+        "pyodide_dir": "pyodide",
+        "wheels_dir": "wheels",
+        "download": True,
+        "widgets": False,
     }
     manager = manager_for(tmp_path, config=Config({"RayonAddon": options}))
     for cls in CONCERNS.values():
@@ -564,10 +894,21 @@ def test_the_rayon_addon_section_configures_every_addon(tmp_path: Path) -> None:
 
 def test_help_lists_the_rayon_options(tmp_path: Path) -> None:
     out = lite(tmp_path, "build", "--help-all").stdout
-    for flag in ("--rayon-wheel", "--rayon-coep", "--rayon-service-worker", "--rayon-no-preload"):
+    for flag in (
+        "--rayon-wheel",
+        "--rayon-coep",
+        "--rayon-service-worker",
+        "--rayon-no-preload",
+        "--rayon-self-contained",
+        "--rayon-pyodide-dir",
+        "--rayon-wheels-dir",
+        "--rayon-download",
+        "--rayon-no-widgets",
+    ):
         assert flag in out, flag
-    assert "Equivalent to: [--RayonAddon.wheel]" in out
-    assert "Equivalent to: [--RayonAddon.coep]" in out
+    for option in ("wheel", "coep", "pyodide_dir", "wheels_dir"):
+        assert f"Equivalent to: [--RayonAddon.{option}]" in out, option
+    assert "Equivalent to: [--RayonAddon.self_contained=True]" in out
 
 
 def imported_modules(path: Path) -> set[str]:
