@@ -209,6 +209,10 @@ class PoolArray:
                 raw = self._arena.read(
                     self._ptr + start * row_items * item, len(picked) * row_items * item
                 )
+            elif self.ndim == 1:
+                # memoryview slices with a step in C, and tobytes() packs them.
+                view = memoryview(self.tobytes()).cast(self._dtype.format)  # type: ignore[call-overload]
+                raw = view[key].tobytes()
             else:
                 whole = self.tobytes()
                 width = row_items * item
@@ -458,6 +462,10 @@ def _from_list(values: Sequence[Any], want: DType | None, arena: Arena) -> PoolA
     else:
         flat = rows
         shape = (len(rows),)
+    fast = _fast_array(flat, want)
+    if fast is not None:
+        data, want = fast
+        return _from_bytes(arena, memoryview(data).cast("B"), shape, want)
     for v in flat:
         if isinstance(v, (list, tuple)):
             raise ValueError("a ragged or >2-D list: PoolArrays are 1-D or 2-D")  # noqa: TRY004
@@ -472,6 +480,22 @@ def _from_list(values: Sequence[Any], want: DType | None, arena: Arena) -> PoolA
     except OverflowError:
         raise OverflowError(f"a value does not fit in {want.name}") from None
     return _from_bytes(arena, memoryview(data).cast("B"), shape, want)
+
+
+def _fast_array(flat: list[Any], want: DType | None) -> tuple[_pyarray.array[Any], DType] | None:
+    """The C conversion of array.array when it gives numpy's answer; None: take the checked
+    path (which says what is wrong, or converts what array.array refuses)."""
+    if want is None and not flat:
+        return _pyarray.array("d"), dtypes.FLOAT64  # numpy: an empty list is float64
+    tries = [dtypes.INT64, dtypes.FLOAT64] if want is None else [want]
+    for dtype in tries:
+        try:
+            return _pyarray.array(_array_code(dtype), flat), dtype
+        except TypeError:
+            continue  # a float among ints (then float64), or not a number (checked path)
+        except OverflowError:
+            return None
+    return None
 
 
 def _checked_int(v: float, want: DType) -> int:

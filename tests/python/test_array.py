@@ -157,8 +157,14 @@ def test_close_is_idempotent_and_use_after_close_raises() -> None:
     a.close()
     assert a.closed
     assert jr.pool_info()["bytes_in_use"] == before
-    for use in (lambda: a.tolist(), lambda: a.ptr, lambda: jr.sum(a), lambda: a[0],
-                lambda: a + 1.0, lambda: a.to_numpy()):
+    for use in (
+        lambda: a.tolist(),
+        lambda: a.ptr,
+        lambda: jr.sum(a),
+        lambda: a[0],
+        lambda: a + 1.0,
+        lambda: a.to_numpy(),
+    ):
         with pytest.raises(ValueError, match="closed"):
             use()
     assert "closed" in repr(a)
@@ -185,17 +191,23 @@ def test_operators_match_numpy(dtype: str) -> None:
     a, b = jr.asarray(x), jr.asarray(y)
     with np.errstate(all="ignore"):
         exact = [
-            (a + b, x + y), (a - b, x - y), (a * b, x * y), (a / b, x / y),
-            (a + 2.0, x + 2.0), (3.0 - a, 3.0 - x), (2.0 * a, 2.0 * x), (1.0 / a, 1.0 / x),
-            (-a, -x), (abs(-a), np.abs(-x)),
+            (a + b, x + y),
+            (a - b, x - y),
+            (a * b, x * y),
+            (a / b, x / y),
+            (a + 2.0, x + 2.0),
+            (3.0 - a, 3.0 - x),
+            (2.0 * a, 2.0 * x),
+            (1.0 / a, 1.0 / x),
+            (-a, -x),
+            (abs(-a), np.abs(-x)),
         ]
-        powered, want_power = a ** b, x ** y
+        powered, want_power = a**b, x**y
     for got, want in exact:  # IEEE basic operations are correctly rounded everywhere
         assert got.dtype == dtype
         assert np.array_equal(got.to_numpy(), want)
     # pow comes from different libm code than numpy's: a few ulp apart.
-    assert np.allclose(powered.to_numpy(), want_power,
-                       rtol=1e-6 if dtype == "float32" else 1e-14)
+    assert np.allclose(powered.to_numpy(), want_power, rtol=1e-6 if dtype == "float32" else 1e-14)
 
 
 def test_integer_operators_follow_numpy_types() -> None:
@@ -207,9 +219,44 @@ def test_integer_operators_follow_numpy_types() -> None:
     assert half.dtype == "float64" and half.tolist() == (x / 2).tolist()
     assert (a + 0.5).tolist() == (x + 0.5).tolist()
     with pytest.raises(TypeError, match="float"):
-        a ** 2
+        a**2
 
 
 def test_repr_shows_values() -> None:
     assert "1.5" in repr(jr.asarray([1.5, 2.5]))
     assert "..." in repr(jr.asarray(np.arange(100.0)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "key",
+    [
+        slice(None, None, 2),
+        slice(None, None, -1),
+        slice(None, None, -3),
+        slice(5, 1, -2),
+        slice(1, None, 7),
+        slice(-4, None),
+        slice(100, 200, 3),
+        slice(3, 3),
+    ],
+    ids=repr,
+)
+def test_slices_with_steps_equal_numpy(dtype: str, key: slice) -> None:
+    x = sample(101, dtype)
+    got = jr.asarray(x)[key]
+    assert got.dtype == dtype and got.tolist() == x[key].tolist()
+    m = sample(30, dtype).reshape(6, 5)
+    assert jr.asarray(m)[key].tolist() == m[key].tolist()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1, 2, 3], [1, 2.5], [True, 2], [0.5] * 5, [[1, 2], [3, 4]], [[1.0, 2], [3, 4]], []],
+    ids=repr,
+)
+def test_lists_infer_numpys_dtype(values: list[object]) -> None:
+    want = np.asarray(values)
+    got = jr.asarray(values)
+    assert got.dtype == ("float64" if want.dtype == np.float64 else "int64")
+    assert got.tolist() == want.tolist()
