@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Self
 
-from . import dtypes, pool, promotion
+from . import abi, dtypes, pool, promotion
 from .array import PoolArray, asarray, empty, pool_arena, register_operators
 from .dtypes import DType
 
@@ -117,10 +117,25 @@ def _as_float(name: str, value: object, what: str) -> float:
 # -- reductions --------------------------------------------------------------------------
 def _reduce(name: str, op: int, a: Any) -> Any:
     with _lock, _Call(name) as c:
-        x = c.array(a)
+        x = _widen_uint32(c, c.array(a))
         _need(name, x, _NUMERIC)
         c.run("jr_reduce", op, x.dtype_info.code, x.ptr, x.size, pool.scratch(), items=x.size)
         return _rounded(x.dtype_info, _scalar_out(x.dtype_info.is_float or op == 3))
+
+
+def _widen_uint32(c: _Call, x: PoolArray) -> PoolArray:
+    """uint32 reduces exactly as int64 (every uint32 value is one): numpy's sums, extremes and
+    means of uint32 are the same numbers."""
+    return c.array(x, dtypes.INT64) if x.dtype_info == dtypes.UINT32 else x
+
+
+def _wrapped(dtype: DType, value: int) -> int:
+    """An integer result in dtype's width, wrapping as numpy's fixed-width integers do."""
+    if dtype == dtypes.INT32:
+        return (value + (1 << 31)) % (1 << 32) - (1 << 31)
+    if dtype == dtypes.UINT32:
+        return value % (1 << 32)
+    return value
 
 
 def _rounded(dtype: DType, value: Any) -> Any:
@@ -157,11 +172,15 @@ def dot(a: Any, b: Any) -> Any:
         if x.ndim == 2 or y.ndim == 2:
             return _matrix_dot(c, x, y)
         work = promotion.result_type(x.dtype_info, y.dtype_info)
-        x, y = c.array(x, work), c.array(y, work)
+        # numpy's dot keeps the dtype: int32 and uint32 products wrap at 32 bits. The int64
+        # kernel wraps at 64, which agrees modulo 2**32.
+        kernel = dtypes.INT64 if work == dtypes.UINT32 else work
+        x, y = c.array(x, kernel), c.array(y, kernel)
         _need("dot", x, _NUMERIC)
         _same("dot", x, y)
         c.run("jr_dot", x.dtype_info.code, x.ptr, y.ptr, x.size, pool.scratch(), items=x.size)
-        return _rounded(work, _scalar_out(x.dtype_info.is_float))
+        value = _scalar_out(x.dtype_info.is_float)
+        return _rounded(work, value) if work.is_float else _wrapped(work, value)
 
 
 def _matrix_dot(c: _Call, x: PoolArray, y: PoolArray) -> PoolArray:
@@ -540,16 +559,18 @@ def mandelbrot(
 
 def histogram(
     a: Any, bins: int = 10, range: tuple[float, float] | None = None
-) -> tuple[PoolArray, list[float]]:
-    """numpy.histogram(a, bins, range): (int64 counts, bins + 1 edges)."""
+) -> tuple[PoolArray, PoolArray]:
+    """numpy.histogram(a, bins, range): (int64 counts, bins + 1 edges), the edges float32 for
+    float32 input and float64 otherwise, as numpy's. The kernel computes the edges and bins by
+    them in numpy's arithmetic, so counts and edges always agree (kernels/ABI.md)."""
     name = "histogram"
     nbins = _as_count(name, bins, "bins", minimum=1)
     with _Call(name) as c:
         x = c.array(a)
         _need(name, x, _NUMERIC)
-        auto = range is None and x.size > 0
+        denom, flags = 0.0, 0  # 0: hi - lo, in the arithmetic the kernel picks
         if range is None:
-            lo, hi = _auto_range(x)
+            lo, hi, denom, flags = _auto_range(x)
         else:
             if len(range) != 2:
                 raise ValueError(f"{name}: range must be (lo, hi)")
@@ -571,55 +592,61 @@ def histogram(
                 "pass range=(lo, hi) with lo < hi"
             )
         counts = empty(nbins, dtypes.INT64)
+        edges = empty(nbins + 1, dtypes.FLOAT32 if x.dtype_info == dtypes.FLOAT32 else dtypes.FLOAT64)
         try:
-            c.run("jr_histogram", x.dtype_info.code, x.ptr, x.size, nbins, lo, hi, counts.ptr)
+            c.run(
+                "jr_histogram",
+                x.dtype_info.code,
+                x.ptr,
+                x.size,
+                nbins,
+                lo,
+                hi,
+                counts.ptr,
+                edges.ptr,
+                denom,
+                flags,
+            )
+        except ValueError as err:  # the arguments are valid, so the edges did not increase
+            counts.close()
+            edges.close()
+            raise ValueError(
+                f"{name}: too many bins for the data range: cannot create {nbins} "
+                f"finite-sized bins in [{lo}, {hi}] in {x.dtype}; use fewer bins or a wider range"
+            ) from err
         except BaseException:
             counts.close()
+            edges.close()
             raise
-        if x.dtype != "float32":
-            return counts, _edges(lo, hi, nbins)
-        # numpy gives float32 data float32 edges: computed in float32 from the data's own
-        # min/max, or computed in float64 from a given range and then rounded.
-        if auto:
-            return counts, _edges_f32(lo, hi, nbins)
-        return counts, [_f32(e) for e in _edges(lo, hi, nbins)]
+        return counts, edges
 
 
-def _auto_range(x: PoolArray) -> tuple[float, float]:
+def _auto_range(x: PoolArray) -> tuple[float, float, float, int]:
+    """numpy's range from the data: (lo, hi, denominator, kernel flags). float32 data keeps
+    float32 bounds (numpy computes in float32 then); integer data divides by the exact
+    integer max - min, as numpy does."""
     if x.size == 0:
-        return 0.0, 1.0
-    lo, hi = float(min(x)), float(max(x))
+        return 0.0, 1.0, 0.0, 0
+    exact_lo, exact_hi = min(x), max(x)
+    lo, hi = float(exact_lo), float(exact_hi)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(
             f"histogram: autodetected range of [{lo}, {hi}] is not finite; "
             "pass range=(lo, hi) or remove NaN/inf values"
         )
+    f32 = x.dtype_info == dtypes.FLOAT32
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
-        if x.dtype == "float32":
+        if f32:
             lo, hi = _f32(lo), _f32(hi)
-    return lo, hi
-
-
-def _edges(lo: float, hi: float, bins: int) -> list[float]:
-    # numpy.linspace(lo, hi, bins + 1): i * step + lo, with the last edge exactly hi.
-    step = (hi - lo) / bins
-    edges = [i * step + lo for i in builtins.range(bins)]
-    edges.append(hi)
-    return edges
+        return lo, hi, 0.0, abi.HISTOGRAM_F32_RANGE if f32 else 0
+    if not x.dtype_info.is_float:
+        return lo, hi, float(int(exact_hi) - int(exact_lo)), 0
+    return lo, hi, 0.0, abi.HISTOGRAM_F32_RANGE if f32 else 0
 
 
 def _f32(v: float) -> float:
     return struct.unpack("<f", struct.pack("<f", v))[0]
-
-
-def _edges_f32(lo: float, hi: float, bins: int) -> list[float]:
-    # numpy.linspace in float32 arithmetic (each +, -, *, / rounded to float32).
-    lo, hi = _f32(lo), _f32(hi)
-    step = _f32(_f32(hi - lo) / bins)
-    edges = [_f32(_f32(i * step) + lo) for i in builtins.range(bins)]
-    edges.append(hi)
-    return edges
 
 
 # jr_pi counts hits in an i64 and its RNG counter 2i+1 must stay below 2**48 (kernels/ABI.md).

@@ -154,7 +154,10 @@ def test_dot(n: int, dtype: str, seed: int, t: int) -> None:
         ulp = float(np.spacing(np.float32(abs(want)))) if dtype == "float32" else 0.0
         assert abs(got - want) <= sum_tolerance(products) * 2 + ulp
     else:
-        assert got == wrap64(sum(int(a) * int(b) for a, b in zip(x, y, strict=True)))
+        exact = sum(int(a) * int(b) for a, b in zip(x, y, strict=True))
+        bits = 32 if dtype == "int32" else 64  # numpy's dot keeps the dtype and wraps in it
+        assert got == (exact + (1 << (bits - 1))) % (1 << bits) - (1 << (bits - 1))
+        assert got == int(np.dot(x, y))
 
 
 # -- element-wise ------------------------------------------------------------------------
@@ -326,7 +329,66 @@ def test_histogram(n: int, dtype: str, seed: int, t: int, bins: int, ranged: boo
     want_counts, want_edges = np.histogram(x, bins=bins, range=value_range)
     assert counts.dtype == "int64"
     assert counts.tolist() == want_counts.tolist()
-    assert edges == want_edges.tolist()
+    assert edges.dtype == want_edges.dtype
+    assert edges.tobytes() == want_edges.tobytes()
+
+
+def test_histogram_float32_own_range_counts_by_the_edges_it_returns() -> None:
+    # issue 9 item 1: 3.0 went to bin 21, whose left edge is float32 3.0000002
+    x = np.array([0, 3, 4], np.float32)
+    counts, edges = jr.histogram(x, 28)
+    want_counts, want_edges = np.histogram(x, 28)
+    assert edges.tobytes() == want_edges.tobytes() and edges[21] == np.float32(3.0000002)
+    assert counts.tolist() == want_counts.tolist() and counts[20] == 1 and counts[21] == 0
+
+
+HIST_STARTS = [0.0, -1.3, 0.1, 3.0, 1e6, -(2.0**40), 2.0**62]
+HIST_WIDTHS = [1e-4, 0.6, 1.0, 4.0, 7.3, 1000.0, 2.0**30]
+
+
+def _near_edges(edges: np.ndarray, dtype: str, rng: np.random.Generator) -> np.ndarray:
+    """Values on and right next to (np.nextafter, or +-1 for ints) a sample of the edges."""
+    pick = edges[rng.integers(0, edges.size, size=min(edges.size, 300))]
+    if dtype in FLOATS:
+        e = pick.astype(dtype)
+        return np.concatenate([e, np.nextafter(e, np.inf), np.nextafter(e, -np.inf)])
+    info = np.iinfo(dtype)
+    e = np.clip(np.floor(pick), info.min, info.max - 1).astype(dtype)
+    return np.concatenate([e, e + 1, np.maximum(e, info.min + 1) - 1])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dtype=st.sampled_from(NUMERIC), bins=st.integers(1, 1000),
+       start=st.sampled_from(HIST_STARTS), width=st.sampled_from(HIST_WIDTHS),
+       auto=st.booleans(), seed=seeds, t=threads)
+def test_histogram_counts_are_numpys_on_and_next_to_every_edge(
+        dtype: str, bins: int, start: float, width: float, auto: bool, seed: int,
+        t: int) -> None:
+    rng = np.random.default_rng(seed)
+    lo, hi = start, start + width
+    if dtype not in FLOATS:
+        info = np.iinfo(dtype)
+        lo = float(np.clip(np.floor(lo), info.min, info.max))
+        hi = float(np.clip(np.ceil(hi), info.min, info.max))
+    base = np.concatenate([[lo, hi], rng.uniform(lo, hi, 40)])
+    base = base.astype(dtype) if dtype in FLOATS else np.round(base).astype(dtype)
+    value_range = None if auto else (lo, hi)
+    try:
+        source = base if auto else np.empty(0, dtype)
+        _, numpy_edges = np.histogram(source, bins=bins, range=value_range)
+    except ValueError:  # too many bins for the range: the pool must refuse too
+        with pytest.raises(ValueError, match="bins"):
+            at(t, lambda: jr.histogram(base, bins=bins, range=value_range))
+        return
+    near = _near_edges(numpy_edges, dtype, rng)
+    if auto:  # keep the data's own min and max, so the edges stay the same
+        near = np.clip(near, base.min(), base.max())
+    x = rng.permutation(np.concatenate([base, near.astype(dtype)]))
+    want_counts, want_edges = np.histogram(x, bins=bins, range=value_range)
+    counts, edges = at(t, lambda: jr.histogram(x, bins=bins, range=value_range))
+    assert edges.dtype == want_edges.dtype
+    assert edges.tobytes() == want_edges.tobytes()
+    assert counts.tolist() == want_counts.tolist()
 
 
 def pi_hits_reference(samples: int, seed: int) -> int:
@@ -368,3 +430,13 @@ def test_kernels_accept_pool_arrays_without_copying() -> None:
     assert jr.pool_info()["bytes_in_use"] == before
     out = jr.sqrt(jr.abs(a))
     assert np.array_equal(out.to_numpy(), np.sqrt(np.abs(x)))
+
+
+def test_uint32_reduces_as_numpy() -> None:
+    u = np.array([2**32 - 1, 2**31, 0, 7, 2**31], np.uint32)
+    assert jr.sum(u) == int(np.sum(u)) and isinstance(jr.sum(u), int)
+    assert jr.min(u) == int(np.min(u)) and jr.max(u) == int(np.max(u))
+    assert jr.mean(u) == float(np.mean(u))
+    assert jr.dot(u, u) == int(np.dot(u, u))  # wraps at 32 bits, as numpy's
+    image = jr.mandelbrot(64, 48, max_iter=50)
+    assert jr.sum(image) == int(np.sum(image.to_numpy()))
