@@ -4,11 +4,12 @@ usage: python scripts/build_site.py OUT_DIR [--contents DIR] [--service-worker]
                                     [--no-preload] [--coep require-corp|credentialless]
                                     [--wheel WHEEL] [--serve PORT]
 
-The site: jupyterlite-core 0.8.6 and jupyterlite-pyodide-kernel 0.8.6, Pyodide 314.0.6 from
-.deps/pyodide (no CDN), the pure wheels piplite serves from .deps/pypi, the PyPI fallback
-disabled, the jupyterlite-rayon add-ons configured by the "RayonAddon" section (the wheel in
-pypi/, importable without %pip by default, COOP/COEP files for hosts, the service-worker patch on
-request), the jupyterlite-rayon labextension and the given contents.
+The site: jupyterlite-core 0.8.6 and jupyterlite-pyodide-kernel 0.8.6, the PyPI fallback
+disabled, the jupyterlite-rayon add-ons configured by the "RayonAddon" section: self-contained
+(``RayonAddon.self_contained``: Pyodide 314.0.6 copied from .deps/pyodide with the lock wheels the
+kernel loads, comm, ipywidgets and jupyterlab_widgets from .deps/pypi, all preloaded: no CDN, no
+PyPI), the wheel in pypi/, importable without %pip by default, COOP/COEP files for hosts, the
+service-worker patch on request; the jupyterlite-rayon labextension and the given contents.
 Run scripts/install_browser_deps.sh first (it fills .deps/). Then serve it with
 ``python scripts/serve.py OUT_DIR 8000`` (or pass ``--serve 8000`` here) and open
 http://127.0.0.1:8000/lab/index.html.
@@ -105,16 +106,16 @@ def build_site(
 
     with tempfile.TemporaryDirectory(prefix="jr-lite-") as tmp:
         lite = Path(tmp)
-        (lite / "static").mkdir()
-        # The well-known place the Pyodide add-on copies a local distribution from.
-        (lite / "static" / "pyodide").symlink_to(pyodide, target_is_directory=True)
-        shutil.copytree(pypi, lite / "pypi")
         (lite / "jupyter-lite.json").write_text(json.dumps(lite_settings(), indent=2))
         # The options every jupyterlite-rayon add-on reads (jupyterlite_rayon/lite/_base.py).
         rayon: dict[str, object] = {
             "service_worker": service_worker,
             "preload": preload,
             "coep": coep,
+            # The add-on serves every start-up file from the site, from the local folders.
+            "self_contained": True,
+            "pyodide_dir": str(pyodide),
+            "wheels_dir": str(pypi),
         }
         if wheel is not None:
             rayon["wheel"] = str(wheel.resolve())

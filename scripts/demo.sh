@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the demo site from examples/notebooks and serve it on 127.0.0.1 with the COOP/COEP headers
-# (threads on). Offline: Pyodide and every wheel come from this machine.
+# (threads on). Offline: the site is self-contained (RayonAddon.self_contained): Pyodide and every
+# wheel the kernel loads are served by the site, from .deps/ on this machine.
 # usage: bash scripts/demo.sh [PORT]        then open http://127.0.0.1:PORT/lab/index.html
 set -euo pipefail
 cd "$(dirname "$0")/.."

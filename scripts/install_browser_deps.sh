@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install what the browser tests and the offline demo site need, from the registries only:
 # Debian's chromium, playwright and the JupyterLite build tools from PyPI, Pyodide from npm
-# (into .deps/pyodide/ with the pure wheels its lock file names) and the wheels piplite serves
-# (into .deps/pypi/). Idempotent: a second run only checks.
+# (into .deps/pyodide/ with the pure wheels its lock file names that the kernel loads at start)
+# and comm, ipywidgets, jupyterlab_widgets (into .deps/pypi/). The sites are then built offline
+# with RayonAddon.self_contained, pyodide_dir=.deps/pyodide, wheels_dir=.deps/pypi
+# (scripts/build_site.py). Idempotent: a second run only checks.
 # usage: bash scripts/install_browser_deps.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,10 +36,11 @@ if [ ! -f "$DEPS/pyodide/pyodide.mjs" ]; then
     mv "$tmp/package" "$DEPS/pyodide"
     rm -rf "$tmp"
 fi
-# The kernel loads these (and their dependencies) from pyodide-lock.json when it starts.
-python scripts/fetch_lock_wheels.py "$DEPS/pyodide" micropip packaging ipython jedi >/dev/null
+# What the kernel loads from pyodide-lock.json when it starts (jupyterlite_rayon.lite.startup).
+python scripts/fetch_lock_wheels.py "$DEPS/pyodide" >/dev/null
 
 mkdir -p "$DEPS/pypi"
+# The start-up wheels the add-on preloads (startup.startup_wheels).
 for pkg in comm ipywidgets jupyterlab_widgets; do
     if ! ls "$DEPS/pypi/${pkg}-"*.whl >/dev/null 2>&1; then
         python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
