@@ -323,10 +323,11 @@ class RayonWheelAddon(RayonAddon):
         try:
             path = wheel_from_installed(name, self.output_wheels)
         except NotPackable as err:
-            raise RuntimeError(
-                f"[rayon] {err}: put a {name} py3-none-any wheel in {CONFIG_SECTION}.wheels_dir "
-                "(or build with --rayon-download)"
-            ) from err
+            if self.download:
+                self._fetch_startup_wheel(name)
+            else:
+                self._report_missing_startup_wheel(name, f" ({err})")
+            return
         self.log.info("[rayon] wrote %s from the build environment", path)
 
     def _fetch_startup_wheel(self, name: str) -> None:
@@ -334,7 +335,8 @@ class RayonWheelAddon(RayonAddon):
         self._put_startup_wheel(name, path)
         self.log.info("[rayon] fetched %s with pip", path.name)
 
-    def _report_missing_startup_wheel(self, name: str) -> None:
+    def _report_missing_startup_wheel(self, name: str, why: str = "") -> None:
+        """Fail a self-contained build; else warn that the kernel or the widget goes online."""
         command = " ".join(pip_download_args([name], "WHEELS_DIR")[1:])
         how = (
             f"`python {command}` and set {CONFIG_SECTION}.wheels_dir=WHEELS_DIR, install {name} "
@@ -344,14 +346,16 @@ class RayonWheelAddon(RayonAddon):
             raise FileNotFoundError(
                 f"[rayon] {CONFIG_SECTION}.self_contained: no {name} wheel in "
                 f"{CONFIG_SECTION}.wheels_dir, the lite_dir's {PYPI_DIR}/ or the build "
-                f"environment: {how}"
+                f"environment{why}: {how}"
             )
         then = (
             "the kernel fetches comm from PyPI when it starts"
             if name == COMM
             else "jr.widget() needs `%pip install ipywidgets` first"
         )
-        self.log.warning("[rayon] no %s wheel to put in the site, so %s: %s", name, then, how)
+        self.log.warning(
+            "[rayon] no %s wheel to put in the site%s, so %s: %s", name, why, then, how
+        )
 
     # -- Pyodide ------------------------------------------------------------------------------
 

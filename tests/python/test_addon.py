@@ -418,6 +418,7 @@ def test_status_lists_the_isolation_headers(default_site: Path) -> None:
     assert "Cross-Origin-Opener-Policy: same-origin" in out
     assert "Cross-Origin-Embedder-Policy: require-corp" in out
     assert "service worker patch: False" in out
+    assert "self-contained: False" in out and "widgets: True" in out
 
 
 def free_port() -> int:
@@ -794,6 +795,32 @@ def test_a_missing_lock_wheel_fails_the_build_and_says_how_to_get_it(
     lock = site_lock(tmp_path / "site")
     fetched = tmp_path / "site/static/pyodide" / lock["jedi"]["file_name"]
     assert hashlib.sha256(fetched.read_bytes()).hexdigest() == lock["jedi"]["sha256"]
+
+
+def test_a_startup_wheel_no_folder_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not packable from the environment: pip (when allowed), else a failure (self-contained)
+    or a warning that says what the kernel will do instead."""
+    from traitlets.config import Config
+
+    links = tmp_path / "links"
+    fake_lock_wheel("wasmtime", "0.0.1", links)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    fetching = RayonWheelAddon(
+        manager_for(tmp_path, config=Config({"RayonAddon": {"download": True}}))
+    )
+    fetching._write_installed("wasmtime")  # compiled where we build: fetched instead
+    assert [p.name for p in fetching.output_wheels.iterdir()] == ["wasmtime-0.0.1-py3-none-any.whl"]
+    strict = RayonWheelAddon(
+        manager_for(tmp_path, config=Config({"RayonAddon": {"self_contained": True}}))
+    )
+    with pytest.raises(FileNotFoundError, match="RayonAddon.self_contained: no wasmtime wheel"):
+        strict._write_installed("wasmtime")
+    RayonWheelAddon(manager_for(tmp_path))._report_missing_startup_wheel("comm")
+    assert "the kernel fetches comm from PyPI when it starts" in caplog.text
+    assert "pip download --no-deps" in caplog.text and "--rayon-download" in caplog.text
 
 
 # -- wheels of the build environment's distributions ------------------------------------------
