@@ -73,7 +73,11 @@ class Pool {
   get maxThreads() { return this.#maxThreads; }
   // Live helper workers (threads - 1 once a resize has finished).
   get workers() { return this.#slots.filter(Boolean).length; }
-  get broken() { return this.#broken; }
+  // Also a helper's trap this thread has had no message about yet (the note is in shared memory).
+  get broken() {
+    if (!this.#broken && this.#ctl) this.#broken = rt.brokenNote(this.#ctl);
+    return this.#broken;
+  }
   get terminated() { return this.#terminated; }
   // Exports of every loaded module by name ('pool' is the pool module).
   get instances() {
