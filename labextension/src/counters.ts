@@ -15,8 +15,9 @@ import {
 // abi.ts types a field as (string | number)[]: [byte offset, 'u32' | 'u64'].
 type Field = readonly (string | number)[];
 
-/** One pool thread's record. */
+/** One pool thread's record: every field of THREAD_RECORD, `state` by its name. */
 export interface IThreadCounters {
+  [field: string]: number | string;
   state: string;
   tasks: number;
   steals: number;
@@ -78,12 +79,12 @@ export function decodeCounters(buffer: ArrayBufferLike, address: number): ICount
   const perThread: IThreadCounters[] = [];
   for (let i = 0; i < (out.threads as number); i++) {
     const base = address + THREAD_RECORDS_OFFSET + i * THREAD_RECORD_BYTES;
-    const state = readField(buffer, base, record.state);
-    perThread.push({
-      state: states[state] ?? String(state),
-      tasks: readField(buffer, base, record.tasks),
-      steals: readField(buffer, base, record.steals)
-    });
+    const thread: Record<string, number | string> = {};
+    for (const [name, field] of Object.entries(record)) {
+      thread[name] = readField(buffer, base, field);
+    }
+    thread.state = states[thread.state as number] ?? String(thread.state);
+    perThread.push(thread as IThreadCounters);
   }
   out.per_thread = perThread;
   return out as ICounters;

@@ -101,13 +101,27 @@ console.log(JSON.stringify(DATA.map(h => [hostFix(h).kind, fixForHost(h)])));
     assert {kind for kind, _ in got} == {str(row["kind"]) for row in isolation.HOSTS}
 
 
-def counters_block(header: dict[str, int], records: list[tuple[int, int, int]]) -> bytes:
-    values = [header[name] for name in abi.COUNTERS_HEADER_FIELDS]
-    block = struct.pack(abi.COUNTERS_HEADER_FORMAT, *values)
+def counters_block(header: dict[str, int], records: list[dict[str, int]]) -> bytes:
+    """A counters block packed with abi.py's struct formats, fields by name."""
+    block = struct.pack(
+        abi.COUNTERS_HEADER_FORMAT, *(header[name] for name in abi.COUNTERS_HEADER_FIELDS)
+    )
     assert len(block) == abi.THREAD_RECORDS_OFFSET
-    for state, tasks, steals in records:
-        block += struct.pack(abi.THREAD_RECORD_FORMAT, state, 0, tasks, steals)
+    for record in records:
+        values = (record.get(name, 0) for name in abi.THREAD_RECORD_FIELDS)
+        block += struct.pack(abi.THREAD_RECORD_FORMAT, *values)
     return block
+
+
+def record(state: int, tasks: int, steals: int) -> dict[str, int]:
+    """A thread record; its other fields (reserved or newer) get distinct values."""
+    others = [n for n in abi.THREAD_RECORD_FIELDS if n not in ("state", "tasks", "steals")]
+    return {
+        "state": state,
+        "tasks": tasks,
+        "steals": steals,
+        **{n: 1000 + 10 * i + state for i, n in enumerate(others)},
+    }
 
 
 DECODE = """
@@ -140,13 +154,12 @@ def test_decode_counters_reads_every_field(lib: Path) -> None:
         "calls": 2**40 + 1,
         "reserved": 0,
     }
-    records = [(2, 2**33 + 5, 7), (1, 12, 0), (0, 0, 0), (2, 99, 99)]  # the 4th: not live
-    block = counters_block(header, records).hex()
+    records = [record(2, 2**33 + 5, 7), record(1, 12, 0), record(0, 0, 0), record(2, 99, 99)]
+    block = counters_block(header, records).hex()  # the 4th record is not a live thread
     # 16-aligned as jr_alloc gives, and 4- but not 8-aligned (the u64s are read unaligned).
     got = node(lib, DECODE, [{"address": 4096, "hex": block}, {"address": 4100, "hex": block}])
-    per_thread = [
-        {"state": abi.THREAD_STATES[s], "tasks": t, "steals": st} for s, t, st in records[:3]
-    ]
+    # Every field of every live record, the state by its name.
+    per_thread = [{**r, "state": abi.THREAD_STATES[r["state"]]} for r in records[:3]]
     want = {**header, "per_thread": per_thread}
     assert got == [{"ok": want}, {"ok": want}]
 
@@ -167,8 +180,11 @@ def test_decode_counters_refuses_what_is_not_a_block(lib: Path) -> None:
         "reserved": 0,
     }
     cases = [
-        {"address": 64, "hex": counters_block({**good, "magic": 0}, [(1, 0, 0)]).hex()},
-        {"address": 64, "hex": counters_block({**good, "abi_version": 99}, [(1, 0, 0)]).hex()},
+        {"address": 64, "hex": counters_block({**good, "magic": 0}, [record(1, 0, 0)]).hex()},
+        {
+            "address": 64,
+            "hex": counters_block({**good, "abi_version": 99}, [record(1, 0, 0)]).hex(),
+        },
     ]
     got = node(lib, DECODE, cases)
     assert got[0]["error"] == (
