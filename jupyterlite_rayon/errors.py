@@ -47,8 +47,8 @@ class WasmTrap(PoolError):
 class ProcExit(PoolError):
     """A foreign module called WASI proc_exit."""
 
-    def __init__(self, code: int) -> None:
-        super().__init__(f"the module called proc_exit({code})")
+    def __init__(self, code: int, message: str | None = None) -> None:
+        super().__init__(message or f"the module called proc_exit({code})")
         self.code = code
 
 

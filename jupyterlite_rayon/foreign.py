@@ -141,9 +141,7 @@ def _fault_error(where: str, faults: list[Fault], when: str, survives: bool) -> 
     )
     text = f"{where}: {first} ({when}){more}; {then}"
     if first.exit_code is not None:
-        exc: BaseException = ProcExit(first.exit_code)
-        exc.args = (text,)
-        return exc
+        return ProcExit(first.exit_code, text)
     return WasmTrap(text)
 
 

@@ -62,9 +62,9 @@ class PyodideForeign(ForeignEngine):
             for export, sig in info.get("signatures", {}).items()
             if export != "wasi_thread_start"
         }
-        self._value = pb._JS.catching(pool.value.bind(pool))
-        self._read_small = pb._JS.reader(pool)
-        self._write_small = pb._JS.writer(pool)
+        self._value = pb.JS.catching(pool.value.bind(pool))
+        self._read_small = pb.JS.reader(pool)
+        self._write_small = pb.JS.writer(pool)
         self._dead: str | None = None  # why the module cannot run any more
         self._reported_note: str | None = None
         self._closed = False
@@ -78,14 +78,14 @@ class PyodideForeign(ForeignEngine):
         stdout: Callable[[str], Any] | None,
         stderr: Callable[[str], Any] | None,
     ) -> PyodideForeign:
-        host = await pb._host_module()
+        host = await pb.host_module()
         info = host.readModuleInfo(to_js(wasm))
         info = info.to_py() if info is not None else None
         _check_memory(name, info)
         assert info is not None
         support = host.detectThreading().to_py()
         if not support.get("ok"):
-            iso = pb._isolation(support)
+            iso = pb.isolation_for(support)
             raise errors.ForeignModuleError(
                 f"{name} is a wasi-threads module: its threads share one memory, which needs a "
                 f"cross-origin isolated page, and {iso['reason'] or 'this page is not one'}. "
@@ -93,8 +93,8 @@ class PyodideForeign(ForeignEngine):
             )
         cores = int(getattr(js.navigator, "hardwareConcurrency", 1) or 1)
         helpers = threads if threads is not None else cores
-        out = create_proxy(stdout if stdout is not None else pb._writer("stdout"))
-        err = create_proxy(stderr if stderr is not None else pb._writer("stderr"))
+        out = create_proxy(stdout if stdout is not None else pb.output_writer("stdout"))
+        err = create_proxy(stderr if stderr is not None else pb.output_writer("stderr"))
         options = to_js(
             {
                 "wasm": to_js(wasm),
@@ -110,7 +110,7 @@ class PyodideForeign(ForeignEngine):
         except JsException as exc:
             out.destroy()
             err.destroy()
-            error = pb._JS.describe(exc.js_error).to_py()
+            error = pb.JS.describe(exc.js_error).to_py()
             raise errors.ForeignModuleError(f"{name}: cannot load it: {error['message']}") from None
         return cls(pool, name, info, (out, err))
 
@@ -134,7 +134,7 @@ class PyodideForeign(ForeignEngine):
         result = self._value(export, *args)
         if result.ok:
             return _to_py(result.value)
-        error = pb._JS.describe(result.error).to_py()
+        error = pb.JS.describe(result.error).to_py()
         kind, message = error["name"], error["message"]
         then = "the module cannot be used any more: load it again"
         if kind == "WasmTrap":
@@ -144,9 +144,7 @@ class PyodideForeign(ForeignEngine):
             found = _EXIT.search(message)
             code = int(found.group(1)) if found else 0
             self._dead = f"{export} called proc_exit({code})"
-            exc = errors.ProcExit(code)
-            exc.args = (f"{where} called proc_exit({code}); {then}",)
-            raise exc
+            raise errors.ProcExit(code, f"{where} called proc_exit({code}); {then}")
         if kind == "PoolBroken":
             # A helper faulted (before or during this call): take_faults() says which.
             raise errors.WasmTrap(f"{where}: a helper thread failed: {message}")

@@ -44,7 +44,7 @@ INTERRUPT_MESSAGE = "jupyterlite-rayon:interrupt-buffer"
 POOL_MESSAGE = "jupyterlite-rayon:pool"
 
 # JS helpers, built once per kernel. `poll` must stay cheap: it runs every 20 ms of a call.
-_JS = run_js(
+JS = run_js(
     """
 ({
   importUrl: (url) => import(url),
@@ -123,11 +123,11 @@ class PyodideBackend(Backend):
         self.threaded = bool(pool.threaded)
         self.counters_address = int(pool.counters)
         self.build_max_threads = int(pool.maxThreads)
-        self._call = _JS.catching(pool.call.bind(pool))
-        self._alloc = _JS.catching(pool.alloc.bind(pool))
-        self._set_threads = _JS.catching(pool.setThreads.bind(pool))
-        self._read_small = _JS.reader(pool)
-        self._write_small = _JS.writer(pool)
+        self._call = JS.catching(pool.call.bind(pool))
+        self._alloc = JS.catching(pool.alloc.bind(pool))
+        self._set_threads = JS.catching(pool.setThreads.bind(pool))
+        self._read_small = JS.reader(pool)
+        self._write_small = JS.writer(pool)
         self._closed = False
         self._proxies: tuple[Any, ...] = ()
         #: calls stopped by a Jupyter interrupt (each raised KeyboardInterrupt)
@@ -146,23 +146,23 @@ class PyodideBackend(Backend):
                 "mt": _package_bytes("wasm", "pool-mt.wasm"),
                 "st": _package_bytes("wasm", "pool-st.wasm"),
             }
-        host = await _host_module()
+        host = await host_module()
         support = host.detectThreading().to_py()
-        isolation = _isolation(support)
+        isolation = isolation_for(support)
         if isolation["shared_memory"]:
             _install_interrupt_buffer()
-        poll = _JS.makePoll(pyodide_js._module, _own_signal)
-        stdout = create_proxy(_writer("stdout"))
-        stderr = create_proxy(_writer("stderr"))
+        poll = JS.makePoll(pyodide_js._module, _own_signal)
+        stdout = create_proxy(output_writer("stdout"))
+        stderr = create_proxy(output_writer("stderr"))
         # Hand the builds over as Uint8Array copies: the host compiles them in this worker.
         builds = to_js({k: to_js(v) for k, v in wasm.items()}, dict_converter=js.Object.fromEntries)
         try:
-            pool = await host.createPool(_JS.options(builds, threads, poll, stdout, stderr))
+            pool = await host.createPool(JS.options(builds, threads, poll, stdout, stderr))
         except JsException as e:
-            raise _exception("init_thread_pool", _JS.describe(e.js_error).to_py()) from None
+            raise _exception("init_thread_pool", JS.describe(e.js_error).to_py()) from None
         backend = cls(pool, isolation)
         backend._proxies = (stdout, stderr)
-        _JS.announcePool(POOL_MESSAGE, pool, backend.counters_address)
+        JS.announcePool(POOL_MESSAGE, pool, backend.counters_address)
         if not backend.threaded:
             _warn_fallback(isolation, str(pool.fallbackReason or ""))
         return backend
@@ -174,7 +174,7 @@ class PyodideBackend(Backend):
         try:
             await self._pool.resize(n)
         except JsException as e:
-            raise _exception("init_thread_pool", _JS.describe(e.js_error).to_py()) from None
+            raise _exception("init_thread_pool", JS.describe(e.js_error).to_py()) from None
 
     def set_threads(self, n: int) -> None:
         """Resize now: within the workers already running, else by waiting for new ones where
@@ -202,13 +202,13 @@ class PyodideBackend(Backend):
         result = self._call(export, *args)
         if result.ok:
             return
-        error = _JS.describe(result.error).to_py()
+        error = JS.describe(result.error).to_py()
         if error["code"] == errors.E_CANCELED:
             if _own_signal is not None and _own_signal[0] != 0:
                 js.Atomics.store(_own_signal, 0, 0)
                 self.interrupted_calls += 1
                 raise KeyboardInterrupt(f"{export} was interrupted; the pool is ready")
-            if _JS.signalPending(pyodide_js._module):
+            if JS.signalPending(pyodide_js._module):
                 # Python takes the signal itself: KeyboardInterrupt, or the user's SIGINT handler.
                 self.interrupted_calls += 1
                 pyodide_js.checkInterrupt()
@@ -224,7 +224,7 @@ class PyodideBackend(Backend):
         result = self._alloc(nbytes, bool(zero))
         if result.ok:
             return int(result.value)
-        error = _JS.describe(result.error).to_py()
+        error = JS.describe(result.error).to_py()
         if error["code"] == errors.E_NOMEM:
             in_use = self.counters(threads=False).bytes_in_use
             raise errors.PoolMemoryError(
@@ -307,19 +307,19 @@ class PyodideBackend(Backend):
             )
 
 
-async def _host_module() -> Any:
+async def host_module() -> Any:
     """The host's ES modules, imported once per kernel from Blob URLs of the packaged sources."""
     global _host
     if _host is None:
-        urls = loader.link(lambda _name, source: _JS.blobUrl(source, "text/javascript"))
-        _host = await _JS.importUrl(urls[loader.ENTRY])
+        urls = loader.link(lambda _name, source: JS.blobUrl(source, "text/javascript"))
+        _host = await JS.importUrl(urls[loader.ENTRY])
     return _host
 
 
 _host: Any = None
 
 
-def _isolation(support: dict[str, Any]) -> dict[str, Any]:
+def isolation_for(support: dict[str, Any]) -> dict[str, Any]:
     coi = bool(getattr(js, "crossOriginIsolated", False))
     ok = bool(support.get("ok"))
     reason = support.get("reason") or ""
@@ -344,10 +344,10 @@ def _warn_fallback(isolation: dict[str, Any], why: str) -> None:
 def _install_interrupt_buffer() -> None:
     """Give the page a buffer to store SIGINT into, unless Pyodide already has one."""
     global _own_signal
-    if _own_signal is not None or _JS.hasSignalBuffer(pyodide_js._module):
+    if _own_signal is not None or JS.hasSignalBuffer(pyodide_js._module):
         return
-    _own_signal = _JS.newSignalBuffer()
-    _JS.announce(INTERRUPT_MESSAGE, _own_signal)
+    _own_signal = JS.newSignalBuffer()
+    JS.announce(INTERRUPT_MESSAGE, _own_signal)
     _clear_at_cell_start(_own_signal)
 
 
@@ -367,7 +367,7 @@ def _clear_at_cell_start(buffer: Any) -> None:
     shell.events.register("pre_run_cell", clear)
 
 
-def _writer(stream: str) -> Any:
+def output_writer(stream: str) -> Any:
     """A pool module's WASI output goes to the cell's stdout/stderr."""
     import sys
 
@@ -379,7 +379,7 @@ def _writer(stream: str) -> Any:
 
 def _raise_if_failed(where: str, result: Any) -> None:
     if not result.ok:
-        raise _exception(where, _JS.describe(result.error).to_py())
+        raise _exception(where, JS.describe(result.error).to_py())
 
 
 def _exception(where: str, error: dict[str, Any]) -> BaseException:

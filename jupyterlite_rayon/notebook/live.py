@@ -19,12 +19,14 @@ without it, and `widget()` says how to install it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import pool
+from ..errors import NeedsAwait
 from . import startup
 from .status import Snapshot
 
@@ -109,9 +111,26 @@ def resize(n: int) -> None:
             if pool.current_num_threads() != n:
                 pool.set_num_threads(n)
             _shared.error = None
+        except NeedsAwait:
+            # A slider's message handler cannot block on new workers (browser): start them
+            # on the kernel's loop; every widget refreshes when they run.
+            _shared.error = None
+            _grow_in_background(n)
         except (ValueError, RuntimeError) as exc:
             _shared.error = f"could not resize the pool to {n} threads: {exc}"
         refresh_all()
+
+
+def _grow_in_background(n: int) -> None:
+    async def grow() -> None:
+        try:
+            await pool.init_thread_pool(n)
+            _shared.error = None
+        except (ValueError, RuntimeError) as exc:
+            _shared.error = f"could not resize the pool to {n} threads: {exc}"
+        refresh_all()
+
+    asyncio.ensure_future(grow())
 
 
 def _snapshot() -> Snapshot:

@@ -282,3 +282,31 @@ def test_importing_the_package_loads_neither_ipython_nor_ipywidgets() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_slider_that_needs_new_workers_grows_the_pool_in_the_background(
+    pair: tuple[PoolWidget, PoolWidget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The browser's slider handler cannot block on new workers: set_num_threads raises
+    # NeedsAwait there, and the widget starts them on the loop instead of showing an error.
+    import asyncio
+
+    from jupyterlite_rayon.errors import NeedsAwait
+
+    def needs_await(n: int) -> int:
+        raise NeedsAwait(f"set_num_threads({n}): await init_thread_pool({n})")
+
+    first, second = pair
+    target = 2 if jr.current_num_threads() == 1 else 1
+    monkeypatch.setattr(jr.pool, "set_num_threads", needs_await)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        first.slider.value = target
+        assert "error" not in status(first)
+        loop.run_until_complete(asyncio.sleep(0.05))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    assert jr.current_num_threads() == target
+    assert second.slider.value == target and "error" not in status(second)
