@@ -15,6 +15,7 @@ from typing import Any
 
 from . import dtypes, errors
 from .array import PoolArray, asarray, empty, frombuffer, zeros
+from .backends import jit_host
 from .errors import (
     ForeignModuleError,
     PoolError,
@@ -23,6 +24,8 @@ from .errors import (
     ProcExit,
     WasmTrap,
 )
+from .jit import JitError, jit, njit, prange
+from .jit import runtime as jit_runtime
 from .kernels import (
     abs,
     add,
@@ -72,6 +75,9 @@ from .pool import (
 
 __version__ = "0.1.0"
 
+# Jitted functions run on the pool the rest of the API uses.
+jit_runtime.set_host(jit_host.current)
+
 
 def load_module(source: Any, **options: Any) -> Any:
     """Load a bring-your-own wasi-threads module (see jupyterlite_rayon.foreign)."""
@@ -93,6 +99,7 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 __all__ = [
     "ForeignModuleError",
+    "JitError",
     "PoolArray",
     "PoolError",
     "PoolMemoryError",
@@ -120,6 +127,7 @@ __all__ = [
     "get_backend",
     "histogram",
     "init_thread_pool",
+    "jit",
     "last_run",
     "load_ipython_extension",
     "load_module",
@@ -135,9 +143,11 @@ __all__ = [
     "monte_carlo_pi",
     "multiply",
     "negative",
+    "njit",
     "on_run",
     "pool_info",
     "power",
+    "prange",
     "remove_run_hook",
     "set_num_threads",
     "shutdown",

@@ -44,18 +44,20 @@ COMMON = [
     f"--initial-memory={INITIAL_MEMORY}",
     f"--max-memory={MAX_MEMORY}",
     "--stack", str(1 << 20),
+    # The jit (kernels/ops/jit.zig) adds its modules' functions to this table in every thread.
+    "--export-table", "--growable-table",
 ]
 # fmt: on
 
 BUILDS = {
     "pool-mt.wasm": [
-        "-mcpu=generic+atomics+bulk_memory+simd128",
+        "-mcpu=generic+atomics+bulk_memory+simd128+reference_types",
         "-fno-single-threaded",
         "--shared-memory",
         "--export=wasi_thread_start",
     ],
     "pool-st.wasm": [
-        "-mcpu=generic+bulk_memory+simd128",
+        "-mcpu=generic+bulk_memory+simd128+reference_types",
         "-fsingle-threaded",
     ],
 }

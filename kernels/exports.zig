@@ -8,6 +8,7 @@ const status = rt.status;
 
 comptime {
     _ = @import("ops/exports.zig");
+    _ = @import("ops/jit.zig"); // the jit's exports (jr_jit_*, jr_math_*)
 }
 
 // Zig 0.17's std.heap.page_allocator is a compile error on threaded wasm; std.debug refers to

@@ -15,6 +15,7 @@ test {
     _ = @import("runtime/scope.zig");
     _ = @import("runtime/parallel_for.zig");
     _ = @import("runtime/registry.zig");
+    _ = @import("runtime/modules.zig");
     _ = @import("runtime/runtime.zig");
     _ = @import("ops/common.zig");
     _ = @import("ops/pow.zig");
@@ -27,4 +28,5 @@ test {
     _ = @import("ops/histogram.zig");
     _ = @import("ops/pi.zig");
     _ = @import("ops/exports.zig");
+    _ = @import("ops/jit.zig");
 }

@@ -70,6 +70,17 @@ class Backend(abc.ABC):
         status raises errors.status_error(export, status, detail); a trap raises WasmTrap.
         """
 
+    # -- jitted modules (jupyterlite_rayon/jit, kernels/ABI.md "Jitted modules") --------
+    def jit_load(self, wasm: bytes, nfuncs: int) -> int:
+        """Register a jitted module (every pool thread loads it before running its code);
+        returns its table_base. Raises PoolError when the engine refuses the module."""
+        raise NotImplementedError(f"the {self.name} backend cannot run jitted functions")
+
+    def jit_call(self, main_slot: int, ctx: int) -> int:
+        """Run a jitted main (jr_jit_call) like `call` runs a kernel, but return its status
+        (the jit runtime turns the jit's codes into exceptions); E_CANCELED when interrupted."""
+        raise NotImplementedError(f"the {self.name} backend cannot run jitted functions")
+
     # -- memory --------------------------------------------------------------------------
     @abc.abstractmethod
     def alloc(self, nbytes: int, zero: bool) -> int:

@@ -17,6 +17,7 @@ import wasmtime as W
 
 from .. import abi, errors
 from .base import Backend
+from .jit_wasmtime import JitModules
 from .wasi_threads import WasmThreads, compile_module, engine
 
 _U32 = 0xFFFFFFFF
@@ -54,6 +55,7 @@ class WasmtimeBackend(Backend):
         module = compile_module(eng, wasm if wasm is not None else _package_wasm(filename))
         # Pre-start as many helper threads as the pool will use, so spawns never wait.
         helpers = max(threads - 1, 0) if build == "mt" else 0
+        self._jit = JitModules(eng)
         self.wasm = WasmThreads(module, eng, self._pool_imports, helpers=helpers, name="pool")
         self.threaded = self.wasm.shared
         version = self.wasm.call_direct("jr_abi_version")
@@ -65,15 +67,20 @@ class WasmtimeBackend(Backend):
         self.counters_address = self.wasm.call_direct("jr_counters") & _U32
         self.build_max_threads = self.wasm.call_direct("jr_max_threads") & _U32
         self._cancel = self.counters_address + abi.COUNTERS_HEADER_OFFSETS["cancel"]
+        self._jit.memory = self.wasm.memory
+        self._jit.reader = self.wasm
+        self._jit.registry = self.wasm.call_direct("jr_jit_modules") & _U32
         self.set_threads(threads if self.threaded else 1)
 
-    @staticmethod
-    def _pool_imports(host: WasmThreads, store: W.Store) -> dict[tuple[str, str], Any]:
+    def _pool_imports(self, host: WasmThreads, store: W.Store) -> dict[tuple[str, str], Any]:
         # The cancel flag is set by run()'s interrupt handler, so polling has nothing to add.
         # The caller polls every few tasks: a wasm function keeps that free, where a Python
         # callback would cost microseconds each time.
         poll = W.Instance(store, _no_poll_module(host.engine), [])
-        return {("env", "host_poll"): poll.exports(store)["host_poll"]}
+        return {
+            ("env", "host_poll"): poll.exports(store)["host_poll"],
+            ("env", "host_load_modules"): self._jit.import_func(store),
+        }
 
     @classmethod
     def start(cls, threads: int) -> WasmtimeBackend:
@@ -91,6 +98,31 @@ class WasmtimeBackend(Backend):
             status = int(wasm.run(export, args, self._interrupt))
         if status != errors.OK:
             raise errors.status_error(export, status, self._strerror(status))
+
+    def jit_load(self, wasm: bytes, nfuncs: int) -> int:
+        module = self._jit.compile(wasm)
+        ptr = self.alloc(len(wasm), False)
+        self.write(ptr, memoryview(wasm))
+        base = int(self.wasm.call_direct("jr_jit_add_module", ptr, len(wasm), nfuncs))
+        if base < 0:
+            self.free(ptr)
+            raise errors.status_error("jit (registering a module)", base, self._strerror(base))
+        self._jit.keep(base, module)  # the registry owns the bytes from now on
+        return base
+
+    def jit_call(self, main_slot: int, ctx: int) -> int:
+        wasm = self.wasm
+        wasm.store_u32(self._cancel, 0)
+        try:
+            status = int(wasm.run("jr_jit_call", (main_slot, ctx), self._interrupt))
+        except KeyboardInterrupt:
+            return abi.E_CANCELED
+        if status == abi.E_LOAD:
+            raise errors.PoolError(
+                f"a pool thread could not load a jitted module ({self._jit.last_error}); "
+                "restart the pool: jr.shutdown(), then call again"
+            )
+        return status
 
     def _interrupt(self) -> None:
         self.wasm.store_u32(self._cancel, 1)

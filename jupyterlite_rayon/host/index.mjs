@@ -32,6 +32,9 @@
 //   await resize(n)        starts or stops workers; E_BUSY (nothing changed) during a call
 //   await addModule({name, module})   one more module in every thread, on the pool's memory
 //   await terminate()      final; also during a call, which then ends with PoolTerminated
+// Jitted modules (`@jr.jit`, kernels/ABI.md "Jitted modules"):
+//   jitLoad(pool, bytes, nfuncs)   register a module; every thread loads it itself -> table_base
+//   jitCall(pool, mainSlot, ctx)   run its main (jr_jit_call) -> status
 // Calls into the runtime's control exports (jr_alloc, jr_set_threads, ...) go through these
 // members: pool.call/pool.value refuse them.
 //
@@ -51,3 +54,4 @@ export { detectThreading } from './environment.mjs';
 export { readModuleInfo } from './wasm_info.mjs';
 export { PoolError } from './errors.mjs';
 export { readCounters } from './counters.mjs';
+export { jitCall, jitLoad } from './modules.mjs';

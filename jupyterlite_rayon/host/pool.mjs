@@ -8,11 +8,12 @@ import { chooseBuild, compileSource, memoryLimits } from './build_choice.mjs';
 import { counterIndex, readCounters } from './counters.mjs';
 import { hostParallelism, workerHint } from './environment.mjs';
 import { PoolAbort, PoolError, statusError } from './errors.mjs';
+import { jitLoader } from './modules.mjs';
 import { threadRuntime } from './thread_runtime.mjs';
 import { makeWasi } from './wasi.mjs';
 import { prepareWorkers, startWorker } from './workers.mjs';
 
-const rt = threadRuntime(makeWasi());
+const rt = threadRuntime(makeWasi(), jitLoader());
 
 // The pool runtime's control exports and the Pool member to use instead: calling them raw would
 // bypass the pool's bookkeeping (threads, workers, the cancel flag, the status conversion).

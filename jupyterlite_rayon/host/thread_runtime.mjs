@@ -8,9 +8,10 @@
 // any thread, with no postMessage.
 //
 // threadRuntime(wasi) is stringified into the helper workers' source (workers.mjs), so it must
-// not reference anything outside itself; `wasi` is makeWasi() of wasi.mjs.
+// not reference anything outside itself; `wasi` is makeWasi() of wasi.mjs, `jit` jitLoader() of
+// modules.mjs.
 
-export function threadRuntime(wasi) {
+export function threadRuntime(wasi, jit) {
   // ctl: Int32Array over a SharedArrayBuffer.
   //   [0] next tid, [1] number of slots, [2] broken flag (a thread trapped), [3] reserved,
   //   slot i at 4 + 4*i: [state, tid, arg, module index]
@@ -128,7 +129,8 @@ export function threadRuntime(wasi) {
   }
 
   // Instantiate every descriptor ({name, module}) on one memory, in order. A module may import
-  // `env.memory`, `wasi.thread-spawn`, `env.host_poll`, `wasi_snapshot_preview1.*`, and the
+  // `env.memory`, `wasi.thread-spawn`, `env.host_poll`, `env.host_load_modules` (the pool's
+  // jitted modules, loaded into this instance), `wasi_snapshot_preview1.*`, and the
   // exports of any module loaded before it under that module's name.
   function instantiateAll(descs, ctx, loaded = []) {
     const { memory, ctl, poll, write } = ctx;
@@ -136,12 +138,16 @@ export function threadRuntime(wasi) {
     for (let index = loaded.length; index < descs.length; index++) {
       const { name, module } = descs[index];
       const imports = {};
+      let instance;
       for (const imp of WebAssembly.Module.imports(module)) {
         let value;
         const key = `${imp.module}.${imp.name}`;
         if (key === 'env.memory') value = memory;
         else if (key === 'wasi.thread-spawn') value = (arg) => spawn(ctl, index, arg);
         else if (key === 'env.host_poll') value = poll;
+        else if (key === 'env.host_load_modules') {
+          value = jit.hostLoadModules(memory, () => instance);
+        }
         else if (imp.module === 'wasi_snapshot_preview1') value = wasiImport(imp.name);
         else {
           const from = loaded.find((l) => l.name === imp.module);
@@ -154,7 +160,8 @@ export function threadRuntime(wasi) {
         }
         (imports[imp.module] ||= {})[imp.name] = value;
       }
-      loaded.push({ name, instance: new WebAssembly.Instance(module, imports) });
+      instance = new WebAssembly.Instance(module, imports);
+      loaded.push({ name, instance });
     }
     return loaded;
   }

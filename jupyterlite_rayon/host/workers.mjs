@@ -2,6 +2,7 @@
 // located: in JupyterLite this module itself comes from a Blob URL) and starting one, in Node
 // (worker_threads) or a browser.
 import { isNode } from './environment.mjs';
+import { jitLoader } from './modules.mjs';
 import { threadRuntime } from './thread_runtime.mjs';
 import { makeWasi } from './wasi.mjs';
 
@@ -50,9 +51,10 @@ function workerMain(rt) {
   }
 }
 
-// The helper's whole program: workerMain, the thread runtime and WASI, each stringified whole.
-export const WORKER_SOURCE =
-  `"use strict";\n(${workerMain})((${threadRuntime})((${makeWasi})()));\n`;
+// The helper's whole program: workerMain, the thread runtime, WASI and the jit's module loader,
+// each stringified whole.
+export const WORKER_SOURCE = `"use strict";\n(${workerMain})((${threadRuntime})((${makeWasi})(), ` +
+  `(${jitLoader})()));\n`;
 
 let nodeWorkerThreads = null;
 let blobUrl = null;

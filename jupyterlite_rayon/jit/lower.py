@@ -15,6 +15,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..abi import (
+    E_CANCELED,
+    E_INDEX,
+    E_NOMEM,
+    E_VALUE,
+    E_ZERODIV,
+    MEMORY_MAX_PAGES,
+    MEMORY_MIN_PAGES,
+)
 from . import frame as FR
 from . import frontend as F
 from . import parallel
@@ -22,15 +31,8 @@ from .frame import Frame
 from .typeinfer import ELEMENT, ArrayType, TypedFunc
 from .wasm import Function, Module
 
-E_NOMEM = -2
-E_CANCELED = -3
-E_INDEX = -9
-E_ZERODIV = -10
-E_VALUE = -11
 BLOCK = 4096  # reduction block: fixed, never from the thread count
 POLL_MASK = 1023  # poll every 1024 iterations of any loop
-MEMORY_MIN_PAGES = 64
-MEMORY_MAX_PAGES = 32768
 MATH_IMPORTS = {
     "exp": 1,
     "log": 1,

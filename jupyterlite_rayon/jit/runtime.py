@@ -12,17 +12,19 @@ frame's layout is frame.py's. Arrays:
 from __future__ import annotations
 
 import struct
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .. import dtypes
+from .. import dtypes, pool
+from ..abi import E_CANCELED, E_INDEX, E_LOAD, E_NOMEM, E_VALUE, E_ZERODIV
 from ..array import PoolArray, asarray
 from ..errors import PoolError, PoolMemoryError
 from . import frame as FR
 from .errors import quote, where
-from .lower import E_CANCELED, E_INDEX, E_NOMEM, E_VALUE, E_ZERODIV, Lowered
+from .lower import Lowered
 from .typeinfer import ArrayType, TypedFunc, type_name
 
 
@@ -50,6 +52,11 @@ def set_host(host: JitHost | Callable[[], JitHost] | None) -> None:
         _host = host  # type: ignore[assignment]
     else:
         _host = lambda: host  # type: ignore[assignment, return-value]
+
+
+def host_factory() -> Callable[[], JitHost] | None:
+    """What set_host installed (tests put it back after pointing the jit elsewhere)."""
+    return _host
 
 
 def current_host() -> JitHost:
@@ -188,7 +195,9 @@ class Kernel:
                 for d, extent in enumerate(shape):
                     struct.pack_into("<q", buf, off + FR.SLOT * (1 + d), extent)
             host.write(ctx, buf)
+            start = time.perf_counter()
             status = host.call(base, ctx)
+            pool.record_run(self.tf.name, time.perf_counter() - start)  # magics, widget
             if status != 0:
                 record = host.read(ctx, FR.RESULT)
                 raise self._error(status, record)
@@ -254,6 +263,11 @@ class Kernel:
             else f"in jitted function {site.function!r}"
         )
         src = quote(site.filename, site.line)
+        if status == E_LOAD:
+            return PoolError(
+                f"a pool thread could not load the module of {self.tf.name!r}; restart "
+                "the pool (jr.shutdown(), then call again)"
+            )
         if status == E_CANCELED or code == E_CANCELED:
             return KeyboardInterrupt(f"{at}: interrupted; the pool is ready for the next call")
         if code == E_INDEX:

@@ -18,7 +18,8 @@ pub const State = enum(u32) {
 
 pub const ThreadRecord = extern struct {
     state: u32 = @backingInt(State.absent),
-    reserved: u32 = 0,
+    /// Jitted modules this thread's instance has loaded (runtime/modules.zig).
+    jit_modules: u32 = 0,
     tasks: u64 = 0,
     steals: u64 = 0,
     /// Not part of the contract: fills the record to its own 64-byte line.
@@ -197,7 +198,7 @@ fn u32At(addr: usize) u32 {
 test "counters: layout and constants of kernels/ABI.md" {
     const base = @intFromPtr(&block);
     try testing.expectEqual(@as(u32, 0x4A52504C), u32At(base));
-    try testing.expectEqual(@as(u32, 1), u32At(base + 4));
+    try testing.expectEqual(@as(u32, abi.ABI_VERSION), u32At(base + 4));
     try testing.expectEqual(@as(u32, 64), u32At(base + 20));
     try testing.expectEqual(@as(u32, 1), u32At(base + 24));
     try testing.expectEqual(@as(usize, 64 + 64 * 64), @sizeOf(Block));
@@ -220,9 +221,9 @@ test "counters: the block read at abi.zig's offsets holds what the runtime wrote
     const rec = base + abi.THREAD_RECORDS_OFFSET + last * abi.THREAD_RECORD_BYTES;
     const saved = block.per_thread[last];
     defer block.per_thread[last] = saved;
-    block.per_thread[last] = .{ .state = abi.STATE_WORKING, .reserved = 7, .tasks = 11, .steals = 13 };
+    block.per_thread[last] = .{ .state = abi.STATE_WORKING, .jit_modules = 7, .tasks = 11, .steals = 13 };
     try testing.expectEqual(abi.STATE_WORKING, u32At(rec + abi.record_offset.state));
-    try testing.expectEqual(@as(u32, 7), u32At(rec + abi.record_offset.reserved));
+    try testing.expectEqual(@as(u32, 7), u32At(rec + abi.record_offset.jit_modules));
     try testing.expectEqual(@as(u64, 11), @as(*const u64, @ptrFromInt(rec + abi.record_offset.tasks)).*);
     try testing.expectEqual(@as(u64, 13), @as(*const u64, @ptrFromInt(rec + abi.record_offset.steals)).*);
 }
@@ -230,10 +231,10 @@ test "counters: the block read at abi.zig's offsets holds what the runtime wrote
 test "counters: the drift check catches a moved, missing or extra field" {
     try testing.expect(comptime layoutMismatch(Block, abi.header_offset, &.{"per_thread"}) == null);
     try testing.expect(comptime layoutMismatch(ThreadRecord, abi.record_offset, &.{"pad"}) == null);
-    const Swapped = extern struct { state: u32, reserved: u32, steals: u64, tasks: u64 };
+    const Swapped = extern struct { state: u32, jit_modules: u32, steals: u64, tasks: u64 };
     try testing.expectEqualStrings("field at the wrong offset: tasks", comptime layoutMismatch(Swapped, abi.record_offset, &.{}).?);
-    const Missing = extern struct { state: u32, reserved: u32, tasks: u64 };
+    const Missing = extern struct { state: u32, jit_modules: u32, tasks: u64 };
     try testing.expectEqualStrings("abi.zig names a field the struct lacks: steals", comptime layoutMismatch(Missing, abi.record_offset, &.{}).?);
-    const Extra = extern struct { state: u32, reserved: u32, tasks: u64, steals: u64, spare: u64 };
+    const Extra = extern struct { state: u32, jit_modules: u32, tasks: u64, steals: u64, spare: u64 };
     try testing.expectEqualStrings("field not in kernels/ABI.md: spare", comptime layoutMismatch(Extra, abi.record_offset, &.{}).?);
 }

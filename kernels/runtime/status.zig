@@ -11,6 +11,10 @@ pub const E_DTYPE = abi.E_DTYPE;
 pub const E_RANGE = abi.E_RANGE;
 pub const E_THREADS = abi.E_THREADS;
 pub const E_BUSY = abi.E_BUSY;
+pub const E_INDEX = abi.E_INDEX;
+pub const E_ZERODIV = abi.E_ZERODIV;
+pub const E_VALUE = abi.E_VALUE;
+pub const E_LOAD = abi.E_LOAD;
 
 pub fn message(code: i32) [:0]const u8 {
     return switch (code) {
@@ -23,13 +27,17 @@ pub fn message(code: i32) [:0]const u8 {
         E_RANGE => "a pointer and length fall outside pool memory, or lengths overflow",
         E_THREADS => "a pool thread could not be started",
         E_BUSY => "the pool is busy with another call",
+        E_INDEX => "a jitted function indexed an array out of bounds",
+        E_ZERODIV => "a jitted function divided by zero",
+        E_VALUE => "a jitted function met an invalid value",
+        E_LOAD => "a pool thread could not load a jitted module",
         else => "unknown status code",
     };
 }
 
 test "status: every code of abi.zig has its own message" {
     const std = @import("std");
-    const codes = [_]i32{ OK, E_INVAL, E_NOMEM, E_CANCELED, E_EMPTY, E_DTYPE, E_RANGE, E_THREADS, E_BUSY };
+    const codes = [_]i32{ OK, E_INVAL, E_NOMEM, E_CANCELED, E_EMPTY, E_DTYPE, E_RANGE, E_THREADS, E_BUSY, E_INDEX, E_ZERODIV, E_VALUE, E_LOAD };
     // Every i32 constant of abi.zig named OK or E_* is listed above (a new code needs a message).
     var listed: usize = 0;
     inline for (comptime std.meta.declarations(abi)) |name| {

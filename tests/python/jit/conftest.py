@@ -25,17 +25,19 @@ def make_host(shared: bool, pieces: int, reverse: bool) -> StandIn:
 def host(request: pytest.FixtureRequest) -> Iterator[StandIn]:
     """Each test runs once per configuration; jitted calls go to that stand-in."""
     h = make_host(*request.param)
+    before = runtime.host_factory()
     runtime.set_host(h)
     h.cancel_after = None
     yield h
-    runtime.set_host(None)
+    runtime.set_host(before)  # the real pool again, for the tests that run on it
 
 
 @pytest.fixture
 def st_host() -> Iterator[StandIn]:
     """One single-thread stand-in (for tests that need only one configuration)."""
     h = make_host(False, 1, False)
+    before = runtime.host_factory()
     runtime.set_host(h)
     h.cancel_after = None
     yield h
-    runtime.set_host(None)
+    runtime.set_host(before)
