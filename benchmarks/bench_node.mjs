@@ -86,7 +86,7 @@ const cases = [
     args: (s) => ['jr_mandelbrot', s.out, MW, MH, -2, 1, -1.5, 1.5, 256],
     result: read(Uint32Array, 4 * (MW * (MH >> 1) + (MW >> 1))) },
   { name: 'histogram f64 100 bins', size: N, setup: (p) => ({ x: f64(p, N), out: p.alloc(800) }),
-    args: (s) => ['jr_histogram', 0, s.x, N, 100, 0, 1, s.out], result: read(BigInt64Array) },
+    args: (s) => ['jr_histogram', 0, s.x, N, 100, 0, 1, s.out, 0, 0, 0], result: read(BigInt64Array) },
   { name: 'monte carlo pi', size: PI, setup: (p) => ({ out: p.alloc(8) }),
     args: (s) => ['jr_pi', PI, 42, s.out], result: read(BigInt64Array) },
 ];

@@ -592,7 +592,8 @@ def histogram(
                 "pass range=(lo, hi) with lo < hi"
             )
         counts = empty(nbins, dtypes.INT64)
-        edges = empty(nbins + 1, dtypes.FLOAT32 if x.dtype_info == dtypes.FLOAT32 else dtypes.FLOAT64)
+        edge_dtype = dtypes.FLOAT32 if x.dtype_info == dtypes.FLOAT32 else dtypes.FLOAT64
+        edges = empty(nbins + 1, edge_dtype)
         try:
             c.run(
                 "jr_histogram",
@@ -606,6 +607,7 @@ def histogram(
                 edges.ptr,
                 denom,
                 flags,
+                items=x.size + nbins,
             )
         except ValueError as err:  # the arguments are valid, so the edges did not increase
             counts.close()

@@ -57,8 +57,8 @@ pub export fn jr_mandelbrot(out: usize, width: u32, height: u32, x0: f64, x1: f6
     return c.call(mandelbrot.mandelbrot, .{ out, width, height, x0, x1, y0, y1, max_iter });
 }
 
-pub export fn jr_histogram(dtype: u32, x: usize, n: usize, bins: u32, lo: f64, hi: f64, out: usize) i32 {
-    return c.call(histogram.histogram, .{ dtype, x, n, bins, lo, hi, out });
+pub export fn jr_histogram(dtype: u32, x: usize, n: usize, bins: u32, lo: f64, hi: f64, out: usize, edges: usize, denom: f64, flags: u32) i32 {
+    return c.call(histogram.histogram, .{ dtype, x, n, bins, lo, hi, out, edges, denom, flags });
 }
 
 pub export fn jr_pi(samples: i64, seed: i64, out: usize) i32 {
@@ -92,7 +92,7 @@ test "bad input: unknown codes, null and overflowing ranges, empty min/max" {
     try testing.expectEqual(c.E_INVAL, jr_sort(5, addr(&x), addr(&x), 3));
     // outputs that would be written over inputs still being read
     var h: [4]i64 = undefined;
-    try testing.expectEqual(c.E_INVAL, jr_histogram(0, addr(&x), 3, 2, 0, 1, addr(x[1..])));
+    try testing.expectEqual(c.E_INVAL, jr_histogram(0, addr(&x), 3, 2, 0, 1, addr(x[1..]), 0, 0, 0));
     try testing.expectEqual(c.E_INVAL, jr_dot(0, addr(&x), addr(&h), 3, addr(x[2..])));
     try testing.expectEqual(c.E_INVAL, jr_cumsum(0, addr(&x), addr(x[1..]), 2));
     var sq = [_]f64{ 1, 2, 3, 4, 5, 6, 7, 8 };
@@ -140,7 +140,7 @@ test "cancel: every kernel returns E_CANCELED when the flag is set, and works on
         try testing.expectEqual(c.E_CANCELED, jr_argsort(0, addr(x), addr(idx), n));
         try testing.expectEqual(c.E_CANCELED, jr_matmul(0, addr(x), addr(x), addr(out), 100, 100, 100));
         try testing.expectEqual(c.E_CANCELED, jr_mandelbrot(addr(m), 64, 64, -2, 1, -1, 1, 100));
-        try testing.expectEqual(c.E_CANCELED, jr_histogram(0, addr(x), n, 10, 0, n, addr(idx)));
+        try testing.expectEqual(c.E_CANCELED, jr_histogram(0, addr(x), n, 10, 0, n, addr(idx), 0, 0, 0));
         try testing.expectEqual(c.E_CANCELED, jr_pi(1_000_000, 0, addr(&o)));
         // sorting in place under a cancel leaves the data untouched (a permutation at least)
         const before = try alloc.dupe(f64, x);

@@ -1,52 +1,74 @@
 // jr_histogram: numpy.histogram(x, bins, range=(lo, hi)) counts, reproducing numpy 2's
-// uniform-bin path step by step: edges from np.linspace, bin index from
-// (x - lo) / (hi - lo) * bins, then its one-step corrections against the edges. For float32
-// input numpy works in float32 (edges, comparisons, x - lo) with the division in float64;
-// that is reproduced too. Each stripe of the input counts into its own partial histogram;
-// counts are integers, so results are identical for any thread count.
+// uniform-bin path step by step: edges from np.linspace, the bin index from
+// (x - lo) / (hi - lo) * bins, then its one-step corrections against those very edges. The
+// edges are computed once, here, and written out for the host to return, so the counts always
+// agree with the edges a caller sees. numpy's arithmetic depends on where the range came from:
+// float32 data with a given range works in float32 (edges rounded from float64, x - lo) and
+// divides in float64; float32 data with its own min/max as the range (flag F32_RANGE) works in
+// float32 throughout; integer data with its own range divides by the exact integer hi - lo
+// (`denom`). Each stripe of the input counts into its own partial histogram; counts are
+// integers, so results are identical for any thread count.
 const std = @import("std");
 const c = @import("common.zig");
 const rt = c.rt;
+const abi = @import("../runtime/abi.zig");
+
+/// flags bit: lo and hi are float32 values taken from the data (numpy's automatic range of
+/// float32 input), so edges and indices are computed in float32 arithmetic.
+pub const F32_RANGE: u32 = abi.HISTOGRAM_F32_RANGE;
 
 /// Partial histograms take at most this many bytes of scratch (beyond one).
 const partials_budget: usize = 8 << 20;
 /// Elements between cancel checks inside a stripe (well under a millisecond).
 const cancel_check_every: usize = 1 << 16;
+/// Edges (and counts to clear) per task at least.
+const edges_chunk: usize = 16384;
 
 /// Element type numpy computes bin edges and indices in: float32 for float32, else float64.
 fn EdgeType(comptime T: type) type {
     return if (T == f32) f32 else f64;
 }
 
-/// np.linspace(lo, hi, bins + 1) evaluated in f64, including its step == 0 branch.
-pub fn linspaceEdge(lo: f64, hi: f64, bins: usize, i: usize) f64 {
+/// np.linspace(lo, hi, bins + 1)[i] in the arithmetic of F (numpy's, including its
+/// step == 0 branch): i * step + lo, the last edge exactly hi.
+pub fn linspaceIn(comptime F: type, lo: F, hi: F, bins: usize, i: usize) F {
     if (i == bins) return hi;
     const delta = hi - lo;
-    const div: f64 = @floatFromInt(bins);
-    const fi: f64 = @floatFromInt(i);
+    const div: F = @floatFromInt(bins);
+    const fi: F = @floatFromInt(i);
     const step = delta / div;
     if (step == 0) return (fi / div) * delta + lo;
     return fi * step + lo;
 }
 
-fn Binner(comptime T: type) type {
+/// np.linspace(lo, hi, bins + 1) evaluated in f64.
+pub fn linspaceEdge(lo: f64, hi: f64, bins: usize, i: usize) f64 {
+    return linspaceIn(f64, lo, hi, bins, i);
+}
+
+fn Binner(comptime T: type, comptime f32_range: bool) type {
     return struct {
         const E = EdgeType(T);
+        /// The type numpy divides and multiplies in: float32 only for an F32_RANGE.
+        const D = if (f32_range) f32 else f64;
         edges: []const E,
         lo: E,
-        hi: E,
-        denom: f64,
+        denom: D,
         bins: usize,
 
-        /// numpy's bin for v, or null when v is outside [lo, hi] or NaN.
+        /// numpy's bin for v, or null when v is outside [edges[0], edges[bins]] or NaN.
         inline fn bin(self: *const @This(), v: T) ?usize {
             const x: E = if (@typeInfo(T) == .float) v else @floatFromInt(v);
-            if (!(x >= self.lo and x <= self.hi)) return null;
-            const f = (@as(f64, x - self.lo) / self.denom) * @as(f64, @floatFromInt(self.bins));
-            var idx: usize = if (f >= @as(f64, @floatFromInt(self.bins))) self.bins - 1 else @intFromFloat(f);
+            const last = self.bins - 1;
+            if (!(x >= self.edges[0] and x <= self.edges[self.bins])) return null;
+            const d: D = x - self.lo;
+            const f = (d / self.denom) * @as(D, @floatFromInt(self.bins));
+            // f >= 0 here; numpy moves an index of exactly `bins` into the last bin. Larger
+            // values cannot occur (numpy would fail); clamping keeps memory safe regardless.
+            var idx: usize = if (f >= @as(D, @floatFromInt(self.bins))) last else @intFromFloat(f);
             if (x < self.edges[idx]) {
                 idx -|= 1;
-            } else if (idx != self.bins - 1 and x >= self.edges[idx + 1]) {
+            } else if (idx != last and x >= self.edges[idx + 1]) {
                 idx += 1;
             }
             return idx;
@@ -54,9 +76,9 @@ fn Binner(comptime T: type) type {
     };
 }
 
-fn Stripes(comptime T: type) type {
+fn Stripes(comptime T: type, comptime f32_range: bool) type {
     return struct {
-        binner: Binner(T),
+        binner: Binner(T, f32_range),
         x: []align(1) const T,
         /// stripe 0 counts straight into out; stripe s > 0 into partials[(s-1)*bins ..]
         out: []align(1) i64,
@@ -86,6 +108,46 @@ fn Stripes(comptime T: type) type {
     };
 }
 
+/// Computes the edges (into the kernel's typed copy and, when asked, the host's f64 array),
+/// clears the counts and partial counts, and notes any edge that does not increase.
+fn EdgesBody(comptime E: type, comptime f32_range: bool) type {
+    return struct {
+        lo: f64,
+        hi: f64,
+        bins: usize,
+        edges: []E,
+        edges_out: []align(1) E,
+        out: []align(1) i64,
+        partials: []i64,
+        not_increasing: u32 = 0,
+
+        fn edge(self: *const @This(), i: usize) E {
+            if (f32_range) return linspaceIn(f32, @floatCast(self.lo), @floatCast(self.hi), self.bins, i);
+            return @floatCast(linspaceEdge(self.lo, self.hi, self.bins, i));
+        }
+
+        /// Over the edges [lo, hi) of [0, bins + 1); counts and partials are cleared over
+        /// the same share of their length.
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            var bad = false;
+            for (lo..hi) |i| {
+                const e = self.edge(i);
+                self.edges[i] = e;
+                if (self.edges_out.len != 0) self.edges_out[i] = e;
+                if (i < self.bins and !(e < self.edge(i + 1))) bad = true;
+            }
+            if (bad) @atomicStore(u32, &self.not_increasing, 1, .monotonic);
+            const total = self.bins + 1;
+            @memset(self.out[share(self.out.len, lo, total)..share(self.out.len, hi, total)], 0);
+            @memset(self.partials[share(self.partials.len, lo, total)..share(self.partials.len, hi, total)], 0);
+        }
+
+        fn share(len: usize, at: usize, total: usize) usize {
+            return @intCast(@as(u64, len) * at / total);
+        }
+    };
+}
+
 const Combine = struct {
     out: []align(1) i64,
     partials: []const i64,
@@ -98,25 +160,50 @@ const Combine = struct {
     }
 };
 
-fn histogramTyped(comptime T: type, x: []align(1) const T, bins: usize, lo: f64, hi: f64, out: []align(1) i64) i32 {
+fn histogramTyped(
+    comptime T: type,
+    comptime f32_range: bool,
+    x: []align(1) const T,
+    bins: usize,
+    lo: f64,
+    hi: f64,
+    denom: f64,
+    out: []align(1) i64,
+    edges_out: []align(1) EdgeType(T),
+) i32 {
     const E = EdgeType(T);
     const edges = c.scratch(E, bins + 1) orelse return c.E_NOMEM;
     defer c.freeScratch(edges);
-    for (edges, 0..) |*e, i| e.* = @floatCast(linspaceEdge(lo, hi, bins, i));
-    // numpy: "Too many bins for data range. Cannot create N finite-sized bins."
-    for (edges[0..bins], edges[1..]) |a, b| if (!(a < b)) return c.E_INVAL;
-
-    @memset(out, 0);
-    if (x.len == 0) return c.OK;
     const blocks = c.blockCount(x.len);
     const max_partials = @max(1, partials_budget / (bins * 8));
-    const stripes = @min(blocks, 4 * rt.numThreads(), max_partials + 1);
+    const stripes = @max(1, @min(blocks, 4 * rt.numThreads(), max_partials + 1));
     const partials = c.scratch(i64, (stripes - 1) * bins) orelse return c.E_NOMEM;
     defer c.freeScratch(partials);
-    @memset(partials, 0);
 
-    var body: Stripes(T) = .{
-        .binner = .{ .edges = edges, .lo = @floatCast(lo), .hi = @floatCast(hi), .denom = hi - lo, .bins = bins },
+    var eb: EdgesBody(E, f32_range) = .{
+        .lo = lo,
+        .hi = hi,
+        .bins = bins,
+        .edges = edges,
+        .edges_out = edges_out,
+        .out = out,
+        .partials = partials,
+    };
+    rt.parallelFor(bins + 1, edges_chunk, &eb);
+    if (rt.cancelled()) return c.E_CANCELED;
+    // numpy: "Too many bins for data range. Cannot create N finite-sized bins."
+    if (eb.not_increasing != 0) return c.E_INVAL;
+    if (x.len == 0) return c.OK;
+
+    const Bn = Binner(T, f32_range);
+    const default_denom: Bn.D = if (f32_range) edges[bins] - edges[0] else hi - lo;
+    var body: Stripes(T, f32_range) = .{
+        .binner = .{
+            .edges = edges,
+            .lo = @floatCast(lo),
+            .denom = if (denom == 0) default_denom else @floatCast(denom),
+            .bins = bins,
+        },
         .x = x,
         .out = out,
         .partials = partials,
@@ -130,16 +217,30 @@ fn histogramTyped(comptime T: type, x: []align(1) const T, bins: usize, lo: f64,
     return c.OK;
 }
 
-/// jr_histogram(dtype, x, n, bins, lo, hi, out)
-pub fn histogram(dtype_code: u32, x: usize, n: usize, bins: u32, lo: f64, hi: f64, out: usize) i32 {
+/// jr_histogram(dtype, x, n, bins, lo, hi, out, edges, denom, flags)
+pub fn histogram(dtype_code: u32, x: usize, n: usize, bins: u32, lo: f64, hi: f64, out: usize, edges: usize, denom: f64, flags: u32) i32 {
     const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
     if (dt == .u32) return c.E_DTYPE;
     if (bins == 0 or !std.math.isFinite(lo) or !std.math.isFinite(hi) or !(lo < hi)) return c.E_INVAL;
+    if (flags & ~F32_RANGE != 0) return c.E_INVAL;
+    const f32_range = flags & F32_RANGE != 0;
+    // F32_RANGE is for float32 data whose range are float32 values.
+    if (f32_range and (dt != .f32 or @as(f64, @as(f32, @floatCast(lo))) != lo or
+        @as(f64, @as(f32, @floatCast(hi))) != hi)) return c.E_INVAL;
+    // 0 means hi - lo; any other denominator is a positive finite number.
+    if (denom != 0 and !(std.math.isFinite(denom) and denom > 0)) return c.E_INVAL;
     const xr = c.byteRange(x, n, dt.size()) orelse return c.E_RANGE;
     const outr = c.byteRange(out, bins, 8) orelse return c.E_RANGE;
-    if (xr.overlaps(outr)) return c.E_INVAL;
+    const nedges: usize = if (edges == 0) 0 else @as(usize, bins) + 1;
+    const er = c.byteRange(edges, nedges, if (dt == .f32) 4 else 8) orelse return c.E_RANGE;
+    if (xr.overlaps(outr) or er.overlaps(xr) or er.overlaps(outr)) return c.E_INVAL;
+    const counts = c.slice(i64, out, bins);
     return switch (dt) {
-        inline .f64, .f32, .i32, .i64 => |d| histogramTyped(d.Type(), c.slice(d.Type(), x, n), bins, lo, hi, c.slice(i64, out, bins)),
+        .f32 => if (f32_range)
+            histogramTyped(f32, true, c.slice(f32, x, n), bins, lo, hi, denom, counts, c.slice(f32, edges, nedges))
+        else
+            histogramTyped(f32, false, c.slice(f32, x, n), bins, lo, hi, denom, counts, c.slice(f32, edges, nedges)),
+        inline .f64, .i32, .i64 => |d| histogramTyped(d.Type(), false, c.slice(d.Type(), x, n), bins, lo, hi, denom, counts, c.slice(f64, edges, nedges)),
         .u32 => unreachable,
     };
 }
@@ -159,23 +260,26 @@ const addr = support.addr;
 const randomArray = support.randomArray;
 const Ref = support.Ref;
 
-test "linspaceEdge matches np.linspace(-1.3, 2.9, 8)" {
+test "linspaceEdge matches np.linspace(-1.3, 2.9, 8); linspaceIn(f32) np.linspace(f32(0), f32(4), 29)" {
     const numpy = [_]f64{ -1.3, -0.7000000000000001, -0.10000000000000009, 0.4999999999999998, 1.0999999999999999, 1.7, 2.3, 2.9 };
     for (numpy, 0..) |e, i| try std.testing.expectEqual(e, linspaceEdge(-1.3, 2.9, 7, i));
+    // np.linspace(np.float32(0), np.float32(4), 29)[21] is float32 3.0000002, not 3.0
+    try std.testing.expectEqual(@as(f32, 3.0000002), linspaceIn(f32, 0, 4, 28, 21));
+    try std.testing.expectEqual(@as(f32, 3.0), @as(f32, @floatCast(linspaceEdge(0, 4, 28, 21))));
 }
 
 /// numpy's definition: bin j holds edges[j] <= x < edges[j+1], the last bin also x == hi,
-/// with edges from np.linspace in the dtype numpy uses (float32 for float32 input).
-fn refHistogram(comptime T: type, x: []const T, bins: usize, lo: f64, hi: f64, counts: []i64) void {
+/// with the edges the kernel wrote out (checked against linspace separately).
+fn refHistogram(comptime T: type, x: []const T, edges: []const f64, counts: []i64) void {
     const E = if (T == f32) f32 else f64;
+    const bins = edges.len - 1;
     @memset(counts, 0);
     for (x) |v| {
         const xe: E = if (@typeInfo(T) == .float) v else @floatFromInt(v);
-        if (!(xe >= @as(E, @floatCast(lo)) and xe <= @as(E, @floatCast(hi)))) continue;
+        if (!(xe >= @as(E, @floatCast(edges[0])) and xe <= @as(E, @floatCast(edges[bins])))) continue;
         var j: usize = bins - 1;
         for (0..bins) |b| {
-            const next: E = @floatCast(linspaceEdge(lo, hi, bins, b + 1));
-            if (xe < next) {
+            if (xe < @as(E, @floatCast(edges[b + 1]))) {
                 j = b;
                 break;
             }
@@ -184,32 +288,56 @@ fn refHistogram(comptime T: type, x: []const T, bins: usize, lo: f64, hi: f64, c
     }
 }
 
-fn checkHistogram(comptime T: type, dtype: u32, rng: std.Random, bins: u32, lo: f64, hi: f64) !void {
+/// The edges numpy computes: linspace in f64 (rounded to f32 for f32 data), or all in f32.
+fn refEdge(comptime T: type, f32_range: bool, lo: f64, hi: f64, bins: usize, i: usize) f64 {
+    if (f32_range) return linspaceIn(f32, @floatCast(lo), @floatCast(hi), bins, i);
+    const e = linspaceEdge(lo, hi, bins, i);
+    return if (T == f32) @as(f32, @floatCast(e)) else e;
+}
+
+fn checkHistogram(comptime T: type, dtype: u32, rng: std.Random, bins: u32, lo_in: f64, hi_in: f64, f32_range: bool) !void {
+    const lo: f64 = if (f32_range) @as(f32, @floatCast(lo_in)) else lo_in;
+    const hi: f64 = if (f32_range) @as(f32, @floatCast(hi_in)) else hi_in;
+    const flags: u32 = if (f32_range) F32_RANGE else 0;
     for ([_]usize{ 0, 1, 2, 7, 4097, 30011 }) |n| {
         const x = try alloc.alloc(T, n);
         defer alloc.free(x);
         for (x, 0..) |*v, i| {
             const span = hi - lo;
-            // values around and on the edges: exactly lo, exactly hi, edges, just below edges
-            const e = linspaceEdge(lo, hi, bins, rng.uintLessThan(usize, bins + 1));
-            const raw: f64 = switch (i % 6) {
+            // values around and on the edges: exactly lo, exactly hi, edges, next to edges
+            const e = refEdge(T, f32_range, lo, hi, bins, rng.uintLessThan(usize, bins + 1));
+            const raw: f64 = switch (i % 7) {
                 0 => lo,
                 1 => hi,
                 2 => e,
-                3 => std.math.nextAfter(f64, e, -std.math.inf(f64)),
-                4 => lo - 0.1 * span + rng.float(f64) * 1.2 * span,
+                3 => if (T == f32) std.math.nextAfter(f32, @floatCast(e), -std.math.inf(f32)) else std.math.nextAfter(f64, e, -std.math.inf(f64)),
+                4 => if (T == f32) std.math.nextAfter(f32, @floatCast(e), std.math.inf(f32)) else std.math.nextAfter(f64, e, std.math.inf(f64)),
+                5 => lo - 0.1 * span + rng.float(f64) * 1.2 * span,
                 else => if (@typeInfo(T) == .float) std.math.nan(f64) else lo + rng.float(f64) * span,
             };
             v.* = if (@typeInfo(T) == .float) @floatCast(raw) else @intFromFloat(@round(raw));
         }
+        const E = EdgeType(T);
+        const want_edges = try alloc.alloc(f64, bins + 1);
+        defer alloc.free(want_edges);
+        for (want_edges, 0..) |*w, i| w.* = refEdge(T, f32_range, lo, hi, bins, i);
+        const want_typed = try alloc.alloc(E, bins + 1);
+        defer alloc.free(want_typed);
+        for (want_typed, want_edges) |*w, e| w.* = @floatCast(e);
         const ref = try alloc.alloc(i64, bins);
         defer alloc.free(ref);
-        refHistogram(T, x, bins, lo, hi, ref);
+        refHistogram(T, x, want_edges, ref);
         const out = try alloc.alloc(i64, bins);
         defer alloc.free(out);
+        const edges = try alloc.alloc(E, bins + 1);
+        defer alloc.free(edges);
         for (thread_counts) |t| {
             setThreads(t);
-            try testing.expectEqual(c.OK, c.call(histogram, .{ dtype, addr(x), n, bins, lo, hi, addr(out) }));
+            try testing.expectEqual(c.OK, c.call(histogram, .{ dtype, addr(x), n, bins, lo, hi, addr(out), addr(edges), 0, flags }));
+            try testing.expectEqualSlices(i64, ref, out);
+            try testing.expectEqualSlices(E, want_typed, edges);
+            // without an edges array the counts are the same
+            try testing.expectEqual(c.OK, c.call(histogram, .{ dtype, addr(x), n, bins, lo, hi, addr(out), 0, 0, flags }));
             try testing.expectEqualSlices(i64, ref, out);
         }
     }
@@ -222,29 +350,72 @@ test "histogram: numpy edges and edge rules at exactly lo, hi, edges and just be
     const ranges = [_][2]f64{ .{ 0, 1 }, .{ -1.3, 2.9 }, .{ 0.1, 0.7 }, .{ -1e6, 3 }, .{ 5, 1000 } };
     for (ranges) |r| {
         for ([_]u32{ 1, 2, 7, 10, 100, 1000 }) |bins| {
-            try checkHistogram(f64, 0, rng, bins, r[0], r[1]);
-            try checkHistogram(f32, 1, rng, bins, r[0], r[1]);
-            try checkHistogram(i32, 2, rng, bins, r[0], r[1]);
-            try checkHistogram(i64, 3, rng, bins, r[0], r[1]);
+            try checkHistogram(f64, 0, rng, bins, r[0], r[1], false);
+            try checkHistogram(f32, 1, rng, bins, r[0], r[1], false);
+            try checkHistogram(f32, 1, rng, bins, r[0], r[1], true);
+            try checkHistogram(i32, 2, rng, bins, r[0], r[1], false);
+            try checkHistogram(i64, 3, rng, bins, r[0], r[1], false);
         }
     }
     // numpy.histogram(np.float32([0.7]), 2, range=(0.7, 1.0)) == [1, 0]: compared in float32
     var f = [_]f32{0.7};
     var out: [2]i64 = undefined;
-    try testing.expectEqual(c.OK, c.call(histogram, .{ 1, addr(&f), 1, 2, 0.7, 1.0, addr(&out) }));
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 1, addr(&f), 1, 2, 0.7, 1.0, addr(&out), 0, 0, 0 }));
     try testing.expectEqualSlices(i64, &.{ 1, 0 }, &out);
     var d = [_]f64{ 0.0, 1.0, 0.5, -0.0, 2.0, -1.0, std.math.nan(f64), std.math.inf(f64) };
-    try testing.expectEqual(c.OK, c.call(histogram, .{ 0, addr(&d), d.len, 2, 0.0, 1.0, addr(&out) }));
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 0, addr(&d), d.len, 2, 0.0, 1.0, addr(&out), 0, 0, 0 }));
     try testing.expectEqualSlices(i64, &.{ 2, 2 }, &out);
-    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 0, 0.0, 1.0, addr(&out) }));
-    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 2, 1.0, 1.0, addr(&out) }));
-    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 2, 0.0, std.math.inf(f64), addr(&out) }));
-    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 2, std.math.nan(f64), 1.0, addr(&out) }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 0, 0.0, 1.0, addr(&out), 0, 0, 0 }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 2, 1.0, 1.0, addr(&out), 0, 0, 0 }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 2, 0.0, std.math.inf(f64), addr(&out), 0, 0, 0 }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 2, std.math.nan(f64), 1.0, addr(&out), 0, 0, 0 }));
     // numpy: "Too many bins for data range" when edges stop increasing
     var big: [3]i64 = undefined;
-    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 1, addr(&f), 1, 3, 1.0, 1.0000001, addr(&big) }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 1, addr(&f), 1, 3, 1.0, 1.0000001, addr(&big), 0, 0, 0 }));
     var u = [_]u32{1};
-    try testing.expectEqual(c.E_DTYPE, c.call(histogram, .{ 4, addr(&u), 1, 2, 0.0, 1.0, addr(&out) }));
+    try testing.expectEqual(c.E_DTYPE, c.call(histogram, .{ 4, addr(&u), 1, 2, 0.0, 1.0, addr(&out), 0, 0, 0 }));
+    // flags: unknown bits, F32_RANGE on other dtypes or with bounds float32 cannot hold
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 1, addr(&f), 1, 2, 0.0, 1.0, addr(&out), 0, 0, 2 }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), 1, 2, 0.0, 1.0, addr(&out), 0, 0, F32_RANGE }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 1, addr(&f), 1, 2, 0.7, 1.0, addr(&out), 0, 0, F32_RANGE }));
+    // a denominator must be positive and finite (0: hi - lo)
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), 1, 2, 0.0, 1.0, addr(&out), 0, -1.0, 0 }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), 1, 2, 0.0, 1.0, addr(&out), 0, std.math.inf(f64), 0 }));
+    // the edges array must not overlap the data or the counts
+    var e3: [3]f64 = undefined;
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), d.len, 2, 0.0, 1.0, addr(&out), addr(d[1..]), 0, 0 }));
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 0, addr(&d), d.len, 2, 0.0, 1.0, addr(&out), addr(&e3), 0, 0 }));
+    try testing.expectEqualSlices(f64, &.{ 0.0, 0.5, 1.0 }, &e3);
+}
+
+test "histogram: float32 data with its own range bins by the float32 edges (issue 9 item 1)" {
+    // numpy.histogram(np.float32([0, 3, 4]), 28): edges in float32 arithmetic, edges[21] is
+    // 3.0000002, so 3.0 is in bin 20.
+    var f = [_]f32{ 0, 3, 4 };
+    var out: [28]i64 = undefined;
+    var edges: [29]f32 = undefined;
+    for (thread_counts) |t| {
+        setThreads(t);
+        try testing.expectEqual(c.OK, c.call(histogram, .{ 1, addr(&f), 3, 28, 0.0, 4.0, addr(&out), addr(&edges), 0, F32_RANGE }));
+        try testing.expectEqual(@as(f32, 3.0000002), edges[21]);
+        try testing.expectEqual(@as(i64, 1), out[20]);
+        try testing.expectEqual(@as(i64, 0), out[21]);
+        try testing.expectEqual(@as(i64, 1), out[0]);
+        try testing.expectEqual(@as(i64, 1), out[27]);
+    }
+    setThreads(1);
+}
+
+test "histogram: an integer range's exact denominator is used as given" {
+    // numpy divides by the exact integer hi - lo; the f64 edges still bound the bins.
+    var x = [_]i64{ 0, 5, 9, 10 };
+    var out: [2]i64 = undefined;
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 3, addr(&x), 4, 2, 0.0, 10.0, addr(&out), 0, 10.0, 0 }));
+    try testing.expectEqualSlices(i64, &.{ 1, 3 }, &out);
+    // another denominator moves the first guess of the index; numpy's one-step corrections
+    // against the edges still decide the bin
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 3, addr(&x), 4, 2, 0.0, 10.0, addr(&out), 0, 7.0, 0 }));
+    try testing.expectEqualSlices(i64, &.{ 1, 3 }, &out);
 }
 
 test "histogram: a cancel lands within 100 ms, also with few stripes (many bins)" {
@@ -255,6 +426,6 @@ test "histogram: a cancel lands within 100 ms, also with few stripes (many bins)
     const out = try alloc.alloc(i64, 1 << 20);
     defer alloc.free(out);
     setThreads(1);
-    try support.expectPromptCancel(histogram, .{ 1, addr(x), n, 1 << 20, 0, 1000, addr(out) }, 5);
-    try support.expectPromptCancel(histogram, .{ 1, addr(x), n, 10, 0, 1000, addr(out) }, 5);
+    try support.expectPromptCancel(histogram, .{ 1, addr(x), n, 1 << 20, 0, 1000, addr(out), 0, 0, 0 }, 5);
+    try support.expectPromptCancel(histogram, .{ 1, addr(x), n, 10, 0, 1000, addr(out), 0, 0, 0 }, 5);
 }

@@ -73,24 +73,41 @@ fn toF64Vec(comptime T: type, v: [lanes]T) @Vector(lanes, f64) {
     return if (@typeInfo(T) == .float) @floatCast(tv) else @floatFromInt(tv);
 }
 
-/// min or max of one non-empty block; floats propagate NaN like numpy.
+/// IEEE 754-2019 minimum / maximum of two non-NaN floats: -0.0 < +0.0, so the result does not
+/// depend on the order equal zeros come in (numpy's does). Equal values have equal bits except
+/// for zeros, where OR of the bits gives -0.0 (min) and AND gives +0.0 (max).
+inline fn pick(comptime T: type, comptime is_min: bool, a: T, b: T) T {
+    if (a != b) return if ((a < b) == is_min) a else b;
+    const U = @Int(.unsigned, @bitSizeOf(T));
+    const ua: U = @bitCast(a);
+    const ub: U = @bitCast(b);
+    return @bitCast(if (is_min) ua | ub else ua & ub);
+}
+
+/// min or max of one non-empty block; floats propagate NaN like numpy, zeros as `pick`.
 fn blockExtreme(comptime T: type, comptime is_min: bool, x: []align(1) const T) Acc(T) {
     if (@typeInfo(T) == .float) {
         const V = @Vector(lanes, T);
+        const U = @Vector(lanes, @Int(.unsigned, @bitSizeOf(T)));
         var best: V = @splat(x[0]);
         var nan: @Vector(lanes, bool) = @splat(false);
         var i: usize = 0;
         while (i + lanes <= x.len) : (i += lanes) {
             const v: V = x[i..][0..lanes].*;
             nan = nan | (v != v);
-            best = @select(T, if (is_min) v < best else v > best, v, best);
+            const vb: U = @bitCast(v);
+            const bb: U = @bitCast(best);
+            const equal: V = @bitCast(if (is_min) vb | bb else vb & bb);
+            best = @select(T, if (is_min) v < best else v > best, v, @select(T, v == best, equal, best));
         }
         if (@reduce(.Or, nan)) return std.math.nan(f64);
-        var r: T = @reduce(if (is_min) .Min else .Max, best);
+        const lanes_of: [lanes]T = best;
+        var r: T = lanes_of[0];
+        for (lanes_of[1..]) |l| r = pick(T, is_min, r, l);
         while (i < x.len) : (i += 1) {
             const v = x[i];
             if (v != v) return std.math.nan(f64);
-            if (if (is_min) v < r else v > r) r = v;
+            r = pick(T, is_min, r, v);
         }
         return r;
     } else {
@@ -103,7 +120,10 @@ fn blockExtreme(comptime T: type, comptime is_min: bool, x: []align(1) const T) 
 fn extremeCombine(comptime A: type, comptime is_min: bool) fn (A, A) A {
     return struct {
         fn f(a: A, b: A) A {
-            if (A == f64 and (a != a or b != b)) return std.math.nan(f64);
+            if (A == f64) {
+                if (a != a or b != b) return std.math.nan(f64);
+                return pick(f64, is_min, a, b);
+            }
             return if (is_min) @min(a, b) else @max(a, b);
         }
     }.f;
@@ -217,6 +237,12 @@ fn dotTyped(comptime T: type, x: []align(1) const T, y: []align(1) const T, out:
         }
     };
     const nb = c.blockCount(x.len);
+    // numpy's dot of one pair is that product (-0.0 stays -0.0); longer sums start from +0.0
+    // as numpy's do. A float32 product is exact in f64.
+    if (A == f64 and x.len == 1) {
+        c.slice(A, out, 1)[0] = toF64(T, x[0]) * toF64(T, y[0]);
+        return c.OK;
+    }
     const total: A = if (nb == 0) 0 else reduceBlocks(A, nb, Ctx{ .x = x, .y = y }, addAcc(A)) orelse
         return c.E_NOMEM;
     c.slice(A, out, 1)[0] = total;
@@ -418,4 +444,66 @@ test "dot matches a sequential reference and is thread-count independent" {
     try checkDot(f32, 1, rng);
     try checkDot(i32, 2, rng);
     try checkDot(i64, 3, rng);
+}
+
+fn isNegZero(v: f64) bool {
+    return v == 0 and std.math.signbit(v);
+}
+
+fn checkSignedZeros(comptime T: type, dtype: u32) !void {
+    var prng = std.Random.DefaultPrng.init(99);
+    const rng = prng.random();
+    for ([_]usize{ 1, 2, 7, 8, 9, 17, 4097, 100003 }) |n| {
+        const x = try alloc.alloc(T, n);
+        defer alloc.free(x);
+        const ones = try alloc.alloc(T, n);
+        defer alloc.free(ones);
+        @memset(ones, 1);
+        // 0: all -0.0; 1: all +0.0; 2: random signs with at least one of each (n > 1)
+        for (0..3) |kind| {
+            for (x) |*v| v.* = switch (kind) {
+                0 => -0.0,
+                1 => 0.0,
+                else => if (rng.boolean()) -0.0 else 0.0,
+            };
+            if (kind == 2) {
+                const at = rng.uintLessThan(usize, n);
+                x[at] = -0.0;
+                if (n > 1) x[(at + 1) % n] = 0.0;
+            }
+            const has_neg = for (x) |v| {
+                if (std.math.signbit(v)) break true;
+            } else false;
+            const has_pos = for (x) |v| {
+                if (!std.math.signbit(v)) break true;
+            } else false;
+            for (thread_counts) |t| {
+                setThreads(t);
+                var out: [1]f64 = undefined;
+                try testing.expectEqual(c.OK, c.call(reduce, .{ 1, dtype, addr(x), n, addr(&out) }));
+                try testing.expectEqual(has_neg, isNegZero(out[0])); // min: -0.0 < +0.0
+                try testing.expectEqual(@as(f64, 0), out[0]);
+                try testing.expectEqual(c.OK, c.call(reduce, .{ 2, dtype, addr(x), n, addr(&out) }));
+                try testing.expectEqual(!has_pos, isNegZero(out[0])); // max: +0.0 > -0.0
+                try testing.expectEqual(c.OK, c.call(reduce, .{ 0, dtype, addr(x), n, addr(&out) }));
+                try testing.expect(!isNegZero(out[0])); // numpy: sum([-0.0]) is 0.0
+                try testing.expectEqual(c.OK, c.call(dot, .{ dtype, addr(x), addr(ones), n, addr(&out) }));
+                // numpy: dot([-0.0], [1.0]) is -0.0; a longer sum starts from +0.0
+                try testing.expectEqual(n == 1 and has_neg, isNegZero(out[0]));
+            }
+        }
+    }
+    setThreads(1);
+}
+
+test "signed zeros: min/max are IEEE minimum/maximum, sum +0.0, dot of one pair its product" {
+    try checkSignedZeros(f64, 0);
+    try checkSignedZeros(f32, 1);
+    // a zero against negative and positive values: the ordinary answer
+    var x = [_]f64{ 0.0, -1.5, -0.0, 2.0 };
+    var out: [1]f64 = undefined;
+    try testing.expectEqual(c.OK, c.call(reduce, .{ 1, 0, addr(&x), 4, addr(&out) }));
+    try testing.expectEqual(@as(f64, -1.5), out[0]);
+    try testing.expectEqual(c.OK, c.call(reduce, .{ 2, 0, addr(&x), 4, addr(&out) }));
+    try testing.expectEqual(@as(f64, 2.0), out[0]);
 }

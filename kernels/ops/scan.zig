@@ -19,8 +19,14 @@ fn add(comptime A: type, a: A, b: A) A {
     return if (@typeInfo(A) == .float) a + b else a +% b;
 }
 
+/// The identity of the prefix sums: -0.0 for floats (-0.0 + x is x for every x, -0.0
+/// included, so cumsum([-0.0, -0.0]) is [-0.0, -0.0] like numpy's), 0 for ints.
+fn zero(comptime A: type) A {
+    return if (@typeInfo(A) == .float) -0.0 else 0;
+}
+
 fn blockTotal(comptime T: type, x: []align(1) const T) Total(T) {
-    var acc: Out(T) = 0;
+    var acc: Out(T) = zero(Out(T));
     for (x) |v| acc = add(Out(T), acc, v);
     return acc;
 }
@@ -55,7 +61,7 @@ fn Pass(comptime T: type, comptime scan_pass: bool) type {
 fn cumsumTyped(comptime T: type, x: []align(1) const T, out: []align(1) Out(T)) i32 {
     const nb = c.blockCount(x.len);
     if (nb <= 1) {
-        blockScan(T, x, out, 0);
+        blockScan(T, x, out, zero(Total(T)));
         return c.OK;
     }
     const totals = c.scratch(Total(T), nb) orelse return c.E_NOMEM;
@@ -64,7 +70,7 @@ fn cumsumTyped(comptime T: type, x: []align(1) const T, out: []align(1) Out(T)) 
     rt.parallelFor(nb, 2, &p1);
     if (rt.cancelled()) return c.E_CANCELED;
     // Exclusive prefix of the totals, in place and in block order.
-    var run: Total(T) = 0;
+    var run: Total(T) = zero(Total(T));
     for (totals) |*t| {
         const next = add(Total(T), run, t.*);
         t.* = run;
@@ -167,4 +173,24 @@ test "cumsum: a cancel lands within 100 ms" {
     defer alloc.free(out);
     setThreads(1);
     try support.expectPromptCancel(cumsum, .{ 0, addr(x), addr(out), n }, 2);
+}
+
+test "cumsum of signed zeros is numpy's: -0.0 stays -0.0, on small and large arrays" {
+    inline for (.{ f64, f32 }, .{ 0, 1 }) |T, dtype| {
+        for ([_]usize{ 1, 2, 7, 4096, 4097, 100003 }) |n| {
+            const x = try alloc.alloc(T, n);
+            defer alloc.free(x);
+            const out = try alloc.alloc(T, n);
+            defer alloc.free(out);
+            @memset(x, -0.0);
+            x[n - 1] = 0.0; // the last sum is -0.0 + +0.0 = +0.0
+            for (thread_counts) |t| {
+                setThreads(t);
+                try testing.expectEqual(c.OK, c.call(cumsum, .{ dtype, addr(x), addr(out), n }));
+                for (out[0 .. n - 1]) |v| try testing.expect(v == 0 and std.math.signbit(v));
+                try testing.expect(!std.math.signbit(out[n - 1]));
+            }
+        }
+    }
+    setThreads(1);
 }

@@ -330,11 +330,16 @@ export const K = {
       return get(pool, Uint32Array, out, width * height);
     });
   },
-  histogram(pool, x, bins, lo, hi) {
+  // counts, or [counts, edges] with withEdges (edges float32 for float32 data, as numpy's)
+  histogram(pool, x, bins, lo, hi, { withEdges = false, denom = 0, flags = 0 } = {}) {
     return withArrays(pool, ({ put, alloc }) => {
       const out = alloc(bins * 8);
-      pool.call('jr_histogram', dtypeOf(x).code, put(x), x.length, bins, lo, hi, out);
-      return get(pool, BigInt64Array, out, bins);
+      const E = x instanceof Float32Array ? Float32Array : Float64Array;
+      const edges = withEdges ? alloc((bins + 1) * E.BYTES_PER_ELEMENT) : 0;
+      pool.call('jr_histogram', dtypeOf(x).code, put(x), x.length, bins, lo, hi, out, edges,
+        denom, flags);
+      const counts = get(pool, BigInt64Array, out, bins);
+      return withEdges ? [counts, get(pool, E, edges, bins + 1)] : counts;
     });
   },
   pi(pool, samples, seed) {

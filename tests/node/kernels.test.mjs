@@ -4,6 +4,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as ref from './reference.mjs';
+import { HISTOGRAM_F32_RANGE } from '../../jupyterlite_rayon/host/abi.mjs';
 import { DTYPES, K, SIZES, THREADS, firstMismatch, makePool, randomArray } from './helpers.mjs';
 
 const pools = new Map();
@@ -291,6 +292,58 @@ test('jr_histogram edge rules: values on every edge, the last edge, outside', ()
     eachPool((pool) => sameArray(K.histogram(pool, x, bins, lo, hi), expected,
       `edges bins=${bins} [${lo}, ${hi}]`));
   }
+});
+
+// float32 neighbours of v: the next float32 values below and above (by their bits).
+function f32Neighbours(v) {
+  const f = new Float32Array([v]);
+  const u = new Int32Array(f.buffer);
+  const out = [];
+  for (const step of [-1, 1]) {
+    const w = new Float32Array(1);
+    const wu = new Int32Array(w.buffer);
+    wu[0] = u[0] === 0 ? (step > 0 ? 1 : -0x7fffffff) : u[0] + (v > 0 ? step : -step);
+    out.push(w[0]);
+  }
+  return out;
+}
+
+test('jr_histogram writes numpy\'s edges; float32 data with its own range bins in float32', () => {
+  // issue 9 item 1: numpy.histogram(np.float32([0, 3, 4]), 28) puts 3.0 in bin 20 (edge 21 is
+  // float32 3.0000002)
+  eachPool((pool) => {
+    const [counts, edges] = K.histogram(pool, Float32Array.of(0, 3, 4), 28, 0, 4,
+      { withEdges: true, flags: HISTOGRAM_F32_RANGE });
+    sameValue(edges[21], Math.fround(3.0000002), 'edge 21');
+    sameValue(counts[20], 1n, 'bin 20');
+    sameValue(counts[21], 0n, 'bin 21');
+  });
+  for (const [bins, lo, hi] of [[28, 0, 4], [7, -1.3, 2.9], [1000, 0.1, 0.7], [3, 1e6, 1e6 + 8],
+    [100, -5e-3, 1e-3], [999, -1000, 1000]]) {
+    const l = Math.fround(lo), h = Math.fround(hi);
+    for (const f32Range of [true, false]) {
+      const want = ref.histogramEdges(bins, l, h, { f32Range }).map(Math.fround);
+      const near = [l, h];
+      for (const e of want) near.push(e, ...f32Neighbours(e));
+      const x = Float32Array.from(near.filter((v) => v >= l && v <= h));
+      const counts = ref.histogram(x, bins, l, h, { f32Range });
+      const flags = f32Range ? HISTOGRAM_F32_RANGE : 0;
+      eachPool((pool) => {
+        const [got, edges] = K.histogram(pool, x, bins, l, h, { withEdges: true, flags });
+        const what = `bins=${bins} [${l}, ${h}] f32Range=${f32Range}`;
+        sameArray(edges, Float32Array.from(want), `edges ${what}`);
+        sameArray(got, counts, `counts ${what}`);
+      });
+    }
+  }
+  // float64 edges are np.linspace's; an integer range's exact denominator is taken as given
+  eachPool((pool) => {
+    const [, edges] = K.histogram(pool, Float64Array.of(1), 7, -1.3, 2.9, { withEdges: true });
+    sameArray(edges, ref.histogramEdges(7, -1.3, 2.9), 'float64 edges');
+    const x = BigInt64Array.of(0n, 5n, 9n, 10n);
+    sameArray(K.histogram(pool, x, 2, 0, 10, { denom: 10 }), ref.histogram(x, 2, 0, 10,
+      { denom: 10 }), 'int64 with denom');
+  });
 });
 
 test('jr_pi counts hits of the SplitMix64 sequence exactly', () => {

@@ -261,28 +261,41 @@ export function mandelbrot(width, height, x0, x1, y0, y1, maxIter) {
 // numpy.histogram(x, bins, range=(lo, hi)) with uniform bins: numpy's linspace edges and its
 // index computation and edge corrections. Values outside [lo, hi] and NaN are ignored. For
 // float32 input numpy 2 works in float32 (edges, x - lo, comparisons; lo and hi are weak Python
-// floats) and divides by hi - lo in float64.
-export function histogramEdges(bins, lo, hi) {
+// floats) and divides by hi - lo in float64; with f32Range (lo, hi are the float32 data's own
+// min and max, numpy float32 scalars) every step is float32. `denom` replaces hi - lo (numpy's
+// exact integer max - min for integer data). Math.fround of a double +, -, * or / of float32
+// values is the float32 operation's result.
+export function histogramEdges(bins, lo, hi, { f32Range = false } = {}) {
   const edges = new Float64Array(bins + 1);
-  const step = (hi - lo) / bins;
-  for (let i = 0; i <= bins; i++) {
-    edges[i] = step === 0 ? (i / bins) * (hi - lo) + lo : i * step + lo;
+  if (f32Range) {
+    const f = Math.fround;
+    const delta = f(hi - lo), div = f(bins), step = f(delta / div);
+    for (let i = 0; i < bins; i++) {
+      edges[i] = step === 0 ? f(f(f(f(i) / div) * delta) + lo) : f(f(f(i) * step) + lo);
+    }
+  } else {
+    const step = (hi - lo) / bins;
+    for (let i = 0; i < bins; i++) {
+      edges[i] = step === 0 ? (i / bins) * (hi - lo) + lo : i * step + lo;
+    }
   }
   edges[bins] = hi;
   return edges;
 }
 
-export function histogram(x, bins, lo, hi) {
+export function histogram(x, bins, lo, hi, { f32Range = false, denom = 0 } = {}) {
   const f32 = x instanceof Float32Array;
   const r = f32 ? Math.fround : (v) => v;
-  const edges = histogramEdges(bins, lo, hi).map(r);
+  const edges = histogramEdges(bins, lo, hi, { f32Range }).map(r);
   const l = r(lo), h = r(hi);
+  const d = f32Range ? Math.fround(h - l) : denom || hi - lo;
   const counts = new BigInt64Array(bins);
   for (let i = 0; i < x.length; i++) {
     const v = toNumber(x[i]);
-    if (!(v >= l && v <= h)) continue;
-    let b = Math.trunc((r(v - l) / (hi - lo)) * bins);
-    if (b === bins) b -= 1;
+    if (!(v >= edges[0] && v <= edges[bins])) continue;
+    const q = f32Range ? Math.fround(Math.fround(Math.fround(v - l) / d) * Math.fround(bins))
+      : (r(v - l) / d) * bins;
+    let b = q >= bins ? bins - 1 : Math.trunc(q);
     if (v < edges[b]) b -= 1;
     else if (b !== bins - 1 && v >= edges[b + 1]) b += 1;
     counts[b] += 1n;

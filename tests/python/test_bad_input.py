@@ -127,7 +127,7 @@ def test_zero_length_arrays() -> None:
     assert jr.sqrt(empty).shape == (0,)
     assert jr.dot(empty, empty) == 0.0
     counts, edges = jr.histogram(empty, bins=4)
-    assert counts.tolist() == [0, 0, 0, 0] and edges == np.histogram(empty, 4)[1].tolist()
+    assert counts.tolist() == [0, 0, 0, 0] and edges.tolist() == np.histogram(empty, 4)[1].tolist()
     assert jr.matmul(np.ones((0, 3)), np.ones((3, 0))).shape == (0, 0)
     assert jr.matmul(np.ones((2, 0)), np.ones((0, 3))).tolist() == [[0.0] * 3] * 2
     assert jr.mandelbrot(0, 0).shape == (0, 0)

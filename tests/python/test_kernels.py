@@ -440,3 +440,55 @@ def test_uint32_reduces_as_numpy() -> None:
     assert jr.dot(u, u) == int(np.dot(u, u))  # wraps at 32 bits, as numpy's
     image = jr.mandelbrot(64, 48, max_iter=50)
     assert jr.sum(image) == int(np.sum(image.to_numpy()))
+
+
+# -- signed zeros: numpy's answers where numpy has one rule (sum +0.0, cumsum keeps -0.0, dot
+# of one pair is its product); min/max follow IEEE 754-2019 minimum/maximum (-0.0 < +0.0),
+# where numpy's answer depends on the order of equal zeros (kernels/ABI.md).
+ZERO_SIZES = [1, 2, 7, 8, 9, 17, 4097, 100_003]
+
+
+def _sign(v: float) -> float:
+    return math.copysign(1.0, v)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n", ZERO_SIZES)
+def test_signed_zeros_sum_cumsum_dot_are_numpys(dtype: str, n: int) -> None:
+    rng = np.random.default_rng(n)
+    ones = np.ones(n, dtype)
+    for x in (np.full(n, -0.0, dtype), np.zeros(n, dtype),
+              np.where(rng.random(n) < 0.5, -0.0, 0.0).astype(dtype)):
+        for t in (1, 2, 3, 4):
+            with jr.threadpool_limits(t):
+                got_sum, got_dot, got_cumsum = jr.sum(x), jr.dot(x, ones), jr.cumsum(x)
+            assert got_sum == 0 and _sign(got_sum) == _sign(float(np.sum(x)))
+            assert got_dot == 0 and _sign(got_dot) == _sign(float(np.dot(x, ones)))
+            assert got_cumsum.tobytes() == np.cumsum(x).tobytes()
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n", ZERO_SIZES)
+def test_signed_zeros_min_is_minus_zero_max_plus_zero_whatever_the_order(
+        dtype: str, n: int) -> None:
+    rng = np.random.default_rng(n + 1)
+    cases = [np.full(n, -0.0, dtype), np.zeros(n, dtype)]
+    if n > 1:
+        mixed = np.where(rng.random(n) < 0.5, -0.0, 0.0).astype(dtype)
+        mixed[rng.integers(n)] = -0.0
+        mixed[(np.flatnonzero(np.signbit(mixed))[0] + 1) % n] = 0.0
+        cases += [mixed, mixed[::-1].copy()]
+    for x in cases:
+        has_minus, has_plus = bool(np.signbit(x).any()), bool((~np.signbit(x)).any())
+        for t in (1, 2, 3, 4):
+            with jr.threadpool_limits(t):
+                lo, hi = jr.min(x), jr.max(x)
+            assert lo == 0 and hi == 0
+            assert math.copysign(1.0, lo) == (-1.0 if has_minus else 1.0)
+            assert math.copysign(1.0, hi) == (1.0 if has_plus else -1.0)
+    # zeros among other values give the ordinary answer
+    x = np.array([0.0, -1.5, -0.0, 2.0], dtype)
+    assert jr.min(x) == -1.5 and jr.max(x) == 2.0
+
+
+# -- end signed zeros
