@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-ABI_VERSION = 1  # `jr_abi_version()`; hosts refuse any other
+ABI_VERSION = 2  # `jr_abi_version()`; hosts refuse any other (2: the jit exports and `env.host_load_modules`)
 COUNTERS_MAGIC = 0x4A52504C  # first word of the counters block ("JRPL")
 MAX_THREADS = 64  # `jr_max_threads()` of mt (st: 1); also the most threads any host asks for
 MEMORY_MIN_PAGES = 64  # `env.memory` minimum (4 MiB)
@@ -10,6 +10,7 @@ MEMORY_MAX_PAGES = 32768  # `env.memory` maximum (2 GiB)
 PAGE_BYTES = 65536  # a wasm page
 POLL_EVERY_TASKS = 16  # the caller calls `env.host_poll` every this many tasks
 IDLE_WAIT_MS = 20  # an idle caller wakes to poll at least this often
+JIT_MAX_MODULES = 4096  # jitted modules a pool can register (`jr_jit_add_module`; one per compiled signature)
 HISTOGRAM_F32_RANGE = 1  # `jr_histogram` flags bit: lo and hi are float32 values from the data (numpy's automatic range of float32 input); edges and indices in float32 arithmetic
 
 OK = 0
@@ -21,6 +22,10 @@ E_DTYPE = -5
 E_RANGE = -6
 E_THREADS = -7
 E_BUSY = -8
+E_INDEX = -9
+E_ZERODIV = -10
+E_VALUE = -11
+E_LOAD = -12
 
 #: code -> name
 STATUS_NAMES: dict[int, str] = {
@@ -33,6 +38,10 @@ STATUS_NAMES: dict[int, str] = {
     -6: "E_RANGE",
     -7: "E_THREADS",
     -8: "E_BUSY",
+    -9: "E_INDEX",
+    -10: "E_ZERODIV",
+    -11: "E_VALUE",
+    -12: "E_LOAD",
 }
 #: code -> what it means
 STATUS_MEANING: dict[int, str] = {
@@ -44,6 +53,10 @@ STATUS_MEANING: dict[int, str] = {
     -6: "a pointer + length is outside memory, or lengths overflow",
     -7: "a thread could not be started",
     -8: "a kernel call is already running / set_threads during a call",
+    -9: "a jitted function indexed an array out of bounds",
+    -10: "a jitted function divided by zero (`/`, `//` or `%`)",
+    -11: "a jitted function met a value error (an int to a negative int power)",
+    -12: "a pool thread could not load a jitted module (`env.host_load_modules` failed)",
 }
 #: code -> what the user can do about it
 STATUS_ADVICE: dict[int, str] = {
@@ -55,6 +68,10 @@ STATUS_ADVICE: dict[int, str] = {
     -6: "an array lies outside pool memory: allocate arrays with the pool and pass element counts that match their sizes",
     -7: "the host could not start more threads; use fewer threads",
     -8: "another call is running on this pool; wait for it to finish (calls are not re-entrant)",
+    -9: "the jit runtime raises IndexError naming the array, the index and the line",
+    -10: "the jit runtime raises ZeroDivisionError naming the line",
+    -11: "the jit runtime raises ValueError naming the line; write `float(b) ** e`",
+    -12: "the host could not instantiate a jitted module in a pool thread; restart the pool (jr.shutdown(), then use it again)",
 }
 
 #: (code, name, itemsize) of each dtype
@@ -101,7 +118,7 @@ COUNTERS_HEADER_BYTES = 64
 #: per-thread record fields, in order (struct format THREAD_RECORD_FORMAT)
 THREAD_RECORD_FIELDS: tuple[str, ...] = (
     "state",
-    "reserved",
+    "jit_modules",
     "tasks",
     "steals",
 )

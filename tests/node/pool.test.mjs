@@ -440,7 +440,7 @@ test('readCounters decodes the block from the generated offsets; status() is tha
     assert.deepEqual(decoded, status);
     assert.equal(memoryBytes, pool.memory.buffer.byteLength);
     assert.equal(decoded.magic, 0x4a52504c);
-    assert.equal(decoded.abiVersion, 1);
+    assert.equal(decoded.abiVersion, 2); // kernels/ABI.md: 2 since the jit's exports
     assert.equal(decoded.threads, 3);
     assert.equal(decoded.maxThreads, 64);
     assert.equal(decoded.threaded, true);
