@@ -130,6 +130,7 @@ class PyodideBackend(Backend):
         self._write_small = JS.writer(pool)
         self._closed = False
         self._proxies: tuple[Any, ...] = ()
+        self._jit: tuple[Any, Any] | None = None  # host.jitLoad, host.jitCall (start_async)
         #: calls stopped by a Jupyter interrupt (each raised KeyboardInterrupt)
         self.interrupted_calls = 0
 
@@ -162,6 +163,7 @@ class PyodideBackend(Backend):
             raise _exception("init_thread_pool", JS.describe(e.js_error).to_py()) from None
         backend = cls(pool, isolation)
         backend._proxies = (stdout, stderr)
+        backend._jit = (JS.catching(host.jitLoad), JS.catching(host.jitCall))
         JS.announcePool(POOL_MESSAGE, pool, backend.counters_address)
         if not backend.threaded:
             _warn_fallback(isolation, str(pool.fallbackReason or ""))
@@ -213,6 +215,32 @@ class PyodideBackend(Backend):
                 self.interrupted_calls += 1
                 pyodide_js.checkInterrupt()
         raise _exception(export, error)
+
+    # -- jitted modules ------------------------------------------------------------------
+    def jit_load(self, wasm: bytes, nfuncs: int) -> int:
+        self._check_open("jit")
+        if self._jit is None:
+            raise errors.PoolError("this pool was not started by start_async: it cannot run jit")
+        result = self._jit[0](self._pool, to_js(wasm), nfuncs)
+        if result.ok:
+            return int(result.value)
+        raise _exception("jit (registering a module)", JS.describe(result.error).to_py())
+
+    def jit_call(self, main_slot: int, ctx: int) -> int:
+        self._check_open("jit")
+        assert self._jit is not None  # jit_load ran first
+        result = self._jit[1](self._pool, main_slot, ctx)
+        if not result.ok:
+            raise _exception("jit", JS.describe(result.error).to_py())
+        status = int(result.value)
+        if status == errors.E_CANCELED:
+            if _own_signal is not None and _own_signal[0] != 0:
+                js.Atomics.store(_own_signal, 0, 0)
+                self.interrupted_calls += 1  # the jit runtime raises KeyboardInterrupt
+            elif JS.signalPending(pyodide_js._module):
+                self.interrupted_calls += 1
+                pyodide_js.checkInterrupt()  # Python takes the signal itself
+        return status
 
     # -- memory --------------------------------------------------------------------------
     def alloc(self, nbytes: int, zero: bool) -> int:
