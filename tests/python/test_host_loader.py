@@ -162,7 +162,15 @@ def _run_host(entry_url: str, tmp_path: Path) -> dict[str, object]:
 
 def _check(result: dict[str, object]) -> None:
     assert result["api"] == sorted(
-        ["createPool", "detectThreading", "readModuleInfo", "PoolError", "readCounters"]
+        [
+            "createPool",
+            "detectThreading",
+            "readModuleInfo",
+            "PoolError",
+            "readCounters",
+            "jitLoad",
+            "jitCall",
+        ]
     )
     assert result["fib"] == 6765
     assert result["threads"] == 2
