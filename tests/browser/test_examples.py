@@ -323,8 +323,9 @@ CLAIMS: dict[str, dict[str, Any]] = {
         "stdout": [
             r"the same counts as jr.mandelbrot: True",
             r"py_func gives the same counts: True",
-            r"@jit on \d+ thread\(s\): \d+ ms, about \d+x faster than plain Python",
+            r"@jr.jit on \d+ thread\(s\): \d+ ms, about \d+x faster than plain Python",
             r"py_func gives the same grid: True",
+            r" 1 thread\(s\): pi ~ 3\.14\d* in \d+ ms \(best of 3\)",
             r"the same for every thread count: True",
             r"samples: py_func .* same True",
             r"JitError: in jitted function 'uses_a_dict' .*line \d+.*: Dict is not supported",
