@@ -27,12 +27,13 @@ from ..abi import (
 from . import frame as FR
 from . import frontend as F
 from . import parallel
+from .bounds import Facts
 from .frame import Frame
 from .typeinfer import ELEMENT, ArrayType, TypedFunc
 from .wasm import Function, Module
 
 BLOCK = 4096  # reduction block: fixed, never from the thread count
-POLL_MASK = 1023  # poll every 1024 iterations of any loop
+POLL_EVERY = 1024  # poll once per 1024 iterations of the function's loops, all counted together
 MATH_IMPORTS = {
     "exp": 1,
     "log": 1,
@@ -493,8 +494,9 @@ class _FuncLower:
         self.vars: dict[str, Any] = {}
         self.labels: list[object] = []
         self.loops: list[tuple[object, object]] = []
-        self.pc: int | None = None
+        self.pc: int | None = None  # iterations left before the next poll (all loops share it)
         self.reuse_addr: int | None = None
+        self.facts = Facts(tf)
 
     # -- plumbing ----------------------------------------------------------------------
     def op(self, name: str, *imm: object) -> None:
@@ -574,24 +576,104 @@ class _FuncLower:
         self.exit()
         self.close()
 
-    def poll(self) -> None:
+    def budget(self) -> int:
         if self.pc is None:
             self.pc = self.fn.local("i32")
-        self.op("local.get", self.pc)
+        return self.pc
+
+    def finish(self) -> None:
+        """Start the poll budget full (a function that polls sets it first thing)."""
+        if self.pc is not None:
+            self.fn.code[0:0] = [("i32.const", POLL_EVERY), ("local.set", self.pc)]
+
+    def poll(self) -> None:
+        """One iteration of a loop that polls per iteration: a decrement and a branch."""
+        pc = self.budget()
+        self.op("local.get", pc)
         self.op("i32.const", 1)
-        self.op("i32.add")
-        self.op("local.tee", self.pc)
-        self.op("i32.const", POLL_MASK)
-        self.op("i32.and")
+        self.op("i32.sub")
+        self.op("local.tee", pc)
         self.op("i32.eqz")
         self.open("if")
+        self.poll_now()
+        self.close()
+
+    def poll_now(self) -> None:
+        """Refill the budget and ask the pool whether the call was cancelled."""
+        self.op("i32.const", POLL_EVERY)
+        self.op("local.set", self.budget())
         self.op("call", self.prog.pool("jr_jit_poll"))
         self.open("if")
         self.fail(E_CANCELED, 0)
         self.close()
         if self.kind != "main":
             self.check_err()  # another thread failed: stop this chunk early
+
+    def counted(self, k: int, end: int, set_var: Any, body: Any) -> None:
+        """for k in [k, end) by 1: set_var(); body(), in chunks of the poll budget.
+
+        The inner loop tests only `k < chunk_end` (no per-iteration poll arithmetic); the
+        budget is charged per chunk and a poll runs when it is spent, so a loop polls every
+        1024 iterations counted with its nested loops, as a per-iteration counter would.
+        """
+        pc = self.budget()
+        chunk, cend = self.fn.local("i64"), self.fn.local("i64")
+        out = self.open("block")
+        top = self.open("loop")
+        self.op("local.get", k)
+        self.op("local.get", end)
+        self.op("i64.ge_s")
+        self.br(out, cond=True)
+        # chunk = min(end - k, pc) (unsigned: end > k here), cend = k + chunk
+        self.op("local.get", end)
+        self.op("local.get", k)
+        self.op("i64.sub")
+        self.op("local.tee", chunk)
+        self.op("local.get", pc)
+        self.op("i64.extend_i32_u")
+        self.op("local.get", chunk)
+        self.op("local.get", pc)
+        self.op("i64.extend_i32_u")
+        self.op("i64.lt_u")
+        self.op("select")
+        self.op("local.tee", chunk)
+        self.op("local.get", k)
+        self.op("i64.add")
+        self.op("local.set", cend)
+        self.op("local.get", pc)
+        self.op("local.get", chunk)
+        self.op("i32.wrap_i64")
+        self.op("i32.sub")
+        self.op("local.set", pc)
+        inner = self.open("loop")
+        set_var()
+        cont = self.open("block")
+        self.loops.append((out, cont))
+        body()
+        self.loops.pop()
         self.close()
+        self.op("local.get", k)
+        self.op("i64.const", 1)
+        self.op("i64.add")
+        self.op("local.tee", k)
+        self.op("local.get", cend)
+        self.op("i64.lt_s")
+        self.br(inner, cond=True)
+        self.close()
+        self.op("local.get", pc)
+        self.op("i32.eqz")
+        self.open("if")
+        self.poll_now()
+        self.close()
+        self.br(top)
+        self.close()
+        self.close()
+
+    def loop_body(self, loop: F.For) -> None:
+        """loop.body with the bounds the loop proves active."""
+        previous = self.facts.enter(loop)
+        self.block(loop.body)
+        self.facts.leave(loop, previous)
 
     # -- functions ---------------------------------------------------------------------
     def lower_main(self) -> None:
@@ -610,6 +692,7 @@ class _FuncLower:
             self.op("unreachable")  # typing proved every path returns
         else:
             self.op("i32.const", 0)
+        self.finish()
 
     def load_array(self, t: ArrayType, off: int) -> _Array:
         ptr = self.fn.local("i32")
@@ -640,8 +723,13 @@ class _FuncLower:
         self.block(self.tf.ir.body)
         if self.tf.ret:
             self.op("unreachable")
+        self.finish()
 
     def lower_body(self, loop: F.For, spill: dict[str, int]) -> None:
+        self._lower_body(loop, spill)
+        self.finish()
+
+    def _lower_body(self, loop: F.For, spill: dict[str, int]) -> None:
         plan: parallel.ParallelPlan = loop.plan
         n, start, step = self.fn.local("i64"), self.fn.local("i64"), self.fn.local("i64")
         for local, key in ((n, "$n"), (start, "$start"), (step, "$step")):
@@ -709,32 +797,27 @@ class _FuncLower:
 
     def k_loop(self, loop: F.For, k: int, end: int, start: int, step: int) -> None:
         """for k in [k, end): loop.var = start + k*step; body (the body of a prange chunk)."""
-        out = self.open("block")
-        top = self.open("loop")
-        self.op("local.get", k)
-        self.op("local.get", end)
-        self.op("i64.ge_s")
-        self.br(out, cond=True)
-        self.op("local.get", start)
-        self.op("local.get", k)
-        self.op("local.get", step)
-        self.op("i64.mul")
-        self.op("i64.add")
-        self.conv("i64", self.tf.vars[loop.var])
-        self.op("local.set", self.var(loop.var))
-        cont = self.open("block")
-        self.loops.append((out, cont))
-        self.block(loop.body)
-        self.loops.pop()
-        self.close()
-        self.op("local.get", k)
-        self.op("i64.const", 1)
-        self.op("i64.add")
-        self.op("local.set", k)
-        self.poll()
-        self.br(top)
-        self.close()
-        self.close()
+        c_start, c_step = _const_int(loop.start), _const_int(loop.step)
+
+        def set_var() -> None:
+            # start and step are the frame's copies; the IR's constants when it has them
+            self.op("local.get", k)
+            if c_step is None:
+                self.op("local.get", step)
+                self.op("i64.mul")
+            elif c_step != 1:
+                self.op("i64.const", c_step)
+                self.op("i64.mul")
+            if c_start is None:
+                self.op("local.get", start)
+                self.op("i64.add")
+            elif c_start != 0:
+                self.op("i64.const", c_start)
+                self.op("i64.add")
+            self.conv("i64", self.tf.vars[loop.var])
+            self.op("local.set", self.var(loop.var))
+
+        self.counted(k, end, set_var, lambda: self.loop_body(loop))
 
     def elem_addr(self, p: int, index: int) -> None:
         """p + index * 8 (a reduction partial)."""
@@ -861,6 +944,15 @@ class _FuncLower:
         k = self.fn.local("i64")
         self.op("local.get", start)
         self.op("local.set", k)
+
+        def set_var() -> None:
+            self.op("local.get", k)
+            self.conv("i64", self.tf.vars[s.var])
+            self.op("local.set", self.var(s.var))
+
+        if const_step == 1:
+            self.counted(k, stop, set_var, lambda: self.loop_body(s))
+            return
         out = self.open("block")
         top = self.open("loop")
         if const_step is not None:
@@ -879,12 +971,10 @@ class _FuncLower:
             self.op("i64.gt_s")
             self.op("select")
         self.br(out, cond=True)
-        self.op("local.get", k)
-        self.conv("i64", self.tf.vars[s.var])
-        self.op("local.set", self.var(s.var))
+        set_var()
         cont = self.open("block")
         self.loops.append((out, cont))
-        self.block(s.body)
+        self.loop_body(s)
         self.loops.pop()
         self.close()
         self.op("local.get", k)
@@ -1180,6 +1270,9 @@ class _FuncLower:
         fixed = []
         for axis, (e, local) in enumerate(zip(index, raw, strict=True)):
             length = arr.shape[axis]
+            if self.facts.in_range(e, name, axis):
+                fixed.append(local)  # proved 0 <= index < length by the enclosing loop
+                continue
             if isinstance(e, F.Const) and e.value >= 0:
                 wrapped = local
             else:
@@ -1435,6 +1528,10 @@ class _FuncLower:
                 self.op("f64.eq" if name == "isinf" else "f64.lt")
         else:
             self.op("call", self.prog.pool(name))
+
+
+def _const_int(e: F.Expr) -> int | None:
+    return e.value if isinstance(e, F.Const) and type(e.value) is int else None
 
 
 def _identity(op: str, t: str) -> float:

@@ -1,0 +1,142 @@
+"""What the emitted code does per iteration: bounds proved once per loop, chunked polls.
+
+Each kernel is compared with .py_func at every stand-in configuration, and the module text
+is read to see that a check was dropped only where the enclosing loop proves it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jupyterlite_rayon.jit import jit, prange
+
+
+def _index_checks(fn) -> int:
+    """Bounds checks in the first compiled module (each one records E_INDEX = -9)."""
+    return fn.inspect_wasm().count("i32.const -9\n")
+
+
+def copy_len(a, b):
+    for i in range(len(a)):
+        b[i] = a[i]
+
+
+def copy_shape_alias(a, b):
+    (n,) = a.shape
+    for i in range(n):
+        b[i] = 2.0 * a[i]
+
+
+def stencil(u, v):
+    ny, nx = u.shape
+    for j in prange(1, ny - 1):
+        for i in range(1, nx - 1):
+            v[j, i] = u[j - 1, i] + u[j + 1, i] + u[j, i - 1] + u[j, i + 1] - 4.0 * u[j, i]
+
+
+def reaches_past(a, out):
+    for i in range(1, len(a) - 1):
+        out[i] = a[i + 2]
+
+
+def reaches_before(a, out):
+    for i in range(1, len(a)):
+        out[i] = a[i - 2]
+
+
+def other_array(a, b):
+    for i in range(len(a)):
+        b[i] = a[i]
+
+
+def var_rebound(a, out):
+    for i in range(len(a)):
+        i = i + 1  # the loop variable changes: nothing is proved
+        out[i - 1] = a[i]
+
+
+def length_reassigned(a, out):
+    n = len(a)
+    n = n + 1
+    for i in range(n):
+        out[i] = a[i]
+
+
+def test_loop_over_its_length_drops_the_check(host) -> None:
+    a = np.arange(10.0)
+    for fn in (copy_len, copy_shape_alias):
+        f = jit(fn)
+        b = np.zeros(10)
+        f(a, b)
+        want = np.zeros(10)
+        fn(a, want)
+        np.testing.assert_array_equal(b, want)
+        assert _index_checks(f) == 1  # b[i] keeps its check: the loop runs over len(a)
+
+
+def test_stencil_neighbours_are_proved(host) -> None:
+    u = np.random.default_rng(3).uniform(0, 1, (7, 9))
+    f = jit(stencil)
+    v, want = np.zeros_like(u), np.zeros_like(u)
+    f(u, v)
+    stencil(u, want)
+    np.testing.assert_array_equal(v, want)
+    assert _index_checks(f) == 2  # v[j, i]: v is another array; every read of u is proved
+
+
+@pytest.mark.parametrize(
+    ("fn", "text"),
+    [
+        (reaches_past, "index 10 is out of bounds"),
+        (other_array, "index 5 is out of bounds"),
+        (length_reassigned, "index 10 is out of bounds"),
+    ],
+)
+def test_unproved_indices_keep_their_check(host, fn, text) -> None:
+    f = jit(fn)
+    out = np.zeros(5 if fn is other_array else 10)
+    with pytest.raises(IndexError, match=text):
+        f(np.arange(10.0), out)
+    assert _index_checks(f) >= 1
+
+
+def test_negative_offset_before_the_start_wraps_as_python(host) -> None:
+    # i - 2 at i = 1 is -1: Python reads the last element; the check stays and wraps.
+    f = jit(reaches_before)
+    a = np.arange(8.0)
+    out, want = np.zeros(8), np.zeros(8)
+    f(a, out)
+    reaches_before(a, want)
+    np.testing.assert_array_equal(out, want)
+    assert _index_checks(f) >= 1
+
+
+def test_a_rebound_loop_variable_proves_nothing(host) -> None:
+    f = jit(var_rebound)
+    a = np.arange(6.0)
+    out = np.zeros(6)
+    with pytest.raises(IndexError):
+        var_rebound(a, out.copy())
+    with pytest.raises(IndexError, match="index 6 is out of bounds"):
+        f(a, out)
+
+
+def long_nest(a, reps):
+    s = 0.0
+    for r in range(reps):
+        for i in range(len(a)):
+            for k in range(3):
+                s += a[i] * k
+    return s
+
+
+def test_nested_short_loops_poll_about_every_1024_iterations(host) -> None:
+    # 3 * 100 * 200 = 60000 innermost iterations: polls come from the shared budget, not per
+    # loop entry (which would be 20000 + 200 polls) and not never.
+    f = jit(long_nest)
+    a = np.arange(100.0)
+    assert f(a, 200) == long_nest(a, 200)
+    polls = host.polls  # the stand-in counts the polls of its last call
+    total = 200 * (1 + 100 * (1 + 3))
+    assert total / 1024 - 2 <= polls <= 2 * total / 1024 + 4
