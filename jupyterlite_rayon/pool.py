@@ -207,7 +207,7 @@ def _say_if_oversubscribed(n: int) -> None:
             f"jupyterlite_rayon: {n} threads on {cores} cores: the threads share the cores, so "
             f"results are the same and speedups stop at about {cores}x (said once)",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,  # the user's call: _say <- check_count <- the API function <- user
         )
 
 
