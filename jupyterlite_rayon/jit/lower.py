@@ -26,7 +26,7 @@ from ..abi import (
 )
 from . import frame as FR
 from . import frontend as F
-from . import parallel
+from . import parallel, vector
 from .bounds import Facts
 from .frame import Frame
 from .typeinfer import ELEMENT, ArrayType, TypedFunc
@@ -755,6 +755,7 @@ class _FuncLower:
             self.op("local.set", p)
             parts.append(p)
         b, kend = self.fn.local("i64"), self.fn.local("i64")
+        lanes = vector.plan(self.tf, loop)
         self.op("local.get", 1)
         self.op("local.set", b)
         out = self.open("block")
@@ -781,6 +782,8 @@ class _FuncLower:
         self.op("i64.lt_s")
         self.op("select")
         self.op("local.set", kend)
+        if lanes is not None:
+            vector.VecEmitter(self, loop, lanes).block(k, kend)
         self.k_loop(loop, k, kend, start, step)
         for r, p in zip(plan.reductions, parts, strict=True):
             self.elem_addr(p, b)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-VALTYPES = {"i32": 0x7F, "i64": 0x7E, "f32": 0x7D, "f64": 0x7C}
+VALTYPES = {"i32": 0x7F, "i64": 0x7E, "f32": 0x7D, "f64": 0x7C, "v128": 0x7B}
 FUNCREF = 0x70
 
 # name -> (opcode bytes, immediate kind). Kinds: "" none, "u" uleb (index/label),
@@ -95,6 +95,56 @@ for _sub, _op in enumerate(
     _OPS[_op] = (b"\xfc" + bytes([_sub]), "")
 
 
+# SIMD (prefix 0xfd, then the opcode as uleb): the subset the vectorised loops use.
+_SIMD: dict[str, tuple[int, str]] = {
+    "v128.load": (0x00, "mem"),
+    "v128.load32x2_s": (0x05, "mem"),
+    "v128.load32x2_u": (0x06, "mem"),
+    "v128.store": (0x0B, "mem"),
+    "i64x2.splat": (0x12, ""),
+    "f64x2.splat": (0x14, ""),
+    "i64x2.extract_lane": (0x1D, "lane"),
+    "i64x2.replace_lane": (0x1E, "lane"),
+    "f64x2.extract_lane": (0x21, "lane"),
+    "f64x2.replace_lane": (0x22, "lane"),
+    "f64x2.eq": (0x47, ""),
+    "f64x2.ne": (0x48, ""),
+    "f64x2.lt": (0x49, ""),
+    "f64x2.gt": (0x4A, ""),
+    "f64x2.le": (0x4B, ""),
+    "f64x2.ge": (0x4C, ""),
+    "v128.not": (0x4D, ""),
+    "v128.and": (0x4E, ""),
+    "v128.andnot": (0x4F, ""),
+    "v128.or": (0x50, ""),
+    "v128.xor": (0x51, ""),
+    "v128.bitselect": (0x52, ""),
+    "v128.any_true": (0x53, ""),
+    "v128.load64_zero": (0x5D, "mem"),
+    "f64x2.promote_low_f32x4": (0x5F, ""),
+    "i64x2.neg": (0xC1, ""),
+    "i64x2.all_true": (0xC3, ""),
+    "i64x2.add": (0xCE, ""),
+    "i64x2.sub": (0xD1, ""),
+    "i64x2.mul": (0xD5, ""),
+    "i64x2.eq": (0xD6, ""),
+    "i64x2.ne": (0xD7, ""),
+    "i64x2.lt_s": (0xD8, ""),
+    "i64x2.gt_s": (0xD9, ""),
+    "i64x2.le_s": (0xDA, ""),
+    "i64x2.ge_s": (0xDB, ""),
+    "f64x2.abs": (0xEC, ""),
+    "f64x2.neg": (0xED, ""),
+    "f64x2.sqrt": (0xEF, ""),
+    "f64x2.add": (0xF0, ""),
+    "f64x2.sub": (0xF1, ""),
+    "f64x2.mul": (0xF2, ""),
+    "f64x2.div": (0xF3, ""),
+    "f64x2.pmin": (0xF6, ""),
+    "f64x2.pmax": (0xF7, ""),
+}
+
+
 def uleb(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -116,6 +166,10 @@ def sleb(n: int) -> bytes:
             out.append(byte)
             return bytes(out)
         out.append(byte | 0x80)
+
+
+for _simd_name, (_code, _kind) in _SIMD.items():
+    _OPS[_simd_name] = (b"\xfd" + uleb(_code), _kind)
 
 
 def _vec(items: list[bytes]) -> bytes:
@@ -286,6 +340,8 @@ class Module:
                 code.append(0x40 if arg is None else VALTYPES[arg])  # type: ignore[index]
             elif kind == "call":
                 code.extend(uleb(funcs[arg]))  # type: ignore[index]
+            elif kind == "lane":
+                code.append(arg)  # type: ignore[arg-type]
             elif kind == "f64":
                 code.extend(struct.pack("<d", arg))
             else:

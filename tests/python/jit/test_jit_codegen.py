@@ -140,3 +140,105 @@ def test_nested_short_loops_poll_about_every_1024_iterations(host) -> None:
     polls = host.polls  # the stand-in counts the polls of its last call
     total = 200 * (1 + 100 * (1 + 3))
     assert total / 1024 - 2 <= polls <= 2 * total / 1024 + 4
+
+
+# -- SIMD reductions ---------------------------------------------------------------------
+VECTOR_CASES = {
+    "energy": lambda n: (_f64(n),),
+    "dot2": lambda n: (_f64(n), _f64(n)),
+    "centered": lambda n: (_f64(n), 0.25),
+    "neighbours": lambda n: (_f64(n + 2),),
+    "f32_total": lambda n: (_f64(n).astype(np.float32),),
+    "int_lanes": lambda n: (
+        np.arange(n, dtype=np.int64) * (2**61 + 12345),
+        np.arange(n, dtype=np.int32) - 7,
+        np.arange(n, dtype=np.uint32) * 3_000_000,
+    ),
+    "wraps_first": lambda n: (_f64(n),),
+}
+SIZES = [1, 15, 16, 17, 4095, 4096, 4097, 3 * 4096 + 21]
+
+
+def _f64(n: int) -> np.ndarray:
+    return np.random.default_rng(n).uniform(-1.0, 1.0, n)
+
+
+@pytest.mark.parametrize("name", sorted(VECTOR_CASES))
+def test_vector_reductions_run_in_lanes(st_host, name: str) -> None:
+    import test_jit_corpus as corpus
+
+    f = getattr(corpus, name)
+    f(*VECTOR_CASES[name](40))
+    text = f.inspect_wasm()
+    assert ("i64x2.add" if name == "int_lanes" else "f64x2.add") in text
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("name", sorted(VECTOR_CASES))
+def test_vector_reductions_every_tail_and_chunking(name: str, n: int) -> None:
+    """Against .py_func (ints exactly, floats at a tolerance); bit-identical across chunkings."""
+    import test_jit_corpus as corpus
+    from conftest import CONFIGS, make_host
+
+    from jupyterlite_rayon.jit import runtime
+
+    f = getattr(corpus, name)
+    args = VECTOR_CASES[name](n)
+    want = f.py_func(*args)
+    results = set()
+    before = runtime.host_factory()
+    for config in CONFIGS:
+        runtime.set_host(make_host(*config))
+        try:
+            results.add(f(*args))
+        finally:
+            runtime.set_host(before)
+    assert len(results) == 1
+    got = results.pop()
+    if name == "int_lanes":
+        assert got == int(want)
+    else:
+        assert got == pytest.approx(float(want), rel=1e-12, abs=1e-12)
+
+
+def test_vector_reduction_index_error_is_raised_by_the_scalar_code(host) -> None:
+    import test_jit_corpus as corpus
+
+    a, b = _f64(5000), _f64(4999)
+    with pytest.raises(IndexError, match="index 4999 is out of bounds for axis 0 with size 4999"):
+        corpus.dot2(a, b)
+    assert corpus.dot2(a[:4999], b) == pytest.approx(float(a[:4999] @ b), rel=1e-12)
+
+
+def uses_the_index(x):
+    s = 0.0
+    for i in prange(len(x)):
+        s += x[i] * i
+    return s
+
+
+def product_of(x):
+    p = 1.0
+    for i in prange(len(x)):
+        p *= x[i]
+    return p
+
+
+def divides(x, d):
+    s = 0.0
+    for i in prange(len(x)):
+        s += x[i] / d  # d may be zero: ZeroDivisionError must come from the scalar code
+    return s
+
+
+@pytest.mark.parametrize("fn", [uses_the_index, product_of, divides])
+def test_reductions_that_do_not_qualify_stay_scalar(st_host, fn) -> None:
+    f = jit(fn)
+    x = _f64(100) + 2.0
+    args = (x,) if fn is not divides else (x, 4.0)
+    assert f(*args) == pytest.approx(fn(*args), rel=1e-12)
+    assert "x2." not in f.inspect_wasm()
+    if fn is divides:
+        with pytest.raises(ZeroDivisionError):
+            f(x, 0.0)

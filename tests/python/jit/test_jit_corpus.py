@@ -409,6 +409,59 @@ def two_passes(a, out):
     return t
 
 
+# Reductions the vector pass runs in SIMD lanes (jit/vector.py): the corpus compares them with
+# .py_func at a tolerance (floats are reassociated) and the thread-count tests bit for bit.
+@jit
+def dot2(a, b):
+    s = 0.0
+    for i in prange(len(a)):
+        s += a[i] * b[i]  # b[i] is not proved by the loop: each block tests its range
+    return s
+
+
+@jit
+def centered(x, m):
+    s = 0.0
+    t = 0.0
+    for i in prange(len(x)):
+        d = x[i] - m
+        s += d**2 / 2.0
+        t -= abs(d)
+    return s + t
+
+
+@jit
+def neighbours(x):
+    s = 0.0
+    for i in prange(1, len(x) - 1):
+        s += min(x[i - 1], x[i + 1]) + max(x[i], 0.5) + math.sqrt(abs(x[i]))
+    return s
+
+
+@jit
+def f32_total(x):
+    s = 0.0
+    for i in prange(len(x)):
+        s += float(x[i])  # float32 data, float64 lanes (numpy would keep a float32 sum)
+    return s
+
+
+@jit
+def int_lanes(a, b, c):
+    s = 0
+    for i in prange(len(a)):
+        s += a[i] * 3 - b[i] + c[i]
+    return s
+
+
+@jit
+def wraps_first(x):
+    s = 0.0
+    for i in prange(len(x)):
+        s += x[i - 1]  # x[-1] at i = 0: the first block runs in the scalar code
+    return s
+
+
 # -- inputs ------------------------------------------------------------------------------
 def f64(*shape: int, lo: float = -1.0, hi: float = 1.0) -> np.ndarray:
     return RNG.uniform(lo, hi, size=shape)
@@ -425,6 +478,20 @@ fnonzero[::17] = -0.5
 
 CASES: list[tuple[str, Callable[[], tuple[Any, ...]], bool]] = [
     ("energy", lambda: (f64(10000),), True),
+    ("dot2", lambda: (f64(10007), f64(10007)), True),
+    ("centered", lambda: (f64(9001), 0.25), True),
+    ("neighbours", lambda: (f64(8195),), True),
+    ("f32_total", lambda: (f64(5003).astype(np.float32),), True),
+    (
+        "int_lanes",
+        lambda: (
+            i64(9007, lo=-(2**62), hi=2**62),
+            i64(9007).astype(np.int32),
+            i64(9007, lo=0, hi=2**32 - 1).astype(np.uint32),
+        ),
+        False,
+    ),
+    ("wraps_first", lambda: (f64(4099),), True),
     ("escape", lambda: (np.zeros((30, 40), np.uint32), -2.0, 1.0, -1.2, 1.2, 80), False),
     ("smooth3", lambda: (f64(500), np.zeros(500)), False),
     ("heat_step", lambda: (f64(20, 30), np.zeros((20, 30)), 0.1), False),
@@ -569,15 +636,28 @@ def test_reductions_are_bit_identical_for_any_chunking() -> None:
     assert len(results) == 1
 
 
+def _block_partial(values: list[float]) -> float:
+    """A block's partial as documented: lanes over whole steps, a fixed tree, then the rest."""
+    from jupyterlite_rayon.jit.vector import ACC, LANES
+
+    whole = len(values) - len(values) % LANES
+    lanes = [0.0] * LANES
+    for i in range(whole):
+        lanes[i % LANES] += values[i]
+    accs = [(lanes[2 * u], lanes[2 * u + 1]) for u in range(ACC)]
+    while len(accs) > 1:
+        accs = [(a[0] + b[0], a[1] + b[1]) for a, b in zip(accs[::2], accs[1::2], strict=True)]
+    s = accs[0][0] + accs[0][1]
+    for v in values[whole:]:
+        s += v
+    return s
+
+
 def test_reduction_combines_blocks_pairwise(st_host: Any) -> None:
     """The sum is the fixed tree of 4096-element block sums, whatever the chunks."""
-    x = f64(3 * 4096 + 5)
-    blocks = [0.0] * 4
-    for b in range(4):
-        s = 0.0
-        for v in x[b * 4096 : (b + 1) * 4096]:
-            s += v * v
-        blocks[b] = s
+    x = f64(3 * 4096 + 21)
+    squares = [float(v * v) for v in x]
+    blocks = [_block_partial(squares[b * 4096 : (b + 1) * 4096]) for b in range(4)]
     level = blocks
     while len(level) > 1:
         nxt = [level[2 * i] + level[2 * i + 1] for i in range(len(level) // 2)]

@@ -121,8 +121,23 @@ def test_reductions_are_bit_identical_for_any_thread_count(on_pool: Any) -> None
     results = set()
     for threads in (1, 2, 3, 4):
         jr.set_num_threads(threads)
-        results.add((corpus.energy(x), corpus.product(x), corpus.budget(x, 1.0), corpus.norm2(x)))
+        results.add(vector_sums(x))
     assert len(results) == 1
+
+
+def vector_sums(x: np.ndarray) -> tuple[Any, ...]:
+    """Reductions of the scalar code and of the SIMD lanes (jit/vector.py), one sample."""
+    ints = (x * 2**40).astype(np.int64)
+    return (
+        corpus.energy(x),
+        corpus.product(x),
+        corpus.budget(x, 1.0),
+        corpus.norm2(x),
+        corpus.dot2(x, x[::-1].copy()),
+        corpus.centered(x, 0.125),
+        corpus.neighbours(x),
+        corpus.int_lanes(ints, ints.astype(np.int32), ints.astype(np.uint32)),
+    )
 
 
 def test_pool_arrays_are_used_in_place_and_counted(on_pool: Any) -> None:
@@ -204,7 +219,7 @@ ST_PROGRAM = textwrap.dedent("""
     import numpy as np
     import jupyterlite_rayon as jr
     import test_jit_corpus as corpus
-    from test_jit_pool import check_case, sample
+    from test_jit_pool import check_case, sample, vector_sums
 
     assert not jr.get_backend().threaded
     failures = {}
@@ -214,8 +229,7 @@ ST_PROGRAM = textwrap.dedent("""
         except Exception as exc:
             failures[name] = repr(exc)
     x = sample()
-    sums = [corpus.energy(x).hex(), corpus.product(x).hex(), corpus.budget(x, 1.0).hex(),
-            corpus.norm2(x).hex()]
+    sums = [float(v).hex() if isinstance(v, float) else str(v) for v in vector_sums(x)]
     print(json.dumps({"failures": failures, "sums": sums}))
 """)
 
@@ -235,5 +249,5 @@ def test_corpus_on_the_single_thread_build(on_pool: Any) -> None:
     assert got["failures"] == {}
     x = sample()
     jr.set_num_threads(3)
-    mt = [corpus.energy(x), corpus.product(x), corpus.budget(x, 1.0), corpus.norm2(x)]
-    assert got["sums"] == [v.hex() for v in mt]  # bit-identical to the threaded build
+    mt = [float(v).hex() if isinstance(v, float) else str(v) for v in vector_sums(x)]
+    assert got["sums"] == mt  # bit-identical to the threaded build
