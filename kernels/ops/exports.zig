@@ -155,3 +155,37 @@ test "cancel: every kernel returns E_CANCELED when the flag is set, and works on
     }
     setThreads(1);
 }
+
+fn stealCount() u64 {
+    var s: u64 = 0;
+    for (&rt.counters.block.per_thread) |*r| s += rt.counters.load64(&r.steals);
+    return s;
+}
+
+test "small inputs run on the caller alone: tasks only on thread 0, no steals" {
+    var x = [_]f64{ 1, 2, 3, 4, 5, 6, 7, 8 };
+    var y = [_]f64{ 8, 7, 6, 5, 4, 3, 2, 1 };
+    var out: [8]f64 = undefined;
+    var o: [1]f64 = undefined;
+    var xi = [_]i64{ 5, -2, 7, 1, 0, 3, 3, 9 };
+    var oi: [8]i64 = undefined;
+    setThreads(4);
+    defer setThreads(1);
+    const before = support.taskCounts();
+    const steals = stealCount();
+    for (0..50) |_| {
+        for (0..4) |op| try testing.expectEqual(c.OK, jr_reduce(@intCast(op), 0, addr(&x), 8, addr(&o)));
+        try testing.expectEqual(c.OK, jr_reduce(0, 3, addr(&xi), 8, addr(&o)));
+        try testing.expectEqual(c.OK, jr_dot(0, addr(&x), addr(&y), 8, addr(&o)));
+        for (0..7) |op| try testing.expectEqual(c.OK, jr_map_unary(@intCast(op), 0, addr(&x), addr(&out), 8));
+        for (0..7) |op| try testing.expectEqual(c.OK, jr_map_binary(@intCast(op), 0, addr(&x), addr(&y), addr(&out), 8));
+        try testing.expectEqual(c.OK, jr_map_scalar(0, 0, addr(&x), 2.0, addr(&out), 8, 0));
+        try testing.expectEqual(c.OK, jr_clip(0, addr(&x), 2.0, 6.0, addr(&out), 8));
+        try testing.expectEqual(c.OK, jr_cumsum(0, addr(&x), addr(&out), 8));
+        try testing.expectEqual(c.OK, jr_sort(3, addr(&xi), addr(&oi), 8));
+    }
+    const after = support.taskCounts();
+    try testing.expect(after[0] > before[0]);
+    for (after[1..], before[1..]) |a, b| try testing.expectEqual(b, a);
+    try testing.expectEqual(steals, stealCount());
+}

@@ -1,4 +1,5 @@
-// jr_matmul: row-major C[m,n] = A[m,k] @ B[k,n] for f64 and f32. C is cut into tiles run in
+// jr_matmul: row-major C[m,n] = A[m,k] @ B[k,n] for f64 and f32. A matrix-vector product (n
+// == 1) streams each row of A once (MatVec). Otherwise C is cut into tiles run in
 // parallel; inside a tile, k is walked in slabs of k_slab so the B slab stays in cache (and a
 // cancel is looked for between slabs), and a register-blocked SIMD micro-kernel computes
 // micro_rows x (2 vectors) of C at a time. Small outputs get smaller tiles (down to one
@@ -103,6 +104,59 @@ fn Kernel(comptime T: type) type {
     };
 }
 
+/// C[m, 1] = A[m, k] @ B[k, 1], the matrix-vector product (also jr.dot of 2-D with 1-D): each
+/// row is a dot product streamed once through memory, with four registers of SIMD lanes
+/// (combined in a fixed tree of halves, then the tail in order), so the result depends only on
+/// k, never on the threads. Rows are shared among the threads.
+fn MatVec(comptime T: type) type {
+    return struct {
+        /// Four simd128 registers of accumulators.
+        const lanes = 4 * (16 / @sizeOf(T));
+        const V = @Vector(lanes, T);
+        /// Elements of a row between cancel checks (a single very long row is one task).
+        const poll_every = 1 << 20;
+
+        a: c.Ptr(T),
+        b: c.Ptr(T),
+        cm: c.Ptr(T),
+        k: usize,
+
+        fn row(self: *const @This(), i: usize) T {
+            const ar = self.a + i * self.k;
+            const b = self.b;
+            const k = self.k;
+            var acc: V = @splat(0);
+            var p: usize = 0;
+            while (true) {
+                const end = @min(k, p + poll_every) / lanes * lanes;
+                while (p < end) : (p += lanes) {
+                    const av: V = ar[p..][0..lanes].*;
+                    const bv: V = b[p..][0..lanes].*;
+                    acc += av * bv;
+                }
+                if (p + lanes > k) break; // no whole register left: the tail below
+                if (rt.pollCancelled()) return 0;
+            }
+            // fixed tree over the lanes: halves added until one is left
+            var s: T = laneTree(lanes, acc);
+            while (p < k) : (p += 1) s += ar[p] * b[p];
+            return s;
+        }
+
+        fn laneTree(comptime w: usize, v: @Vector(w, T)) T {
+            if (w == 1) return v[0];
+            const half = w / 2;
+            const lo: @Vector(half, T) = @as([w]T, v)[0..half].*;
+            const hi: @Vector(half, T) = @as([w]T, v)[half..].*;
+            return laneTree(half, lo + hi);
+        }
+
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            for (lo..hi) |i| self.cm[i] = self.row(i);
+        }
+    };
+}
+
 fn tilesAlong(len: usize, per_tile: usize) usize {
     return len / per_tile + @intFromBool(len % per_tile != 0);
 }
@@ -112,6 +166,12 @@ fn matmulTyped(comptime T: type, a: usize, b: usize, cm: usize, m: usize, k: usi
     if (m == 0 or n == 0) return c.OK;
     if (k == 0) {
         @memset(c.slice(T, cm, m * n), 0);
+        return c.OK;
+    }
+    if (n == 1) {
+        var mv: MatVec(T) = .{ .a = @ptrFromInt(a), .b = @ptrFromInt(b), .cm = @ptrFromInt(cm), .k = k };
+        // 64K multiply-adds a task at least: a few tens of microseconds.
+        rt.parallelFor(m, @max(1, (1 << 16) / k), &mv);
         return c.OK;
     }
     // Halve the tiles (rows first) while there are too few for the threads and halving adds
@@ -210,7 +270,7 @@ fn checkMatmul(comptime T: type, dtype: u32, rng: std.Random, m: usize, k: usize
 test "matmul: odd shapes, f32 and f64, against a naive triple loop" {
     var prng = std.Random.DefaultPrng.init(9);
     const rng = prng.random();
-    const shapes = [_][3]usize{ .{ 1, 1, 1 }, .{ 7, 13, 5 }, .{ 65, 33, 129 }, .{ 4, 8, 16 }, .{ 1, 300, 70 }, .{ 131, 257, 3 }, .{ 64, 512, 33 }, .{ 2, 1, 2 }, .{ 0, 3, 4 }, .{ 3, 0, 4 }, .{ 129, 65, 200 } };
+    const shapes = [_][3]usize{ .{ 1, 1, 1 }, .{ 7, 13, 1 }, .{ 300, 7, 1 }, .{ 5, 1031, 1 }, .{ 3000, 64, 1 }, .{ 1, 100003, 1 }, .{ 7, 13, 5 }, .{ 65, 33, 129 }, .{ 4, 8, 16 }, .{ 1, 300, 70 }, .{ 131, 257, 3 }, .{ 64, 512, 33 }, .{ 2, 1, 2 }, .{ 0, 3, 4 }, .{ 3, 0, 4 }, .{ 129, 65, 200 } };
     for (shapes) |s| {
         try checkMatmul(f64, 0, rng, s[0], s[1], s[2]);
         try checkMatmul(f32, 1, rng, s[0], s[1], s[2]);

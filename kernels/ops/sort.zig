@@ -199,19 +199,259 @@ fn NoFill() type {
     };
 }
 
+// ---- already ordered input -------------------------------------------------------------
+// Presorted, reversed and constant input is common (sorting sorted data, a reversed range,
+// a column of one value). One parallel pass classifies the input; ascending input is copied,
+// descending input reversed, both in O(n) instead of a merge sort's O(n log n). The pass stops
+// as soon as it has seen the order break both ways, so other input pays a few comparisons.
+
+/// Pairs compared between looks at whether another task already saw both orders broken.
+const classify_step: usize = 4096;
+/// Elements per classify or copy task at least.
+const linear_chunk: usize = 65536;
+
+const Presorted = enum { ascending, descending, descending_with_ties, no };
+
+fn Classify(comptime T: type) type {
+    return struct {
+        x: []align(1) const T,
+        /// When not empty, x is copied here on the way (the merge sort then sorts it in place),
+        /// reversed when `reverse`.
+        copy: []align(1) T = &.{},
+        reverse: bool = false,
+        /// bit 0: a pair descends; bit 1: a pair ascends; bit 2: a pair is equal (numpy order)
+        seen: u32 = 0,
+
+        // One simd128 register: wider bool vectors cost wasm shuffles to pack the masks.
+        const lanes = 16 / @sizeOf(T);
+        const V = @Vector(lanes, T);
+        const B = @Vector(lanes, bool);
+
+        /// Over the pairs (i, i + 1), i in [lo, hi) (and the elements [lo, hi), plus the last
+        /// one, copied); a register of pairs at a time with plain comparisons: a step that
+        /// meets a NaN is classified again pair by pair (numpy order).
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            if (self.copy.len != 0) {
+                const n = self.x.len;
+                const end = if (hi == n - 1) hi + 1 else hi;
+                if (self.reverse) {
+                    var r: Reverse(T) = .{ .src = self.x, .dst = self.copy };
+                    r.run(n - end, n - lo);
+                } else {
+                    @memcpy(self.copy[lo..end], self.x[lo..end]);
+                }
+            }
+            var seen: u32 = 0;
+            var i = lo;
+            while (i < hi) {
+                if (@atomicLoad(u32, &self.seen, .monotonic) & 3 == 3) return;
+                const start = i;
+                const stop = @min(hi, i + classify_step);
+                var down: B = @splat(false);
+                var up: B = @splat(false);
+                var equal: B = @splat(false);
+                var nan: B = @splat(false);
+                while (i + lanes <= stop) : (i += lanes) {
+                    const a: V = self.x[i..][0..lanes].*;
+                    const b: V = self.x[i + 1 ..][0..lanes].*;
+                    down = down | (b < a);
+                    up = up | (a < b);
+                    equal = equal | (a == b);
+                    // every b but the step's last is the next a; the scalar tail sees that one
+                    if (@typeInfo(T) == .float) nan = nan | (a != a);
+                }
+                if (@reduce(.Or, nan) or (@typeInfo(T) == .float and i > start and self.x[i] != self.x[i])) {
+                    i = start;
+                } else {
+                    if (@reduce(.Or, down)) seen |= 1;
+                    if (@reduce(.Or, up)) seen |= 2;
+                    if (@reduce(.Or, equal)) seen |= 4;
+                }
+                while (i < stop) : (i += 1) {
+                    const a = self.x[i];
+                    const b = self.x[i + 1];
+                    seen |= if (keyLess(T, b, a)) @as(u32, 1) else if (keyLess(T, a, b)) @as(u32, 2) else @as(u32, 4);
+                }
+                if (seen & 3 == 3) break;
+            }
+            _ = @atomicRmw(u32, &self.seen, .Or, seen, .monotonic);
+        }
+    };
+}
+
+/// How x is ordered; with `copy` not empty, x is also copied there (reversed when `reverse`,
+/// whatever the order turns out to be).
+fn presorted(comptime T: type, x: []align(1) const T, copy: []align(1) T, reverse: bool) Presorted {
+    if (x.len < 2) {
+        if (copy.len != 0) @memcpy(copy, x);
+        return .ascending;
+    }
+    var cl: Classify(T) = .{ .x = x, .copy = copy, .reverse = reverse };
+    rt.parallelFor(x.len - 1, linear_chunk, &cl);
+    if (rt.cancelled()) return .no;
+    if (cl.seen & 1 == 0) return .ascending; // constant input too
+    if (cl.seen & 2 == 0) return if (cl.seen & 4 == 0) .descending else .descending_with_ties;
+    return .no;
+}
+
+/// dst[i] = src[n - 1 - i]; in place (dst == src) it swaps the two halves' pairs.
+fn Reverse(comptime E: type) type {
+    return struct {
+        src: []align(1) const E,
+        dst: []align(1) E,
+        const lanes = 8;
+        const V = @Vector(lanes, E);
+        const backwards: [lanes]i32 = .{ 7, 6, 5, 4, 3, 2, 1, 0 };
+
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            const n = self.dst.len;
+            var i = lo;
+            if (self.src.ptr == self.dst.ptr) {
+                while (i + lanes <= hi) : (i += lanes) {
+                    const j = n - i - lanes; // dst[i..i+8] <-> dst[j..j+8], reversed
+                    const a: V = self.dst[i..][0..lanes].*;
+                    const b: V = self.dst[j..][0..lanes].*;
+                    self.dst[i..][0..lanes].* = @shuffle(E, b, undefined, backwards);
+                    self.dst[j..][0..lanes].* = @shuffle(E, a, undefined, backwards);
+                }
+                while (i < hi) : (i += 1) {
+                    const t = self.dst[i];
+                    self.dst[i] = self.dst[n - 1 - i];
+                    self.dst[n - 1 - i] = t;
+                }
+            } else {
+                while (i + lanes <= hi) : (i += lanes) {
+                    const v: V = self.src[n - i - lanes ..][0..lanes].*;
+                    self.dst[i..][0..lanes].* = @shuffle(E, v, undefined, backwards);
+                }
+                while (i < hi) : (i += 1) self.dst[i] = self.src[n - 1 - i];
+            }
+        }
+    };
+}
+
+/// out[i] = i, or n - 1 - i when `backwards`.
+fn Indices(comptime backwards: bool) type {
+    return struct {
+        dst: []align(1) i64,
+        const lanes = 8;
+        const V = @Vector(lanes, i64);
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            const n: i64 = @intCast(self.dst.len);
+            const step: V = if (backwards) .{ 0, -1, -2, -3, -4, -5, -6, -7 } else .{ 0, 1, 2, 3, 4, 5, 6, 7 };
+            var i = lo;
+            while (i + lanes <= hi) : (i += lanes) {
+                const first: i64 = if (backwards) n - 1 - @as(i64, @intCast(i)) else @intCast(i);
+                self.dst[i..][0..lanes].* = @as(V, @splat(first)) + step;
+            }
+            while (i < hi) : (i += 1) self.dst[i] = if (backwards) n - 1 - @as(i64, @intCast(i)) else @intCast(i);
+        }
+    };
+}
+
+fn reverseInto(comptime E: type, src: []align(1) const E, dst: []align(1) E) void {
+    var body: Reverse(E) = .{ .src = src, .dst = dst };
+    rt.parallelFor(if (src.ptr == dst.ptr) dst.len / 2 else dst.len, linear_chunk, &body);
+}
+
+/// After reversing descending input, equal elements stand in reverse order: reverse each run of
+/// equal keys back (stability). `key(i)` is the key at output position i.
+fn unreverseTies(comptime E: type, out: []align(1) E, ctx: anytype) void {
+    var s: usize = 0;
+    while (s < out.len) {
+        var e = s + 1;
+        while (e < out.len and !ctx.less(ctx.key(out, s), ctx.key(out, e))) e += 1;
+        var a = s;
+        var b = e - 1;
+        while (a < b) : ({
+            a += 1;
+            b -= 1;
+        }) {
+            const t = out[a];
+            out[a] = out[b];
+            out[b] = t;
+        }
+        s = e;
+    }
+}
+
+fn ValueKeys(comptime T: type) type {
+    return struct {
+        fn key(_: @This(), out: []align(1) T, i: usize) T {
+            return out[i];
+        }
+        fn less(_: @This(), a: T, b: T) bool {
+            return keyLess(T, a, b);
+        }
+    };
+}
+
+fn IndexKeys(comptime T: type) type {
+    return struct {
+        x: []align(1) const T,
+        fn key(self: @This(), out: []align(1) i64, i: usize) T {
+            return self.x[@intCast(out[i])];
+        }
+        fn less(_: @This(), a: T, b: T) bool {
+            return keyLess(T, a, b);
+        }
+    };
+}
+
+/// Sorts ascending or descending input in O(n); false when x needs the merge sort (out then
+/// holds a copy of x).
+fn sortPresorted(comptime T: type, x: []align(1) const T, out: []align(1) T) bool {
+    const in_place = x.ptr == out.ptr;
+    // Out of place, the pass copies x to out as it classifies, reversed when the ends say the
+    // input descends (only descending input can have its first key above its last): sorted
+    // and reversed input are then done in one pass.
+    const guess_down = x.len > 1 and keyLess(T, x[x.len - 1], x[0]);
+    const order = presorted(T, x, if (in_place) &.{} else out, guess_down);
+    switch (order) {
+        .no => {
+            // The merge sort needs x's own order in out (stability): undo a reversed copy.
+            if (guess_down and !in_place and !rt.cancelled()) reverseInto(T, out, out);
+            return false;
+        },
+        .ascending => {},
+        .descending, .descending_with_ties => {
+            if (in_place) reverseInto(T, out, out);
+            // Equal ints are identical; equal floats may differ (-0.0 and 0.0, NaN payloads).
+            if (order == .descending_with_ties and @typeInfo(T) == .float and !rt.cancelled()) {
+                unreverseTies(T, out, ValueKeys(T){});
+            }
+        },
+    }
+    return true;
+}
+
+fn argsortPresorted(comptime T: type, x: []align(1) const T, out: []align(1) i64) bool {
+    switch (presorted(T, x, &.{}, false)) {
+        .no => return false,
+        .ascending => {
+            var fill: Indices(false) = .{ .dst = out };
+            rt.parallelFor(out.len, linear_chunk, &fill);
+        },
+        .descending, .descending_with_ties => |order| {
+            var fill: Indices(true) = .{ .dst = out };
+            rt.parallelFor(out.len, linear_chunk, &fill);
+            if (order == .descending_with_ties and !rt.cancelled()) unreverseTies(i64, out, IndexKeys(T){ .x = x });
+        },
+    }
+    return true;
+}
+
 fn sortTyped(comptime T: type, x: []align(1) const T, out: []align(1) T) i32 {
     const n = x.len;
     if (n == 0) return c.OK;
+    if (sortPresorted(T, x, out)) return c.OK;
+    if (rt.cancelled()) return c.E_CANCELED;
     const tmp = c.scratch(T, n) orelse return c.E_NOMEM;
     defer c.freeScratch(tmp);
     const order: ValueOrder(T) = .{};
-    if (x.ptr == out.ptr) {
-        var fill: NoFill() = .{};
-        _ = parallelMergeSort(T, order, out, tmp, &fill);
-    } else {
-        var fill: Copy(T) = .{ .src = x, .dst = out };
-        _ = parallelMergeSort(T, order, out, tmp, &fill);
-    }
+    // sortPresorted left a copy of x in out: sort it in place.
+    var fill: NoFill() = .{};
+    _ = parallelMergeSort(T, order, out, tmp, &fill);
     return c.OK;
 }
 
@@ -255,6 +495,8 @@ pub var use_pairs = true;
 fn argsortTyped(comptime T: type, x: []align(1) const T, out: []align(1) i64) i32 {
     const n = x.len;
     if (n == 0) return c.OK;
+    if (argsortPresorted(T, x, out)) return c.OK;
+    if (rt.cancelled()) return c.E_CANCELED;
     // Fast path: (key, index) pairs, about 4x the scratch of the indirect sort below.
     if (if (use_pairs) c.scratch(Keyed(T), 2 * n) else null) |pairs| {
         defer c.freeScratch(pairs);
@@ -479,6 +721,74 @@ test "sort: a cancel lands within 100 ms in a long sort and argsort" {
         setThreads(t);
         try support.expectPromptCancel(sort, .{ 2, addr(x), addr(out), n }, 20);
         try support.expectPromptCancel(argsort, .{ 2, addr(x), addr(out), n }, 20);
+    }
+    setThreads(1);
+}
+
+/// Stable reference argsort in O(n log n) (std.sort.block is stable), numpy's NaN-last order.
+fn refArgsortFast(comptime T: type, x: []const T, idx: []i64) void {
+    for (idx, 0..) |*v, i| v.* = @intCast(i);
+    const Ctx = struct {
+        keys: []const T,
+        fn less(self: @This(), a: i64, b: i64) bool {
+            return keyLess(T, self.keys[@intCast(a)], self.keys[@intCast(b)]);
+        }
+    };
+    std.sort.block(i64, idx, Ctx{ .keys = x }, Ctx.less);
+}
+
+fn checkPresorted(comptime T: type, dtype: u32, x: []T) !void {
+    const n = x.len;
+    const ref = try alloc.alloc(i64, n);
+    defer alloc.free(ref);
+    refArgsortFast(T, x, ref);
+    const idx = try alloc.alloc(i64, n);
+    defer alloc.free(idx);
+    const sorted = try alloc.alloc(T, n);
+    defer alloc.free(sorted);
+    const copy = try alloc.alloc(T, n);
+    defer alloc.free(copy);
+    for (thread_counts) |t| {
+        setThreads(t);
+        try testing.expectEqual(c.OK, c.call(argsort, .{ dtype, addr(x), addr(idx), n }));
+        try testing.expectEqualSlices(i64, ref, idx);
+        try testing.expectEqual(c.OK, c.call(sort, .{ dtype, addr(x), addr(sorted), n }));
+        for (ref, sorted) |r, s| try testing.expect(std.mem.eql(u8, std.mem.asBytes(&x[@intCast(r)]), std.mem.asBytes(&s)));
+        @memcpy(copy, x);
+        try testing.expectEqual(c.OK, c.call(sort, .{ dtype, addr(copy), addr(copy), n }));
+        try testing.expect(std.mem.eql(u8, std.mem.sliceAsBytes(sorted), std.mem.sliceAsBytes(copy)));
+    }
+}
+
+test "sort/argsort: presorted, reversed, constant and reversed-with-ties input (the O(n) paths)" {
+    var prng = std.Random.DefaultPrng.init(11);
+    const rng = prng.random();
+    for ([_]usize{ 2, 3, 7, 4096, 4097, 65537, 300007 }) |n| {
+        const xf = try alloc.alloc(f64, n);
+        defer alloc.free(xf);
+        const xi = try alloc.alloc(i32, n);
+        defer alloc.free(xi);
+        for (0..6) |kind| {
+            for (xf, xi, 0..) |*f, *v, i| {
+                const fi: f64 = @floatFromInt(i);
+                const ri: f64 = @floatFromInt(n - i);
+                f.* = switch (kind) {
+                    0 => fi, // ascending
+                    1 => ri, // strictly descending
+                    2 => 3.5, // constant
+                    3 => @floor(ri / 3), // descending with ties
+                    4 => if (i < n / 4) std.math.nan(f64) else @floor(ri / 5) - @floor(@as(f64, @floatFromInt(n)) / 10), // NaN first, then descending ties through zero
+                    else => if (i == n / 2) -1 else fi, // one out of place: the merge sort
+                };
+                v.* = @intFromFloat(if (f.* != f.*) 1e9 else f.*);
+            }
+            // signed zeros among the ties: stability decides their order
+            if (kind == 4) for (xf) |*f| {
+                if (f.* == 0) f.* = if (rng.boolean()) -0.0 else 0.0;
+            };
+            try checkPresorted(f64, 0, xf);
+            try checkPresorted(i32, 2, xi);
+        }
     }
     setThreads(1);
 }

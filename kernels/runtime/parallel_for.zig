@@ -3,8 +3,10 @@
 //! splitter starts with `threads` splits and halves them on each split, so an unstolen
 //! computation makes about `threads` leaves; when a half was stolen (it runs on another
 //! thread: there is demand) the count is reset to max(threads, splits/2) so it splits again.
-//! Leaves run in chunks of at most n/4096 elements (but at least min_len) so that the cancel
-//! flag and the host poll are checked between chunks even when a leaf is large.
+//! Leaves run in chunks of about n/4096 elements (but at least min_len) so that the cancel
+//! flag and the host poll are checked between chunks even when a leaf is large; ranges never
+//! split below one chunk, so a call runs at most 4096 chunks. A range too short to split (n <
+//! 2 * min_len) runs inline on the caller.
 const std = @import("std");
 const registry = @import("registry.zig");
 const join = @import("join.zig");
@@ -35,6 +37,14 @@ const Splitter = struct {
 pub fn parallelFor(n: usize, min_len: usize, body: anytype) void {
     if (n == 0) return;
     const min = @max(min_len, 1);
+    // A range that cannot be split runs here, on the caller, as one task: no job is pushed,
+    // no helper is woken, nothing is stolen (small inputs cost a plain function call).
+    if (n / 2 < min) {
+        if (registry.cancelled()) return;
+        body.run(0, n);
+        registry.countTaskCurrent();
+        return;
+    }
     const threads = @max(registry.numThreads(), 1);
     const ctx: Ctx(@TypeOf(body.*)) = .{
         .body = body,
@@ -56,7 +66,9 @@ fn Ctx(comptime Body: type) type {
         fn range(self: *const Self, lo: usize, hi: usize, splitter: Splitter, migrated: bool) void {
             if (registry.cancelled()) return;
             var sp = splitter;
-            if (sp.trySplit(hi - lo, self.min, migrated, self.threads)) {
+            // Never split below one chunk: a leaf is at least `chunk` long, so a call runs at
+            // most max_chunks chunks however often its halves are stolen.
+            if (sp.trySplit(hi - lo, self.chunk, migrated, self.threads)) {
                 const mid = lo + (hi - lo) / 2;
                 var left: Half = .{ .ctx = self, .lo = lo, .hi = mid, .sp = sp };
                 var right: Half = .{ .ctx = self, .lo = mid, .hi = hi, .sp = sp };
@@ -311,5 +323,30 @@ test "parallelFor: nested inside another parallelFor covers every cell once" {
         var c: Call = .{ .g = &g };
         try support.runVoid(t, &c);
         for (seen) |s| try testing.expectEqual(@as(u8, 1), s);
+    }
+}
+
+test "parallelFor: at most 4096 chunks however the halves are stolen, each at least n/4096" {
+    const n = 1_000_003;
+    const seen = try testing.allocator.alloc(u8, n);
+    defer testing.allocator.free(seen);
+    for (support.thread_counts) |t| {
+        for (0..10) |_| {
+            @memset(seen, 0);
+            var cover: Cover = .{ .seen = seen, .min_len = n / max_chunks };
+            var body: ForBody = .{ .n = n, .cover = &cover };
+            // min_len 1 in the call; Cover checks each chunk against n / 4096
+            const Call = struct {
+                b: *ForBody,
+                pub fn run(self: *@This()) void {
+                    parallelFor(self.b.n, 1, self.b.cover);
+                }
+            };
+            var call: Call = .{ .b = &body };
+            try support.runVoid(t, &call);
+            try testing.expect(cover.chunks <= max_chunks);
+            try testing.expectEqual(@as(usize, 0), cover.short_chunks);
+            for (seen) |s| try testing.expectEqual(@as(u8, 1), s);
+        }
     }
 }
