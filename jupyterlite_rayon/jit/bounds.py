@@ -61,6 +61,7 @@ class Facts:
     def __init__(self, tf: TypedFunc) -> None:
         self.tf = tf
         self.active: dict[str, Bound] = {}
+        self.positive: list[str] = []  # names each enclosing loop proves >= 1 (may repeat)
         writes = assigned(tf.ir.body)
         once = {n for n in writes if writes.count(n) == 1} - set(tf.ir.params)
         self.lengths: dict[str, Length] = {}
@@ -107,8 +108,24 @@ class Facts:
             return None
         return Bound(length[0], length[1], lo, margin)
 
+    def _stop_name(self, loop: F.For) -> str | None:
+        """`n` of `range(lo, n)` (lo >= 0, step > 0, n not assigned in the body): the body
+        runs only when n > lo >= 0, so n >= 1 (nonzero) throughout it."""
+        lo, step = _int(loop.start), _int(loop.step)
+        if lo is None or lo < 0 or step is None or step <= 0:
+            return None
+        stop = loop.stop
+        if not isinstance(stop, F.Name) or self.tf.vars.get(stop.id) != "i64":
+            return None
+        return None if stop.id in assigned(loop.body) else stop.id
+
+    def nonzero(self, e: F.Expr) -> bool:
+        """True when e is a name that an enclosing loop proves >= 1 (its range's stop)."""
+        return isinstance(e, F.Name) and e.id in self.positive
+
     def enter(self, loop: F.For) -> Bound | None:
         """Make the loop's bound active for its body; returns what it replaced (for leave)."""
+        self.positive.append(self._stop_name(loop) or "")
         previous = self.active.get(loop.var)
         bound = self.loop_bound(loop)
         if bound is None:
@@ -118,6 +135,7 @@ class Facts:
         return previous
 
     def leave(self, loop: F.For, previous: Bound | None) -> None:
+        self.positive.pop()
         if previous is None:
             self.active.pop(loop.var, None)
         else:

@@ -26,7 +26,7 @@ from ..abi import (
 )
 from . import frame as FR
 from . import frontend as F
-from . import parallel, vector
+from . import pairs, parallel, vector
 from .bounds import Facts
 from .frame import Frame
 from .typeinfer import ELEMENT, ArrayType, TypedFunc
@@ -954,6 +954,11 @@ class _FuncLower:
             self.op("local.set", self.var(s.var))
 
         if const_step == 1:
+            previous = self.facts.enter(s)
+            paired = pairs.plan(self, s)
+            if paired is not None:
+                pairs.PairEmitter(self, s, paired).run(k, stop)  # the rest runs below
+            self.facts.leave(s, previous)
             self.counted(k, stop, set_var, lambda: self.loop_body(s))
             return
         out = self.open("block")
@@ -1325,6 +1330,8 @@ class _FuncLower:
     def zero_check(self, e: F.Bin, t: str, b: int) -> None:
         if isinstance(e.right, F.Const) and e.right.value != 0:
             return
+        if self.facts.nonzero(e.right):
+            return  # the stop of an enclosing range loop: >= 1 wherever its body runs
         self.op("local.get", b)
         if t in ("f64", "f32"):
             self.op(f"{t}.const", 0.0)

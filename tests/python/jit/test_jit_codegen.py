@@ -242,3 +242,85 @@ def test_reductions_that_do_not_qualify_stay_scalar(st_host, fn) -> None:
     if fn is divides:
         with pytest.raises(ZeroDivisionError):
             f(x, 0.0)
+
+
+# -- two escape-time iterations in two lanes ---------------------------------------------
+def escape_break(out, x0, x1, y0, y1, max_iter):
+    h, w = out.shape
+    for j in prange(h):
+        cy = y0 + j * (y1 - y0) / h
+        for i in range(w):
+            cx = x0 + i * (x1 - x0) / w
+            zr = zi = 0.0
+            k = 0
+            while k < max_iter:
+                zr2, zi2 = zr * zr, zi * zi
+                if zr2 + zi2 > 4.0:
+                    break
+                zi = (2.0 * zr) * zi + cy
+                zr = (zr2 - zi2) + cx
+                k += 1
+            out[j, i] = k
+
+
+def final_modulus(out, c, max_iter):
+    # zr, zi are read after the while (S2): their lanes are masked at escape
+    n = len(out)
+    for i in range(n):
+        zr = c + 0.001 * i
+        zi = 0.5 - 0.002 * i
+        k = 0
+        while k < max_iter and not zr * zr + zi * zi > 16.0:
+            zr, zi = zr * zr - zi * zi + c, 2.0 * zr * zi - 0.25
+            k += 1
+        out[i] = zr * zr + zi * zi + k
+
+
+def divides_in_setup(out, d):
+    for i in range(len(out)):
+        x = 1.0 / d  # d may be 0: the error must come before out[i] is written, as in Python
+        k = 0
+        while k < 3 and x > 0.0:
+            x = x - 1.0
+            k += 1
+        out[i] = k
+
+
+def _lanes_used(f) -> bool:
+    return "v128.any_true" in f.inspect_wasm()
+
+
+@pytest.mark.parametrize("fn", [escape_break, "escape"])
+@pytest.mark.parametrize(("h", "w", "it"), [(1, 1, 50), (3, 7, 80), (4, 8, 300), (5, 9, 0)])
+def test_escape_loops_run_in_pairs_pixel_exact(host, fn, h, w, it) -> None:
+    import test_jit_corpus as corpus
+
+    f = corpus.escape if fn == "escape" else jit(fn)
+    out = np.zeros((h, w), np.uint32)
+    want = np.zeros((h, w), np.uint32)
+    f(out, -2.0, 1.0, -1.2, 1.2, it)
+    f.py_func(want, -2.0, 1.0, -1.2, 1.2, it)
+    np.testing.assert_array_equal(out, want)
+    assert _lanes_used(f)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 64])
+def test_values_read_after_the_while_are_the_escaping_lanes(host, n) -> None:
+    f = jit(final_modulus)
+    out, want = np.zeros(n), np.zeros(n)
+    f(out, -0.7, 60)
+    final_modulus(want, -0.7, 60)
+    np.testing.assert_array_equal(out, want)
+    assert _lanes_used(f)
+
+
+def test_a_setup_that_can_raise_stays_scalar(host) -> None:
+    f = jit(divides_in_setup)
+    out = np.zeros(6)
+    f(out, 0.5)
+    want = np.zeros(6)
+    divides_in_setup(want, 0.5)
+    np.testing.assert_array_equal(out, want)
+    assert not _lanes_used(f)
+    with pytest.raises(ZeroDivisionError):
+        f(np.zeros(6), 0.0)
