@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-ABI_VERSION = 2  # `jr_abi_version()`; hosts refuse any other (2: the jit exports and `env.host_load_modules`)
-COUNTERS_MAGIC = 0x4A52504C  # first word of the counters block ("JRPL")
-MAX_THREADS = 64  # `jr_max_threads()` of mt (st: 1); also the most threads any host asks for
-MEMORY_MIN_PAGES = 64  # `env.memory` minimum (4 MiB)
-MEMORY_MAX_PAGES = 32768  # `env.memory` maximum (2 GiB)
-PAGE_BYTES = 65536  # a wasm page
-POLL_EVERY_TASKS = 16  # the caller calls `env.host_poll` every this many tasks
-IDLE_WAIT_MS = 20  # an idle caller wakes to poll at least this often
-JIT_MAX_MODULES = 4096  # jitted modules a pool can register (`jr_jit_add_module`; one per compiled signature)
-HISTOGRAM_F32_RANGE = 1  # `jr_histogram` flags bit: lo and hi are float32 values from the data (numpy's automatic range of float32 input); edges and indices in float32 arithmetic
+#: `jr_abi_version()`; hosts refuse any other (2: the jit exports and `env.host_load_modules`)
+ABI_VERSION = 2
+#: first word of the counters block ("JRPL")
+COUNTERS_MAGIC = 0x4A52504C
+#: `jr_max_threads()` of mt (st: 1); also the most threads any host asks for
+MAX_THREADS = 64
+#: `env.memory` minimum (4 MiB)
+MEMORY_MIN_PAGES = 64
+#: `env.memory` maximum (2 GiB)
+MEMORY_MAX_PAGES = 32768
+#: a wasm page
+PAGE_BYTES = 65536
+#: the caller calls `env.host_poll` every this many tasks
+POLL_EVERY_TASKS = 16
+#: an idle caller wakes to poll at least this often
+IDLE_WAIT_MS = 20
+#: jitted modules a pool can register (`jr_jit_add_module`; one per compiled signature)
+JIT_MAX_MODULES = 4096
+#: `jr_histogram` flags bit: lo and hi are float32 values from the data (numpy's automatic range of float32 input); edges and indices in float32 arithmetic
+HISTOGRAM_F32_RANGE = 1
 
 OK = 0
 E_INVAL = -1

@@ -129,11 +129,8 @@ def python_source(c: Contract) -> str:
         "",
     ]
     for name, value, meaning in c.limits:
-        lines.append(
-            f"{name} = 0x{value:X}  # {meaning}"
-            if name == "COUNTERS_MAGIC"
-            else f"{name} = {value}  # {meaning}"
-        )
+        lines.append(f"#: {meaning}")  # above, not beside: ruff format keeps lines short
+        lines.append(f"{name} = 0x{value:X}" if name == "COUNTERS_MAGIC" else f"{name} = {value}")
     lines.append("")
     for code, name, _, _ in c.status:
         lines.append(f"{name} = {code}")

@@ -15,6 +15,12 @@ ls -l jupyterlite_rayon/wasm/
 step "install: browser deps (Debian chromium, Pyodide from npm, the offline wheels)"
 bash scripts/install_browser_deps.sh
 
+step "lint: the generated contract is fresh; ruff and mypy are clean on the package"
+python scripts/gen_contract.py --check
+python -m ruff check jupyterlite_rayon tests scripts benchmarks hatch_build.py kernels/build.py
+python -m ruff format --check jupyterlite_rayon
+python -m mypy jupyterlite_rayon
+
 step "zig test: scheduler, deque, allocator (native threads)"
 python kernels/gen_pow_tables.py --check && python -m ziglang test kernels/tests.zig -O ReleaseSafe
 
