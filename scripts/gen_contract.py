@@ -210,8 +210,10 @@ def js_source(c: Contract, typescript: bool = False) -> str:
     lines.append(
         "// Counters block: field -> [byte offset, type]; records at THREAD_RECORDS_OFFSET + i * THREAD_RECORD_BYTES."
     )
-    lines.append(f"{const} COUNTERS_HEADER = Object.freeze({{ {_js_fields(c.header)} }});")
-    lines.append(f"{const} THREAD_RECORD = Object.freeze({{ {_js_fields(c.record)} }});")
+    # TypeScript: each field is a typed [offset, type] pair, so decoders need no casts.
+    field = ": Readonly<Record<string, readonly [number, 'u32' | 'u64']>>" if typescript else ""
+    lines.append(f"{const} COUNTERS_HEADER{field} = Object.freeze({{ {_js_fields(c.header)} }});")
+    lines.append(f"{const} THREAD_RECORD{field} = Object.freeze({{ {_js_fields(c.record)} }});")
     lines.append(f"{const} COUNTERS_HEADER_BYTES = 64;")
     lines.append(f"{const} THREAD_RECORDS_OFFSET = 64;")
     lines.append(f"{const} THREAD_RECORD_BYTES = 64;")

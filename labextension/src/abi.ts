@@ -49,8 +49,8 @@ export const DTYPES = Object.freeze([
   Object.freeze({ code: 4, name: 'uint32', size: 4 }),
 ]);
 // Counters block: field -> [byte offset, type]; records at THREAD_RECORDS_OFFSET + i * THREAD_RECORD_BYTES.
-export const COUNTERS_HEADER = Object.freeze({ magic: [0, 'u32'], abi_version: [4, 'u32'], threads: [8, 'u32'], busy: [12, 'u32'], cancel: [16, 'u32'], max_threads: [20, 'u32'], threaded: [24, 'u32'], in_call: [28, 'u32'], bytes_in_use: [32, 'u64'], runtime_bytes: [40, 'u64'], calls: [48, 'u64'], reserved: [56, 'u64'] });
-export const THREAD_RECORD = Object.freeze({ state: [0, 'u32'], jit_modules: [4, 'u32'], tasks: [8, 'u64'], steals: [16, 'u64'] });
+export const COUNTERS_HEADER: Readonly<Record<string, readonly [number, 'u32' | 'u64']>> = Object.freeze({ magic: [0, 'u32'], abi_version: [4, 'u32'], threads: [8, 'u32'], busy: [12, 'u32'], cancel: [16, 'u32'], max_threads: [20, 'u32'], threaded: [24, 'u32'], in_call: [28, 'u32'], bytes_in_use: [32, 'u64'], runtime_bytes: [40, 'u64'], calls: [48, 'u64'], reserved: [56, 'u64'] });
+export const THREAD_RECORD: Readonly<Record<string, readonly [number, 'u32' | 'u64']>> = Object.freeze({ state: [0, 'u32'], jit_modules: [4, 'u32'], tasks: [8, 'u64'], steals: [16, 'u64'] });
 export const COUNTERS_HEADER_BYTES = 64;
 export const THREAD_RECORDS_OFFSET = 64;
 export const THREAD_RECORD_BYTES = 64;
