@@ -46,12 +46,37 @@ pub fn linspaceEdge(lo: f64, hi: f64, bins: usize, i: usize) f64 {
     return linspaceIn(f64, lo, hi, bins, i);
 }
 
+/// linspaceIn with the step worked out once (the same operations, so the same values).
+fn Linspace(comptime F: type) type {
+    return struct {
+        lo: F,
+        hi: F,
+        delta: F,
+        div: F,
+        step: F,
+        bins: usize,
+
+        fn init(lo: F, hi: F, bins: usize) @This() {
+            const delta = hi - lo;
+            const div: F = @floatFromInt(bins);
+            return .{ .lo = lo, .hi = hi, .delta = delta, .div = div, .step = delta / div, .bins = bins };
+        }
+
+        inline fn at(self: *const @This(), i: usize) F {
+            if (i == self.bins) return self.hi;
+            const fi: F = @floatFromInt(i);
+            if (self.step == 0) return (fi / self.div) * self.delta + self.lo;
+            return fi * self.step + self.lo;
+        }
+    };
+}
+
 fn Binner(comptime T: type, comptime f32_range: bool) type {
     return struct {
         const E = EdgeType(T);
         /// The type numpy divides and multiplies in: float32 only for an F32_RANGE.
         const D = if (f32_range) f32 else f64;
-        edges: []const E,
+        edges: []align(1) const E,
         lo: E,
         denom: D,
         bins: usize,
@@ -108,34 +133,39 @@ fn Stripes(comptime T: type, comptime f32_range: bool) type {
     };
 }
 
-/// Computes the edges (into the kernel's typed copy and, when asked, the host's f64 array),
-/// clears the counts and partial counts, and notes any edge that does not increase.
+/// Computes the edges (into the host's array when it gave one, else into scratch), clears the
+/// counts and partial counts, and notes any edge that does not increase.
 fn EdgesBody(comptime E: type, comptime f32_range: bool) type {
     return struct {
-        lo: f64,
-        hi: f64,
+        /// numpy's arithmetic: float32 with F32_RANGE, else float64 rounded to E.
+        const F = if (f32_range) f32 else f64;
+        space: Linspace(F),
         bins: usize,
-        edges: []E,
-        edges_out: []align(1) E,
+        edges: []align(1) E,
         out: []align(1) i64,
         partials: []i64,
         not_increasing: u32 = 0,
 
-        fn edge(self: *const @This(), i: usize) E {
-            if (f32_range) return linspaceIn(f32, @floatCast(self.lo), @floatCast(self.hi), self.bins, i);
-            return @floatCast(linspaceEdge(self.lo, self.hi, self.bins, i));
+        inline fn edge(self: *const @This(), i: usize) E {
+            return @floatCast(self.space.at(i));
         }
 
         /// Over the edges [lo, hi) of [0, bins + 1); counts and partials are cleared over
         /// the same share of their length.
         pub fn run(self: *@This(), lo: usize, hi: usize) void {
-            var bad = false;
-            for (lo..hi) |i| {
-                const e = self.edge(i);
-                self.edges[i] = e;
-                if (self.edges_out.len != 0) self.edges_out[i] = e;
-                if (i < self.bins and !(e < self.edge(i + 1))) bad = true;
+            const sp = &self.space;
+            const top = @min(hi, self.bins);
+            if (sp.step == 0) {
+                for (lo..top) |i| self.edges[i] = self.edge(i);
+            } else {
+                // at(i) without its branches, so that the loop vectorizes
+                for (lo..top) |i| self.edges[i] = @floatCast(@as(F, @floatFromInt(i)) * sp.step + sp.lo);
             }
+            if (hi > self.bins) self.edges[self.bins] = @floatCast(sp.hi);
+            var bad = false;
+            for (lo + 1..hi) |i| bad = bad | !(self.edges[i - 1] < self.edges[i]);
+            // the pair across this share's end: the next edge is another task's to write
+            if (hi <= self.bins and !(self.edges[hi - 1] < self.edge(hi))) bad = true;
             if (bad) @atomicStore(u32, &self.not_increasing, 1, .monotonic);
             const total = self.bins + 1;
             @memset(self.out[share(self.out.len, lo, total)..share(self.out.len, hi, total)], 0);
@@ -172,20 +202,22 @@ fn histogramTyped(
     edges_out: []align(1) EdgeType(T),
 ) i32 {
     const E = EdgeType(T);
-    const edges = c.scratch(E, bins + 1) orelse return c.E_NOMEM;
-    defer c.freeScratch(edges);
+    // The kernel bins by the very edges it hands back: the host's array, or scratch.
+    var own: []E = &.{};
+    if (edges_out.len == 0) own = c.scratch(E, bins + 1) orelse return c.E_NOMEM;
+    defer if (own.len != 0) c.freeScratch(own);
+    const edges: []align(1) E = if (edges_out.len == 0) own else edges_out;
     const blocks = c.blockCount(x.len);
     const max_partials = @max(1, partials_budget / (bins * 8));
     const stripes = @max(1, @min(blocks, 4 * rt.numThreads(), max_partials + 1));
     const partials = c.scratch(i64, (stripes - 1) * bins) orelse return c.E_NOMEM;
     defer c.freeScratch(partials);
 
+    const Space = Linspace(EdgesBody(E, f32_range).F);
     var eb: EdgesBody(E, f32_range) = .{
-        .lo = lo,
-        .hi = hi,
+        .space = Space.init(@floatCast(lo), @floatCast(hi), bins),
         .bins = bins,
         .edges = edges,
-        .edges_out = edges_out,
         .out = out,
         .partials = partials,
     };

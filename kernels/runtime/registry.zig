@@ -19,7 +19,10 @@ pub const deque_capacity = 1024;
 pub const Deque = deque.Deque(Job, deque_capacity);
 
 /// Rounds of searching for work before an idle thread sleeps (rayon uses 32 with yields).
-const spin_rounds = 64;
+/// 512 rounds are some 50 us on wasm: a helper is still awake when the next call of a loop
+/// of short calls (a millisecond) starts, where waking it from the futex can take longer than
+/// the call itself; an idle pool still sleeps within that time.
+const spin_rounds = 512;
 /// The caller sleeps at most this long between host polls when it waits idle.
 const caller_wait_ns: u64 = @as(u64, abi.IDLE_WAIT_MS) * std.time.ns_per_ms;
 /// The caller calls env.host_poll every this many tasks it runs. A call has at most a few
