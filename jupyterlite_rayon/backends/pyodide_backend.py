@@ -7,15 +7,18 @@ the caller instance's export, which does its share of the work and waits on fute
 legal because the Pyodide kernel is itself a Worker.
 
 Interrupts: while a call runs, its caller thread calls `env.host_poll` between chunks and every
-20 ms while it waits (kernels/ABI.md). If Pyodide has an interrupt buffer, the poll reads it
-without clearing it; when it holds SIGINT the call stops with E_CANCELED and
-`pyodide.checkInterrupt()` lets Python itself take the signal, which raises KeyboardInterrupt
-(or runs the user's SIGINT handler). JupyterLite's pyodide kernel 0.8.6 gives
-Pyodide no interrupt buffer, so on a cross-origin isolated page this backend makes one of its own
-and announces it to the page with `postMessage({type: INTERRUPT_MESSAGE, buffer})`; the page
-side (the labextension) stores 2 into it when the user interrupts the kernel. Only pool calls
-read that buffer: were it Pyodide's, an interrupt sent while the kernel is idle would raise
-inside the kernel's own code at the next cell and wedge it. It is cleared when a cell starts.
+20 ms while it waits (kernels/ABI.md); the poll reads the interrupt buffer without clearing it,
+and when it holds a signal the call stops with E_CANCELED. JupyterLite's pyodide kernel 0.8.6
+gives Pyodide no interrupt buffer, so on a cross-origin isolated page this backend makes one
+(`install_interrupts`), announces it to the page with `postMessage({type: INTERRUPT_MESSAGE,
+buffer})` (the labextension stores SIGINT into it when the user interrupts the kernel) and makes
+it Pyodide's own interrupt buffer while a cell runs, so pure-Python code stops with
+KeyboardInterrupt too. Outside cells it is not Pyodide's: an interrupt sent while the kernel is
+idle would otherwise raise inside the kernel's own code and wedge it; it is cleared when the
+next cell starts instead. One reader at a time, so neither steals the other's signal: during a
+pool call Pyodide's own check is off (a Python callback inside the call could take the signal
+the poll waits for), and a cancelled call takes the signal out of the buffer before any Python
+runs, then Python handles it as Python would (KeyboardInterrupt, or the user's SIGINT handler).
 A page that is not isolated has no shared memory: nothing can reach a running call there.
 A threaded pool also posts {type: POOL_MESSAGE, buffer: its shared memory, counters: address}
 for the page's status bar.
@@ -24,6 +27,7 @@ for the page's status bar.
 from __future__ import annotations
 
 import re
+import signal
 import warnings
 from importlib import resources
 from typing import Any
@@ -49,14 +53,34 @@ JS = run_js(
 ({
   importUrl: (url) => import(url),
   blobUrl: (bytes, type) => URL.createObjectURL(new Blob([bytes], { type })),
-  // Non-zero while the interrupt buffer (ours, else Pyodide's) holds a signal; read, never cleared.
-  makePoll: (module, own) => () => {
-    const buffer = own || module.Py_EmscriptenSignalBuffer;
-    return buffer && buffer[0] !== 0 ? 1 : 0;
-  },
-  signalPending: (module) => {
-    const buffer = module.Py_EmscriptenSignalBuffer;
-    return !!(buffer && buffer[0] !== 0);
+  // The interrupt buffer's readers (see the module docstring). `poll` is env.host_poll: it runs
+  // every 20 ms of a call and must stay cheap. `wrap(fn, returnsStatus)` runs a pool call with
+  // Pyodide's own check off and returns {ok, value | error, signal}: the signal a cancelled
+  // call took out of the buffer (0 if none).
+  signals: (api, module, own, canceled) => {
+    let polled = null;
+    return {
+      poll: () => (polled !== null && polled[0] !== 0 ? 1 : 0),
+      wrap: (fn, returnsStatus) => (...args) => {
+        const buffer = own || module.Py_EmscriptenSignalBuffer || null;
+        const attached = buffer !== null && module.Py_EmscriptenSignalBuffer === buffer;
+        const outer = polled;
+        if (attached) api.setInterruptBuffer(undefined);
+        polled = buffer;
+        let result;
+        try {
+          result = { ok: true, value: fn(...args), signal: 0 };
+        } catch (error) {
+          result = { ok: false, error, signal: 0 };
+        } finally {
+          polled = outer;
+          if (attached) api.setInterruptBuffer(buffer);
+        }
+        const status = result.ok ? (returnsStatus ? result.value : 0) : result.error && result.error.code;
+        if (status === canceled && buffer !== null) result.signal = Atomics.exchange(buffer, 0, 0);
+        return result;
+      },
+    };
   },
   hasSignalBuffer: (module) => !!module.Py_EmscriptenSignalBuffer,
   newSignalBuffer: () => new Int32Array(new SharedArrayBuffer(4)),
@@ -97,6 +121,8 @@ JS = run_js(
 _warned_fallback = False
 # The interrupt buffer the page writes into, when this backend made it (see the docstring).
 _own_signal: Any = None
+# The buffer's readers for pool calls (JS.signals), made once per kernel by _signals().
+_signal_readers: Any = None
 
 
 def _package_bytes(*parts: str) -> bytes:
@@ -123,7 +149,7 @@ class PyodideBackend(Backend):
         self.threaded = bool(pool.threaded)
         self.counters_address = int(pool.counters)
         self.build_max_threads = int(pool.maxThreads)
-        self._call = JS.catching(pool.call.bind(pool))
+        self._call = _signals().wrap(pool.call.bind(pool), False)
         self._alloc = JS.catching(pool.alloc.bind(pool))
         self._set_threads = JS.catching(pool.setThreads.bind(pool))
         self._read_small = JS.reader(pool)
@@ -151,8 +177,8 @@ class PyodideBackend(Backend):
         support = host.detectThreading().to_py()
         isolation = isolation_for(support)
         if isolation["shared_memory"]:
-            _install_interrupt_buffer()
-        poll = JS.makePoll(pyodide_js._module, _own_signal)
+            install_interrupts()
+        poll = _signals().poll
         stdout = create_proxy(output_writer("stdout"))
         stderr = create_proxy(output_writer("stderr"))
         # Hand the builds over as Uint8Array copies: the host compiles them in this worker.
@@ -163,7 +189,7 @@ class PyodideBackend(Backend):
             raise _exception("init_thread_pool", JS.describe(e.js_error).to_py()) from None
         backend = cls(pool, isolation)
         backend._proxies = (stdout, stderr)
-        backend._jit = (JS.catching(host.jitLoad), JS.catching(host.jitCall))
+        backend._jit = (JS.catching(host.jitLoad), _signals().wrap(host.jitCall, True))
         JS.announcePool(POOL_MESSAGE, pool, backend.counters_address)
         if not backend.threaded:
             _warn_fallback(isolation, str(pool.fallbackReason or ""))
@@ -204,17 +230,18 @@ class PyodideBackend(Backend):
         result = self._call(export, *args)
         if result.ok:
             return
-        error = JS.describe(result.error).to_py()
-        if error["code"] == errors.E_CANCELED:
-            if _own_signal is not None and _own_signal[0] != 0:
-                js.Atomics.store(_own_signal, 0, 0)
-                self.interrupted_calls += 1
-                raise KeyboardInterrupt(f"{export} was interrupted; the pool is ready")
-            if JS.signalPending(pyodide_js._module):
-                # Python takes the signal itself: KeyboardInterrupt, or the user's SIGINT handler.
-                self.interrupted_calls += 1
-                pyodide_js.checkInterrupt()
-        raise _exception(export, error)
+        if result.signal:
+            self._take_signal(int(result.signal))
+        # E_CANCELED becomes KeyboardInterrupt (errors.status_error).
+        raise _exception(export, JS.describe(result.error).to_py())
+
+    def _take_signal(self, signum: int) -> None:
+        """A call stopped for `signum`: handle it as Python would have. The default SIGINT
+        handler returns here and the caller raises KeyboardInterrupt for the cancelled call."""
+        self.interrupted_calls += 1
+        handler = signal.getsignal(signum)
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(signum, None)
 
     # -- jitted modules ------------------------------------------------------------------
     def jit_load(self, wasm: bytes, nfuncs: int) -> int:
@@ -232,15 +259,9 @@ class PyodideBackend(Backend):
         result = self._jit[1](self._pool, main_slot, ctx)
         if not result.ok:
             raise _exception("jit", JS.describe(result.error).to_py())
-        status = int(result.value)
-        if status == errors.E_CANCELED:
-            if _own_signal is not None and _own_signal[0] != 0:
-                js.Atomics.store(_own_signal, 0, 0)
-                self.interrupted_calls += 1  # the jit runtime raises KeyboardInterrupt
-            elif JS.signalPending(pyodide_js._module):
-                self.interrupted_calls += 1
-                pyodide_js.checkInterrupt()  # Python takes the signal itself
-        return status
+        if result.signal:
+            self._take_signal(int(result.signal))  # the jit runtime raises KeyboardInterrupt
+        return int(result.value)
 
     # -- memory --------------------------------------------------------------------------
     def alloc(self, nbytes: int, zero: bool) -> int:
@@ -369,30 +390,49 @@ def _warn_fallback(isolation: dict[str, Any], why: str) -> None:
     )
 
 
-def _install_interrupt_buffer() -> None:
-    """Give the page a buffer to store SIGINT into, unless Pyodide already has one."""
-    global _own_signal
+def _signals() -> Any:
+    """The interrupt buffer's readers for pool calls, made once the buffer is known."""
+    global _signal_readers
+    if _signal_readers is None:
+        _signal_readers = JS.signals(pyodide_js, pyodide_js._module, _own_signal, errors.E_CANCELED)
+    return _signal_readers
+
+
+def install_interrupts() -> None:
+    """Make interrupts reach this kernel on an isolated page, unless Pyodide already has an
+    interrupt buffer: make one, give it to the page, and make it Pyodide's while cells run."""
+    global _own_signal, _signal_readers
     if _own_signal is not None or JS.hasSignalBuffer(pyodide_js._module):
         return
+    if not bool(getattr(js, "crossOriginIsolated", False)):
+        return  # no shared memory: the page could not write into a buffer this worker reads
     _own_signal = JS.newSignalBuffer()
+    _signal_readers = None  # readers made before now knew no buffer
     JS.announce(INTERRUPT_MESSAGE, _own_signal)
-    _clear_at_cell_start(_own_signal)
+    _attach_during_cells(_own_signal)
 
 
-def _clear_at_cell_start(buffer: Any) -> None:
-    """An interrupt sent while the kernel was idle must not cancel the next cell's pool call."""
+def _attach_during_cells(buffer: Any) -> None:
+    """Pyodide's interrupt buffer from the start to the end of each cell (this one included);
+    cleared at the start, so an interrupt sent while the kernel was idle stops nothing."""
+    pyodide_js.setInterruptBuffer(buffer)
     try:
         from IPython import get_ipython
     except ImportError:
-        return
+        return  # plain Pyodide: no kernel code to protect, the buffer stays Pyodide's
     shell = get_ipython()
     if shell is None:
         return
 
-    def clear(*_: Any) -> None:
+    def attach(*_: Any) -> None:
         js.Atomics.store(buffer, 0, 0)
+        pyodide_js.setInterruptBuffer(buffer)
 
-    shell.events.register("pre_run_cell", clear)
+    def detach(*_: Any) -> None:
+        pyodide_js.setInterruptBuffer(None)  # undefined: Pyodide stops checking
+
+    shell.events.register("pre_run_cell", attach)
+    shell.events.register("post_run_cell", detach)
 
 
 def output_writer(stream: str) -> Any:
