@@ -160,3 +160,38 @@ def test_numpy_scalars_and_dtype_spellings_are_accepted() -> None:
         assert jr.asarray([1, 2], spelling).dtype == "float64", spelling
     for spelling, name in (("f4", "float32"), ("i4", "int32"), ("i8", "int64"), ("u4", "uint32")):
         assert jr.asarray([1, 2], spelling).dtype == name
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("op", list(OPS))
+def test_thread_counts_shapes_and_strides_give_numpys_answer(threads: int, op: str) -> None:
+    previous = jr.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(threads)
+        for a, b in (("float64", "int32"), ("float32", "float32"), ("int64", "uint32")):
+            base = rng.integers(-50, 50, size=(40, 30)).astype(a)
+            other = rng.integers(1, 50, size=(40, 30)).astype(b)
+            for x, y in (
+                (base, other),  # 2-D
+                (base[::2, ::3], other[1::2, ::3]),  # strided: copied in C order
+                (base.T, other.T),  # transposed
+                (base[:, 0], other[:, 0]),  # a column: a strided 1-D view
+                (base.ravel()[:4097], other.ravel()[:4097]),  # past one 4096 block
+            ):
+                check(
+                    numpy_result(lambda x=x, y=y: OPS[op](x, y)),
+                    lambda x=x, y=y: getattr(jr, op)(x, y),
+                )
+            zero_d = np.array(3, dtype=b)  # a 0-d array is as strongly typed as a scalar
+            check(
+                numpy_result(lambda x=base, z=zero_d: OPS[op](x, z)),
+                lambda x=base, z=zero_d: getattr(jr, op)(x, z),
+            )
+    finally:
+        jr.set_num_threads(previous)
+
+
+def test_three_dimensional_input_is_refused_clearly() -> None:
+    cube = np.ones((2, 3, 4))
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        jr.add(cube, 1.0)

@@ -87,3 +87,31 @@ def test_the_st_pool_says_what_it_is() -> None:
     assert json.loads(r.stdout) == ["st", 1, 1]
     jr.sum([1.0])
     assert jr.pool_info()["build"] == "mt"  # this process is untouched
+
+
+def test_the_numpy_comparison_suite_passes_on_the_st_build() -> None:
+    """The promotion suite (every op, dtype pair, scalar kind, special value) on pool-st.wasm."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, JUPYTERLITE_RAYON_BUILD="st")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            os.path.join(here, "test_promotion.py"),
+            "-k",
+            "not thread_counts",
+        ],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=here,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout.strip().splitlines()[-1]
