@@ -4,7 +4,9 @@ Measures, in one kernel of a cross-origin isolated site:
   - pool start time (`await init_thread_pool(2)`: host import, compile, workers up);
   - Python-to-pool call overhead (a kernel call on a 1-element resident array);
   - mandelbrot and a sum reduction at 1 and 2 threads, against the same computation in pure
-    Python in the same kernel.
+    Python in the same kernel;
+  - @jr.jit: the Mandelbrot written in Python and compiled in the kernel, against the built-in
+    jr.mandelbrot and its own .py_func, and an `energy` reduction against jr.dot.
 Wall time is the best of --repeat runs. Browsers expose no CPU clock, so cpu/wall cannot be
 measured here; the table shows how the pool's tasks were split between its threads instead.
 
@@ -98,6 +100,54 @@ same = sum(map(sum, jr.mandelbrot(W, rows_py, max_iter=ITER).tolist())) == py_to
 rows.append(["mandelbrot", f"pure Python ({rows_py} of {H} rows, scaled)", t_py * H / rows_py,
              "same counts" if same else "COUNTS DIFFER"])
 
+# @jr.jit: the same Mandelbrot written as a user would, against the built-in and .py_func.
+@jr.jit
+def jit_escape(out, x0, x1, y0, y1, max_iter):
+    h, w = out.shape
+    dx, dy = (x1 - x0) / w, (y1 - y0) / h  # the built-in's formula, so pixels compare exactly
+    for j in jr.prange(h):
+        cy = y0 + j * dy
+        for i in range(w):
+            cx = x0 + i * dx
+            zr = zi = 0.0
+            k = 0
+            while k < max_iter and zr * zr + zi * zi <= 4.0:
+                zr, zi = zr * zr - zi * zi + cx, 2.0 * zr * zi + cy
+                k += 1
+            out[j, i] = k
+
+@jr.jit
+def jit_energy(x):
+    s = 0.0
+    for i in jr.prange(len(x)):
+        s += x[i] * x[i]
+    return s
+
+view = (-2.0, 1.0, -1.5, 1.5, ITER)
+img = jr.zeros((H, W), "uint32")
+for threads in (1, 2):
+    with jr.threadpool_limits(threads):
+        jit_escape(img, *view)
+        before = tasks_now()
+        wall = best(lambda: jit_escape(img, *view))
+        builtin = next(r[2] for r in rows if r[:2] == ["mandelbrot", f"pool, {threads} thread(s)"])
+        rows.append(["jit mandelbrot", f"@jr.jit, {threads} thread(s)", wall,
+                     f"{tasks_split(before)}; {wall / builtin:.2f}x the built-in"])
+same = img.tolist() == jr.mandelbrot(W, H, max_iter=ITER).tolist()
+class Grid:  # what .py_func writes into (no numpy in the kernel): out[j, i] = k on lists
+    def __init__(self, h, w):
+        self.shape, self.rows = (h, w), [[0] * w for _ in range(h)]
+    def __setitem__(self, key, value):
+        self.rows[key[0]][key[1]] = value
+small = Grid(rows_py, W)
+t = time.perf_counter(); jit_escape.py_func(small, *view)  # coarse rows, as py_mandelbrot
+t_py = time.perf_counter() - t
+coarse = jr.zeros((rows_py, W), "uint32"); jit_escape(coarse, *view)
+same_py = coarse.tolist() == small.rows
+rows.append(["jit mandelbrot", f"pure Python .py_func ({rows_py} of {H} rows, scaled)",
+             t_py * H / rows_py, ("same pixels as jr.mandelbrot" if same else "PIXELS DIFFER")
+             + (" and .py_func" if same_py else "; .py_func DIFFERS")])
+
 data = array.array("d", (float(i % 1000) for i in range(N)))
 t = time.perf_counter(); resident = jr.asarray(data); t_copy = time.perf_counter() - t
 for threads in (1, 2):
@@ -111,6 +161,16 @@ with jr.threadpool_limits(2):
     rows.append([f"sum of {N} float64", "pool, 2 threads, incl. copy in", best(lambda: jr.sum(data)),
                  ""])
 rows.append([f"sum of {N} float64", "pure Python sum()", best(lambda: sum(data)), ""])
+for threads in (1, 2):
+    with jr.threadpool_limits(threads):
+        jit_energy(resident)
+        before = tasks_now()
+        wall = best(lambda: jit_energy(resident))
+        dot = best(lambda: jr.dot(resident, resident))
+        rows.append([f"energy of {N} float64", f"@jr.jit, {threads} thread(s)", wall,
+                     f"{tasks_split(before)}; jr.dot {dot * 1e3:.1f} ms, {wall / dot:.2f}x it"])
+rows.append([f"energy of {N} float64", "pure Python .py_func (1/16 of the data, scaled)",
+             16 * best(lambda: jit_energy.py_func(data[: N // 16]), 1), ""])
 rows.append([f"sum of {N} float64", "pure Python math.fsum()", best(lambda: math.fsum(data)), ""])
 info = jr.pool_info()
 print(json.dumps({"import_s": t_import, "start_s": t_start, "overhead_s": overhead,

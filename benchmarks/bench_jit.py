@@ -76,7 +76,7 @@ def energy(x):
     return s
 
 
-def timed(fn, rounds: int = 3) -> tuple[float, float]:
+def timed(fn, rounds: int = 5) -> tuple[float, float]:
     """(best wall seconds, cpu/wall of that run) over `rounds` runs."""
     best = (float("inf"), 0.0)
     for _ in range(rounds):
@@ -88,7 +88,7 @@ def timed(fn, rounds: int = 3) -> tuple[float, float]:
     return best
 
 
-def at_threads(n: int, fn, rounds: int = 3) -> tuple[float, float]:
+def at_threads(n: int, fn, rounds: int = 5) -> tuple[float, float]:
     jr.set_num_threads(n)
     return timed(fn, rounds)
 
@@ -152,15 +152,18 @@ def main() -> None:
     small = np.zeros((60, 80), np.uint32)  # .py_func takes minutes at full size: scaled by pixels
     py_small = timed(lambda: m.py_func(small, *args), 1)[0]
     jit_small = at_threads(1, lambda: m(small, *args))[0]
+    jit_small2 = at_threads(2, lambda: m(small, *args))[0]
     rows += [
         ("Mandelbrot 800x600x300, jit, 1 thread", fmt(jit1), ""),
         ("  jit, 2 threads", fmt(jit2), ""),
         ("  jit speedup 1 -> 2 threads", f"{jit1[0] / jit2[0]:.2f}x", ">= 1.8x"),
         ("  built-in jr.mandelbrot, 1 thread", fmt(bi1), ""),
         ("  built-in jr.mandelbrot, 2 threads", fmt(bi2), ""),
+        ("  jit / built-in, 1 thread", f"{jit1[0] / bi1[0]:.2f}x", ""),
         ("  jit / built-in, 2 threads", f"{jit2[0] / bi2[0]:.2f}x", "<= 1.5x"),
         ("  same pixels as the built-in", "yes" if same else "NO", ""),
         ("  jit over .py_func (80x60, 1 thread)", f"{py_small / jit_small:.0f}x", ">= 100x"),
+        ("  jit over .py_func (80x60, 2 threads)", f"{py_small / jit_small2:.0f}x", ""),
     ]
 
     # energy over 8M float64 against jr.dot(x, x).
@@ -169,12 +172,15 @@ def main() -> None:
     e(x)
     en1 = at_threads(1, lambda: e(x))
     en2 = at_threads(2, lambda: e(x))
+    dot1 = at_threads(1, lambda: jr.dot(x, x))
     dot2 = at_threads(2, lambda: jr.dot(x, x))
     rel = abs(e(x) - jr.dot(x, x)) / jr.dot(x, x)
     rows += [
         ("energy over 8M f64, jit, 1 thread", fmt(en1), ""),
         ("  jit, 2 threads", fmt(en2), ""),
+        ("  jr.dot(x, x), 1 thread", fmt(dot1), ""),
         ("  jr.dot(x, x), 2 threads", fmt(dot2), ""),
+        ("  jit / jr.dot, 1 thread", f"{en1[0] / dot1[0]:.2f}x", ""),
         ("  jit / jr.dot, 2 threads", f"{en2[0] / dot2[0]:.2f}x", "<= 2x"),
         ("  |energy - dot| / dot", f"{rel:.1e}", ""),
     ]
