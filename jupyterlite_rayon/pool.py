@@ -68,11 +68,16 @@ def check_count(n: object, what: str) -> int:
     return n
 
 
+# The thread count after pool.py's last start or resize (every resize goes through here).
+_known_threads = [0]
+
+
 def _install(backend: Backend) -> int:
     global _backend, _scratch
     _backend = backend
     _scratch = backend.alloc(16, True)
-    return current_num_threads()
+    _known_threads[0] = current_num_threads()
+    return _known_threads[0]
 
 
 def init_thread_pool(n: int | None = None) -> Awaitable[int]:
@@ -93,6 +98,7 @@ def init_thread_pool(n: int | None = None) -> Awaitable[int]:
         if backend.asynchronous:
             return _resize_async(backend, count)
         backend.set_threads(count)
+        _known_threads[0] = current_num_threads()
         return _Done(count)
     engine = backends.backend_class()
     if engine.asynchronous:
@@ -114,7 +120,8 @@ async def _start_async(engine: type[Backend], n: int) -> int:
 
 async def _resize_async(backend: Backend, n: int) -> int:
     await backend.resize(n)
-    return current_num_threads()
+    _known_threads[0] = current_num_threads()
+    return _known_threads[0]
 
 
 def running_backend() -> Backend | None:
@@ -145,6 +152,7 @@ def scratch() -> int:
 def shutdown() -> None:
     """Stop the pool and free its memory; arrays of this pool become unusable."""
     global _backend, _scratch
+    _known_threads[0] = 0
     with _lock:
         backend, _backend, _scratch = _backend, None, 0
     if backend is not None:
@@ -167,7 +175,10 @@ def set_num_threads(n: int) -> int:
     backend = get_backend()
     previous = current_num_threads()
     if n != previous:
-        backend.set_threads(n)
+        try:
+            backend.set_threads(n)
+        finally:
+            _known_threads[0] = current_num_threads()
     return previous
 
 
@@ -269,6 +280,7 @@ def _forget_pool_in_child() -> None:
     """After os.fork() the child has none of the parent's threads: its pool starts anew."""
     global _backend, _scratch, _lock, _limits_lock
     _backend, _scratch = None, 0
+    _known_threads[0] = 0
     _lock, _limits_lock = threading.RLock(), threading.RLock()
     _limits.clear()
 
@@ -340,7 +352,9 @@ def last_run() -> dict[str, Any] | None:
 def record_run(name: str, wall: float) -> None:
     """Called by the kernels after each call: remember it and tell the hooks."""
     global _last_run
-    _last_run = {"name": name, "wall": wall, "threads": current_num_threads(), "time": time.time()}
+    # The count pool.py last set: reading the counters costs a host round trip per call.
+    threads = _known_threads[0] or current_num_threads()
+    _last_run = {"name": name, "wall": wall, "threads": threads, "time": time.time()}
     for hook in _hooks:
         try:
             hook(name, wall)
