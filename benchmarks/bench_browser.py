@@ -175,7 +175,7 @@ rows.append([f"sum of {N} float64", "pure Python math.fsum()", best(lambda: math
 info = jr.pool_info()
 print(json.dumps({"import_s": t_import, "start_s": t_start, "overhead_s": overhead,
                   "copy_in_s": t_copy, "rows": rows, "build": info["build"],
-                  "threads": info["threads"], "cores": jr.max_threads()}))
+                  "threads": info["threads"], "cores": jr.cpu_count()}))
 '''
 
 JS_START = """async () => {
