@@ -257,7 +257,7 @@ JS_WATCH_CALLS = """(id) => {
 
 def test_widget_updates_while_a_cell_runs(kernel: Any) -> None:
     """Live in the browser = after every pool call: the panel changes before the cell ends."""
-    run(kernel, "jr.set_num_threads(jr.max_threads())")
+    run(kernel, "jr.set_num_threads(jr.cpu_count())")
     pending = kernel.execute_async("""
 import time as _time
 _t0, _n = _time.perf_counter(), 0
