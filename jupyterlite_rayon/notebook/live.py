@@ -9,9 +9,12 @@ What "live" means:
 - CPython (wasmtime backend): a daemon thread reads the shared counters every 0.25 s while a
   widget exists, also while a cell runs (the pool's threads do not hold the GIL).
 - Pyodide (JupyterLite): the kernel's worker is blocked inside a pool call, and no timer of
-  that worker can fire until it returns, so the widget updates after every pool call (the
-  `on_run` hook, at most 10 times a second), after every cell, and when the pool finishes
-  starting. During one long call it shows the state from before that call.
+  that worker can fire until it returns, so Python updates the widget after every pool call
+  (the `on_run` hook, at most 10 times a second), after every cell, and when the pool finishes
+  starting. During a call the page draws the live part: the labextension reads the same shared
+  counters as its status bar, five times a second, and writes busy, tasks, steals, calls, each
+  thread's bar and the call's elapsed time into the widget (labextension/src/widgetview.ts),
+  so widget and status bar show one reading.
 
 This module imports nothing from ipywidgets at import time: `import jupyterlite_rayon` works
 without it, and `widget()` says how to install it.
@@ -37,7 +40,8 @@ POLL_SECONDS = 0.25
 ON_RUN_MIN_SECONDS = 0.1
 
 LIVE_NOTE = (
-    "updates after every pool call and every cell (the kernel is busy during a call)"
+    "busy, tasks and threads are live from the page, also during a call; the rest updates "
+    "after every pool call and every cell"
     if startup.IN_BROWSER
     else f"updates every {POLL_SECONDS} s from the shared counters, also during runs"
 )

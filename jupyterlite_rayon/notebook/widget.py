@@ -2,7 +2,10 @@
 
 It only displays `Snapshot`s and hands slider releases and its closing to the callbacks it was
 made with; `live.py` reads the pool, makes the widgets and keeps every one on the page showing
-the same snapshot. Importing this module imports ipywidgets.
+the same snapshot. In JupyterLite the labextension also draws into it while a call runs (the
+kernel cannot): it finds the parts by the classes `jr-pool-widget`, `jr-pool-bars`,
+`jr-thread-label`, `jr-pool-live` and the status cells by `data-jr-field`, so those names are a
+contract with labextension/src/widgetview.ts. Importing this module imports ipywidgets.
 """
 
 from __future__ import annotations
@@ -38,9 +41,13 @@ class PoolWidget(w.VBox):
         )
         self.status = w.HTML(value="")
         self.bars = w.VBox([])
+        self.bars.add_class("jr-pool-bars")
+        # Written only by the page (labextension), never by Python: a live line during calls.
+        self.live = w.HTML(value="")
+        self.live.add_class("jr-pool-live")
         self.note = w.HTML(value=f"<small>{html.escape(note)}</small>")
         self._syncing = False  # True while show() moves the slider: not a user's request
-        super().__init__([self.slider, self.status, self.bars, self.note], **kwargs)
+        super().__init__([self.slider, self.status, self.live, self.bars, self.note], **kwargs)
         self.add_class("jr-pool-widget")
         self.slider.observe(self._on_slider, names="value")
 
@@ -79,6 +86,7 @@ class PoolWidget(w.VBox):
                 value=0.0, min=0.0, max=1.0, description=f"#{i}", layout=w.Layout(width="260px")
             )
             label = w.Label(value="")
+            label.add_class("jr-thread-label")  # the page writes it during calls
             self.bars.children = (*self.bars.children, w.HBox([bar, label]))
         if len(self.bars.children) > len(records):
             self.bars.children = self.bars.children[: len(records)]
@@ -98,7 +106,7 @@ class PoolWidget(w.VBox):
             for child in row.children:
                 child.close()
             row.close()
-        for child in (self.slider, self.status, self.bars, self.note):
+        for child in (self.slider, self.status, self.live, self.bars, self.note):
             child.close()
         super().close()
 
@@ -107,7 +115,8 @@ def _status_html(rows: list[tuple[str, str]]) -> str:
     cell = "padding:1px 12px 1px 0;line-height:1.3;text-align:left"
     body = "".join(
         f'<tr><th style="{cell}">{html.escape(label)}</th>'
-        f'<td style="{cell}{_error_style(label)}">{html.escape(text)}</td></tr>'
+        f'<td data-jr-field="{html.escape(label)}" style="{cell}{_error_style(label)}">'
+        f"{html.escape(text)}</td></tr>"
         for label, text in rows
     )
     return f'<table class="jr-pool-status">{body}</table>'

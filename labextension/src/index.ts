@@ -5,7 +5,9 @@
  * - notice.ts: the toast and the "How to fix" dialog on pages that are not isolated;
  * - interrupt.ts: interrupts into running pool calls, and the pools' announcements;
  * - counters.ts: the pool's counters block, decoded from the generated abi.ts;
- * - statusbar.ts: isolation and the pools' threads/busy in the status bar.
+ * - pools.ts: one reading of the pools per tick, and which kernel a page node belongs to;
+ * - statusbar.ts: isolation and the current notebook's pool in the status bar;
+ * - widgetview.ts: the pool widget's live part (counters drawn by the page during calls).
  */
 import {
   JupyterFrontEnd,
@@ -16,8 +18,10 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { KernelBridge } from './interrupt.js';
 import { reloadOnceIfIsolatable } from './isolation.js';
 import { warnUnlessIsolated } from './notice.js';
+import { PoolTicker } from './pools.js';
 import { RayonStatus } from './statusbar.js';
 import { fixWaitAsync } from './waitasync.js';
+import { WidgetLiveView } from './widgetview.js';
 
 export { decodeCounters } from './counters.js';
 export { fixForHost, isolation } from './isolation.js';
@@ -36,9 +40,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
   activate: (app: JupyterFrontEnd, statusBar: IStatusBar | null) => {
     const bridge = new KernelBridge(app, PLUGIN_ID);
     bridge.start();
+    const ticker = new PoolTicker(bridge);
+    new WidgetLiveView(app, ticker);
     if (statusBar) {
       statusBar.registerStatusItem(PLUGIN_ID, {
-        item: new RayonStatus(bridge),
+        item: new RayonStatus(app, ticker),
         align: 'left',
         rank: 1000
       });

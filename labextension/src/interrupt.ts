@@ -1,8 +1,9 @@
 /**
  * The page side of the pool's kernel messages. pyodide-kernel 0.8.6 gives Pyodide no interrupt
- * buffer, so the pool's Pyodide backend makes one and posts it to the page; an interrupt of
- * that kernel then stores SIGINT into it, which running pool calls poll. A threaded pool also
- * posts its memory and counters address, which the status bar reads.
+ * buffer, so the pool's Pyodide backend makes one, posts it to the page and makes it Pyodide's
+ * while cells run; an interrupt of that kernel then stores SIGINT into it, which stops running
+ * pool calls and pure Python alike. A threaded pool also posts its memory and counters address,
+ * which the status bar and the pool widgets read.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 
