@@ -509,3 +509,8 @@ def screenshot() -> Callable[[Any, str], Path]:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"browser tests: {CHROMIUM}, screenshots in {SHOTS}, python {sys.version.split()[0]}"
+
+
+# Test modules import this conftest's helpers as `browser_conftest`: the bare name `conftest`
+# belongs to whichever conftest pytest imported last (tests/python/jit has one too).
+sys.modules["browser_conftest"] = sys.modules[__name__]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import _site_wheel, build_site_script, open_lite_kernel, serve_script
+from browser_conftest import _site_wheel, build_site_script, open_lite_kernel, serve_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPS_PYODIDE = ROOT / ".deps" / "pyodide"

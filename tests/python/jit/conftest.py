@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -41,3 +42,8 @@ def st_host() -> Iterator[StandIn]:
     h.cancel_after = None
     yield h
     runtime.set_host(before)
+
+
+# Tests import this conftest's helpers as `jit_conftest`: the bare name `conftest` belongs to
+# whichever conftest pytest imported last.
+sys.modules["jit_conftest"] = sys.modules[__name__]

@@ -179,7 +179,7 @@ def test_vector_reductions_run_in_lanes(st_host, name: str) -> None:
 def test_vector_reductions_every_tail_and_chunking(name: str, n: int) -> None:
     """Against .py_func (ints exactly, floats at a tolerance); bit-identical across chunkings."""
     import test_jit_corpus as corpus
-    from conftest import CONFIGS, make_host
+    from jit_conftest import CONFIGS, make_host
 
     from jupyterlite_rayon.jit import runtime
 

@@ -620,7 +620,7 @@ def test_corpus_size() -> None:
 
 
 def test_reductions_are_bit_identical_for_any_chunking() -> None:
-    from conftest import CONFIGS, make_host
+    from jit_conftest import CONFIGS, make_host
 
     from jupyterlite_rayon.jit import runtime
 
