@@ -29,7 +29,8 @@ JS_TIMED_INTERRUPT = """async () => {
   const buffers = Array.from(bridge.buffers.values());
   const sent = performance.timeOrigin + performance.now();
   await k.interrupt();
-  return {sent, stored: buffers.map(b => Atomics.load(b, 0))};
+  // Not the buffer's value after: Pyodide may already have taken the signal out of it.
+  return {sent, buffers: buffers.length};
 }"""
 
 JS_CELL_PRINTED = """(marker) => { const nb = window.__jrPanel.content;
@@ -88,7 +89,7 @@ def interrupt_timed(kernel: Any, body: str, what: str) -> dict[str, Any]:
     t0 = time.monotonic()
     r = pending.result(timeout=120)
     reply_s = time.monotonic() - t0
-    assert got["stored"] == [2], f"the page did not store SIGINT into the kernel's buffer: {got}"
+    assert got["buffers"] == 1, f"the page knows no interrupt buffer of this kernel: {got}"
     assert r["status"] == "error" and r["error"]["ename"] == "KeyboardInterrupt", r
     landed_s = (last_json(r)["landed"] - got["sent"]) / 1000
     print(f"{what}: interrupt landed after {landed_s * 1000:.1f} ms, reply after {reply_s:.2f} s")
