@@ -4,6 +4,7 @@
  * - isolation.ts: isolated or not, the fix per host, the one service-worker reload;
  * - notice.ts: the toast and the "How to fix" dialog on pages that are not isolated;
  * - interrupt.ts: interrupts into running pool calls, and the pools' announcements;
+ * - kernelfail.ts: a kernel that could not load is said so, not left spinning at "Busy";
  * - counters.ts: the pool's counters block, decoded from the generated abi.ts;
  * - pools.ts: one reading of the pools per tick, and which kernel a page node belongs to;
  * - statusbar.ts: isolation and the current notebook's pool in the status bar;
@@ -44,7 +45,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     new WidgetLiveView(app, ticker);
     if (statusBar) {
       statusBar.registerStatusItem(PLUGIN_ID, {
-        item: new RayonStatus(app, ticker),
+        item: new RayonStatus(app, bridge.failures.reasons, ticker),
         align: 'left',
         rank: 1000
       });

@@ -8,6 +8,7 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 
 import { decodeCounters, ICounters } from './counters.js';
+import { KernelFailures } from './kernelfail.js';
 
 // The message types of jupyterlite_rayon/backends/pyodide_backend.py.
 const INTERRUPT_MESSAGE = 'jupyterlite-rayon:interrupt-buffer';
@@ -36,11 +37,12 @@ export type PoolReading = { kernel: string } & (
 export class KernelBridge {
   readonly buffers = new Map<string, Int32Array>();
   readonly pools = new Map<string, IPool>();
+  readonly failures = new KernelFailures();
   private client: any;
   private timer = 0;
 
   constructor(
-    app: JupyterFrontEnd,
+    private readonly app: JupyterFrontEnd,
     private readonly source: string
   ) {
     const registry = (app as any).pluginRegistry ?? app;
@@ -86,6 +88,7 @@ export class KernelBridge {
       source: this.source,
       buffers: this.buffers,
       pools: this.pools,
+      failures: this.failures.reasons,
       read: () => this.read(),
       stop: () => clearInterval(this.timer)
     };
@@ -107,6 +110,7 @@ export class KernelBridge {
     const kernels = this.client._kernels;
     // A Map or a lumino ObservableMap: keys() is an iterator or an array.
     for (const id of Array.from(kernels.keys()) as string[]) {
+      this.failures.watch(id, kernels.get(id));
       const worker = kernels.get(id)?._worker;
       if (!worker || worker.__jrWatched) {
         continue;
@@ -121,7 +125,16 @@ export class KernelBridge {
         }
       });
     }
+    // A kernel that reported idle has loaded; one that never does is reported after a while.
+    for (const widget of Array.from(this.app.shell.widgets('main'))) {
+      const kernel = (widget as any)?.sessionContext?.session?.kernel;
+      if (kernel?.status === 'idle') {
+        this.failures.idle(kernel.id);
+      }
+    }
+    this.failures.check();
     // Forget kernels that are gone (shut down or restarted under a new id).
+    this.failures.forgetExcept(new Set(Array.from(kernels.keys()) as string[]));
     for (const map of [this.pools, this.buffers]) {
       for (const id of Array.from(map.keys())) {
         if (!kernels.has(id)) {

@@ -8,6 +8,7 @@ import { Widget } from '@lumino/widgets';
 
 import { ICounters } from './counters.js';
 import { fixForHost, isolation } from './isolation.js';
+import { failureText } from './kernelfail.js';
 import { PoolTicker, Readings, kernelOf } from './pools.js';
 
 function threadsText(n: number): string {
@@ -17,6 +18,7 @@ function threadsText(n: number): string {
 export class RayonStatus extends Widget {
   constructor(
     private readonly app: JupyterFrontEnd,
+    private readonly failures: Map<string, string>,
     ticker: PoolTicker
   ) {
     super();
@@ -43,6 +45,11 @@ export class RayonStatus extends Widget {
     }
     const current = kernelOf(this.app.shell.currentWidget);
     const mine = current ? pools.get(current) : undefined;
+    const failed = current ? this.failures.get(current) : undefined;
+    if (failed) {
+      text += ' · the kernel could not load';
+      title += `\n${failureText(failed)}`;
+    }
     const others = Array.from(pools.entries()).filter(([k]) => k !== current);
     if (mine) {
       text += ` · ${threadsText(mine.threads)}, ${mine.busy} busy`;
