@@ -43,12 +43,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     bridge.start();
     const ticker = new PoolTicker(bridge);
     new WidgetLiveView(app, ticker);
+    const status = new RayonStatus(app, bridge.failures.reasons, ticker);
     if (statusBar) {
-      statusBar.registerStatusItem(PLUGIN_ID, {
-        item: new RayonStatus(app, bridge.failures.reasons, ticker),
-        align: 'left',
-        rank: 1000
-      });
+      statusBar.registerStatusItem(PLUGIN_ID, { item: status, align: 'left', rank: 1000 });
+    } else {
+      // The Notebook view (/notebooks/) has no status bar: the item goes in its top bar.
+      status.addClass('jr-status-top');
+      app.shell.add(status, 'top', { rank: 1000 });
     }
     void app.restored.then(async () => {
       if (!(await reloadOnceIfIsolatable())) {
