@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
-import pytest
 from page_names import BRIDGE_SOURCE, PLUGIN_ID, RELOAD_KEY, STATUS
 
 from jupyterlite_rayon import isolation
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "notebooks"
 NOTIFICATION = re.compile(r"runs on one thread: this page is not cross-origin isolated")
 
 KERNEL_FACTS = """
@@ -38,20 +35,6 @@ def facts(kernel: Any) -> dict[str, Any]:
     r = kernel.execute(KERNEL_FACTS)
     assert r["status"] == "ok", r
     return json.loads(r["stdout"].strip().splitlines()[-1])
-
-
-def run_notebook(kernel: Any, name: str) -> list[dict[str, Any]]:
-    """Run a notebook's code cells in order in the kernel; fail on the first error."""
-    cells = json.loads((EXAMPLES / name).read_text())["cells"]
-    results = []
-    for cell in cells:
-        if cell["cell_type"] != "code":
-            continue
-        source = "".join(cell["source"])
-        r = kernel.execute(source, timeout=300)
-        assert r["status"] == "ok", f"{name}: cell failed: {r['error']}\n{source}"
-        results.append(r)
-    return results
 
 
 def status_text(kernel: Any) -> str:
@@ -153,24 +136,7 @@ def test_sw_site_is_isolated_after_exactly_one_reload(kernel_sw: Any) -> None:
     kernel_sw.screenshot("site_sw_isolated")
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.ipynb")))
-def test_example_notebooks_run_on_the_isolated_site(kernel_coi: Any, name: str) -> None:
-    results = run_notebook(kernel_coi, name)
-    text = "".join(r["stdout"] for r in results)
-    if name.startswith("01_"):
-        assert "speedup with" in text
-        assert any("image/png" in b for r in results for b in r["results"])
-    if name.startswith("03_"):
-        assert any(
-            "application/vnd.jupyter.widget-view+json" in b for r in results for b in r["results"]
-        )
-    if name.startswith("04_"):
-        assert "build: mt" in text and "isolated: True" in text
-
-
-def test_fallback_notebook_explains_the_plain_site(kernel_plain: Any) -> None:
-    text = "".join(r["stdout"] for r in run_notebook(kernel_plain, "04_fallback.ipynb"))
-    assert "build: st" in text and "isolated: False" in text, text
+# The example notebooks run top to bottom, isolated and not: tests/browser/test_examples.py.
 
 
 def test_sw_site_reloads_at_most_once(guarded_page: Any, site_url: Any) -> None:
