@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import JS_OPEN_NOTEBOOK, GuardedContext, serve_script
+from browser_conftest import JS_OPEN_NOTEBOOK, GuardedContext, serve_script
 from page_names import STATUS
 from playwright.sync_api import Error as PlaywrightError
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from conftest import JS_START_RUN, JS_WAIT_RUN, GuardedContext, wait_isolated
+from browser_conftest import JS_START_RUN, JS_WAIT_RUN, GuardedContext, wait_isolated
 from page_names import BRIDGE_SOURCE, PLUGIN_ID, STATUS
 
 # The Notebook view's panel is the shell's current widget; runs go through conftest's helpers.
