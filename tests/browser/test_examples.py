@@ -52,6 +52,19 @@ def _load_script(name: str) -> Any:
 # -- the page side -----------------------------------------------------------------------------
 
 JS_OPEN = """async ({path, timeoutMs}) => {
+  // Every await below is bounded: a kernel start that never settles (pyodide-kernel 0.8.6's
+  // start race under load) must fail here, so that the caller retries on a fresh page.
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('the notebook or its kernel did not open')),
+                       timeoutMs);
+  });
+  try {
+    return await Promise.race([openIt(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+async function openIt() {
   const sleep = (ms) => new Promise(r => setTimeout(r, ms));
   const t0 = performance.now();
   const late = () => performance.now() - t0 > timeoutMs;
@@ -73,6 +86,7 @@ JS_OPEN = """async ({path, timeoutMs}) => {
   }
   window.__jrExample = panel;
   return {cells: panel.content.widgets.length, ready_ms: performance.now() - t0};
+}
 }"""
 
 JS_RUN_CELL = """async ([index, timeoutMs]) => {
@@ -93,7 +107,11 @@ JS_RUN_CELL = """async ([index, timeoutMs]) => {
   return got;
 }"""
 
-JS_INTERRUPT = "async () => { await window.__jrExample.sessionContext.session.kernel.interrupt(); }"
+# Bounded too: a wedged kernel must not hang the test run.
+JS_INTERRUPT = """async () => {
+  const kernel = window.__jrExample.sessionContext.session.kernel;
+  await Promise.race([kernel.interrupt(), new Promise(r => setTimeout(r, 10000))]);
+}"""
 
 
 def _text(value: Any) -> str:
