@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import ctypes
 import math
-import numbers
 from typing import Any
 
 from . import dtypes
-from .dtypes import FLOAT32, FLOAT64, INT32, INT64, UINT32, DType
+from .dtypes import FLOAT32, FLOAT64, INT64, DType
 
 _INT_RANGE = {
     "int32": (-(1 << 31), (1 << 31) - 1),
@@ -102,27 +101,10 @@ def scalar_value(scalar: Any, dtype: DType) -> int | float:
     return int(value)
 
 
-def index(value: object, what: str) -> int:
-    """An integer argument: Python int or numpy integer (not bool, not float)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{what} must be an int, got {type(value).__name__} {value!r}")
-    return int(value)
-
-
-def real(value: object, what: str) -> float:
-    """A real argument: Python or numpy int/float (not bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{what} must be a number, got {type(value).__name__} {value!r}")
-    return float(value)
-
-
 __all__ = [
-    "INT32",
-    "INT64",
-    "UINT32",
-    "index",
+    "int_range",
+    "is_numpy_scalar",
     "is_scalar",
-    "real",
     "result_type",
     "scalar_value",
     "with_scalar",
