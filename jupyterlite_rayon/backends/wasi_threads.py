@@ -299,6 +299,8 @@ class WasmThreads:
             if item is None:
                 return
             tid, arg = item
+            if self._stopping:
+                return  # closed while this spawn waited: the module is gone, do not start it
             self._exit.code = None
             if self.interruptible:
                 store.set_epoch_deadline(1)
@@ -581,6 +583,9 @@ class WasmThreads:
         for t in threads:
             t.join(0.01)
         while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+            # Again each round: a helper that was still starting set its deadline after the
+            # first increment, and only a later one reaches its epoch check.
+            self.engine.increment_epoch()
             self._wake_waiters()
             for t in threads:
                 t.join(0.02)
