@@ -1,6 +1,7 @@
 """The example notebooks as a reader meets them: a site built from examples/notebooks (as
 scripts/demo.sh builds it), each notebook opened from the site's files in JupyterLab and run top
-to bottom in its own Pyodide kernel, in Chromium, offline.
+to bottom in its own Pyodide kernel, in Chromium, offline, in JupyterLab and in the Notebook
+view (/notebooks/, opened by its URL as a link to a notebook would).
 
 - isolated site (COOP/COEP headers): every notebook runs with no error output and no stderr
   but the warnings it means to show; each shows what it claims (its checks print True, its
@@ -51,7 +52,7 @@ def _load_script(name: str) -> Any:
 
 # -- the page side -----------------------------------------------------------------------------
 
-JS_OPEN = """async ({path, timeoutMs}) => {
+JS_OPEN = """async ({path, view, timeoutMs}) => {
   // Every await below is bounded: a kernel start that never settles (pyodide-kernel 0.8.6's
   // start race under load) must fail here, so that the caller retries on a fresh page.
   let timer;
@@ -74,8 +75,18 @@ async function openIt() {
   }
   const app = window.jupyterapp;
   await app.restored;
-  // Opened from the site's files, with the kernel its metadata names, as a click would.
-  const panel = await app.commands.execute('docmanager:open', {path, factory: 'Notebook'});
+  // JupyterLab: opened from the site's files, with the kernel its metadata names, as a click
+  // would. The Notebook view was opened on the notebook by its URL: its panel is the shell's.
+  let panel;
+  if (view === 'lab') {
+    panel = await app.commands.execute('docmanager:open', {path, factory: 'Notebook'});
+  } else {
+    while (!(app.shell.currentWidget && app.shell.currentWidget.sessionContext)) {
+      if (late()) throw new Error('the Notebook view shows no notebook');
+      await sleep(100);
+    }
+    panel = app.shell.currentWidget;
+  }
   await panel.context.ready;
   await panel.sessionContext.ready;
   for (;;) {
@@ -169,17 +180,29 @@ class Run:
         return found
 
 
-def open_notebook(page: Any, site_url: str, name: str) -> dict[str, Any]:
-    """Load the lab and open `name` with an idle kernel; AssertionError with the page's console
-    when the kernel does not start."""
+# The two front ends a site has: JupyterLab (/lab/) and the Notebook view (/notebooks/).
+VIEWS = ("lab", "notebooks")
+# The shell's element: JupyterLab's is #main.jp-LabShell; the Notebook view's #main is not.
+SHELLS = {"lab": "#main.jp-LabShell", "notebooks": "#main:not(.jp-LabShell)"}
+
+
+def view_url(site_url: str, view: str, name: str) -> str:
+    if view == "lab":
+        return site_url + "lab/index.html"
+    return site_url + f"notebooks/index.html?path={name}"
+
+
+def open_notebook(page: Any, site_url: str, name: str, view: str = "lab") -> dict[str, Any]:
+    """Load the view and open `name` with an idle kernel; AssertionError with the page's
+    console when the kernel does not start."""
     console: list[str] = []
     page.on("console", lambda m: console.append(f"[{m.type}] {m.text[:300]}"))
     page.on("pageerror", lambda e: console.append(f"[pageerror] {e}"))
     page.set_default_timeout(START_TIMEOUT_S * 1000)
     try:
-        page.goto(site_url + "lab/index.html")
+        page.goto(view_url(site_url, view, name))
         opened: dict[str, Any] = page.evaluate(
-            JS_OPEN, {"path": name, "timeoutMs": START_TIMEOUT_S * 1000}
+            JS_OPEN, {"path": name, "view": view, "timeoutMs": START_TIMEOUT_S * 1000}
         )
     except PlaywrightError as err:
         tail = "\n".join(console[-20:])
@@ -187,17 +210,17 @@ def open_notebook(page: Any, site_url: str, name: str) -> dict[str, Any]:
     return opened
 
 
-def run_notebook(page: Any, site_url: str, name: str) -> tuple[Any, Run]:
-    """Open `name` from the site's files in JupyterLab and run its code cells in order;
-    returns the page it ran in and the run."""
+def run_notebook(page: Any, site_url: str, name: str, view: str = "lab") -> tuple[Any, Run]:
+    """Open `name` from the site's files in `view` and run its code cells in order; returns
+    the page it ran in and the run."""
     try:
-        opened = open_notebook(page, site_url, name)
+        opened = open_notebook(page, site_url, name, view)
     except AssertionError as first:
         # pyodide-kernel 0.8.6 can lose its worker's first reply under heavy load (the kernel
         # then stays "unknown"; see conftest.open_kernel): upstream, so one fresh page retries.
         warnings.warn(f"kernel start failed once, retrying: {first}", stacklevel=2)
         page = page.context.new_page()
-        opened = open_notebook(page, site_url, name)
+        opened = open_notebook(page, site_url, name, view)
     cells: list[dict[str, Any]] = []
     t0 = time.monotonic()
     for index in range(opened["cells"]):
@@ -375,15 +398,18 @@ def test_every_notebook_is_tested() -> None:
     assert sorted(CLAIMS) == NOTEBOOKS, "a new example notebook needs its checks in CLAIMS"
 
 
+@pytest.mark.parametrize("view", VIEWS)
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_on_the_isolated_site(
     guarded_page: Any,
     examples_url: Callable[[str], str],
     screenshot: Callable[[Any, str], Path],
     name: str,
+    view: str,
 ) -> None:
-    page, run = run_notebook(guarded_page, examples_url("coi"), name)
+    page, run = run_notebook(guarded_page, examples_url("coi"), name, view)
     assert page.evaluate("crossOriginIsolated") is True
+    assert page.locator(SHELLS[view]).count() == 1, f"{name} did not open in the {view} view"
     errors = run.errors()
     assert not errors, "\n\n".join(errors)
     claims = CLAIMS[name]
@@ -400,10 +426,10 @@ def test_notebook_runs_on_the_isolated_site(
         f"{name} took {run.seconds:.0f}s (slowest cell {slow['ms'] / 1e3:.0f}s:\n"
         f"{slow['source'][:200]})"
     )
-    print(f"{name}: {run.seconds:.1f}s, slowest cell {slow['ms'] / 1e3:.1f}s")
+    print(f"{name} ({view}): {run.seconds:.1f}s, slowest cell {slow['ms'] / 1e3:.1f}s")
     print(run.stdout)
     if name.startswith("01_"):
-        shoot_outputs(page, screenshot, "examples_01_coi")
+        shoot_outputs(page, screenshot, f"examples_01_coi_{view}")
 
 
 def shoot_outputs(page: Any, screenshot: Callable[[Any, str], Path], name: str) -> None:
