@@ -351,6 +351,7 @@ class PairEmitter:
         self.splats: dict[object, int] = {}
         out = fl.open("block")
         top = fl.open("loop")
+        inner = fl.open("loop")
         self.cse: dict[str, tuple[int, set[str]]] = {}  # this iteration's lane values
         self.mask(wl.test)
         self.op("local.get", self.active)
@@ -392,7 +393,14 @@ class PairEmitter:
                 self.op("v128.bitselect")
             self.op("local.set", self.v[s.target])  # a dead target needs no mask
             self.forget(s.target)
-        fl.poll()
+        pc = fl.budget()
+        self.op("local.get", pc)
+        self.op("i32.const", 1)
+        self.op("i32.sub")
+        self.op("local.tee", pc)
+        fl.br(inner, cond=True)
+        fl.close()
+        fl.poll_now()
         fl.br(top)
         fl.close()
         fl.close()
