@@ -1,34 +1,55 @@
-"""Two iterations of an escape-time loop at once, in the two lanes of f64x2 / i64x2.
+"""Several iterations of an escape-time loop at once, in lanes of f64x2 / i64x2.
 
-The shape is the Mandelbrot kernel's (and kernels/ops/mandelbrot.zig does the same by hand):
+The shape is the Mandelbrot kernel's (also Newton iterations, orbit counts, ...):
 
-    for i in range(lo, stop):          # step 1
+    for i in range(lo, stop):          # step 1; also a prange loop's own chunk
         <S1: assignments>              # per-iteration set-up: cx = ..., zr = zi = 0.0, k = 0
         while <cond>:                  # pure arithmetic on float64 / int64 scalars
             <assignments and `if <test>: break`>
-        <S2: array stores>             # out[j, i] = k
+        <S2: statements>               # out[j, i] = k (stores, scalar updates, reductions)
 
-Iterations i and i + 1 run S1 one after the other in the scalar code (each lane's values are
-kept in copies), then one vector `while` runs both lanes: a lane's mask turns off at its first
-failed `cond` (or `break`) and every later assignment leaves that lane as it was (bitselect),
-so each lane computes exactly the scalar sequence of IEEE operations and stops on the same
-iteration. Then S2 runs for i, then for i + 1, in the scalar code, in order. An odd last
-iteration runs in the ordinary scalar loop.
+Why lanes. The scalar `while` is latency-bound: each pass is a chain of dependent float ops
+(zr*zr, then a sub, then an add), so a core does one pass per chain latency and its other
+pipes idle. CPython needs about 60 ns per pass; to be 100x faster we need well under 1 ns,
+so several iterations i must be in flight per thread. LANES consecutive iterations run
+together, in GROUPS v128 values of two lanes each, emitted interleaved so the out-of-order
+core overlaps the groups' chains (one group is what the built-in jr.mandelbrot does by hand;
+two hide the latency, more run out of the 16 xmm registers Cranelift allocates).
 
-That reordering (S1 of i + 1 before S2 of i) is unobservable because S1 and the `while` touch
-no memory, call nothing and cannot raise (a division only by a nonzero constant or by a
-range's stop the enclosing loop proves >= 1), and S2 only stores. Anything else keeps the
-scalar loop.
+How, exactly. For iterations i .. i + LANES - 1, S1 runs one iteration after the other in
+the scalar code (each lane's values kept in copies), then one vector `while` runs all lanes:
+a lane's mask turns off at its first failed `cond` (or `break`) and every later assignment
+leaves that lane as it was (bitselect; a value read by nobody after the loop is left
+unmasked, as the built-in kernel does), so each lane computes exactly the scalar sequence of
+IEEE operations and stops on the same pass. The `while` runs while any lane is active. Then
+S2 runs for i, i + 1, ... in order, in the scalar code, each with its lane's values. The
+last LANES - 1 iterations (or fewer) run in the ordinary scalar loop.
+
+Why that reordering (S1 and the `while` of later iterations before S2 of earlier ones) is
+unobservable: S1 and the `while` read no memory, call nothing that has effects and cannot
+raise (a division only by a nonzero constant or by a range's stop the enclosing loop
+proves >= 1), and S2 writes no variable that S1 or the `while` read (other than the lanes'
+own state, which is restored per lane); S2 has no break, continue or return. Anything else
+keeps the scalar loop, which raises and orders effects as Python does.
+
+Two savings inside the `while`, both exact: a counter test `k < n` (k set to a constant by
+S1 and raised by `k += 1` once per pass, n invariant) has the same value in every active
+lane, so it is one scalar compare of a pass count instead of a lane compare; and the
+interrupt poll sits outside the hot loop (a budget decrement per pass, a call when it is
+spent), because a call in the loop makes Cranelift keep every v128 value on the stack.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import frontend as F
 from .bounds import assigned
 
+GROUPS = 3  # v128 values per lane variable: three chains in flight hide the float latency
+LANES = 2 * GROUPS  # iterations run together
 _LANE = {"f64": "f64x2", "i64": "i64x2"}
 _BIN = {"+": "add", "-": "sub", "*": "mul"}
 _CMP = {
@@ -38,21 +59,33 @@ _CMP = {
 
 
 @dataclass
-class PairPlan:
+class Counter:
+    """The `k < n` conjunct of the while's test that a scalar pass count decides."""
+
+    name: str  # k
+    start: int  # the constant S1 gives k
+    op: str  # < or <=
+    limit: F.Expr  # n (invariant)
+    test: F.Expr | None  # what is left of the test for the lanes (None: always true)
+
+
+@dataclass
+class LanePlan:
     s1: list[F.Assign]
     loop: F.While
     s2: list[F.Stmt]
     state: list[str]  # scalars kept per lane: the loop variable, S1's and the while's targets
     lanes: list[str]  # the state the while reads or writes (packed into v128 locals)
     masked: set[str]  # while targets whose final value is used (S2 or after the loop)
+    counter: Counter | None
 
 
 def _int(e: F.Expr) -> int | None:
     return e.value if isinstance(e, F.Const) and type(e.value) is int else None
 
 
-def plan(fl: Any, loop: F.For) -> PairPlan | None:
-    """The pair plan of a sequential range loop (facts of the loop active), or None."""
+def plan(fl: Any, loop: F.For) -> LanePlan | None:
+    """The lane plan of a step-1 loop (facts of the loop active), or None."""
     if _int(loop.step) != 1:
         return None
     body = loop.body
@@ -63,11 +96,12 @@ def plan(fl: Any, loop: F.For) -> PairPlan | None:
     s1, wl, s2 = body[:w], body[w], body[w + 1 :]
     assert isinstance(wl, F.While)
     tf = fl.tf
-    if not all(isinstance(s, F.Assign) for s in s1) or not all(isinstance(s, F.Store) for s in s2):
+    if not all(isinstance(s, F.Assign) for s in s1) or not _plain(s2):
         return None
     if loop.var in assigned(body):
         return None
-    s1_targets = [s.target for s in s1 if isinstance(s, F.Assign)]
+    s1_list = [s for s in s1 if isinstance(s, F.Assign)]
+    s1_targets = [s.target for s in s1_list]
     w_targets = assigned(wl.body)
     state = [loop.var, *dict.fromkeys(s1_targets + w_targets)]
     if any(tf.vars.get(n) not in _LANE for n in state):
@@ -76,34 +110,103 @@ def plan(fl: Any, loop: F.For) -> PairPlan | None:
     # values from the previous iteration), and cannot fail.
     defined = {loop.var}
     carried = set(state) - {loop.var}
-    for s in s1:
-        assert isinstance(s, F.Assign)
+    for s in s1_list:
         if s.aug is not None or not _safe(fl, s.value, carried - defined):
             return None
         defined.add(s.target)
+    # S2 runs after later lanes' S1 and while: it must not write what they read.
+    w_reads = set(_names(wl.test)) | set(_reads(wl.body))
+    s1_reads = {n for s in s1_list for n in _names(s.value)}
+    if (set(assigned(s2)) - set(state)) & (w_reads | s1_reads):
+        return None
     # A target of the while is set by S1, or is local to one pass of the while body (written
     # before any read, and dead after the loop): then its value entering the loop is unused.
     live = set(_reads(s2)) | set(_reads(tf.ir.body, skip=loop))
     for n in w_targets:
         if n not in defined and (n in live or not _written_first(n, wl)):
             return None
-    lanes = [n for n in state if n in defined or n in w_targets]
+    lanes = [n for n in state if n in w_reads or n in w_targets]
     if not _lane_bool(fl, wl.test, lanes):
         return None
-    for s in wl.body:
-        if isinstance(s, F.Assign):
-            if not _lane_value(fl, s.value, tf.vars[s.target], lanes):
+    for ws in wl.body:
+        if isinstance(ws, F.Assign):
+            if not _lane_value(fl, ws.value, tf.vars[ws.target], lanes):
                 return None
-        elif isinstance(s, F.If) and not s.orelse and len(s.body) == 1:
-            if not isinstance(s.body[0], F.Break) or not _lane_bool(fl, s.test, lanes):
+        elif isinstance(ws, F.If) and not ws.orelse and len(ws.body) == 1:
+            if not isinstance(ws.body[0], F.Break) or not _lane_bool(fl, ws.test, lanes):
                 return None
         else:
             return None
     # A target that S2 does not read and that nothing outside this loop reads is dead after
     # the while: its escaped lanes may keep iterating unmasked, as the built-in kernel's do.
     masked = {n for n in w_targets if n in live and not n.startswith("$t")}
-    s1_list = [s for s in s1 if isinstance(s, F.Assign)]
-    return PairPlan(s1_list, wl, s2, state, lanes, masked)
+    counter = _counter(fl, s1_list, wl, lanes)
+    return LanePlan(s1_list, wl, s2, state, lanes, masked, counter)
+
+
+def _plain(stmts: list[F.Stmt]) -> bool:
+    """No break, continue or return anywhere in stmts (S2 runs outside the loop's labels)."""
+    for s in stmts:
+        if isinstance(s, (F.Break, F.Continue, F.Return)):
+            return False
+        if isinstance(s, F.If) and not (_plain(s.body) and _plain(s.orelse)):
+            return False
+        if isinstance(s, (F.While, F.For)) and not _plain(s.body):
+            return False
+    return True
+
+
+def _counter(fl: Any, s1: list[F.Assign], wl: F.While, lanes: list[str]) -> Counter | None:
+    """The `k < n` conjunct of wl.test when every active lane has the same k on each pass.
+
+    That holds when the last thing S1 does to k is `k = <int constant>` and the while body
+    changes k only by one top-level `k += 1`: a lane still active at the top of pass p has
+    run p increments, so its k is start + p, the same in all active lanes (wrapping alike).
+    """
+    conjuncts = (
+        wl.test.values if isinstance(wl.test, F.BoolOp) and wl.test.op == "and" else [wl.test]
+    )
+    for pos, c in enumerate(conjuncts):
+        if not (
+            isinstance(c, F.Compare)
+            and len(c.ops) == 1
+            and c.ops[0] in ("<", "<=")
+            and c.optys[0] == "i64"
+            and isinstance(c.operands[0], F.Name)
+        ):
+            continue
+        k, limit = c.operands[0].id, c.operands[1]
+        if k not in lanes or fl.tf.vars.get(k) != "i64" or not _invariant_ok(fl, limit, lanes):
+            continue
+        if isinstance(limit, F.Const) and type(limit.value) is not int:
+            continue
+        starts = [_int(s.value) for s in s1 if s.target == k]
+        if not starts or starts[-1] is None:
+            continue
+        writes = [s for s in wl.body if isinstance(s, F.Assign) and s.target == k]
+        if len(writes) != 1 or not _is_increment(writes[0], k):
+            continue
+        rest = conjuncts[:pos] + conjuncts[pos + 1 :]
+        left: F.Expr | None = None
+        if len(rest) == 1:
+            left = rest[0]
+        elif rest:
+            left = F.BoolOp(wl.test.line, "and", rest)
+            left.ty = "bool"
+        return Counter(k, starts[-1], c.ops[0], limit, left)
+    return None
+
+
+def _is_increment(s: F.Assign, k: str) -> bool:
+    v = s.value
+    return (
+        isinstance(v, F.Bin)
+        and v.op == "+"
+        and v.opty == "i64"
+        and isinstance(v.left, F.Name)
+        and v.left.id == k
+        and _int(v.right) == 1
+    )
 
 
 def _written_first(name: str, wl: F.While) -> bool:
@@ -203,19 +306,13 @@ def _children(e: F.Expr) -> list[F.Expr]:
 
 
 def _invariant_ok(fl: Any, e: F.Expr, lanes: list[str]) -> bool:
-    """A loop-invariant scalar value (splatted once per pair)."""
+    """A loop-invariant scalar value (splatted once per set of lanes)."""
     if isinstance(e, F.Const):
         return type(e.value) in (int, float)
     return (
         isinstance(e, F.Name)
         and e.id not in lanes
-        and fl.tf.vars.get(e.id)
-        in (
-            "f64",
-            "i64",
-            "i32",
-            "f32",
-        )
+        and fl.tf.vars.get(e.id) in ("f64", "i64", "i32", "f32")
     )
 
 
@@ -277,63 +374,73 @@ def _key(e: F.Expr) -> str:
     return f"?{id(e)}"
 
 
-class PairEmitter:
-    """Emits the paired loop for one `for` (the caller emits the scalar loop for the rest)."""
+def _doubles(e: F.Bin) -> F.Expr | None:
+    """x for `2.0 * x` / `x * 2.0` in float64: x + x is the same IEEE result, one op sooner."""
+    if e.op != "*" or e.opty != "f64":
+        return None
+    for c, x in ((e.left, e.right), (e.right, e.left)):
+        if isinstance(c, F.Const) and type(c.value) in (int, float) and c.value == 2:
+            return x
+    return None
 
-    def __init__(self, fl: Any, loop: F.For, pp: PairPlan) -> None:
+
+class LaneEmitter:
+    """Emits the lane loop for one `for` (the caller emits the scalar loop for the rest)."""
+
+    def __init__(self, fl: Any, loop: F.For, lp: LanePlan) -> None:
         self.fl = fl
         self.loop = loop
-        self.pp = pp
+        self.lp = lp
 
     def op(self, name: str, *imm: object) -> None:
         self.fl.op(name, *imm)
 
-    def run(self, k: int, stop: int) -> None:
-        """Pairs while k + 1 < stop; leaves k at the first iteration not run."""
-        fl, pp, tf = self.fl, self.pp, self.fl.tf
-        copies = {(n, lane): fl.tmp(tf.vars[n]) for n in pp.state for lane in (0, 1)}
-        self.v = {n: fl.fn.local("v128") for n in pp.lanes}
-        self.active = fl.fn.local("v128")
+    def run(self, k: int, stop: int, set_var: Callable[[int], None]) -> None:
+        """LANES iterations at a time while k + LANES <= stop; leaves k at the first one not
+        run. set_var(l) sets the loop variable to that of iteration k + l."""
+        fl, lp, tf = self.fl, self.lp, self.fl.tf
+        copies = {(n, lane): fl.tmp(tf.vars[n]) for n in lp.state for lane in range(LANES)}
+        self.v = {(n, g): fl.fn.local("v128") for n in lp.lanes for g in range(GROUPS)}
+        self.active = [fl.fn.local("v128") for _ in range(GROUPS)]
         out = fl.open("block")
         top = fl.open("loop")
-        # stop - k >= 2 (unsigned: k < stop here or the loop is done)
+        # stop - k < LANES: done (also when k >= stop already)
         self.op("local.get", stop)
         self.op("local.get", k)
         self.op("i64.sub")
-        self.op("i64.const", 2)
+        self.op("i64.const", LANES)
         self.op("i64.lt_s")
         fl.br(out, cond=True)
-        for lane in (0, 1):
-            self.op("local.get", k)
-            if lane:
-                self.op("i64.const", 1)
-                self.op("i64.add")
-            self.op("local.set", fl.var(self.loop.var))
-            fl.block(pp.s1)
-            for n in pp.state:
+        for lane in range(LANES):
+            set_var(lane)
+            fl.block(lp.s1)
+            for n in lp.state:
                 self.op("local.get", fl.var(n))
                 self.op("local.set", copies[(n, lane)])
-        for n in pp.lanes:
+        for n in lp.lanes:
             shape = _LANE[tf.vars[n]]
-            self.op("local.get", copies[(n, 0)])
-            self.op(f"{shape}.splat")
-            self.op("local.get", copies[(n, 1)])
-            self.op(f"{shape}.replace_lane", 1)
-            self.op("local.set", self.v[n])
+            for g in range(GROUPS):
+                self.op("local.get", copies[(n, 2 * g)])
+                self.op(f"{shape}.splat")
+                self.op("local.get", copies[(n, 2 * g + 1)])
+                self.op(f"{shape}.replace_lane", 1)
+                self.op("local.set", self.v[(n, g)])
         self.vector_while()
-        for n in pp.lanes:
+        for n in lp.lanes:
+            if n not in lp.masked:
+                continue  # set by S1 and not changed, or dead after the while
             shape = _LANE[tf.vars[n]]
-            for lane in (0, 1):
-                self.op("local.get", self.v[n])
-                self.op(f"{shape}.extract_lane", lane)
+            for lane in range(LANES):
+                self.op("local.get", self.v[(n, lane // 2)])
+                self.op(f"{shape}.extract_lane", lane % 2)
                 self.op("local.set", copies[(n, lane)])
-        for lane in (0, 1):
-            for n in pp.state:
+        for lane in range(LANES):
+            for n in lp.state:
                 self.op("local.get", copies[(n, lane)])
                 self.op("local.set", fl.var(n))
-            fl.block(pp.s2)
+            fl.block(lp.s2)
         self.op("local.get", k)
-        self.op("i64.const", 2)
+        self.op("i64.const", LANES)
         self.op("i64.add")
         self.op("local.set", k)
         fl.poll()
@@ -342,68 +449,89 @@ class PairEmitter:
         fl.close()
 
     def vector_while(self) -> None:
-        fl, wl, pp = self.fl, self.pp.loop, self.pp
-        self.op("i64.const", -1)
-        self.op("i64x2.splat")
-        self.op("local.set", self.active)
+        fl, wl, lp = self.fl, self.lp.loop, self.lp
+        for g in range(GROUPS):
+            self.op("i64.const", -1)
+            self.op("i64x2.splat")
+            self.op("local.set", self.active[g])
+        test: F.Expr | None = wl.test
+        passes = limit = None
+        if lp.counter is not None:
+            test = lp.counter.test
+            passes, limit = fl.fn.local("i64"), fl.fn.local("i64")
+            self.op("i64.const", lp.counter.start)
+            self.op("local.set", passes)
+            fl.expr(lp.counter.limit)
+            fl.conv(lp.counter.limit.ty, "i64")
+            self.op("local.set", limit)
         # Invariant splats are computed here, before the loop, as the lanes ask for them.
         self.hoist_at = len(fl.fn.code)
         self.splats: dict[object, int] = {}
         out = fl.open("block")
         top = fl.open("loop")
-        inner = fl.open("loop")
-        self.cse: dict[str, tuple[int, set[str]]] = {}  # this iteration's lane values
-        self.mask(wl.test)
-        self.op("local.get", self.active)
-        self.op("v128.and")
-        self.op("local.tee", self.active)
+        hot = fl.open("loop")  # no call in here: every v128 value can stay in a register
+        self.cse: dict[str, tuple[int, set[str]]] = {}  # this pass's lane values
+        if passes is not None:
+            assert lp.counter is not None
+            self.op("local.get", passes)
+            self.op("local.get", limit)
+            self.op("i64.lt_s" if lp.counter.op == "<" else "i64.le_s")
+            self.op("i32.eqz")
+            fl.br(out, cond=True)
+        if test is not None:
+            for g in range(GROUPS):
+                self.mask(test, g)
+                self.op("local.get", self.active[g])
+                self.op("v128.and")
+                self.op("local.set", self.active[g])
+        for g in range(GROUPS):
+            self.op("local.get", self.active[g])
+            if g:
+                self.op("v128.or")
         self.op("v128.any_true")
         self.op("i32.eqz")
         fl.br(out, cond=True)
         for s in wl.body:
             if isinstance(s, F.If):  # if test: break -> the lane stops here
-                self.op("local.get", self.active)
-                self.mask(s.test)
-                self.op("v128.andnot")
-                self.op("local.set", self.active)
+                for g in range(GROUPS):
+                    self.op("local.get", self.active[g])
+                    self.mask(s.test, g)
+                    self.op("v128.andnot")
+                    self.op("local.set", self.active[g])
                 continue
             assert isinstance(s, F.Assign)
             t = fl.tf.vars[s.target]
-            v = s.value
-            if (
-                s.target in pp.masked
-                and t == "i64"
-                and isinstance(v, F.Bin)
-                and v.op == "+"
-                and isinstance(v.left, F.Name)
-                and v.left.id == s.target
-                and _int(v.right) == 1
-            ):
-                # k += 1 in the active lanes: the mask is -1 there, 0 elsewhere
-                self.op("local.get", self.v[s.target])
-                self.op("local.get", self.active)
-                self.op("i64x2.sub")
-                self.op("local.set", self.v[s.target])
-                self.forget(s.target)
-                continue
-            self.value(v, t)
-            if s.target in pp.masked:
-                self.op("local.get", self.v[s.target])
-                self.op("local.get", self.active)
-                self.op("v128.bitselect")
-            self.op("local.set", self.v[s.target])  # a dead target needs no mask
+            for g in range(GROUPS):
+                self.assign(s, t, g)
             self.forget(s.target)
-        pc = fl.budget()
-        self.op("local.get", pc)
-        self.op("i32.const", 1)
-        self.op("i32.sub")
-        self.op("local.tee", pc)
-        fl.br(inner, cond=True)
+        if passes is not None:
+            self.op("local.get", passes)
+            self.op("i64.const", 1)
+            self.op("i64.add")
+            self.op("local.set", passes)
+        fl.spend(hot)  # the poll budget: one per pass, a poll when it is spent
         fl.close()
         fl.poll_now()
         fl.br(top)
         fl.close()
         fl.close()
+
+    def assign(self, s: F.Assign, t: str, g: int) -> None:
+        lp, v = self.lp, s.value
+        target = self.v[(s.target, g)]
+        if s.target in lp.masked and t == "i64" and _is_increment(s, s.target):
+            # k += 1 in the active lanes: the mask is -1 there, 0 elsewhere
+            self.op("local.get", target)
+            self.op("local.get", self.active[g])
+            self.op("i64x2.sub")
+            self.op("local.set", target)
+            return
+        self.value(v, t, g)
+        if s.target in lp.masked:
+            self.op("local.get", target)
+            self.op("local.get", self.active[g])
+            self.op("v128.bitselect")
+        self.op("local.set", target)  # a dead target needs no mask
 
     def splat(self, e: F.Expr, t: str) -> None:
         """local.get of the invariant scalar e splatted to lanes of t (computed once)."""
@@ -431,62 +559,71 @@ class PairEmitter:
         """An assignment to name: drop the remembered values that read it."""
         self.cse = {k: v for k, v in self.cse.items() if name not in v[1]}
 
-    def value(self, e: F.Expr, t: str) -> None:
-        """Leaves conv(e.ty, t)(e) in lanes; a repeated subexpression is computed once."""
+    def value(self, e: F.Expr, t: str, g: int) -> None:
+        """Leaves conv(e.ty, t)(e) in lanes of group g; a repeated subexpression is computed
+        once per pass."""
         if isinstance(e, (F.Bin, F.Unary, F.Call)):
-            key = f"{t}:{_key(e)}"
+            key = f"{g}:{t}:{_key(e)}"
             known = self.cse.get(key)
             if known is not None:
                 self.op("local.get", known[0])
                 return
-            self._value(e, t)
+            self._value(e, t, g)
             local = self.fl.fn.local("v128")
             self.op("local.tee", local)
             self.cse[key] = (local, set(_names(e)))
             return
-        self._value(e, t)
+        self._value(e, t, g)
 
-    def _value(self, e: F.Expr, t: str) -> None:
+    def _value(self, e: F.Expr, t: str, g: int) -> None:
         fl, shape = self.fl, _LANE[t]
-        if isinstance(e, F.Name) and e.id in self.v:
-            self.op("local.get", self.v[e.id])
+        if isinstance(e, F.Name) and (e.id, g) in self.v:
+            self.op("local.get", self.v[(e.id, g)])
         elif isinstance(e, (F.Const, F.Name)):
             self.splat(e, t)
         elif isinstance(e, F.Bin):
             if e.op == "**":
-                self.value(e.left, t)
+                self.value(e.left, t, g)
                 tmp = fl.fn.local("v128")
                 self.op("local.tee", tmp)
                 self.op("local.get", tmp)
                 self.op(f"{shape}.mul")
                 return
-            self.value(e.left, t)
-            self.value(e.right, t)
+            doubled = _doubles(e)
+            if doubled is not None:
+                self.value(doubled, t, g)
+                tmp = fl.fn.local("v128")
+                self.op("local.tee", tmp)
+                self.op("local.get", tmp)
+                self.op("f64x2.add")
+                return
+            self.value(e.left, t, g)
+            self.value(e.right, t, g)
             self.op(f"{shape}.{_BIN.get(e.op, 'div')}")
         elif isinstance(e, F.Unary):
-            self.value(e.operand, t)
+            self.value(e.operand, t, g)
             self.op(f"{shape}.neg")
         elif isinstance(e, F.Call):
-            self.value(e.args[0], t)
+            self.value(e.args[0], t, g)
             if e.func in ("abs", "fabs", "sqrt"):
                 self.op("f64x2.sqrt" if e.func == "sqrt" else "f64x2.abs")
                 return
             for a in e.args[1:]:  # Python's min(a, b) = b if b < a else a: f64x2.pmin
-                self.value(a, t)
+                self.value(a, t, g)
                 self.op("f64x2.pmin" if e.func == "min" else "f64x2.pmax")
 
-    def mask(self, e: F.Expr) -> None:
+    def mask(self, e: F.Expr, g: int) -> None:
         if isinstance(e, F.Compare):
             t = e.optys[0]
-            self.value(e.operands[0], t)
-            self.value(e.operands[1], t)
+            self.value(e.operands[0], t, g)
+            self.value(e.operands[1], t, g)
             self.op(f"{_LANE[t]}.{_CMP[t][e.ops[0]]}")
         elif isinstance(e, F.BoolOp):
-            self.mask(e.values[0])
+            self.mask(e.values[0], g)
             for v in e.values[1:]:
-                self.mask(v)
+                self.mask(v, g)
                 self.op("v128.and" if e.op == "and" else "v128.or")
         else:
             assert isinstance(e, F.Unary)
-            self.mask(e.operand)
+            self.mask(e.operand, g)
             self.op("v128.not")

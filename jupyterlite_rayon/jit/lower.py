@@ -26,7 +26,7 @@ from ..abi import (
 )
 from . import frame as FR
 from . import frontend as F
-from . import pairs, parallel, vector
+from . import lanes, parallel, vector
 from .bounds import Facts
 from .frame import Frame
 from .typeinfer import ELEMENT, ArrayType, TypedFunc
@@ -586,6 +586,17 @@ class _FuncLower:
         if self.pc is not None:
             self.fn.code[0:0] = [("i32.const", POLL_EVERY), ("local.set", self.pc)]
 
+    def spend(self, hot: object) -> None:
+        """One pass of the call-free loop `hot`: a decrement, and back to `hot` while budget
+        is left (the caller polls after it: a call inside a loop makes Cranelift keep the
+        loop's values on the stack)."""
+        pc = self.budget()
+        self.op("local.get", pc)
+        self.op("i32.const", 1)
+        self.op("i32.sub")
+        self.op("local.tee", pc)
+        self.br(hot, cond=True)
+
     def poll(self) -> None:
         """One iteration of a loop that polls per iteration: a decrement and a branch."""
         pc = self.budget()
@@ -802,9 +813,12 @@ class _FuncLower:
         """for k in [k, end): loop.var = start + k*step; body (the body of a prange chunk)."""
         c_start, c_step = _const_int(loop.start), _const_int(loop.step)
 
-        def set_var() -> None:
+        def set_var(lane: int = 0) -> None:
             # start and step are the frame's copies; the IR's constants when it has them
             self.op("local.get", k)
+            if lane:
+                self.op("i64.const", lane)
+                self.op("i64.add")
             if c_step is None:
                 self.op("local.get", step)
                 self.op("i64.mul")
@@ -820,6 +834,11 @@ class _FuncLower:
             self.conv("i64", self.tf.vars[loop.var])
             self.op("local.set", self.var(loop.var))
 
+        previous = self.facts.enter(loop)
+        lp = lanes.plan(self, loop)
+        if lp is not None:
+            lanes.LaneEmitter(self, loop, lp).run(k, end, set_var)  # the rest runs below
+        self.facts.leave(loop, previous)
         self.counted(k, end, set_var, lambda: self.loop_body(loop))
 
     def elem_addr(self, p: int, index: int) -> None:
@@ -874,6 +893,7 @@ class _FuncLower:
         elif isinstance(s, F.While):
             out = self.open("block")
             top = self.open("loop")
+            hot = self.open("loop")
             self.truth(s.test)
             self.op("i32.eqz")
             self.br(out, cond=True)
@@ -882,7 +902,9 @@ class _FuncLower:
             self.block(s.body)
             self.loops.pop()
             self.close()
-            self.poll()
+            self.spend(hot)
+            self.close()
+            self.poll_now()
             self.br(top)
             self.close()
             self.close()
@@ -955,9 +977,17 @@ class _FuncLower:
 
         if const_step == 1:
             previous = self.facts.enter(s)
-            paired = pairs.plan(self, s)
-            if paired is not None:
-                pairs.PairEmitter(self, s, paired).run(k, stop)  # the rest runs below
+            lp = lanes.plan(self, s)
+            if lp is not None:
+
+                def lane_var(lane: int) -> None:
+                    self.op("local.get", k)
+                    if lane:
+                        self.op("i64.const", lane)
+                        self.op("i64.add")
+                    self.op("local.set", self.var(s.var))  # lanes.plan: s.var is int64
+
+                lanes.LaneEmitter(self, s, lp).run(k, stop, lane_var)  # the rest runs below
             self.facts.leave(s, previous)
             self.counted(k, stop, set_var, lambda: self.loop_body(s))
             return
