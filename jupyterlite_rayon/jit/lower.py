@@ -1395,6 +1395,8 @@ class _FuncLower:
             self.op("local.get", a)
             self.op(f"{t}.mul")
             return
+        if self.by_power_of_two(e, t):
+            return
         a, b = self.operands(e, t)
         if op == "**":
             if t == "i64":
@@ -1428,6 +1430,35 @@ class _FuncLower:
             self.op("call", self.prog.helper("floordiv_i64" if op == "//" else "mod_i64"))
         else:
             self.f64_call(t, a, b, self.prog.helper("floordiv_f64" if op == "//" else "mod_f64"))
+
+    def by_power_of_two(self, e: F.Bin, t: str) -> bool:
+        """`//`, `%` of an int by a constant 2**k > 0 (a shift, a mask: Python's floor
+        semantics exactly, for negative operands too) and float `/` by a constant +-2**k
+        (a multiply by the exact reciprocal: the same real quotient, rounded once, as the
+        division gives). Emits the code and returns True, or emits nothing."""
+        c = e.right.value if isinstance(e.right, F.Const) else None
+        if c is None or isinstance(c, bool):
+            return False
+        if t == "i64" and e.op in ("//", "%") and type(c) is int and c > 0 and c & (c - 1) == 0:
+            self.expr(e.left)
+            self.conv(e.left.ty, t)
+            if e.op == "//":
+                self.op("i64.const", c.bit_length() - 1)
+                self.op("i64.shr_s")
+            else:
+                self.op("i64.const", c - 1)
+                self.op("i64.and")
+            return True
+        if t in ("f64", "f32") and e.op == "/" and c != 0 and abs(c) < 2.0**1000:
+            mantissa, exp = math.frexp(float(c))
+            if abs(mantissa) != 0.5 or abs(exp - 1) > (1022 if t == "f64" else 126):
+                return False
+            self.expr(e.left)
+            self.conv(e.left.ty, t)
+            self.op(f"{t}.const", 1.0 / float(c))
+            self.op(f"{t}.mul")
+            return True
+        return False
 
     def f64_call(self, t: str, a: int, b: int, key: str) -> None:
         for local in (a, b):
