@@ -91,6 +91,7 @@ DTYPES: tuple[tuple[int, str, int], ...] = (
     (2, "int32", 4),
     (3, "int64", 8),
     (4, "uint32", 4),
+    (5, "uint64", 8),
 )
 
 #: counters block header fields, in order (struct format COUNTERS_HEADER_FORMAT)

@@ -173,8 +173,16 @@ class PoolArray:
         data = memoryview(self.tobytes())
         if self.size == 0:
             return [] if self.ndim == 1 else [[] for _ in range(self._shape[0])]
-        fmt: Any = self._dtype.format  # one of d f i q I
+        fmt: Any = self._dtype.format  # one of d f i q I Q
         return data.cast(fmt, self._shape).tolist()
+
+    def astype(self, dtype: Any) -> PoolArray:
+        """A new array of the values converted to dtype (always a copy, as numpy's astype)."""
+        self._check_open()
+        want = dtypes.get(dtype)
+        if want == self._dtype:
+            return _from_bytes(self._arena, self.tobytes(), self._shape, want)
+        return asarray(self, want)
 
     def to_numpy(self) -> Any:
         """A numpy copy of the data."""
@@ -472,7 +480,7 @@ def _from_list(values: Sequence[Any], want: DType | None, arena: Arena) -> PoolA
         if not isinstance(v, (int, float)):
             raise TypeError(f"list item {v!r} is not a number")
     if want is None:
-        want = dtypes.FLOAT64 if any(isinstance(v, float) for v in flat) else dtypes.INT64
+        want = _list_dtype(flat)
     if not want.is_float:
         flat = [_checked_int(v, want) for v in flat]
     try:
@@ -480,6 +488,23 @@ def _from_list(values: Sequence[Any], want: DType | None, arena: Arena) -> PoolA
     except OverflowError:
         raise OverflowError(f"a value does not fit in {want.name}") from None
     return _from_bytes(arena, memoryview(data).cast("B"), shape, want)
+
+
+def _list_dtype(flat: list[Any]) -> DType:
+    """numpy's dtype for a list of Python numbers: float64 with any float in it; else int64
+    when every int fits it, uint64 when every int is above int64 (numpy reads those as uint64),
+    float64 for a mix of the two. An int beyond uint64 is refused (numpy makes an object array)."""
+    if any(isinstance(v, float) for v in flat):
+        return dtypes.FLOAT64
+    big = [v for v in flat if v >= 1 << 63]
+    if not big:
+        return dtypes.INT64
+    if max(big) >= 1 << 64:
+        raise OverflowError(
+            f"{max(big)} does not fit in uint64, the widest integer dtype (numpy makes "
+            "an object array of it); pass dtype='float64' to store it as a float"
+        )
+    return dtypes.UINT64 if len(big) == len(flat) else dtypes.FLOAT64
 
 
 def _fast_array(flat: list[Any], want: DType | None) -> tuple[_pyarray.array[Any], DType] | None:
@@ -511,7 +536,7 @@ def _checked_int(v: float, want: DType) -> int:
 
 
 def _array_code(dt: DType) -> str:
-    return {"float64": "d", "float32": "f", "int32": "i", "int64": "q", "uint32": "I"}[dt.name]
+    return dt.format  # d f i q I Q: the same characters in struct and array.array
 
 
 def _js_typed_array(obj: Any) -> Any:

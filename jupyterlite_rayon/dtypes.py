@@ -13,32 +13,38 @@ class DType:
     format: str  # struct / memoryview format character
     is_float: bool
 
+    @property
+    def is_unsigned(self) -> bool:
+        return self.name.startswith("uint")
+
 
 FLOAT64 = DType("float64", 0, 8, "d", True)
 FLOAT32 = DType("float32", 1, 4, "f", True)
 INT32 = DType("int32", 2, 4, "i", False)
 INT64 = DType("int64", 3, 8, "q", False)
 UINT32 = DType("uint32", 4, 4, "I", False)
+UINT64 = DType("uint64", 5, 8, "Q", False)
 
-ALL = (FLOAT64, FLOAT32, INT32, INT64, UINT32)
+ALL = (FLOAT64, FLOAT32, INT32, INT64, UINT32, UINT64)
 BY_NAME = {d.name: d for d in ALL}
 
 # Buffer-protocol format characters -> dtype. 'l'/'L' are 8 bytes on 64-bit Linux/macOS and
 # 4 bytes on wasm32 and Windows, so they are resolved by item size.
-_FORMATS = {"d": FLOAT64, "f": FLOAT32, "i": INT32, "q": INT64, "I": UINT32}
+_FORMATS = {"d": FLOAT64, "f": FLOAT32, "i": INT32, "q": INT64, "I": UINT32, "Q": UINT64}
 _BY_KIND_SIZE = {
     ("f", 8): FLOAT64,
     ("f", 4): FLOAT32,
     ("i", 4): INT32,
     ("i", 8): INT64,
     ("u", 4): UINT32,
+    ("u", 8): UINT64,
 }
 _INT_FORMATS = {"b", "h", "i", "l", "q", "n"}
 _UINT_FORMATS = {"B", "H", "I", "L", "Q", "N"}
 
 
 # numpy's other spellings of the pool's dtypes (type codes are those of little-endian 64-bit
-# numpy; 'l' is left out: it means int32 on wasm32 and Windows, int64 elsewhere)
+# numpy; 'l', 'L' and 'uint' are left out: they mean 32 bits on wasm32 and Windows, 64 elsewhere)
 _SPELLINGS = {
     "f8": "float64",
     "d": "float64",
@@ -57,6 +63,9 @@ _SPELLINGS = {
     "u4": "uint32",
     "I": "uint32",
     "uintc": "uint32",
+    "u8": "uint64",
+    "Q": "uint64",
+    "ulonglong": "uint64",
 }
 
 

@@ -24,8 +24,8 @@ from .dtypes import DType
 _F64 = struct.Struct("<d")
 _I64 = struct.Struct("<q")
 _FLOATS = frozenset({0, 1})
-_NUMERIC = frozenset({0, 1, 2, 3})
-_SORTABLE = frozenset({0, 1, 2, 3, 4})
+_NUMERIC = frozenset({0, 1, 2, 3, 4, 5})
+_SORTABLE = frozenset({0, 1, 2, 3, 4, 5})
 _INT_SAFE = 1 << 53
 # Up to this many elements a linear kernel takes microseconds: it runs on the calling thread.
 QUICK_ITEMS = 1 << 15
@@ -117,24 +117,23 @@ def _as_float(name: str, value: object, what: str) -> float:
 # -- reductions --------------------------------------------------------------------------
 def _reduce(name: str, op: int, a: Any) -> Any:
     with _lock, _Call(name) as c:
-        x = _widen_uint32(c, c.array(a))
+        x = c.array(a)
         _need(name, x, _NUMERIC)
         c.run("jr_reduce", op, x.dtype_info.code, x.ptr, x.size, pool.scratch(), items=x.size)
-        return _rounded(x.dtype_info, _scalar_out(x.dtype_info.is_float or op == 3))
-
-
-def _widen_uint32(c: _Call, x: PoolArray) -> PoolArray:
-    """uint32 reduces exactly as int64 (every uint32 value is one): numpy's sums, extremes and
-    means of uint32 are the same numbers."""
-    return c.array(x, dtypes.INT64) if x.dtype_info == dtypes.UINT32 else x
+        value = _scalar_out(x.dtype_info.is_float or op == 3)
+        if x.dtype_info.is_unsigned and op != 3:
+            # The kernel's u64 (numpy sums uint32 and uint64 as uint64, wrapping at 2**64).
+            return _wrapped(dtypes.UINT64, value)
+        return _rounded(x.dtype_info, value)
 
 
 def _wrapped(dtype: DType, value: int) -> int:
-    """An integer result in dtype's width, wrapping as numpy's fixed-width integers do."""
+    """An integer result in dtype's width, wrapping as numpy's fixed-width integers do (the
+    kernels' 8-byte results are read as int64)."""
     if dtype == dtypes.INT32:
         return (value + (1 << 31)) % (1 << 32) - (1 << 31)
-    if dtype == dtypes.UINT32:
-        return value % (1 << 32)
+    if dtype.is_unsigned:
+        return value % (1 << (8 * dtype.itemsize))
     return value
 
 
@@ -145,7 +144,8 @@ def _rounded(dtype: DType, value: Any) -> Any:
 
 
 def sum(a: Any) -> Any:
-    """Sum of all elements (float for float dtypes, wrapping int64 for ints)."""
+    """Sum of all elements: a float for float dtypes, an int for ints, numpy's value (signed
+    ints sum as int64, unsigned as uint64, each wrapping)."""
     return _reduce("sum", 0, a)
 
 
@@ -467,18 +467,25 @@ def _run_clip(c: _Call, x: PoolArray, low: float, high: float) -> PoolArray:
 
 
 def cumsum(a: Any) -> PoolArray:
-    """Inclusive prefix sum of a 1-D array (int64 for integer input, like numpy)."""
+    """Inclusive prefix sum of a 1-D array (numpy's dtype: int64 for signed integer input,
+    uint64 for unsigned)."""
     with _Call("cumsum") as c:
         x = c.array(a)
         _need("cumsum", x, _NUMERIC)
         _need_1d("cumsum", x)
-        out = empty(x.shape, x.dtype_info if x.dtype_info.is_float else dtypes.INT64)
+        out = empty(x.shape, _cumsum_dtype(x.dtype_info))
         try:
             c.run("jr_cumsum", x.dtype_info.code, x.ptr, out.ptr, x.size, items=x.size)
         except BaseException:
             out.close()
             raise
         return out
+
+
+def _cumsum_dtype(dtype: DType) -> DType:
+    if dtype.is_float:
+        return dtype
+    return dtypes.UINT64 if dtype.is_unsigned else dtypes.INT64
 
 
 def sort(a: Any) -> PoolArray:

@@ -3,7 +3,7 @@
 Arrays and numpy scalars are strongly typed: their dtypes meet by numpy's `result_type`.
 Python scalars are weak: a Python int takes the array's dtype (and must fit it, as numpy 2
 raises OverflowError otherwise), a Python float takes a float array's dtype and makes an
-integer array float64, a Python bool is weakest of all. A result dtype the pool lacks (uint64,
+integer array float64, a Python bool is weakest of all. A result dtype the pool lacks (int8,
 complex, ...) is refused with a TypeError rather than computed differently.
 """
 
@@ -14,12 +14,13 @@ import math
 from typing import Any
 
 from . import dtypes
-from .dtypes import FLOAT32, FLOAT64, INT64, DType
+from .dtypes import FLOAT32, FLOAT64, INT64, UINT64, DType
 
 _INT_RANGE = {
     "int32": (-(1 << 31), (1 << 31) - 1),
     "int64": (-(1 << 63), (1 << 63) - 1),
     "uint32": (0, (1 << 32) - 1),
+    "uint64": (0, (1 << 64) - 1),
 }
 
 
@@ -30,8 +31,12 @@ def result_type(a: DType, b: DType) -> DType:
     if FLOAT64 in (a, b):
         return FLOAT64
     if FLOAT32 in (a, b):
-        return FLOAT64  # float32 with any of int32, int64, uint32 (numpy: float64)
-    # Two different integer dtypes: int32 with uint32 or int64, uint32 with int64.
+        return FLOAT64  # float32 with any integer dtype (numpy: float64)
+    if a.is_unsigned and b.is_unsigned:
+        return UINT64  # uint32 with uint64
+    if UINT64 in (a, b):
+        return FLOAT64  # uint64 with a signed dtype: no integer dtype holds both (numpy: float64)
+    # The other pairs of different integer dtypes: int32 with uint32 or int64, uint32 with int64.
     return INT64
 
 

@@ -47,6 +47,7 @@ export const DTYPES = Object.freeze([
   Object.freeze({ code: 2, name: 'int32', size: 4 }),
   Object.freeze({ code: 3, name: 'int64', size: 8 }),
   Object.freeze({ code: 4, name: 'uint32', size: 4 }),
+  Object.freeze({ code: 5, name: 'uint64', size: 8 }),
 ]);
 // Counters block: field -> [byte offset, type]; records at THREAD_RECORDS_OFFSET + i * THREAD_RECORD_BYTES.
 export const COUNTERS_HEADER = Object.freeze({ magic: [0, 'u32'], abi_version: [4, 'u32'], threads: [8, 'u32'], busy: [12, 'u32'], cancel: [16, 'u32'], max_threads: [20, 'u32'], threaded: [24, 'u32'], in_call: [28, 'u32'], bytes_in_use: [32, 'u64'], runtime_bytes: [40, 'u64'], calls: [48, 'u64'], reserved: [56, 'u64'] });

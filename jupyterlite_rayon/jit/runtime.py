@@ -84,6 +84,16 @@ _NUMPY_SCALARS = {
 }
 
 
+# The array dtypes jitted code loads and stores (typeinfer, lower); the pool has more (uint64).
+_ARRAY_DTYPES = ("float64", "float32", "int64", "int32", "uint32")
+
+
+def _jit_dtype(name: str) -> str:
+    if name not in _ARRAY_DTYPES:
+        raise TypeError(f"an array of dtype {name}; convert it first, e.g. x.astype('float64')")
+    return name
+
+
 @dataclass
 class Arg:
     """One argument, classified: its jit type, and for arrays where its data comes from."""
@@ -107,7 +117,7 @@ def classify(value: Any, host: JitHost) -> Arg:
         return Arg("f64", value)
     if isinstance(value, PoolArray):
         _check_ndim(value.ndim)
-        return Arg(ArrayType(value.dtype, value.ndim), array=value, pool=value)
+        return Arg(ArrayType(_jit_dtype(value.dtype), value.ndim), array=value, pool=value)
     module = type(value).__module__
     if module == "numpy" and hasattr(value, "dtype"):
         name = value.dtype.name
@@ -117,15 +127,13 @@ def classify(value: Any, host: JitHost) -> Arg:
             t = _NUMPY_SCALARS[name]
             py = value.item()
             return Arg(t, py)
-        if name not in dtypes.BY_NAME:
-            raise TypeError(
-                f"a numpy array of dtype {name} (convert it with .astype(...) "
-                f"to one of {', '.join(dtypes.names())})"
-            )
         _check_ndim(value.ndim)
-        return Arg(ArrayType(name, value.ndim), array=value)
+        return Arg(ArrayType(_jit_dtype(name), value.ndim), array=value)
     if isinstance(value, (list, tuple)):
         pool = asarray(value, arena=host.arena)
+        if pool.dtype not in _ARRAY_DTYPES:
+            pool.close()
+            _jit_dtype(pool.dtype)
         return Arg(ArrayType(pool.dtype, pool.ndim), array=value, pool=pool, owned=True)
     try:
         view = memoryview(value)
@@ -135,7 +143,7 @@ def classify(value: Any, host: JitHost) -> Arg:
     if dt is None:
         raise TypeError(f"a buffer of format {view.format!r}")
     _check_ndim(view.ndim)
-    return Arg(ArrayType(dt.name, view.ndim), array=value)
+    return Arg(ArrayType(_jit_dtype(dt.name), view.ndim), array=value)
 
 
 def _check_ndim(ndim: int) -> None:

@@ -19,6 +19,7 @@ pub const Dtype = enum(u32) {
     i32 = 2,
     i64 = 3,
     u32 = 4,
+    u64 = 5,
 
     pub fn Type(comptime d: Dtype) type {
         return switch (d) {
@@ -27,12 +28,13 @@ pub const Dtype = enum(u32) {
             .i32 => i32,
             .i64 => i64,
             .u32 => u32,
+            .u64 => u64,
         };
     }
 
     pub fn size(d: Dtype) usize {
         return switch (d) {
-            .f64, .i64 => 8,
+            .f64, .i64, .u64 => 8,
             .f32, .i32, .u32 => 4,
         };
     }
@@ -41,6 +43,18 @@ pub const Dtype = enum(u32) {
         return d == .f64 or d == .f32;
     }
 };
+
+/// Unsigned integer element types (uint32, uint64): abs is the identity, min/max and sorting
+/// compare without sign, sums wrap modulo 2**64 (numpy's uint64).
+pub inline fn isUnsigned(comptime T: type) bool {
+    return @typeInfo(T) == .int and @typeInfo(T).int.signedness == .unsigned;
+}
+
+/// What an integer reduction (sum, min, max, dot) and cumsum of T produce: u64 for unsigned
+/// T, i64 for signed T, each wrapping (numpy's dtype for sums of uint32/uint64 and int32/int64).
+pub fn Wide(comptime T: type) type {
+    return if (isUnsigned(T)) u64 else i64;
+}
 
 pub fn dtypeFromCode(code: u32) ?Dtype {
     return std.enums.fromInt(Dtype, code);
@@ -149,6 +163,26 @@ test "pairwiseCombine has the documented shape" {
     const one_f: f64 = 1.0;
     const expect = ((big + one_f) + (-big + one_f)) + one_f; // 1.0; in order it would be 2.0
     try std.testing.expectEqual(expect, pairwiseCombine(f64, &five, add));
+}
+
+test "dtype codes, sizes and element types are the ABI's table" {
+    const want = [_]struct { code: u32, size: usize, T: type }{
+        .{ .code = 0, .size = 8, .T = f64 },
+        .{ .code = 1, .size = 4, .T = f32 },
+        .{ .code = 2, .size = 4, .T = i32 },
+        .{ .code = 3, .size = 8, .T = i64 },
+        .{ .code = 4, .size = 4, .T = u32 },
+        .{ .code = 5, .size = 8, .T = u64 },
+    };
+    inline for (want) |w| {
+        const d = comptime dtypeFromCode(w.code).?;
+        try std.testing.expectEqual(w.size, d.size());
+        try std.testing.expectEqual(w.size, @sizeOf(w.T));
+        try std.testing.expect(d.Type() == w.T);
+    }
+    try std.testing.expect(dtypeFromCode(6) == null);
+    try std.testing.expect(isUnsigned(u64) and isUnsigned(u32) and !isUnsigned(i64) and !isUnsigned(f64));
+    try std.testing.expect(Wide(u32) == u64 and Wide(u64) == u64 and Wide(i32) == i64);
 }
 
 test "byteRange rejects overflow and address 0" {

@@ -252,7 +252,6 @@ fn histogramTyped(
 /// jr_histogram(dtype, x, n, bins, lo, hi, out, edges, denom, flags)
 pub fn histogram(dtype_code: u32, x: usize, n: usize, bins: u32, lo: f64, hi: f64, out: usize, edges: usize, denom: f64, flags: u32) i32 {
     const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
-    if (dt == .u32) return c.E_DTYPE;
     if (bins == 0 or !std.math.isFinite(lo) or !std.math.isFinite(hi) or !(lo < hi)) return c.E_INVAL;
     if (flags & ~F32_RANGE != 0) return c.E_INVAL;
     const f32_range = flags & F32_RANGE != 0;
@@ -272,8 +271,7 @@ pub fn histogram(dtype_code: u32, x: usize, n: usize, bins: u32, lo: f64, hi: f6
             histogramTyped(f32, true, c.slice(f32, x, n), bins, lo, hi, denom, counts, c.slice(f32, edges, nedges))
         else
             histogramTyped(f32, false, c.slice(f32, x, n), bins, lo, hi, denom, counts, c.slice(f32, edges, nedges)),
-        inline .f64, .i32, .i64 => |d| histogramTyped(d.Type(), false, c.slice(d.Type(), x, n), bins, lo, hi, denom, counts, c.slice(f64, edges, nedges)),
-        .u32 => unreachable,
+        inline .f64, .i32, .i64, .u32, .u64 => |d| histogramTyped(d.Type(), false, c.slice(d.Type(), x, n), bins, lo, hi, denom, counts, c.slice(f64, edges, nedges)),
     };
 }
 
@@ -404,8 +402,13 @@ test "histogram: numpy edges and edge rules at exactly lo, hi, edges and just be
     // numpy: "Too many bins for data range" when edges stop increasing
     var big: [3]i64 = undefined;
     try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 1, addr(&f), 1, 3, 1.0, 1.0000001, addr(&big), 0, 0, 0 }));
-    var u = [_]u32{1};
-    try testing.expectEqual(c.E_DTYPE, c.call(histogram, .{ 4, addr(&u), 1, 2, 0.0, 1.0, addr(&out), 0, 0, 0 }));
+    // unsigned data (uint32, uint64): values at and above 2^63 are large, not negative
+    var u = [_]u32{ 1, std.math.maxInt(u32) };
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 4, addr(&u), 2, 2, 0.0, 4294967296.0, addr(&out), 0, 0, 0 }));
+    try testing.expectEqualSlices(i64, &.{ 1, 1 }, &out);
+    var w = [_]u64{ 1, 1 << 63, std.math.maxInt(u64) };
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 5, addr(&w), 3, 2, 0.0, 18446744073709551616.0, addr(&out), 0, 0, 0 }));
+    try testing.expectEqualSlices(i64, &.{ 1, 2 }, &out);
     // flags: unknown bits, F32_RANGE on other dtypes or with bounds float32 cannot hold
     try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 1, addr(&f), 1, 2, 0.0, 1.0, addr(&out), 0, 0, 2 }));
     try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), 1, 2, 0.0, 1.0, addr(&out), 0, 0, F32_RANGE }));

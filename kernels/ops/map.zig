@@ -33,7 +33,7 @@ pub fn applyUnary(comptime T: type, comptime op: Unary, v: anytype) @TypeOf(v) {
         .log => @log(v),
         .sin => @sin(v),
         .cos => @cos(v),
-        .abs => if (isFloat(T)) @abs(v) else if (T == u32) v else @bitCast(@abs(v)),
+        .abs => if (isFloat(T)) @abs(v) else if (c.isUnsigned(T)) v else @bitCast(@abs(v)),
         .negative => if (isFloat(T)) -v else zeroOf(@TypeOf(v)) -% v,
     };
 }
@@ -264,12 +264,11 @@ fn intBound(comptime T: type, v: f64, comptime is_lo: bool) T {
 /// jr_clip(dtype, x, lo, hi, out, n)
 pub fn clip(dtype_code: u32, x: usize, lo: f64, hi: f64, out: usize, n: usize) i32 {
     const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
-    if (dt == .u32) return c.E_DTYPE;
     const xr = c.byteRange(x, n, dt.size()) orelse return c.E_RANGE;
     const outr = c.byteRange(out, n, dt.size()) orelse return c.E_RANGE;
     if (!xr.sameOrDisjoint(outr)) return c.E_INVAL;
     switch (dt) {
-        inline .f64, .f32, .i32, .i64 => |d| {
+        inline else => |d| {
             const T = d.Type();
             if (!isFloat(T) and (lo != lo or hi != hi)) return c.E_INVAL;
             const l: T = if (isFloat(T)) @floatCast(lo) else intBound(T, lo, true);
@@ -277,7 +276,6 @@ pub fn clip(dtype_code: u32, x: usize, lo: f64, hi: f64, out: usize, n: usize) i
             var body: ClipBody(T) = .{ .x = c.slice(T, x, n), .lo = l, .hi = h, .out = c.slice(T, out, n) };
             rt.parallelFor(n, min_chunk, &body);
         },
-        .u32 => unreachable,
     }
     return c.OK;
 }
@@ -309,7 +307,7 @@ fn refUnary(comptime T: type, op: u32, v: T) T {
         else => unreachable,
     };
     return switch (op) {
-        5 => if (T == u32) v else if (v < 0) 0 -% v else v,
+        5 => if (c.isUnsigned(T)) v else if (v < 0) 0 -% v else v,
         6 => 0 -% v,
         else => unreachable,
     };
@@ -354,6 +352,7 @@ test "map_unary: every op and dtype against std.math, int abs/negative wrap" {
     try checkUnary(i32, 2, rng);
     try checkUnary(i64, 3, rng);
     try checkUnary(u32, 4, rng);
+    try checkUnary(u64, 5, rng);
     var m = [_]i32{std.math.minInt(i32)};
     try testing.expectEqual(c.OK, c.call(mapUnary, .{ 5, 2, addr(&m), addr(&m), 1 }));
     try testing.expectEqual(@as(i32, std.math.minInt(i32)), m[0]);
@@ -405,7 +404,7 @@ fn checkBinary(comptime T: type, dtype: u32, rng: std.Random) !void {
         }
         const out = try alloc.alloc(T, n);
         defer alloc.free(out);
-        const s: T = if (@typeInfo(T) == .float) 2.5 else if (T == u32) 7 else -7;
+        const s: T = if (@typeInfo(T) == .float) 2.5 else if (c.isUnsigned(T)) 7 else -7;
         for (0..7) |op| {
             const supported = @typeInfo(T) == .float or (op != 3 and op != 4);
             const st = c.call(mapBinary, .{ @intCast(op), dtype, addr(x), addr(y), addr(out), n });
@@ -435,6 +434,31 @@ test "map_binary and map_scalar (both orders): every op and dtype, NaN/inf" {
     try checkBinary(i32, 2, rng);
     try checkBinary(i64, 3, rng);
     try checkBinary(u32, 4, rng);
+    try checkBinary(u64, 5, rng);
+}
+
+test "map on uint64: unsigned order, wrapping, scalars up to 2^64 exclusive" {
+    const big: u64 = std.math.maxInt(u64);
+    var x = [_]u64{ big, 1 << 63, 0, 5 };
+    var y = [_]u64{ 1, 2, 3, 1 << 63 };
+    var out: [4]u64 = undefined;
+    try testing.expectEqual(c.OK, c.call(mapBinary, .{ 5, 5, addr(&x), addr(&y), addr(&out), 4 }));
+    try testing.expectEqualSlices(u64, &.{ 1, 2, 0, 5 }, &out); // minimum, without sign
+    try testing.expectEqual(c.OK, c.call(mapBinary, .{ 6, 5, addr(&x), addr(&y), addr(&out), 4 }));
+    try testing.expectEqualSlices(u64, &.{ big, 1 << 63, 3, 1 << 63 }, &out);
+    try testing.expectEqual(c.OK, c.call(mapBinary, .{ 0, 5, addr(&x), addr(&y), addr(&out), 4 }));
+    try testing.expectEqualSlices(u64, &.{ 0, (1 << 63) + 2, 3, (1 << 63) + 5 }, &out);
+    try testing.expectEqual(c.OK, c.call(mapUnary, .{ 6, 5, addr(&x), addr(&out), 4 }));
+    try testing.expectEqualSlices(u64, &.{ 1, 1 << 63, 0, big - 4 }, &out); // numpy's negative
+    try testing.expectEqual(c.OK, c.call(mapUnary, .{ 5, 5, addr(&x), addr(&out), 4 }));
+    try testing.expectEqualSlices(u64, &x, &out);
+    // 2^64 - 2048 is the largest double below 2^64: a valid scalar; 2^64 and -1 are not
+    try testing.expectEqual(c.OK, c.call(mapScalar, .{ 1, 5, addr(&x), 18446744073709549568.0, addr(&out), 4, 1 }));
+    try testing.expectEqual(@as(u64, 18446744073709549568) -% big, out[0]);
+    try testing.expectEqual(c.E_INVAL, c.call(mapScalar, .{ 0, 5, addr(&x), 18446744073709551616.0, addr(&out), 4, 0 }));
+    try testing.expectEqual(c.E_INVAL, c.call(mapScalar, .{ 0, 5, addr(&x), -1, addr(&out), 4, 0 }));
+    try testing.expectEqual(c.E_DTYPE, c.call(mapBinary, .{ 3, 5, addr(&x), addr(&y), addr(&out), 4 }));
+    try testing.expectEqual(c.E_DTYPE, c.call(mapUnary, .{ 0, 5, addr(&x), addr(&out), 4 }));
 }
 
 test "map: in place works, partial overlap and bad scalars are refused" {
@@ -453,7 +477,7 @@ test "map: in place works, partial overlap and bad scalars are refused" {
     try testing.expectEqual(@as(i32, -2147483647), i[0]);
     try testing.expectEqual(c.E_INVAL, c.call(mapUnary, .{ 7, 0, addr(&x), addr(&x), 1 }));
     try testing.expectEqual(c.E_INVAL, c.call(mapBinary, .{ 7, 0, addr(&x), addr(&x), addr(&x), 1 }));
-    try testing.expectEqual(c.E_INVAL, c.call(mapUnary, .{ 0, 5, addr(&x), addr(&x), 1 }));
+    try testing.expectEqual(c.E_INVAL, c.call(mapUnary, .{ 0, 6, addr(&x), addr(&x), 1 }));
 }
 
 test "clip: numpy semantics for floats (NaN stays, NaN bounds) and ints (fractional bounds)" {
@@ -480,6 +504,27 @@ test "clip: numpy semantics for floats (NaN stays, NaN bounds) and ints (fractio
         try testing.expectEqualSlices(i32, xi, oi);
         if (n > 0) try testing.expectEqual(c.E_INVAL, c.call(clip, .{ 2, addr(xi), std.math.nan(f64), 1, addr(oi), n }));
     }
-    var u = [_]u32{1};
-    try testing.expectEqual(c.E_DTYPE, c.call(clip, .{ 4, addr(&u), 0, 1, addr(&u), 1 }));
+    // unsigned: bounds compare without sign, saturate at 0 and at the top of the dtype
+    var u = [_]u32{ 0, 7, std.math.maxInt(u32), 3 };
+    var uo: [4]u32 = undefined;
+    try testing.expectEqual(c.OK, c.call(clip, .{ 4, addr(&u), 2.5, 5e9, addr(&uo), 4 }));
+    try testing.expectEqualSlices(u32, &.{ 3, 7, std.math.maxInt(u32), 3 }, &uo);
+    try testing.expectEqual(c.OK, c.call(clip, .{ 4, addr(&u), -5, 6, addr(&uo), 4 }));
+    try testing.expectEqualSlices(u32, &.{ 0, 6, 6, 3 }, &uo);
+    var w = [_]u64{ 0, 1 << 63, std.math.maxInt(u64), 9 };
+    var wo: [4]u64 = undefined;
+    try testing.expectEqual(c.OK, c.call(clip, .{ 5, addr(&w), 1, 9223372036854775808.0, addr(&wo), 4 }));
+    try testing.expectEqualSlices(u64, &.{ 1, 1 << 63, 1 << 63, 9 }, &wo);
+    try testing.expectEqual(c.OK, c.call(clip, .{ 5, addr(&w), -1, std.math.inf(f64), addr(&wo), 4 }));
+    try testing.expectEqualSlices(u64, &w, &wo);
+    try testing.expectEqual(c.E_INVAL, c.call(clip, .{ 5, addr(&w), std.math.nan(f64), 1, addr(&wo), 4 }));
+    // long inputs go through the vector loop
+    for ([_]usize{ 8193, 20011 }) |n| {
+        const xs = try randomArray(u64, rng, n);
+        defer alloc.free(xs);
+        const os = try alloc.alloc(u64, n);
+        defer alloc.free(os);
+        try testing.expectEqual(c.OK, c.call(clip, .{ 5, addr(xs), 4611686018427387904.0, 13835058055282163712.0, addr(os), n }));
+        for (xs, os) |v, o| try testing.expectEqual(@min(@max(v, 1 << 62), 3 << 62), o);
+    }
 }

@@ -10,9 +10,10 @@ pub const Op = enum(u32) { sum = 0, min = 1, max = 2, mean = 3 };
 /// Width of the block accumulators; 8 f64 lanes are four simd128 registers.
 const lanes = 8;
 
-/// Per-block partial result: f64 for float inputs (and for mean), i64 for int inputs.
+/// Per-block partial result: f64 for float inputs (and for mean), u64 for unsigned ints
+/// (numpy sums uint32 and uint64 as uint64), i64 for signed ints; integer sums wrap.
 fn Acc(comptime T: type) type {
-    return if (@typeInfo(T) == .float) f64 else i64;
+    return if (@typeInfo(T) == .float) f64 else c.Wide(T);
 }
 
 fn addAcc(comptime A: type) fn (A, A) A {
@@ -29,7 +30,7 @@ fn laneSum(v: @Vector(lanes, f64)) f64 {
     return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }
 
-/// Sum of one block into R: f64 (floats, and ints for mean) or wrapping i64 (int sum).
+/// Sum of one block into R: f64 (floats, and ints for mean) or wrapping Acc(T) (int sum).
 fn blockSum(comptime T: type, comptime R: type, x: []align(1) const T) R {
     if (R == f64) {
         const V = @Vector(lanes, f64);
@@ -40,8 +41,8 @@ fn blockSum(comptime T: type, comptime R: type, x: []align(1) const T) R {
         while (i < x.len) : (i += 1) s += toF64(T, x[i]);
         return s;
     } else {
-        var s: i64 = 0;
-        for (x) |v| s +%= @as(i64, v);
+        var s: R = 0;
+        for (x) |v| s +%= @as(R, v);
         return s;
     }
 }
@@ -58,8 +59,9 @@ fn blockDot(comptime T: type, x: []align(1) const T, y: []align(1) const T) Acc(
         while (i < x.len) : (i += 1) s += toF64(T, x[i]) * toF64(T, y[i]);
         return s;
     } else {
-        var s: i64 = 0;
-        for (x, y) |a, b| s +%= @as(i64, a) *% @as(i64, b);
+        const A = Acc(T);
+        var s: A = 0;
+        for (x, y) |a, b| s +%= @as(A, a) *% @as(A, b);
         return s;
     }
 }
@@ -201,29 +203,25 @@ fn extremeOf(comptime T: type, comptime is_min: bool, x: []align(1) const T, nb:
 pub fn reduce(op_code: u32, dtype_code: u32, x: usize, n: usize, out: usize) i32 {
     const op = std.enums.fromInt(Op, op_code) orelse return c.E_INVAL;
     const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
-    if (dt == .u32) return c.E_DTYPE;
     const xr = c.byteRange(x, n, dt.size()) orelse return c.E_RANGE;
     const outr = c.byteRange(out, 1, 8) orelse return c.E_RANGE;
     if (xr.overlaps(outr)) return c.E_INVAL;
     return switch (dt) {
-        inline .f64, .f32, .i32, .i64 => |d| switch (op) {
+        inline else => |d| switch (op) {
             inline else => |o| reduceTyped(d.Type(), o, c.slice(d.Type(), x, n), out),
         },
-        .u32 => unreachable,
     };
 }
 
 /// jr_dot(dtype, x, y, n, out): sum of x[i]*y[i], blocks and tree as for sum.
 pub fn dot(dtype_code: u32, x: usize, y: usize, n: usize, out: usize) i32 {
     const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
-    if (dt == .u32) return c.E_DTYPE;
     const xr = c.byteRange(x, n, dt.size()) orelse return c.E_RANGE;
     const yr = c.byteRange(y, n, dt.size()) orelse return c.E_RANGE;
     const outr = c.byteRange(out, 1, 8) orelse return c.E_RANGE;
     if (xr.overlaps(outr) or yr.overlaps(outr)) return c.E_INVAL;
     return switch (dt) {
-        inline .f64, .f32, .i32, .i64 => |d| dotTyped(d.Type(), c.slice(d.Type(), x, n), c.slice(d.Type(), y, n), out),
-        .u32 => unreachable,
+        inline else => |d| dotTyped(d.Type(), c.slice(d.Type(), x, n), c.slice(d.Type(), y, n), out),
     };
 }
 
@@ -262,7 +260,8 @@ const thread_counts = support.thread_counts;
 const setThreads = support.setThreads;
 const addr = support.addr;
 const randomArray = support.randomArray;
-const Ref = support.Ref;
+/// What the reductions of T write: f64 for floats, u64 for unsigned ints, i64 for signed ints.
+const Ref = Acc;
 
 /// The documented summation order, written plainly: 4096-element blocks; in a block, 8 lane
 /// accumulators over the full groups of 8, combined (l0+l4)+(l2+l6) + (l1+l5)+(l3+l7), then
@@ -283,8 +282,8 @@ fn referenceSum(comptime T: type, x: []const T) !Ref(T) {
             for (blk[full..]) |v| s += refToF64(T, v);
             parts[b] = s;
         } else {
-            var s: i64 = 0;
-            for (blk) |v| s +%= @as(i64, v);
+            var s: R = 0;
+            for (blk) |v| s +%= @as(R, v);
             parts[b] = s;
         }
     }
@@ -361,6 +360,8 @@ test "reduce sum/mean/min/max match references for all dtypes, sizes and thread 
     try checkReduce(f32, 1, rng);
     try checkReduce(i32, 2, rng);
     try checkReduce(i64, 3, rng);
+    try checkReduce(u32, 4, rng);
+    try checkReduce(u64, 5, rng);
     setThreads(1);
 }
 
@@ -397,6 +398,38 @@ test "reduce: int sums wrap like numpy int64" {
     try testing.expectEqual(std.math.minInt(i64) + 5, out[0]);
 }
 
+test "reduce: unsigned ints are numpy's uint64: sums wrap modulo 2^64, extremes compare unsigned" {
+    const big: u64 = std.math.maxInt(u64);
+    var x = [_]u64{ big, 2, 1 << 63, 5 };
+    var out: [1]u64 = undefined;
+    try testing.expectEqual(c.OK, c.call(reduce, .{ 0, 5, addr(&x), x.len, addr(&out) }));
+    try testing.expectEqual(@as(u64, (1 << 63) + 6), out[0]); // big + 2 wraps to 1; + 2^63 + 5
+    try testing.expectEqual(c.OK, c.call(reduce, .{ 1, 5, addr(&x), x.len, addr(&out) }));
+    try testing.expectEqual(@as(u64, 2), out[0]);
+    try testing.expectEqual(c.OK, c.call(reduce, .{ 2, 5, addr(&x), x.len, addr(&out) }));
+    try testing.expectEqual(big, out[0]); // above 2^63: the largest, not negative
+    var mean: [1]f64 = undefined;
+    try testing.expectEqual(c.OK, c.call(reduce, .{ 3, 5, addr(&x), x.len, addr(&mean) }));
+    try testing.expectEqual((18446744073709551615.0 + 2.0 + 9223372036854775808.0 + 5.0) / 4.0, mean[0]);
+    // uint32 sums are uint64 (numpy's dtype): no wrap at 32 bits
+    const u = try alloc.alloc(u32, 10_000);
+    defer alloc.free(u);
+    @memset(u, std.math.maxInt(u32));
+    for (thread_counts) |t| {
+        setThreads(t);
+        try testing.expectEqual(c.OK, c.call(reduce, .{ 0, 4, addr(u), u.len, addr(&out) }));
+        try testing.expectEqual(@as(u64, 10_000) * std.math.maxInt(u32), out[0]);
+        try testing.expectEqual(c.OK, c.call(reduce, .{ 2, 4, addr(u), u.len, addr(&out) }));
+        try testing.expectEqual(@as(u64, std.math.maxInt(u32)), out[0]);
+    }
+    setThreads(1);
+    // dot of uint64 wraps modulo 2^64
+    var y = [_]u64{ 2, 3, 2, 1 };
+    try testing.expectEqual(c.OK, c.call(dot, .{ 5, addr(&x), addr(&y), x.len, addr(&out) }));
+    // big*2 = 2^64 - 2, + 2*3, + 2^63*2 = 2^64, + 5*1: 9 modulo 2^64
+    try testing.expectEqual(@as(u64, 9), out[0]);
+}
+
 test "reduce: float32 sums accumulate in f64" {
     // 2^24 + 1 + 1 ... is not representable in f32 but is in f64
     var x = [_]f32{ 16777216.0, 1.0, 1.0, 1.0 };
@@ -418,7 +451,7 @@ fn checkDot(comptime T: type, dtype: u32, rng: std.Random) !void {
                 naive += @as(f64, a) * @as(f64, b);
                 mag += @abs(@as(f64, a) * @as(f64, b));
             } else {
-                naive +%= @as(i64, a) *% @as(i64, b);
+                naive +%= @as(Ref(T), a) *% @as(Ref(T), b);
             }
         }
         var first: ?Ref(T) = null;
@@ -444,6 +477,8 @@ test "dot matches a sequential reference and is thread-count independent" {
     try checkDot(f32, 1, rng);
     try checkDot(i32, 2, rng);
     try checkDot(i64, 3, rng);
+    try checkDot(u32, 4, rng);
+    try checkDot(u64, 5, rng);
 }
 
 fn isNegZero(v: f64) bool {

@@ -5,14 +5,15 @@ const std = @import("std");
 const c = @import("common.zig");
 const rt = c.rt;
 
-/// Output element type: the input's for floats, int64 for ints (wrapping).
+/// Output element type: the input's for floats, uint64 for unsigned ints, int64 for signed
+/// ints (numpy's cumsum dtypes), wrapping.
 pub fn Out(comptime T: type) type {
-    return if (@typeInfo(T) == .float) T else i64;
+    return if (@typeInfo(T) == .float) T else c.Wide(T);
 }
 
 /// Type of block totals and offsets: f64 for floats (f32 blocks still accumulate in f32).
 fn Total(comptime T: type) type {
-    return if (@typeInfo(T) == .float) f64 else i64;
+    return if (@typeInfo(T) == .float) f64 else c.Wide(T);
 }
 
 fn add(comptime A: type, a: A, b: A) A {
@@ -84,19 +85,17 @@ fn cumsumTyped(comptime T: type, x: []align(1) const T, out: []align(1) Out(T)) 
 /// jr_cumsum(dtype, x, out, n)
 pub fn cumsum(dtype_code: u32, x: usize, out: usize, n: usize) i32 {
     const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
-    if (dt == .u32) return c.E_DTYPE;
     const out_size: usize = if (dt.isFloat()) dt.size() else 8;
     const xr = c.byteRange(x, n, dt.size()) orelse return c.E_RANGE;
     const outr = c.byteRange(out, n, out_size) orelse return c.E_RANGE;
     // In place works only element for element (same size); any other overlap is refused.
     if (!xr.sameOrDisjoint(outr)) return c.E_INVAL;
     return switch (dt) {
-        inline .f64, .f32, .i32, .i64 => |d| cumsumTyped(
+        inline else => |d| cumsumTyped(
             d.Type(),
             c.slice(d.Type(), x, n),
             c.slice(Out(d.Type()), out, n),
         ),
-        .u32 => unreachable,
     };
 }
 
@@ -116,7 +115,7 @@ const randomArray = support.randomArray;
 const Ref = support.Ref;
 
 fn checkCumsum(comptime T: type, dtype: u32, rng: std.Random) !void {
-    const O = if (@typeInfo(T) == .float) T else i64;
+    const O = Out(T);
     for (sizes) |n| {
         const x = try randomArray(T, rng, n);
         defer alloc.free(x);
@@ -154,14 +153,35 @@ test "cumsum matches sequential prefix sums, identical for every thread count" {
     try checkCumsum(f32, 1, rng);
     try checkCumsum(i32, 2, rng);
     try checkCumsum(i64, 3, rng);
+    try checkCumsum(u32, 4, rng);
+    try checkCumsum(u64, 5, rng);
     // in place (same element size) works; int32 -> int64 over itself is refused
     var x = [_]f64{ 1, 2, 3, 4 };
     try testing.expectEqual(c.OK, c.call(cumsum, .{ 0, addr(&x), addr(&x), 4 }));
     try testing.expectEqualSlices(f64, &.{ 1, 3, 6, 10 }, &x);
     var xi = [_]i32{ 1, 2, 3, 4 };
     try testing.expectEqual(c.E_INVAL, c.call(cumsum, .{ 2, addr(&xi), addr(&xi), 2 }));
-    var u = [_]u32{1};
-    try testing.expectEqual(c.E_DTYPE, c.call(cumsum, .{ 4, addr(&u), addr(&u), 1 }));
+    // uint32 -> uint64 over itself is refused too; uint64 in place works and wraps modulo 2^64
+    var u = [_]u32{ 1, 2 };
+    try testing.expectEqual(c.E_INVAL, c.call(cumsum, .{ 4, addr(&u), addr(&u), 2 }));
+    var w = [_]u64{ std.math.maxInt(u64), 3, 1 << 63 };
+    try testing.expectEqual(c.OK, c.call(cumsum, .{ 5, addr(&w), addr(&w), 3 }));
+    try testing.expectEqualSlices(u64, &.{ std.math.maxInt(u64), 2, (1 << 63) + 2 }, &w);
+}
+
+test "cumsum of uint32 is uint64, past 2^32 without wrapping (numpy's dtype)" {
+    const n = 3 * c.block_len + 5;
+    const x = try alloc.alloc(u32, n);
+    defer alloc.free(x);
+    @memset(x, std.math.maxInt(u32));
+    const out = try alloc.alloc(u64, n);
+    defer alloc.free(out);
+    for (thread_counts) |t| {
+        setThreads(t);
+        try testing.expectEqual(c.OK, c.call(cumsum, .{ 4, addr(x), addr(out), n }));
+        for (out, 1..) |v, i| try testing.expectEqual(@as(u64, i) * std.math.maxInt(u32), v);
+    }
+    setThreads(1);
 }
 
 test "cumsum: a cancel lands within 100 ms" {

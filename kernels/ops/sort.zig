@@ -636,6 +636,7 @@ test "sort/argsort: stable, NaN last, -0.0/0.0 kept in order, equal to a referen
         try checkSort(i32, 2, rng, few);
         try checkSort(i64, 3, rng, few);
         try checkSort(u32, 4, rng, few);
+        try checkSort(u64, 5, rng, few);
     }
 }
 
@@ -768,6 +769,8 @@ test "sort/argsort: presorted, reversed, constant and reversed-with-ties input (
         defer alloc.free(xf);
         const xi = try alloc.alloc(i32, n);
         defer alloc.free(xi);
+        const xu = try alloc.alloc(u64, n);
+        defer alloc.free(xu);
         for (0..6) |kind| {
             for (xf, xi, 0..) |*f, *v, i| {
                 const fi: f64 = @floatFromInt(i);
@@ -788,6 +791,10 @@ test "sort/argsort: presorted, reversed, constant and reversed-with-ties input (
             };
             try checkPresorted(f64, 0, xf);
             try checkPresorted(i32, 2, xi);
+            // the same order as uint64 keys on both sides of 2^63 (flipping the sign bit keeps
+            // the order): a signed comparison would put the upper half first
+            for (xi, xu) |v, *u| u.* = @as(u64, @bitCast(@as(i64, v))) ^ (1 << 63);
+            try checkPresorted(u64, 5, xu);
         }
     }
     setThreads(1);

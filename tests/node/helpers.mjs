@@ -40,7 +40,7 @@ export async function makePool(threads, { build = 'mt', ...options } = {}) {
 
 // The dtype codes of the contract (kernels/ABI.md, generated), each with its typed array.
 const CTORS = { float64: Float64Array, float32: Float32Array, int32: Int32Array,
-  int64: BigInt64Array, uint32: Uint32Array };
+  int64: BigInt64Array, uint32: Uint32Array, uint64: BigUint64Array };
 export const DTYPES = Object.fromEntries(ABI_DTYPES.map(({ code, name, size }) => {
   if (!CTORS[name] || CTORS[name].BYTES_PER_ELEMENT !== size) {
     throw new Error(`tests/node/helpers.mjs has no typed array for the ABI dtype ${name}`);
@@ -94,6 +94,7 @@ export function randomArray(Ctor, n, seed = 1, { lo = -100, hi = 100, nanEvery =
   for (let i = 0; i < n; i++) {
     const v = lo + (hi - lo) * r();
     if (Ctor === BigInt64Array) out[i] = BigInt(Math.round(v));
+    else if (Ctor === BigUint64Array) out[i] = BigInt(Math.round(v)); // negatives wrap: 2^64 - k
     else if (Ctor === Uint32Array) out[i] = Math.round(Math.abs(v));
     else if (Ctor === Int32Array) out[i] = Math.round(v);
     else out[i] = nanEvery && i % nanEvery === nanEvery - 1 ? NaN : v;
@@ -248,13 +249,16 @@ export function dtypeOf(typed) {
 }
 
 const isInt = (typed) => !(typed instanceof Float64Array || typed instanceof Float32Array);
+// Integer reductions and cumsum give uint64 for unsigned input, int64 for signed (numpy's).
+const Wide = (typed) => (typed instanceof Uint32Array || typed instanceof BigUint64Array
+  ? BigUint64Array : BigInt64Array);
 
 export const K = {
   reduce(pool, op, x) {
     return withArrays(pool, ({ put, alloc }) => {
       const out = alloc(8);
       pool.call('jr_reduce', REDUCE_OPS[op], dtypeOf(x).code, put(x), x.length, out);
-      return isInt(x) && op !== 'mean' ? pool.view(BigInt64Array, out, 1)[0]
+      return isInt(x) && op !== 'mean' ? pool.view(Wide(x), out, 1)[0]
         : pool.view(Float64Array, out, 1)[0];
     });
   },
@@ -262,7 +266,7 @@ export const K = {
     return withArrays(pool, ({ put, alloc }) => {
       const out = alloc(8);
       pool.call('jr_dot', dtypeOf(x).code, put(x), put(y), n, out);
-      return isInt(x) ? pool.view(BigInt64Array, out, 1)[0] : pool.view(Float64Array, out, 1)[0];
+      return isInt(x) ? pool.view(Wide(x), out, 1)[0] : pool.view(Float64Array, out, 1)[0];
     });
   },
   unary(pool, op, x) {
@@ -295,7 +299,7 @@ export const K = {
     });
   },
   cumsum(pool, x) {
-    const Out = isInt(x) ? BigInt64Array : x.constructor;
+    const Out = isInt(x) ? Wide(x) : x.constructor;
     return withArrays(pool, ({ put, alloc }) => {
       const out = alloc(x.length * Out.BYTES_PER_ELEMENT);
       pool.call('jr_cumsum', dtypeOf(x).code, put(x), out, x.length);

@@ -17,6 +17,14 @@ from jupyterlite_rayon.foreign import ForeignModule
 CHECK = np.arange(4097, dtype=np.float64) * 0.5
 
 
+@jr.jit
+def _sum_loop(x: Any) -> Any:
+    s = 0
+    for i in range(x.shape[0]):
+        s += x[i]
+    return s
+
+
 @pytest.fixture(autouse=True)
 def pool_still_works(pool: Any) -> Iterator[None]:
     threads = jr.current_num_threads()
@@ -51,9 +59,12 @@ def test_unsupported_dtypes_and_types_raise_type_error(bad: Any) -> None:
 
 
 @pytest.mark.parametrize("call", [
-    lambda: jr.cumsum(np.ones(3, dtype=np.uint32)),  # numpy gives uint64: the pool lacks it
+    lambda: jr.cumsum(np.ones(3, dtype=np.float16)),  # a dtype the pool lacks
     lambda: jr.matmul(np.ones((2, 2), np.int64), np.ones((2, 2), np.int64)),
-    lambda: jr.add(np.ones(3, np.uint32), np.uint64(3)),  # uint64: a dtype the pool lacks
+    lambda: jr.add(np.ones(3, np.uint64), np.complex64(3)),  # complex128: the pool lacks it
+    lambda: jr.matmul(np.ones((2, 2), np.uint64), np.ones((2, 2), np.uint64)),
+    lambda: jr.power(np.arange(3, dtype=np.uint64), 2),  # integer power: floats only
+    lambda: _sum_loop(np.arange(3, dtype=np.uint64)),  # the jit takes no uint64 arrays yet
     lambda: jr.dot(np.ones((2, 2), np.int32), np.ones((2, 2), np.int64)),  # int matrix product
     lambda: jr.power(np.arange(3), 2),
     lambda: jr.asarray([1, "x"]),
@@ -66,6 +77,19 @@ def test_wrong_types_raise_type_error_saying_what_to_use(call: Any) -> None:
     with pytest.raises(TypeError) as info:
         call()
     assert len(str(info.value)) > 20
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda: jr.add(np.ones(3, np.uint64), -1), "out of bounds for uint64"),
+    (lambda: jr.maximum(-5, np.ones(3, np.uint64)), "out of bounds for uint64"),
+    (lambda: jr.add(np.ones(3, np.uint64), 2**64), "out of bounds for uint64"),
+    (lambda: jr.clip(np.ones(3, np.uint64), 0, -1), "out of bounds for uint64"),
+    (lambda: jr.asarray([2**64]), "does not fit in uint64"),
+    (lambda: jr.asarray([-1], "uint64"), "does not fit in uint64"),
+])
+def test_uint64_overflow_is_numpys_overflow_error(call: Any, says: str) -> None:
+    with pytest.raises(OverflowError, match=says):
+        call()
 
 
 @pytest.mark.parametrize("call", [
