@@ -10,29 +10,35 @@ The shape is the Mandelbrot kernel's (also Newton iterations, orbit counts, ...)
 
 Why lanes. The scalar `while` is latency-bound: each pass is a chain of dependent float ops
 (zr*zr, then a sub, then an add), so a core does one pass per chain latency and its other
-pipes idle. CPython needs about 60 ns per pass; to be 100x faster we need well under 1 ns,
-so several iterations i must be in flight per thread. LANES consecutive iterations run
-together, in GROUPS v128 values of two lanes each, emitted interleaved so the out-of-order
-core overlaps the groups' chains (one group is what the built-in jr.mandelbrot does by hand;
-two hide the latency, more run out of the 16 xmm registers Cranelift allocates).
+pipes idle. CPython needs about 60-70 ns per pass; to be 100x faster we need well under
+1 ns, so several iterations i must be in flight per thread. 2 * GROUPS consecutive
+iterations run together, in GROUPS v128 values of two lanes each, emitted interleaved so the
+out-of-order core overlaps the groups' chains. Measured on the issue's Mandelbrot (CPython,
+Cranelift, one thread): one group (what the built-in jr.mandelbrot does by hand) 74 ms, two
+40, three 29, four 30, five 26-28, six 27; more lanes also lose more passes to neighbours
+that escape later (6% at 6 lanes on 800x600, 18% on 80x60, where three groups are the
+fastest). Three is the choice: past it the 16 xmm registers Cranelift (and V8) allocate are
+spent, the gain is noise-sized and engine-specific, and the code doubles.
 
-How, exactly. For iterations i .. i + LANES - 1, S1 runs one iteration after the other in
+How, exactly. For iterations i, i + 1, ..., S1 runs one iteration after the other in
 the scalar code (each lane's values kept in copies), then one vector `while` runs all lanes:
 a lane's mask turns off at its first failed `cond` (or `break`) and every later assignment
 leaves that lane as it was (bitselect; a value read by nobody after the loop is left
 unmasked, as the built-in kernel does), so each lane computes exactly the scalar sequence of
 IEEE operations and stops on the same pass. The `while` runs while any lane is active. Then
-S2 runs for i, i + 1, ... in order, in the scalar code, each with its lane's values. The
-last LANES - 1 iterations (or fewer) run in the ordinary scalar loop.
+S2 runs for i, i + 1, ... in order, in the scalar code, each with its lane's values.
 
 Why that reordering (S1 and the `while` of later iterations before S2 of earlier ones) is
 unobservable: S1 and the `while` read no memory, call nothing that has effects and cannot
 raise (a division only by a nonzero constant or by a range's stop the enclosing loop
 proves >= 1), and S2 writes no variable that S1 or the `while` read (other than the lanes'
 own state, which is restored per lane); S2 has no break, continue or return. Anything else
-keeps the scalar loop, which raises and orders effects as Python does.
+keeps the scalar loop, which raises and orders effects as Python does. What is left after
+the groups (fewer than 2 * GROUPS iterations) runs in pairs, then at most one in the scalar
+loop.
 
-Two savings inside the `while`, both exact: a counter test `k < n` (k set to a constant by
+Savings inside the `while`, all exact: `2.0 * x` is `x + x` (the same IEEE result, one
+cycle sooner on the chain); a counter test `k < n` (k set to a constant by
 S1 and raised by `k += 1` once per pass, n invariant) has the same value in every active
 lane, so it is one scalar compare of a pass count instead of a lane compare; and the
 interrupt poll sits outside the hot loop (a budget decrement per pass, a call when it is
@@ -48,8 +54,7 @@ from typing import Any
 from . import frontend as F
 from .bounds import assigned
 
-GROUPS = 3  # v128 values per lane variable: three chains in flight hide the float latency
-LANES = 2 * GROUPS  # iterations run together
+GROUPS = 3  # v128 values per lane variable (the module docstring says why three)
 _LANE = {"f64": "f64x2", "i64": "i64x2"}
 _BIN = {"+": "add", "-": "sub", "*": "mul"}
 _CMP = {
@@ -384,34 +389,44 @@ def _doubles(e: F.Bin) -> F.Expr | None:
     return None
 
 
+def emit(fl: Any, loop: F.For, lp: LanePlan, k: int, stop: int, set_var: Any) -> None:
+    """The lane loops of `loop` over [k, stop): GROUPS groups at a time, then pairs for what
+    is left; k ends at the one iteration (or none) left for the caller's scalar loop."""
+    LaneEmitter(fl, loop, lp, GROUPS).run(k, stop, set_var)
+    if GROUPS > 1:
+        LaneEmitter(fl, loop, lp, 1).run(k, stop, set_var)
+
+
 class LaneEmitter:
     """Emits the lane loop for one `for` (the caller emits the scalar loop for the rest)."""
 
-    def __init__(self, fl: Any, loop: F.For, lp: LanePlan) -> None:
+    def __init__(self, fl: Any, loop: F.For, lp: LanePlan, groups: int = GROUPS) -> None:
         self.fl = fl
         self.loop = loop
         self.lp = lp
+        self.groups = groups
+        self.width = 2 * groups  # iterations run together
 
     def op(self, name: str, *imm: object) -> None:
         self.fl.op(name, *imm)
 
     def run(self, k: int, stop: int, set_var: Callable[[int], None]) -> None:
-        """LANES iterations at a time while k + LANES <= stop; leaves k at the first one not
-        run. set_var(l) sets the loop variable to that of iteration k + l."""
+        """self.width iterations at a time while k + self.width <= stop; leaves k at the first
+        one not run. set_var(l) sets the loop variable to that of iteration k + l."""
         fl, lp, tf = self.fl, self.lp, self.fl.tf
-        copies = {(n, lane): fl.tmp(tf.vars[n]) for n in lp.state for lane in range(LANES)}
-        self.v = {(n, g): fl.fn.local("v128") for n in lp.lanes for g in range(GROUPS)}
-        self.active = [fl.fn.local("v128") for _ in range(GROUPS)]
+        copies = {(n, lane): fl.tmp(tf.vars[n]) for n in lp.state for lane in range(self.width)}
+        self.v = {(n, g): fl.fn.local("v128") for n in lp.lanes for g in range(self.groups)}
+        self.active = [fl.fn.local("v128") for _ in range(self.groups)]
         out = fl.open("block")
         top = fl.open("loop")
-        # stop - k < LANES: done (also when k >= stop already)
+        # stop - k < width: done (also when k >= stop already)
         self.op("local.get", stop)
         self.op("local.get", k)
         self.op("i64.sub")
-        self.op("i64.const", LANES)
+        self.op("i64.const", self.width)
         self.op("i64.lt_s")
         fl.br(out, cond=True)
-        for lane in range(LANES):
+        for lane in range(self.width):
             set_var(lane)
             fl.block(lp.s1)
             for n in lp.state:
@@ -419,7 +434,7 @@ class LaneEmitter:
                 self.op("local.set", copies[(n, lane)])
         for n in lp.lanes:
             shape = _LANE[tf.vars[n]]
-            for g in range(GROUPS):
+            for g in range(self.groups):
                 self.op("local.get", copies[(n, 2 * g)])
                 self.op(f"{shape}.splat")
                 self.op("local.get", copies[(n, 2 * g + 1)])
@@ -430,17 +445,17 @@ class LaneEmitter:
             if n not in lp.masked:
                 continue  # set by S1 and not changed, or dead after the while
             shape = _LANE[tf.vars[n]]
-            for lane in range(LANES):
+            for lane in range(self.width):
                 self.op("local.get", self.v[(n, lane // 2)])
                 self.op(f"{shape}.extract_lane", lane % 2)
                 self.op("local.set", copies[(n, lane)])
-        for lane in range(LANES):
+        for lane in range(self.width):
             for n in lp.state:
                 self.op("local.get", copies[(n, lane)])
                 self.op("local.set", fl.var(n))
             fl.block(lp.s2)
         self.op("local.get", k)
-        self.op("i64.const", LANES)
+        self.op("i64.const", self.width)
         self.op("i64.add")
         self.op("local.set", k)
         fl.poll()
@@ -450,7 +465,7 @@ class LaneEmitter:
 
     def vector_while(self) -> None:
         fl, wl, lp = self.fl, self.lp.loop, self.lp
-        for g in range(GROUPS):
+        for g in range(self.groups):
             self.op("i64.const", -1)
             self.op("i64x2.splat")
             self.op("local.set", self.active[g])
@@ -479,12 +494,12 @@ class LaneEmitter:
             self.op("i32.eqz")
             fl.br(out, cond=True)
         if test is not None:
-            for g in range(GROUPS):
+            for g in range(self.groups):
                 self.mask(test, g)
                 self.op("local.get", self.active[g])
                 self.op("v128.and")
                 self.op("local.set", self.active[g])
-        for g in range(GROUPS):
+        for g in range(self.groups):
             self.op("local.get", self.active[g])
             if g:
                 self.op("v128.or")
@@ -493,7 +508,7 @@ class LaneEmitter:
         fl.br(out, cond=True)
         for s in wl.body:
             if isinstance(s, F.If):  # if test: break -> the lane stops here
-                for g in range(GROUPS):
+                for g in range(self.groups):
                     self.op("local.get", self.active[g])
                     self.mask(s.test, g)
                     self.op("v128.andnot")
@@ -501,7 +516,7 @@ class LaneEmitter:
                 continue
             assert isinstance(s, F.Assign)
             t = fl.tf.vars[s.target]
-            for g in range(GROUPS):
+            for g in range(self.groups):
                 self.assign(s, t, g)
             self.forget(s.target)
         if passes is not None:

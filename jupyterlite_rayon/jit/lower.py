@@ -837,7 +837,7 @@ class _FuncLower:
         previous = self.facts.enter(loop)
         lp = lanes.plan(self, loop)
         if lp is not None:
-            lanes.LaneEmitter(self, loop, lp).run(k, end, set_var)  # the rest runs below
+            lanes.emit(self, loop, lp, k, end, set_var)  # the rest runs below
         self.facts.leave(loop, previous)
         self.counted(k, end, set_var, lambda: self.loop_body(loop))
 
@@ -987,7 +987,7 @@ class _FuncLower:
                         self.op("i64.add")
                     self.op("local.set", self.var(s.var))  # lanes.plan: s.var is int64
 
-                lanes.LaneEmitter(self, s, lp).run(k, stop, lane_var)  # the rest runs below
+                lanes.emit(self, s, lp, k, stop, lane_var)  # the rest runs below
             self.facts.leave(s, previous)
             self.counted(k, stop, set_var, lambda: self.loop_body(s))
             return
