@@ -13,8 +13,9 @@ import pytest
 import jupyterlite_rayon as jr
 
 SIZES = [0, 1, 2, 3, 5, 7, 13, 127, 1023, 1024, 1025, 4093, 4096, 4097]
-DTYPES = ["float64", "float32", "int32", "int64", "uint32"]
-ARRAY_CODES = {"float64": "d", "float32": "f", "int32": "i", "int64": "q", "uint32": "I"}
+DTYPES = ["float64", "float32", "int32", "int64", "uint32", "uint64"]
+ARRAY_CODES = {"float64": "d", "float32": "f", "int32": "i", "int64": "q", "uint32": "I",
+               "uint64": "Q"}
 
 
 @pytest.fixture(autouse=True)
@@ -89,8 +90,11 @@ def test_lists_infer_int64_or_float64_and_2d() -> None:
     assert m.shape == (2, 3) and m.tolist() == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
     assert jr.asarray([], "float32").shape == (0,)
     assert jr.asarray([1, 2], dtype="uint32").tolist() == [1, 2]
+    assert jr.asarray([1, 2**64 - 1], dtype="uint64").tolist() == [1, 2**64 - 1]
     with pytest.raises(OverflowError):
         jr.asarray([-1], dtype="uint32")
+    with pytest.raises(OverflowError):
+        jr.asarray([-1], dtype="uint64")
     with pytest.raises(OverflowError):
         jr.asarray([2**63], dtype="int64")
 
@@ -135,6 +139,12 @@ def test_indexing_copies_out() -> None:
         a[-21]
     with pytest.raises(TypeError):
         a["1"]  # type: ignore[index]
+    u = jr.asarray(np.array([1, 2**63, 2**64 - 1], np.uint64))
+    assert u[2] == 2**64 - 1 and u[-2] == 2**63 and isinstance(u[0], int)
+    assert u[::-1].tolist() == [2**64 - 1, 2**63, 1] and u[1:].dtype == "uint64"
+    assert jr.frombuffer(np.array([2**64 - 1], np.uint64).tobytes(), "uint64").tolist() == [
+        2**64 - 1
+    ]
     m = jr.asarray(np.arange(12, dtype=np.int32).reshape(3, 4))
     assert m[1].tolist() == [4, 5, 6, 7]
     assert m[1:].shape == (2, 4)
@@ -252,11 +262,36 @@ def test_slices_with_steps_equal_numpy(dtype: str, key: slice) -> None:
 
 @pytest.mark.parametrize(
     "values",
-    [[1, 2, 3], [1, 2.5], [True, 2], [0.5] * 5, [[1, 2], [3, 4]], [[1.0, 2], [3, 4]], []],
+    [[1, 2, 3], [1, 2.5], [True, 2], [0.5] * 5, [[1, 2], [3, 4]], [[1.0, 2], [3, 4]], [],
+     [2**63], [2**64 - 1, 2**63 + 5], [[2**63, 2**63], [2**64 - 1, 2**63]],  # uint64
+     [1, 2**63], [-1, 2**64 - 1], [2**63, 0.5], [-(2**63), 2**63 - 1]],  # float64, int64
     ids=repr,
 )
 def test_lists_infer_numpys_dtype(values: list[object]) -> None:
     want = np.asarray(values)
     got = jr.asarray(values)
-    assert got.dtype == ("float64" if want.dtype == np.float64 else "int64")
+    assert got.dtype == want.dtype.name
     assert got.tolist() == want.tolist()
+
+
+def test_ints_beyond_uint64_are_refused_as_numpy_has_no_integer_dtype_for_them() -> None:
+    assert np.asarray([2**64]).dtype == object
+    with pytest.raises(OverflowError, match="uint64"):
+        jr.asarray([2**64])
+    with pytest.raises(OverflowError, match="uint64"):
+        jr.asarray([2**64], "uint64")
+    assert jr.asarray([2**64], "float64").tolist() == [2.0**64]
+
+
+@pytest.mark.parametrize("src", DTYPES)
+@pytest.mark.parametrize("dst", DTYPES)
+def test_astype_converts_as_numpy_and_always_copies(src: str, dst: str) -> None:
+    x = sample(50, src)
+    if src.startswith("float") and not dst.startswith("float"):
+        x = np.round(np.abs(x) / 10).astype(src)  # in range of every integer dtype
+    elif not src.startswith("float") and dst != src:
+        x = (x % 1000).astype(src) if src.startswith("u") else (np.abs(x) % 1000).astype(src)
+    a = jr.asarray(x)
+    b = a.astype(dst)
+    assert b is not a and b.dtype == dst
+    assert np.array_equal(b.to_numpy(), x.astype(dst))

@@ -23,8 +23,9 @@ sizes = st.one_of(st.sampled_from(EDGE_SIZES), st.integers(0, 20_000))
 threads = st.integers(1, 4)
 seeds = st.integers(0, 2**32 - 1)
 FLOATS = ["float64", "float32"]
-NUMERIC = ["float64", "float32", "int32", "int64"]
-SORTABLE = [*NUMERIC, "uint32"]
+INTS = ["int32", "int64", "uint32", "uint64"]
+NUMERIC = [*FLOATS, *INTS]
+SORTABLE = NUMERIC
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,7 +61,7 @@ def bits(value: Any) -> bytes:
         return value.tobytes()
     if isinstance(value, float):
         return struct.pack("<d", value)
-    return struct.pack("<q", value)
+    return struct.pack("<Q", value % (1 << 64))  # int64 and uint64 results alike
 
 
 def same_float(got: float, want: float) -> bool:
@@ -75,6 +76,24 @@ def sum_tolerance(x: np.ndarray) -> float:
 
 def wrap64(v: int) -> int:
     return (v + (1 << 63)) % (1 << 64) - (1 << 63)
+
+
+def wrapped(v: int, dtype: str) -> int:
+    """v in numpy's fixed-width integer dtype (wrapping)."""
+    bits = np.iinfo(dtype).bits
+    if dtype.startswith("u"):
+        return v % (1 << bits)
+    return (v + (1 << (bits - 1))) % (1 << bits) - (1 << (bits - 1))
+
+
+def numpy_or_error(fn: Callable[[], Any]) -> Any:
+    """numpy's answer, or the exception numpy raises (OverflowError for a Python int out of
+    a dtype's range): the pool must raise the same."""
+    try:
+        with np.errstate(all="ignore"):
+            return fn()
+    except (OverflowError, TypeError, ValueError) as exc:
+        return exc
 
 
 # -- reductions --------------------------------------------------------------------------
@@ -103,7 +122,9 @@ def test_sum_and_mean(n: int, dtype: str, seed: int, t: int, specials: bool) -> 
             assert got_sum == 0.0 and math.isnan(got_mean)
     else:
         exact = sum(int(v) for v in x)
-        assert got_sum == wrap64(exact)
+        # numpy sums int32/int64 as int64 and uint32/uint64 as uint64, wrapping
+        assert got_sum == wrapped(exact, "uint64" if dtype.startswith("u") else "int64")
+        assert got_sum == int(np.sum(x))
         assert isinstance(got_sum, int)
         if n:
             assert got_mean == pytest.approx(exact / n, rel=1e-12)  # numpy: no wrapping
@@ -155,8 +176,7 @@ def test_dot(n: int, dtype: str, seed: int, t: int) -> None:
         assert abs(got - want) <= sum_tolerance(products) * 2 + ulp
     else:
         exact = sum(int(a) * int(b) for a, b in zip(x, y, strict=True))
-        bits = 32 if dtype == "int32" else 64  # numpy's dot keeps the dtype and wraps in it
-        assert got == (exact + (1 << (bits - 1))) % (1 << bits) - (1 << (bits - 1))
+        assert got == wrapped(exact, dtype)  # numpy's dot keeps the dtype and wraps in it
         assert got == int(np.dot(x, y))
 
 
@@ -219,9 +239,12 @@ def test_binary_with_scalar(n: int, dtype: str, seed: int, t: int, op: str, swap
     if op == "divide" and s == 0:
         s = 3
     args = (s, x) if swap else (x, s)
+    want = numpy_or_error(lambda: getattr(np, op)(*args))
+    if isinstance(want, Exception):  # a negative Python int with an unsigned array
+        with pytest.raises(type(want)):
+            at(t, lambda: getattr(jr, op)(*args))
+        return
     got = at(t, lambda: getattr(jr, op)(*args)).to_numpy()
-    with np.errstate(all="ignore"):
-        want = getattr(np, op)(*args)
     assert got.dtype == want.dtype
     assert np.array_equal(got, want, equal_nan=True)
 
@@ -232,8 +255,12 @@ def test_binary_with_scalar(n: int, dtype: str, seed: int, t: int, op: str, swap
 def test_clip(n: int, dtype: str, seed: int, t: int, specials: bool, lo: int,
               width: int) -> None:
     x = make(n, dtype, seed, specials)
+    want = numpy_or_error(lambda: np.clip(x, lo, lo + width))
+    if isinstance(want, Exception):  # hi below an unsigned dtype's range
+        with pytest.raises(type(want)):
+            at(t, lambda: jr.clip(x, lo, lo + width))
+        return
     got = at(t, lambda: jr.clip(x, lo, lo + width)).to_numpy()
-    want = np.clip(x, lo, lo + width)
     assert got.dtype == x.dtype and np.array_equal(got, want, equal_nan=dtype in FLOATS)
 
 
@@ -254,8 +281,9 @@ def test_cumsum(n: int, dtype: str, seed: int, t: int, specials: bool) -> None:
         else:
             assert np.array_equal(np.isnan(got), np.isnan(want))
     else:
-        assert got.dtype == np.int64
-        assert np.array_equal(got, np.cumsum(x, dtype=np.int64))
+        want = np.cumsum(x)  # int64 for signed input, uint64 for unsigned: numpy's dtype
+        assert got.dtype == want.dtype == ("uint64" if dtype.startswith("u") else "int64")
+        assert np.array_equal(got, want)
 
 
 @EXAMPLES
@@ -369,7 +397,7 @@ def test_histogram_counts_are_numpys_on_and_next_to_every_edge(
     if dtype not in FLOATS:
         info = np.iinfo(dtype)
         lo = float(np.clip(np.floor(lo), info.min, info.max))
-        hi = float(np.clip(np.ceil(hi), info.min, info.max))
+        hi = float(np.clip(np.ceil(hi), info.min, info.max)) + 0.0  # -0.0 (unsigned): 0.0
     base = np.concatenate([[lo, hi], rng.uniform(lo, hi, 40)])
     base = base.astype(dtype) if dtype in FLOATS else np.round(base).astype(dtype)
     value_range = None if auto else (lo, hi)
@@ -440,6 +468,56 @@ def test_uint32_reduces_as_numpy() -> None:
     assert jr.dot(u, u) == int(np.dot(u, u))  # wraps at 32 bits, as numpy's
     image = jr.mandelbrot(64, 48, max_iter=50)
     assert jr.sum(image) == int(np.sum(image.to_numpy()))
+    # issue 11 item 4: cumsum of uint32 is numpy's uint64, past 2**32 without wrapping
+    big = np.full(5000, 2**32 - 1, np.uint32)
+    got = jr.cumsum(big)
+    assert got.dtype == "uint64" and np.array_equal(got.to_numpy(), np.cumsum(big))
+    assert jr.sum(big) == int(np.sum(big)) == 5000 * (2**32 - 1)
+    counts, edges = jr.histogram(image, 7)
+    want_counts, want_edges = np.histogram(image.to_numpy(), 7)
+    assert counts.tolist() == want_counts.tolist() and edges.tobytes() == want_edges.tobytes()
+
+
+UINT64_EDGES = [0, 1, 2**53 - 1, 2**53 + 1, 2**63 - 1, 2**63, 2**63 + 1, 2**64 - 2, 2**64 - 1]
+
+
+@pytest.mark.parametrize("t", [1, 2, 3, 4])
+def test_uint64_values_above_int64_are_numpys_through_every_kernel(t: int) -> None:
+    rng = np.random.default_rng(t)
+    x = np.concatenate([np.array(UINT64_EDGES * 600, np.uint64),
+                        rng.integers(0, 2**64 - 1, size=5000, dtype=np.uint64, endpoint=True)])
+    x = rng.permutation(x)
+    y = rng.permutation(x)
+    with jr.threadpool_limits(t), np.errstate(all="ignore"):
+        assert jr.sum(x) == int(np.sum(x)) and jr.dot(x, y) == int(np.dot(x, y))
+        assert (jr.min(x), jr.max(x)) == (0, 2**64 - 1)
+        assert jr.mean(x) == pytest.approx(float(np.mean(x)), rel=1e-12)
+        for got, want in [
+            (jr.cumsum(x), np.cumsum(x)),
+            (jr.sort(x), np.sort(x, kind="stable")),
+            (jr.argsort(x), np.argsort(x, kind="stable")),
+            (jr.negative(x), np.negative(x)),
+            (jr.abs(x), np.abs(x)),
+            (jr.sqrt(x), np.sqrt(x)),
+            (jr.minimum(x, y), np.minimum(x, y)),
+            (jr.maximum(x, 2**63), np.maximum(x, 2**63)),
+            (jr.add(x, y), x + y),
+            (jr.multiply(x, 3), x * 3),
+            (jr.subtract(5, x), 5 - x),
+            (jr.add(x, 2**64 - 1), x + (2**64 - 1)),  # past 2**53: the scalar goes as an array
+            (jr.divide(x, y), x / y),
+            (jr.clip(x, 2**53 + 1, 2**63 + 1), np.clip(x, 2**53 + 1, 2**63 + 1)),
+            (jr.clip(x, -1, 2**40), np.clip(x, -1, 2**40)),
+            (jr.add(x, x.astype(np.int64)), x + x.astype(np.int64)),  # float64, as numpy
+            (jr.add(x, np.uint32(7)), x + np.uint32(7)),
+            (jr.asarray(x)[1::3], x[1::3]),
+        ]:
+            got_np = got.to_numpy()
+            assert got_np.dtype == want.dtype
+            assert np.array_equal(got_np, want, equal_nan=True)
+        counts, edges = jr.histogram(x, 33)
+        want_counts, want_edges = np.histogram(x, 33)
+        assert counts.tolist() == want_counts.tolist() and edges.tobytes() == want_edges.tobytes()
 
 
 # -- signed zeros: numpy's answers where numpy has one rule (sum +0.0, cumsum keeps -0.0, dot

@@ -13,7 +13,7 @@ import pytest
 
 import jupyterlite_rayon as jr
 
-DTYPES = ["float64", "float32", "int32", "int64", "uint32"]
+DTYPES = ["float64", "float32", "int32", "int64", "uint32", "uint64"]
 OPS: dict[str, Callable[[Any, Any], Any]] = {
     "add": np.add,
     "subtract": np.subtract,
@@ -32,6 +32,9 @@ SCALARS: list[Any] = [
     2**53 + 1,
     2**62,
     -(2**63),
+    2**63,
+    2**64 - 1,
+    2**64,
     2.5,
     -0.0,
     1e300,
@@ -43,6 +46,8 @@ SCALARS: list[Any] = [
     np.int64(3),
     np.int32(-4),
     np.uint32(5),
+    np.uint64(7),
+    np.uint64(2**64 - 1),
     np.int8(-1),
     np.uint8(200),
     np.int16(7),
@@ -119,11 +124,15 @@ def test_operators_promote_as_the_functions(dtype: str) -> None:
             assert np.array_equal(got.to_numpy(), want, equal_nan=True)
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32", "int32", "int64"])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     "lo, hi",
     [
         (0, 5),
+        (-1, 2**63 + 3),
+        (2**63, 2**64 + 5),
+        (3, -1),
+        (np.uint64(2), np.uint64(2**63)),
         (0.5, 2.5),
         (0.0, 2.0),
         (-(2**40), 2**40),
@@ -138,6 +147,8 @@ def test_clip_follows_numpy(dtype: str, lo: Any, hi: Any) -> None:
     x = values(dtype)
     if dtype == "int64":
         x = np.concatenate([x, np.array([2**53 + 1, 2**60 + 1, 2**53], np.int64)])
+    if dtype == "uint64":
+        x = np.concatenate([x, np.array([2**53 + 1, 2**63 + 1, 2**63, 2**64 - 2], np.uint64)])
     want = numpy_result(lambda: np.clip(x, lo, hi))
     check(want, lambda: jr.clip(x, lo, hi))
 
@@ -158,8 +169,11 @@ def test_numpy_scalars_and_dtype_spellings_are_accepted() -> None:
     assert jr.monte_carlo_pi(np.int64(1000), seed=np.int64(3)) == jr.monte_carlo_pi(1000, seed=3)
     for spelling in ("f8", "<f8", "d", np.float64, np.dtype("float64"), float):
         assert jr.asarray([1, 2], spelling).dtype == "float64", spelling
-    for spelling, name in (("f4", "float32"), ("i4", "int32"), ("i8", "int64"), ("u4", "uint32")):
-        assert jr.asarray([1, 2], spelling).dtype == name
+    others: list[tuple[Any, str]] = [("f4", "float32"), ("i4", "int32"), ("i8", "int64"),
+                                     ("u4", "uint32"), ("u8", "uint64"), ("<u8", "uint64"),
+                                     (np.uint64, "uint64"), (np.dtype("uint64"), "uint64")]
+    for other, name in others:
+        assert jr.asarray([1, 2], other).dtype == name
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 4])
@@ -168,7 +182,8 @@ def test_thread_counts_shapes_and_strides_give_numpys_answer(threads: int, op: s
     previous = jr.set_num_threads(threads)
     try:
         rng = np.random.default_rng(threads)
-        for a, b in (("float64", "int32"), ("float32", "float32"), ("int64", "uint32")):
+        for a, b in (("float64", "int32"), ("float32", "float32"), ("int64", "uint32"),
+                     ("uint64", "uint32"), ("uint64", "int64")):
             base = rng.integers(-50, 50, size=(40, 30)).astype(a)
             other = rng.integers(1, 50, size=(40, 30)).astype(b)
             for x, y in (
