@@ -244,7 +244,7 @@ def test_reductions_that_do_not_qualify_stay_scalar(st_host, fn) -> None:
             f(x, 0.0)
 
 
-# -- two escape-time iterations in two lanes ---------------------------------------------
+# -- escape-time iterations in lanes (more in test_jit_lanes.py) --------------------------
 def escape_break(out, x0, x1, y0, y1, max_iter):
     h, w = out.shape
     for j in prange(h):
@@ -292,7 +292,7 @@ def _lanes_used(f) -> bool:
 
 @pytest.mark.parametrize("fn", [escape_break, "escape"])
 @pytest.mark.parametrize(("h", "w", "it"), [(1, 1, 50), (3, 7, 80), (4, 8, 300), (5, 9, 0)])
-def test_escape_loops_run_in_pairs_pixel_exact(host, fn, h, w, it) -> None:
+def test_escape_loops_run_in_lanes_pixel_exact(host, fn, h, w, it) -> None:
     import test_jit_corpus as corpus
 
     f = corpus.escape if fn == "escape" else jit(fn)
