@@ -389,3 +389,76 @@ test('sum, mean, dot, cumsum, histogram bit-identical for 1..4 threads (10^6 + 3
     }
   });
 });
+
+// uint32 and uint64 against BigInt references written here: integer sums, dot and cumsum are
+// uint64 wrapping at 2^64 (numpy's dtype for both), min/max/sort/clip compare without sign, and
+// histogram bins the values as float64 (numpy converts them so).
+const UNSIGNED = [['uint32', 32], ['uint64', 64]];
+
+function unsignedInput(dtype, n, seed) {
+  const { Ctor } = DTYPES[dtype];
+  const x = randomArray(Ctor, n, seed, { lo: -1e9, hi: 1e9 });
+  // spread uint64 over its whole range (both sides of 2^63), then put in the extremes
+  if (Ctor === BigUint64Array) for (let i = 0; i < n; i++) x[i] *= 0x9E3779B97F4A7C15n;
+  if (n > 3) {
+    x[1] = Ctor === BigUint64Array ? 2n ** 64n - 1n : 2 ** 32 - 1;
+    x[2] = Ctor === BigUint64Array ? 0n : 0;
+    x[3] = Ctor === BigUint64Array ? 2n ** 63n : 2 ** 31;
+  }
+  return x;
+}
+
+test('uint32 and uint64: reduce, dot and cumsum are uint64; maps, clip, sort and histogram', () => {
+  for (const [dtype, bits] of UNSIGNED) {
+    const wrap = (v) => BigInt.asUintN(bits, v);
+    const { Ctor } = DTYPES[dtype];
+    const back = (v) => (Ctor === BigUint64Array ? v : Number(v)); // a BigInt in the dtype
+    for (const n of SIZES) {
+      const x = unsignedInput(dtype, n, n + bits), y = unsignedInput(dtype, n, 3 * n + 1);
+      let sum = 0n, dot = 0n, lo = null, hi = null;
+      const cum = new BigUint64Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = BigInt(x[i]);
+        sum = BigInt.asUintN(64, sum + v);
+        dot = BigInt.asUintN(64, dot + v * BigInt(y[i]));
+        cum[i] = sum;
+        lo = lo === null || v < lo ? v : lo;
+        hi = hi === null || v > hi ? v : hi;
+      }
+      const neg = Ctor.from(x, (v) => back(wrap(-BigInt(v))));
+      const add = Ctor.from(x, (v, i) => back(wrap(BigInt(v) + BigInt(y[i]))));
+      const mul = Ctor.from(x, (v, i) => back(wrap(BigInt(v) * BigInt(y[i]))));
+      const min = Ctor.from(x, (v, i) => (BigInt(v) <= BigInt(y[i]) ? v : y[i]));
+      const top = 2 ** (bits - 1); // clip to [2^(bits-2), 2^(bits-1)]: across the sign bit
+      const clipLo = BigInt(top / 2), clipHi = BigInt(top);
+      const clipped = Ctor.from(x, (v) => {
+        const b = BigInt(v);
+        return back(b < clipLo ? clipLo : b > clipHi ? clipHi : b);
+      });
+      const order = [...x.keys()].sort((a, b) => (x[a] < x[b] ? -1 : x[a] > x[b] ? 1 : a - b));
+      const sorted = Ctor.from(order, (i) => x[i]);
+      const asFloat = Float64Array.from(x, (v) => Number(v));
+      const counts = ref.histogram(asFloat, 9, 0, 2 ** bits);
+      eachPool((pool) => {
+        const what = `${dtype} n=${n}`;
+        sameValue(K.reduce(pool, 'sum', x), sum, `sum ${what}`);
+        if (n) {
+          sameValue(K.reduce(pool, 'min', x), lo, `min ${what}`);
+          sameValue(K.reduce(pool, 'max', x), hi, `max ${what}`);
+        }
+        sameValue(K.dot(pool, x, y), dot, `dot ${what}`); // numpy's uint32 dot: this mod 2^32
+        sameArray(K.cumsum(pool, x), cum, `cumsum ${what}`);
+        sameArray(K.unary(pool, 'negative', x), neg, `negative ${what}`);
+        sameArray(K.unary(pool, 'abs', x), x, `abs ${what}`);
+        sameArray(K.binary(pool, 'add', x, y), add, `add ${what}`);
+        sameArray(K.binary(pool, 'mul', x, y), mul, `mul ${what}`);
+        sameArray(K.binary(pool, 'minimum', x, y), min, `minimum ${what}`);
+        sameArray(K.clip(pool, x, top / 2, top), clipped, `clip ${what}`);
+        sameArray(K.sort(pool, x), sorted, `sort ${what}`);
+        sameArray(K.argsort(pool, x), BigInt64Array.from(order, BigInt), `argsort ${what}`);
+        sameArray(K.histogram(pool, x, 9, 0, 2 ** bits), counts, `histogram ${what}`);
+        assert.throws(() => K.unary(pool, 'sqrt', x), { name: 'E_DTYPE' }, `sqrt ${what}`);
+      });
+    }
+  }
+});
