@@ -35,6 +35,8 @@
 // Jitted modules (`@jr.jit`, kernels/ABI.md "Jitted modules"):
 //   jitLoad(pool, bytes, nfuncs)   register a module; every thread loads it itself -> table_base
 //   jitCall(pool, mainSlot, ctx)   run its main (jr_jit_call) -> status
+// A user's wasi-threads module on workers of its own, its caller interruptible (foreign_host.mjs):
+//   await loadForeign({wasm, helpers, poll, stdout, stderr})   -> call(name, ...args), view, fault
 // Calls into the runtime's control exports (jr_alloc, jr_set_threads, ...) go through these
 // members: pool.call/pool.value refuse them.
 //
@@ -55,3 +57,4 @@ export { readModuleInfo } from './wasm_info.mjs';
 export { PoolError } from './errors.mjs';
 export { readCounters } from './counters.mjs';
 export { jitCall, jitLoad } from './modules.mjs';
+export { loadForeign } from './foreign_host.mjs';

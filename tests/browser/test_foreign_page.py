@@ -17,10 +17,12 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from page_names import BRIDGE_SOURCE, PLUGIN_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "foreign_psum.zig"
@@ -73,7 +75,7 @@ def define_bytes(kernel: Any, wasm: bytes) -> None:
     encoded = base64.b64encode(wasm).decode("ascii")
     run(
         kernel,
-        f"import base64, json, math, random, array\nimport jupyterlite_rayon as jr\n"
+        f"import base64, json, math, random, array, time\nimport jupyterlite_rayon as jr\n"
         f"WASM = base64.b64decode('{encoded}')\nprint(len(WASM))",
     )
 
@@ -141,30 +143,230 @@ def test_fd_write_goes_to_the_cell(coi: Any) -> None:
     assert r["stderr"] == "a warning from wasm\n"
 
 
-def test_a_trap_is_wasm_trap_and_a_new_load_works(coi: Any) -> None:
+def test_a_trap_is_wasm_trap_and_the_module_keeps_working(coi: Any) -> None:
     run(coi, "boom = await jr.load_module(WASM, threads=1)")
-    err = fails(coi, "boom.boom()")
-    assert err["ename"] == "WasmTrap", err
-    assert "boom trapped" in err["evalue"] and "load it again" in err["evalue"]
-    err = fails(coi, "boom.add_i64(1, 2)")
-    assert err["ename"] == "ForeignModuleError" and "load the module again" in err["evalue"]
-    r = run(coi, "boom = await jr.load_module(WASM, threads=1)\nprint(boom.add_i64(1, 2))")
-    assert last_json(r) == 3
+    for _ in range(2):
+        err = fails(coi, "boom.boom()")
+        assert err["ename"] == "WasmTrap", err
+        assert "boom trapped" in err["evalue"] and "unreachable" in err["evalue"], err
+        assert "keeps working" in err["evalue"], err
+        # The caller got a fresh instance on the same memory; its helper still serves spawns.
+        assert last_json(run(coi, PARALLEL_SUM.format(mod="boom", threads=2))) == [True, True]
 
 
 def test_proc_exit_is_proc_exit_with_the_code(coi: Any) -> None:
     run(coi, "ex = await jr.load_module(WASM, threads=1)")
     err = fails(coi, "try:\n    ex.quit(3)\nexcept jr.ProcExit as e:\n    print(e.code)\n    raise")
     assert err["ename"] == "ProcExit" and "proc_exit(3)" in err["evalue"], err
+    assert last_json(run(coi, "print(ex.add_i64(2, 2))")) == 4
 
 
-def test_a_helper_fault_after_the_call_is_raised_by_the_next_call(coi: Any) -> None:
-    run(coi, "late = await jr.load_module(WASM, threads=2)\nlate.trap_in_helper_later()")
-    run(coi, "late.release_helper()\nimport time\ntime.sleep(0.3)")
+# -- interrupts: the Interrupt button, through the interrupt buffer pool calls use -----------
+
+# The page's clock when the labextension's bridge stores SIGINT (test_interrupts.py's way).
+JS_TIMED_INTERRUPT = """async () => {
+  const bridge = window.__jrInterruptBridge;
+  const k = window.__jrPanel.sessionContext.session.kernel;
+  const buffers = Array.from(bridge.buffers.values());
+  const sent = performance.timeOrigin + performance.now();
+  await k.interrupt();
+  return {sent, buffers: buffers.length};
+}"""
+JS_CELL_PRINTED = """(marker) => { const nb = window.__jrPanel.content;
+  const cell = nb.widgets[nb.widgets.length - 1];
+  return JSON.stringify(cell.model.outputs.toJSON()).includes(marker); }"""
+# The statement runs after "running" is printed; on KeyboardInterrupt the worker's clock.
+TIMED_CELL = """
+import js, json
+print("running", flush=True)
+try:
+    {statement}
+except KeyboardInterrupt as e:
+    print(json.dumps({{"landed": js.performance.timeOrigin + js.performance.now(),
+                      "message": str(e)}}), flush=True)
+    raise
+"""
+# Loose for a shared machine: the host looks at the buffer every 10 ms (measured: ~20 ms).
+LANDS_WITHIN_S = 0.3
+PARALLEL_SUM = """
+values = array.array("d", (float(i % 1000) for i in range(20001)))
+x = {mod}.asarray(values)
+print(json.dumps([{mod}.parallel_sum(x, len(values), t) == math.fsum(values)
+                  for t in (1, {threads})]))
+x.close()
+"""
+
+
+def interrupt_timed(kernel: Any, statement: str) -> dict[str, Any]:
+    """Run `statement` in a cell, press Interrupt once it runs; the error reply with
+    `landed_s`, from the page's store to KeyboardInterrupt in the kernel."""
+    pending = kernel.execute_async(TIMED_CELL.format(statement=statement))
+    kernel.page.wait_for_function(JS_CELL_PRINTED, arg="running", polling=50, timeout=120_000)
+    time.sleep(0.5)  # well inside the call
+    got = kernel.page.evaluate(JS_TIMED_INTERRUPT)
+    r: dict[str, Any] = pending.result(timeout=60)
+    assert got["buffers"] == 1, f"the page knows no interrupt buffer of this kernel: {got}"
+    assert r["status"] == "error" and r["error"]["ename"] == "KeyboardInterrupt", r
+    lines = [line for line in r["stdout"].splitlines() if line.startswith("{")]
+    landed = json.loads(lines[-1])
+    r["landed_s"] = (landed["landed"] - got["sent"]) / 1000
+    r["message"] = landed["message"]
+    print(f"{statement}: the interrupt landed after {r['landed_s'] * 1000:.1f} ms")
+    return r
+
+
+@pytest.fixture(scope="module")
+def pool(coi: Any) -> Any:
+    """A pool beside the modules: interrupts of foreign calls must leave it working."""
+    assert coi.page.evaluate(BRIDGE_SOURCE) == PLUGIN_ID
+    run(coi, "await jr.init_thread_pool(2)\nprint(jr.current_num_threads())")
+    return coi
+
+
+def pool_and_kernel_work(kernel: Any) -> None:
+    r = run(kernel, "print(json.dumps([jr.sum([1.0, 2.0, 3.5]), sum(range(10))]))")
+    assert last_json(r) == [6.5, 45]
+
+
+def test_interrupt_stops_a_caller_that_loops_forever(pool: Any) -> None:
+    run(pool, "spinner = await jr.load_module(WASM, threads=2)")
+    r = interrupt_timed(pool, "spinner.spin(10**15)")  # hours without the interrupt
+    assert r["landed_s"] < LANDS_WITHIN_S, f"took {r['landed_s']:.3f} s to land"
+    assert "module.spin was interrupted; the module keeps working" in r["message"], r["message"]
+    r = run(pool, "print(json.dumps([spinner.spin(1000), spinner.add_i64(1, 2)]))")
+    assert last_json(r) == [1000, 3]
+    assert last_json(run(pool, PARALLEL_SUM.format(mod="spinner", threads=3))) == [True, True]
+    pool_and_kernel_work(pool)
+    # Interrupted again, with a call right after it in the same cell: it waits for the new
+    # caller worker, which starts asynchronously.
+    pending = pool.execute_async(
+        """
+print("running", flush=True)
+try:
+    spinner.spin(10**15)
+except KeyboardInterrupt:
+    print(json.dumps([spinner.add_i64(2, 3), spinner._engine.live_workers()]))
+"""
+    )
+    pool.page.wait_for_function(JS_CELL_PRINTED, arg="running", polling=50, timeout=120_000)
+    time.sleep(0.5)
+    pool.page.evaluate(JS_TIMED_INTERRUPT)
+    r = pending.result(timeout=60)
+    assert r["status"] == "ok", r
+    assert last_json(r) == [5, 3]  # two helpers and one caller, not one more per interrupt
+
+
+def test_interrupt_stops_a_caller_that_joins_a_helper_looping_forever(pool: Any) -> None:
+    run(pool, "joiner = await jr.load_module(WASM, threads=2)")
+    # The caller waits in join(): no loop of its own; the helper spins until close().
+    r = interrupt_timed(pool, "joiner.loop_in_joined_helper()")
+    assert r["landed_s"] < LANDS_WITHIN_S, f"took {r['landed_s']:.3f} s to land"
+    assert "was interrupted; the module keeps working" in r["message"], r["message"]
+    r = run(
+        pool,
+        """
+first = joiner.looping_spins()
+time.sleep(0.05)
+print(json.dumps([joiner.add_i64(1, 2), joiner.looping_spins() > first]))
+""",
+    )
+    assert last_json(r) == [3, True]  # the module answers; its looping helper runs on
+    # One helper loops, the other serves parallel_sum's spawn.
+    assert last_json(run(pool, PARALLEL_SUM.format(mod="joiner", threads=2))) == [True, True]
+    pool_and_kernel_work(pool)
+    stopped_by_close(pool, "joiner")
+
+
+MEMORY_CHANGES = """
+import js
+def snapshot():
+    return bytes(js.Uint8Array.new({mod}._engine._host.memory.buffer).slice().to_py())
+before = snapshot()
+time.sleep(0.2)
+print(json.dumps(snapshot() != before))
+"""
+
+
+def stopped_by_close(kernel: Any, name: str) -> None:
+    """close() terminates every worker of module `name`, also helpers that loop forever."""
+    # A looping helper changes the memory (its counter) while nothing else runs.
+    assert last_json(run(kernel, "import time\n" + MEMORY_CHANGES.format(mod=name))) is True
+    run(kernel, f"{name}.close()")
+    # Chromium lets a terminated worker that runs script go on for 2 s, timed on the event loop
+    # of the kernel's worker (Blink's kForcibleTerminationDelay): let that loop run.
+    run(kernel, "import asyncio\nawait asyncio.sleep(3)")
+    r = run(kernel, MEMORY_CHANGES.format(mod=name) + f"print({name}._engine.live_workers())")
+    assert r["stdout"].split() == ["false", "0"], r["stdout"]
+    err = fails(kernel, f"{name}.add_i64(1, 2)")
+    assert err["ename"] == "PoolError" and "is closed" in err["evalue"], err
+
+
+def test_close_stops_helpers_that_loop_forever(pool: Any) -> None:
+    run(
+        pool,
+        "looping = await jr.load_module(WASM, threads=2)\n"
+        "print(looping.spawn_looping_helper(), looping.spawn_looping_helper())",
+    )
+    stopped_by_close(pool, "looping")
+    pool_and_kernel_work(pool)
+
+
+# -- helper faults: each an exception, never a hang -----------------------------------------
+
+
+def test_a_helper_that_traps_while_joined_raises_at_once(pool: Any) -> None:
+    run(pool, "joined = await jr.load_module(WASM, threads=1)")
+    r = run(
+        pool,
+        """
+import time
+t = time.monotonic()
+try:
+    joined.trap_in_joined_helper()  # join() would wait forever
+except jr.WasmTrap as e:
+    print(json.dumps([time.monotonic() - t, str(e)]))
+""",
+        timeout=60,
+    )
+    took, message = last_json(r)
+    assert took < 2.0, f"the fault took {took:.2f} s to be raised"
+    assert "trap_in_joined_helper: a helper thread trapped" in message, message
+    assert "unreachable" in message and "(during the call)" in message, message
+    assert "load it again" in message, message
+    err = fails(pool, "joined.add_i64(1, 2)")
+    assert err["ename"] == "ForeignModuleError" and "load the module again" in err["evalue"]
+    assert last_json(run(pool, "print(joined._engine.live_workers())")) == 0
+    r = run(pool, "joined = await jr.load_module(WASM, threads=1)\nprint(joined.add_i64(1, 2))")
+    assert last_json(r) == 3
+    pool_and_kernel_work(pool)
+
+
+def test_proc_exit_in_a_joined_helper_is_proc_exit_with_its_code(pool: Any) -> None:
+    run(pool, "joined = await jr.load_module(WASM, threads=1)")
+    err = fails(pool, "joined.exit_in_joined_helper(9)", timeout=60)
+    assert err["ename"] == "ProcExit", err
+    assert "a helper thread called proc_exit(9) (during the call)" in err["evalue"], err
+    assert last_json(run(pool, "print(joined._engine.live_workers())")) == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "raised"),
+    [
+        ("trap_in_helper_later()", "a helper thread trapped: RuntimeError: unreachable"),
+        ("exit_in_helper_later(4)", "a helper thread called proc_exit(4)"),
+    ],
+)
+def test_a_helper_fault_after_the_call_is_raised_by_the_next_call(
+    coi: Any, start: str, raised: str
+) -> None:
+    run(coi, f"late = await jr.load_module(WASM, threads=2)\nprint(late.{start})")
+    run(coi, "late.release_helper()\nimport time\ntime.sleep(0.5)")  # it faults after 200 ms
     err = fails(coi, "late.add_i64(1, 2)")
-    assert err["ename"] == "WasmTrap", err
-    assert "a helper thread trapped" in err["evalue"]
+    assert err["ename"] == ("ProcExit" if "exit" in start else "WasmTrap"), err
+    assert raised in err["evalue"], err
     assert "add_i64 did not run" in err["evalue"] and "load it again" in err["evalue"]
+    err = fails(coi, "late.add_i64(1, 2)")
+    assert err["ename"] == "ForeignModuleError" and "load the module again" in err["evalue"]
 
 
 def test_close_then_calls_say_closed(coi: Any) -> None:
