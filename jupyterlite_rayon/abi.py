@@ -22,6 +22,8 @@ IDLE_WAIT_MS = 20
 JIT_MAX_MODULES = 4096
 #: `jr_histogram` flags bit: lo and hi are float32 values from the data (numpy's automatic range of float32 input); edges and indices in float32 arithmetic
 HISTOGRAM_F32_RANGE = 1
+#: `jr_histogram` flags value (alone, with lo, hi and denom 0): the kernel takes numpy's automatic range from the data in the same call (one pass for min and max, then the bins)
+HISTOGRAM_AUTO_RANGE = 2
 
 OK = 0
 E_INVAL = -1

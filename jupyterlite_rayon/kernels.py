@@ -577,7 +577,8 @@ def histogram(
         _need(name, x, _NUMERIC)
         denom, flags = 0.0, 0  # 0: hi - lo, in the arithmetic the kernel picks
         if range is None:
-            lo, hi, denom, flags = _auto_range(x)
+            # The kernel takes numpy's range from the data in the same call (one pass).
+            lo, hi, flags = 0.0, 0.0, abi.HISTOGRAM_AUTO_RANGE
         else:
             if len(range) != 2:
                 raise ValueError(f"{name}: range must be (lo, hi)")
@@ -588,16 +589,7 @@ def histogram(
                 raise ValueError(f"{name}: range {range}: lo must be <= hi")
             if lo == hi:
                 lo, hi = lo - 0.5, hi + 0.5  # numpy widens an empty range the same way
-        if not math.isfinite(hi - lo):
-            raise ValueError(
-                f"{name}: the range [{lo}, {hi}] is too wide for finite-sized "
-                "bins; pass a narrower range=(lo, hi)"
-            )
-        if not lo < hi:  # one huge value: +-0.5 vanished in rounding (numpy refuses too)
-            raise ValueError(
-                f"{name}: cannot make {nbins} finite-sized bins around {lo}; "
-                "pass range=(lo, hi) with lo < hi"
-            )
+            _check_span(nbins, lo, hi)
         counts = empty(nbins, dtypes.INT64)
         edge_dtype = dtypes.FLOAT32 if x.dtype_info == dtypes.FLOAT32 else dtypes.FLOAT64
         edges = empty(nbins + 1, edge_dtype)
@@ -616,9 +608,13 @@ def histogram(
                 flags,
                 items=x.size + nbins,
             )
-        except ValueError as err:  # the arguments are valid, so the edges did not increase
+        except ValueError as err:
             counts.close()
             edges.close()
+            if range is None:  # say why the data's range was refused (min and max again)
+                lo, hi = _auto_range(x)
+                _check_span(nbins, lo, hi)
+            # the range is valid, so the edges did not increase
             raise ValueError(
                 f"{name}: too many bins for the data range: cannot create {nbins} "
                 f"finite-sized bins in [{lo}, {hi}] in {x.dtype}; use fewer bins or a wider range"
@@ -630,28 +626,36 @@ def histogram(
         return counts, edges
 
 
-def _auto_range(x: PoolArray) -> tuple[float, float, float, int]:
-    """numpy's range from the data: (lo, hi, denominator, kernel flags). float32 data keeps
-    float32 bounds (numpy computes in float32 then); integer data divides by the exact
-    integer max - min, as numpy does."""
+def _check_span(nbins: int, lo: float, hi: float) -> None:
+    if not math.isfinite(hi - lo):
+        raise ValueError(
+            f"histogram: the range [{lo}, {hi}] is too wide for finite-sized "
+            "bins; pass a narrower range=(lo, hi)"
+        )
+    if not lo < hi:  # one huge value: +-0.5 vanished in rounding (numpy refuses too)
+        raise ValueError(
+            f"histogram: cannot make {nbins} finite-sized bins around {lo}; "
+            "pass range=(lo, hi) with lo < hi"
+        )
+
+
+def _auto_range(x: PoolArray) -> tuple[float, float]:
+    """numpy's range from the data, as the kernel takes it (HISTOGRAM_AUTO_RANGE): worked out
+    again with min and max only to explain why the kernel refused it. float32 data keeps
+    float32 bounds (numpy computes in float32 then)."""
     if x.size == 0:
-        return 0.0, 1.0, 0.0, 0
-    exact_lo, exact_hi = min(x), max(x)
-    lo, hi = float(exact_lo), float(exact_hi)
+        return 0.0, 1.0
+    lo, hi = float(min(x)), float(max(x))
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(
             f"histogram: autodetected range of [{lo}, {hi}] is not finite; "
             "pass range=(lo, hi) or remove NaN/inf values"
         )
-    f32 = x.dtype_info == dtypes.FLOAT32
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
-        if f32:
+        if x.dtype_info == dtypes.FLOAT32:
             lo, hi = _f32(lo), _f32(hi)
-        return lo, hi, 0.0, abi.HISTOGRAM_F32_RANGE if f32 else 0
-    if not x.dtype_info.is_float:
-        return lo, hi, float(int(exact_hi) - int(exact_lo)), 0
-    return lo, hi, 0.0, abi.HISTOGRAM_F32_RANGE if f32 else 0
+    return lo, hi
 
 
 def _f32(v: float) -> float:

@@ -16,6 +16,9 @@ const abi = @import("../runtime/abi.zig");
 /// flags bit: lo and hi are float32 values taken from the data (numpy's automatic range of
 /// float32 input), so edges and indices are computed in float32 arithmetic.
 pub const F32_RANGE: u32 = abi.HISTOGRAM_F32_RANGE;
+/// flags value: the kernel takes the range from the data as numpy does (lo, hi and denom are
+/// passed as 0): min and max in one pass, then the bins, in one call.
+pub const AUTO_RANGE: u32 = abi.HISTOGRAM_AUTO_RANGE;
 
 /// Partial histograms take at most this many bytes of scratch (beyond one).
 const partials_budget: usize = 8 << 20;
@@ -249,17 +252,147 @@ fn histogramTyped(
     return c.OK;
 }
 
+/// The smallest and largest value of some data, and whether every value was finite.
+fn Extremes(comptime T: type) type {
+    return struct {
+        lo: T,
+        hi: T,
+        finite: bool,
+
+        /// Floats: IEEE minimum / maximum (-0.0 < +0.0), as jr.min and jr.max (reduce.zig), so
+        /// the result does not depend on the order of equal zeros; NaN never wins (it is
+        /// noted as not finite instead, which refuses the range anyway).
+        fn merge(a: @This(), b: @This()) @This() {
+            return .{ .lo = pick(T, true, a.lo, b.lo), .hi = pick(T, false, a.hi, b.hi), .finite = a.finite and b.finite };
+        }
+    };
+}
+
+inline fn pick(comptime T: type, comptime is_min: bool, a: T, b: T) T {
+    if (@typeInfo(T) != .float) return if (is_min) @min(a, b) else @max(a, b);
+    if (b != b) return a;
+    if (a != b) return if ((a < b) == is_min) a else b;
+    const U = @Int(.unsigned, @bitSizeOf(T));
+    const ua: U = @bitCast(a);
+    const ub: U = @bitCast(b);
+    return @bitCast(if (is_min) ua | ub else ua & ub);
+}
+
+/// min, max and finiteness of a non-empty block in one pass.
+fn blockExtremes(comptime T: type, x: []align(1) const T) Extremes(T) {
+    const lanes = 2 * 16 / @sizeOf(T);
+    const V = @Vector(lanes, T);
+    var i: usize = 0;
+    var r: Extremes(T) = .{ .lo = x[0], .hi = x[0], .finite = true };
+    if (x.len >= lanes) {
+        var lo: V = x[0..lanes].*;
+        var hi = lo;
+        if (@typeInfo(T) == .float) {
+            const U = @Vector(lanes, @Int(.unsigned, @bitSizeOf(T)));
+            var junk: V = @splat(0); // v - v: NaN for inf and NaN, which then stays NaN
+            while (i + lanes <= x.len) : (i += lanes) {
+                const v: V = x[i..][0..lanes].*;
+                junk += v - v;
+                const vb: U = @bitCast(v);
+                const lb: U = @bitCast(lo);
+                const hb: U = @bitCast(hi);
+                lo = @select(T, v < lo, v, @select(T, v == lo, @as(V, @bitCast(vb | lb)), lo));
+                hi = @select(T, v > hi, v, @select(T, v == hi, @as(V, @bitCast(vb & hb)), hi));
+            }
+            r.finite = @reduce(.And, junk == @as(V, @splat(0)));
+        } else {
+            while (i + lanes <= x.len) : (i += lanes) {
+                const v: V = x[i..][0..lanes].*;
+                lo = @min(lo, v);
+                hi = @max(hi, v);
+            }
+        }
+        const los: [lanes]T = lo;
+        const his: [lanes]T = hi;
+        for (los, his) |l, h| r = r.merge(.{ .lo = l, .hi = h, .finite = true });
+    }
+    for (x[i..]) |v| {
+        const finite = @typeInfo(T) != .float or std.math.isFinite(v);
+        r = r.merge(.{ .lo = v, .hi = v, .finite = finite });
+    }
+    return r;
+}
+
+fn ExtremesBody(comptime T: type) type {
+    return struct {
+        x: []align(1) const T,
+        parts: []Extremes(T),
+        pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            for (lo..hi) |b| {
+                const start = b * c.block_len;
+                self.parts[b] = blockExtremes(T, self.x[start..@min(self.x.len, start + c.block_len)]);
+            }
+        }
+    };
+}
+
+/// min and max of non-empty x, block by block in parallel; null when scratch is exhausted.
+fn extremes(comptime T: type, x: []align(1) const T) ?Extremes(T) {
+    const nb = c.blockCount(x.len);
+    if (nb == 1) return blockExtremes(T, x);
+    const parts = c.scratch(Extremes(T), nb) orelse return null;
+    defer c.freeScratch(parts);
+    var body: ExtremesBody(T) = .{ .x = x, .parts = parts };
+    rt.parallelFor(nb, 16, &body); // 64K elements a task at least
+    var r = parts[0];
+    for (parts[1..]) |p| r = r.merge(p);
+    return r;
+}
+
+fn toF64(comptime T: type, v: T) f64 {
+    return if (@typeInfo(T) == .float) @floatCast(v) else @floatFromInt(v);
+}
+
+/// numpy.histogram(x, bins) with its range from the data, as numpy 2 takes it: (0, 1) for
+/// empty data; a range that is one value widened by 0.5 each way (in float32 for float32
+/// data, whose edges and indices are then computed in float32: F32_RANGE); integer data
+/// divides by the exact integer max - min. NaN or inf in the data, a range too wide for
+/// finite bins and one too narrow to widen are E_INVAL (hosts say which from min and max).
+fn autoHistogram(comptime T: type, x: []align(1) const T, bins: usize, out: []align(1) i64, edges: []align(1) EdgeType(T)) i32 {
+    if (x.len == 0) return histogramTyped(T, false, x, bins, 0, 1, 0, out, edges);
+    const ext = extremes(T, x) orelse return c.E_NOMEM;
+    if (rt.cancelled()) return c.E_CANCELED;
+    if (!ext.finite) return c.E_INVAL;
+    var lo = toF64(T, ext.lo);
+    var hi = toF64(T, ext.hi);
+    var denom: f64 = 0;
+    if (lo == hi) {
+        if (T == f32) {
+            lo = ext.lo - 0.5;
+            hi = ext.hi + 0.5;
+        } else {
+            lo -= 0.5;
+            hi += 0.5;
+        }
+    } else if (@typeInfo(T) == .int) {
+        denom = @floatFromInt(@as(i128, ext.hi) - @as(i128, ext.lo));
+    }
+    if (!std.math.isFinite(hi - lo) or !(lo < hi)) return c.E_INVAL;
+    return histogramTyped(T, T == f32, x, bins, lo, hi, denom, out, edges);
+}
+
 /// jr_histogram(dtype, x, n, bins, lo, hi, out, edges, denom, flags)
 pub fn histogram(dtype_code: u32, x: usize, n: usize, bins: u32, lo: f64, hi: f64, out: usize, edges: usize, denom: f64, flags: u32) i32 {
     const dt = c.dtypeFromCode(dtype_code) orelse return c.E_INVAL;
-    if (bins == 0 or !std.math.isFinite(lo) or !std.math.isFinite(hi) or !(lo < hi)) return c.E_INVAL;
-    if (flags & ~F32_RANGE != 0) return c.E_INVAL;
+    if (bins == 0) return c.E_INVAL;
+    const auto = flags == AUTO_RANGE;
+    if (auto) {
+        if (lo != 0 or hi != 0 or denom != 0) return c.E_INVAL;
+    } else {
+        if (!std.math.isFinite(lo) or !std.math.isFinite(hi) or !(lo < hi)) return c.E_INVAL;
+        if (flags & ~F32_RANGE != 0) return c.E_INVAL;
+        // F32_RANGE is for float32 data whose range are float32 values.
+        if (flags & F32_RANGE != 0 and (dt != .f32 or @as(f64, @as(f32, @floatCast(lo))) != lo or
+            @as(f64, @as(f32, @floatCast(hi))) != hi)) return c.E_INVAL;
+        // 0 means hi - lo; any other denominator is a positive finite number.
+        if (denom != 0 and !(std.math.isFinite(denom) and denom > 0)) return c.E_INVAL;
+    }
     const f32_range = flags & F32_RANGE != 0;
-    // F32_RANGE is for float32 data whose range are float32 values.
-    if (f32_range and (dt != .f32 or @as(f64, @as(f32, @floatCast(lo))) != lo or
-        @as(f64, @as(f32, @floatCast(hi))) != hi)) return c.E_INVAL;
-    // 0 means hi - lo; any other denominator is a positive finite number.
-    if (denom != 0 and !(std.math.isFinite(denom) and denom > 0)) return c.E_INVAL;
     const xr = c.byteRange(x, n, dt.size()) orelse return c.E_RANGE;
     const outr = c.byteRange(out, bins, 8) orelse return c.E_RANGE;
     const nedges: usize = if (edges == 0) 0 else @as(usize, bins) + 1;
@@ -267,11 +400,14 @@ pub fn histogram(dtype_code: u32, x: usize, n: usize, bins: u32, lo: f64, hi: f6
     if (xr.overlaps(outr) or er.overlaps(xr) or er.overlaps(outr)) return c.E_INVAL;
     const counts = c.slice(i64, out, bins);
     return switch (dt) {
-        .f32 => if (f32_range)
-            histogramTyped(f32, true, c.slice(f32, x, n), bins, lo, hi, denom, counts, c.slice(f32, edges, nedges))
-        else
-            histogramTyped(f32, false, c.slice(f32, x, n), bins, lo, hi, denom, counts, c.slice(f32, edges, nedges)),
-        inline .f64, .i32, .i64, .u32, .u64 => |d| histogramTyped(d.Type(), false, c.slice(d.Type(), x, n), bins, lo, hi, denom, counts, c.slice(f64, edges, nedges)),
+        inline else => |d| {
+            const T = d.Type();
+            const e = c.slice(EdgeType(T), edges, nedges);
+            const xs = c.slice(T, x, n);
+            if (auto) return autoHistogram(T, xs, bins, counts, e);
+            if (T == f32 and f32_range) return histogramTyped(T, true, xs, bins, lo, hi, denom, counts, e);
+            return histogramTyped(T, false, xs, bins, lo, hi, denom, counts, e);
+        },
     };
 }
 
@@ -463,4 +599,82 @@ test "histogram: a cancel lands within 100 ms, also with few stripes (many bins)
     setThreads(1);
     try support.expectPromptCancel(histogram, .{ 1, addr(x), n, 1 << 20, 0, 1000, addr(out), 0, 0, 0 }, 5);
     try support.expectPromptCancel(histogram, .{ 1, addr(x), n, 10, 0, 1000, addr(out), 0, 0, 0 }, 5);
+}
+
+test "histogram: an automatic range in the same call gives the counts and edges of the range passed" {
+    // AUTO_RANGE must equal passing numpy's range by hand (what hosts did with min and max).
+    var prng = std.Random.DefaultPrng.init(14);
+    const rng = prng.random();
+    inline for (.{ f64, f32, i32, i64, u32, u64 }, .{ 0, 1, 2, 3, 4, 5 }) |T, dt| {
+        for ([_]usize{ 1, 2, 9, 4096, 4097, 30011 }) |n| {
+            for ([_]u32{ 1, 7, 28, 1000 }) |bins| {
+                const x = try alloc.alloc(T, n);
+                defer alloc.free(x);
+                const constant = n == 2;
+                for (x) |*v| v.* = if (constant) (if (@typeInfo(T) == .float) 3.0 else 3) else if (@typeInfo(T) == .float)
+                    @floatCast(rng.float(f64) * 8 - 2)
+                else
+                    @intCast(rng.uintLessThan(u32, 1000));
+                var lo: f64 = toF64(T, std.mem.min(T, x));
+                var hi: f64 = toF64(T, std.mem.max(T, x));
+                var denom: f64 = 0;
+                var flags: u32 = if (T == f32) F32_RANGE else 0;
+                if (lo == hi) {
+                    lo -= 0.5;
+                    hi += 0.5;
+                } else if (@typeInfo(T) == .int) denom = hi - lo;
+                const E = EdgeType(T);
+                const want = try alloc.alloc(i64, bins);
+                defer alloc.free(want);
+                const want_edges = try alloc.alloc(E, bins + 1);
+                defer alloc.free(want_edges);
+                const got = try alloc.alloc(i64, bins);
+                defer alloc.free(got);
+                const got_edges = try alloc.alloc(E, bins + 1);
+                defer alloc.free(got_edges);
+                try testing.expectEqual(c.OK, c.call(histogram, .{ dt, addr(x), n, bins, lo, hi, addr(want), addr(want_edges), denom, flags }));
+                for (thread_counts) |t| {
+                    setThreads(t);
+                    try testing.expectEqual(c.OK, c.call(histogram, .{ dt, addr(x), n, bins, 0, 0, addr(got), addr(got_edges), 0, AUTO_RANGE }));
+                    try testing.expectEqualSlices(i64, want, got);
+                    try testing.expectEqualSlices(E, want_edges, got_edges);
+                }
+                flags = 0;
+            }
+        }
+    }
+    setThreads(1);
+    // numpy.histogram(np.float32([0, 3, 4]), 28): 3.0 in bin 20 (edges[21] is 3.0000002)
+    var f = [_]f32{ 4, 3, 0 };
+    var out: [28]i64 = undefined;
+    var edges: [29]f32 = undefined;
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 1, addr(&f), 3, 28, 0, 0, addr(&out), addr(&edges), 0, AUTO_RANGE }));
+    try testing.expectEqual(@as(f32, 3.0000002), edges[21]);
+    try testing.expectEqual(@as(i64, 1), out[20]);
+    // no data: the range (0, 1)
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 0, addr(&f), 0, 2, 0, 0, addr(&out), addr(&edges), 0, AUTO_RANGE }));
+    // signed zeros: the largest value is +0.0 when both zeros occur (IEEE maximum, as jr.max)
+    var z = [_]f64{ -1.0, 0.0, -0.0 };
+    var ze: [3]f64 = undefined;
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 0, addr(&z), 3, 2, 0, 0, addr(&out), addr(&ze), 0, AUTO_RANGE }));
+    try testing.expect(!std.math.signbit(ze[2]));
+    // a one-value int64 range widened by 0.5, and the exact integer denominator
+    var big = [_]i64{ std.math.maxInt(i64), std.math.minInt(i64) };
+    try testing.expectEqual(c.OK, c.call(histogram, .{ 3, addr(&big), 2, 2, 0, 0, addr(&out), 0, 0, AUTO_RANGE }));
+    try testing.expectEqualSlices(i64, &.{ 1, 1 }, out[0..2]);
+    // refused: NaN or inf in the data, a range too wide, nonzero lo/hi/denom, other flags with it
+    const inf = std.math.inf(f64);
+    for ([_][2]f64{ .{ 1, std.math.nan(f64) }, .{ 1, inf }, .{ -inf, 1 }, .{ -1e308, 1e308 } }) |pair| {
+        var d = pair;
+        try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&d), 2, 2, 0, 0, addr(&out), 0, 0, AUTO_RANGE }));
+    }
+    var one = [_]f64{1e300};
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&one), 1, 2, 0, 0, addr(&out), 0, 0, AUTO_RANGE }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&z), 3, 2, 0, 1, addr(&out), 0, 0, AUTO_RANGE }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&z), 3, 2, 0, 0, addr(&out), 0, 1, AUTO_RANGE }));
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 1, addr(&f), 3, 2, 0, 0, addr(&out), 0, 0, AUTO_RANGE | F32_RANGE }));
+    // too many bins for the data's range
+    var close = [_]f32{ 1.0, 1.0000001 };
+    var many: [3]i64 = undefined;
+    try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 1, addr(&close), 2, 3, 0, 0, addr(&many), 0, 0, AUTO_RANGE }));
 }

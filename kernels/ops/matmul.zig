@@ -105,42 +105,77 @@ fn Kernel(comptime T: type) type {
 }
 
 /// C[m, 1] = A[m, k] @ B[k, 1], the matrix-vector product (also jr.dot of 2-D with 1-D): each
-/// row is a dot product streamed once through memory, with four registers of SIMD lanes
-/// (combined in a fixed tree of halves, then the tail in order), so the result depends only on
-/// k, never on the threads. Rows are shared among the threads.
+/// row is a dot product streamed once through memory. A row's sum has `regs` simd128 registers
+/// of lane accumulators (combined in a fixed tree of halves, then the tail in order), `regs`
+/// chosen from k alone, so the result depends only on k, never on the threads or on which rows
+/// are computed together. How rows are visited is chosen for speed (wasm SIMD, measured in
+/// wasmtime): rows of 32 KiB and more, and short rows, go four at a time with one register
+/// each (each load of B serves four rows, four independent chains of adds); rows in between
+/// one at a time with four registers (the matrix then streams through memory in one sequence,
+/// which the prefetcher follows best). Groups of four rows are shared among the threads.
 fn MatVec(comptime T: type) type {
     return struct {
-        /// Four simd128 registers of accumulators.
-        const lanes = 4 * (16 / @sizeOf(T));
-        const V = @Vector(lanes, T);
+        const vl = 16 / @sizeOf(T); // lanes of one simd128 register
+        const group = 4;
         /// Elements of a row between cancel checks (a single very long row is one task).
         const poll_every = 1 << 20;
 
         a: c.Ptr(T),
         b: c.Ptr(T),
         cm: c.Ptr(T),
+        m: usize,
         k: usize,
 
-        fn row(self: *const @This(), i: usize) T {
-            const ar = self.a + i * self.k;
-            const b = self.b;
+        /// Four rows at a time (one register each) or one (four registers): see above.
+        fn fourAtATime(k: usize) bool {
+            return k * @sizeOf(T) >= 32 * 1024 or k < 4 * 4 * vl;
+        }
+
+        fn Acc(comptime R: usize, comptime regs: usize) type {
+            return [R]@Vector(regs * vl, T);
+        }
+
+        /// acc[r] += A[i + r, p0..p1] * B[p0..p1] lane by lane, p1 - p0 a multiple of the lanes.
+        /// A leaf function with one loop: the engine (Cranelift) then keeps the accumulators in
+        /// machine registers; with a call or other loops in the function its register
+        /// allocator spilled them (2x slower). R * regs accumulators plus the loads LLVM
+        /// hoists must fit x86's 16 vector registers, hence R = 4 with one register, not more.
+        noinline fn chunk(self: *const @This(), comptime R: usize, comptime regs: usize, i: usize, p0: usize, p1: usize, out: *Acc(R, regs)) void {
+            const lanes = regs * vl;
+            const V = @Vector(lanes, T);
             const k = self.k;
-            var acc: V = @splat(0);
-            var p: usize = 0;
-            while (true) {
-                const end = @min(k, p + poll_every) / lanes * lanes;
-                while (p < end) : (p += lanes) {
-                    const av: V = ar[p..][0..lanes].*;
-                    const bv: V = b[p..][0..lanes].*;
-                    acc += av * bv;
-                }
-                if (p + lanes > k) break; // no whole register left: the tail below
-                if (rt.pollCancelled()) return 0;
+            const b = self.b;
+            var ar: [R]c.Ptr(T) = undefined;
+            inline for (0..R) |r| ar[r] = self.a + (i + r) * k;
+            var acc = out.*;
+            var p = p0;
+            while (p < p1) : (p += lanes) {
+                const bv: V = b[p..][0..lanes].*;
+                inline for (0..R) |r| acc[r] += @as(V, ar[r][p..][0..lanes].*) * bv;
             }
-            // fixed tree over the lanes: halves added until one is left
-            var s: T = laneTree(lanes, acc);
-            while (p < k) : (p += 1) s += ar[p] * b[p];
-            return s;
+            out.* = acc;
+        }
+
+        /// rows i..i+R, each with `regs` registers of accumulators.
+        fn rows(self: *const @This(), comptime R: usize, comptime regs: usize, i: usize) void {
+            const lanes = regs * vl;
+            const k = self.k;
+            const whole = k / lanes * lanes;
+            var acc: Acc(R, regs) = @splat(@splat(0));
+            var p: usize = 0;
+            while (p < whole) {
+                if (p != 0 and rt.pollCancelled()) return;
+                const end = @min(whole, p + poll_every);
+                self.chunk(R, regs, i, p, end, &acc);
+                p = end;
+            }
+            inline for (0..R) |r| {
+                const ar = self.a + (i + r) * k;
+                var s: T = laneTree(lanes, acc[r]);
+                var q = whole;
+                while (q < k) : (q += 1) s += ar[q] * self.b[q];
+                self.cm[i + r] = s;
+            }
         }
 
         fn laneTree(comptime w: usize, v: @Vector(w, T)) T {
@@ -152,7 +187,17 @@ fn MatVec(comptime T: type) type {
         }
 
         pub fn run(self: *@This(), lo: usize, hi: usize) void {
-            for (lo..hi) |i| self.cm[i] = self.row(i);
+            const four = fourAtATime(self.k);
+            for (lo..hi) |g| {
+                const i = g * group;
+                if (i + group > self.m) {
+                    for (i..self.m) |r| if (four) self.rows(1, 1, r) else self.rows(1, 4, r);
+                } else if (four) {
+                    self.rows(group, 1, i);
+                } else {
+                    for (i..i + group) |r| self.rows(1, 4, r);
+                }
+            }
         }
     };
 }
@@ -169,9 +214,10 @@ fn matmulTyped(comptime T: type, a: usize, b: usize, cm: usize, m: usize, k: usi
         return c.OK;
     }
     if (n == 1) {
-        var mv: MatVec(T) = .{ .a = @ptrFromInt(a), .b = @ptrFromInt(b), .cm = @ptrFromInt(cm), .k = k };
+        const MV = MatVec(T);
+        var mv: MV = .{ .a = @ptrFromInt(a), .b = @ptrFromInt(b), .cm = @ptrFromInt(cm), .m = m, .k = k };
         // 64K multiply-adds a task at least: a few tens of microseconds.
-        rt.parallelFor(m, @max(1, (1 << 16) / k), &mv);
+        rt.parallelFor(tilesAlong(m, MV.group), @max(1, (1 << 16) / (k * MV.group)), &mv);
         return c.OK;
     }
     // Halve the tiles (rows first) while there are too few for the threads and halving adds
@@ -270,7 +316,7 @@ fn checkMatmul(comptime T: type, dtype: u32, rng: std.Random, m: usize, k: usize
 test "matmul: odd shapes, f32 and f64, against a naive triple loop" {
     var prng = std.Random.DefaultPrng.init(9);
     const rng = prng.random();
-    const shapes = [_][3]usize{ .{ 1, 1, 1 }, .{ 7, 13, 1 }, .{ 300, 7, 1 }, .{ 5, 1031, 1 }, .{ 3000, 64, 1 }, .{ 1, 100003, 1 }, .{ 7, 13, 5 }, .{ 65, 33, 129 }, .{ 4, 8, 16 }, .{ 1, 300, 70 }, .{ 131, 257, 3 }, .{ 64, 512, 33 }, .{ 2, 1, 2 }, .{ 0, 3, 4 }, .{ 3, 0, 4 }, .{ 129, 65, 200 } };
+    const shapes = [_][3]usize{ .{ 1, 1, 1 }, .{ 7, 13, 1 }, .{ 300, 7, 1 }, .{ 5, 1031, 1 }, .{ 3000, 64, 1 }, .{ 1, 100003, 1 }, .{ 6, 5000, 1 }, .{ 9, 9000, 1 }, .{ 11, 20, 1 }, .{ 7, 13, 5 }, .{ 65, 33, 129 }, .{ 4, 8, 16 }, .{ 1, 300, 70 }, .{ 131, 257, 3 }, .{ 64, 512, 33 }, .{ 2, 1, 2 }, .{ 0, 3, 4 }, .{ 3, 0, 4 }, .{ 129, 65, 200 } };
     for (shapes) |s| {
         try checkMatmul(f64, 0, rng, s[0], s[1], s[2]);
         try checkMatmul(f32, 1, rng, s[0], s[1], s[2]);
@@ -313,6 +359,34 @@ test "matmul: results do not depend on the tile sizes the shape picks" {
             }
         }
     }
+}
+
+test "matvec: a row's value does not depend on the rows computed with it or the threads" {
+    // Rows go four at a time or one at a time (by k); the leftover rows of a group one at a
+    // time. Shifting A by one row moves every row to another place in its group.
+    var prng = std.Random.DefaultPrng.init(13);
+    const rng = prng.random();
+    inline for (.{ f64, f32 }) |T| {
+        const dt: u32 = if (T == f64) 0 else 1;
+        for ([_]usize{ 3, 20, 64, 300, 4100, 9000 }) |k| {
+            const m = 10;
+            const a = try randomArray(T, rng, m * k);
+            defer alloc.free(a);
+            const b = try randomArray(T, rng, k);
+            defer alloc.free(b);
+            const whole = try alloc.alloc(T, m);
+            defer alloc.free(whole);
+            const shifted = try alloc.alloc(T, m - 1);
+            defer alloc.free(shifted);
+            for (thread_counts) |t| {
+                setThreads(t);
+                try testing.expectEqual(c.OK, c.call(matmul, .{ dt, addr(a), addr(b), addr(whole), m, k, 1 }));
+                try testing.expectEqual(c.OK, c.call(matmul, .{ dt, addr(a[k..]), addr(b), addr(shifted), m - 1, k, 1 }));
+                try testing.expect(std.mem.eql(u8, std.mem.sliceAsBytes(whole[1..]), std.mem.sliceAsBytes(shifted)));
+            }
+        }
+    }
+    setThreads(1);
 }
 
 test "matmul: a cancel lands within 100 ms (64 x 2^18 x 64, m = 1); small outputs use every thread" {

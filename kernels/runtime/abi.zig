@@ -10,6 +10,7 @@ pub const POLL_EVERY_TASKS: u32 = 16; // the caller calls `env.host_poll` every 
 pub const IDLE_WAIT_MS: u32 = 20; // an idle caller wakes to poll at least this often
 pub const JIT_MAX_MODULES: u32 = 4096; // jitted modules a pool can register (`jr_jit_add_module`; one per compiled signature)
 pub const HISTOGRAM_F32_RANGE: u32 = 1; // `jr_histogram` flags bit: lo and hi are float32 values from the data (numpy's automatic range of float32 input); edges and indices in float32 arithmetic
+pub const HISTOGRAM_AUTO_RANGE: u32 = 2; // `jr_histogram` flags value (alone, with lo, hi and denom 0): the kernel takes numpy's automatic range from the data in the same call (one pass for min and max, then the bins)
 
 pub const OK: i32 = 0;
 pub const E_INVAL: i32 = -1;

@@ -10,6 +10,7 @@ export const POLL_EVERY_TASKS = 16; // the caller calls `env.host_poll` every th
 export const IDLE_WAIT_MS = 20; // an idle caller wakes to poll at least this often
 export const JIT_MAX_MODULES = 4096; // jitted modules a pool can register (`jr_jit_add_module`; one per compiled signature)
 export const HISTOGRAM_F32_RANGE = 1; // `jr_histogram` flags bit: lo and hi are float32 values from the data (numpy's automatic range of float32 input); edges and indices in float32 arithmetic
+export const HISTOGRAM_AUTO_RANGE = 2; // `jr_histogram` flags value (alone, with lo, hi and denom 0): the kernel takes numpy's automatic range from the data in the same call (one pass for min and max, then the bins)
 
 export const CODES = Object.freeze({ OK: 0, E_INVAL: -1, E_NOMEM: -2, E_CANCELED: -3, E_EMPTY: -4, E_DTYPE: -5, E_RANGE: -6, E_THREADS: -7, E_BUSY: -8, E_INDEX: -9, E_ZERODIV: -10, E_VALUE: -11, E_LOAD: -12 });
 export const STATUS_NAMES = Object.freeze({
