@@ -198,6 +198,10 @@ class ForeignHost {
   call(name, ...args) {
     const caller = this.#checkCallable(name);
     const sig = this.#sigs[name];
+    if (args.length !== sig.params.length) {
+      throw new TypeError(`${name} takes ${sig.params.length} arguments ` +
+        `(${sig.params.join(', ')}), got ${args.length}`);
+    }
     const v = caller.v;
     args.forEach((value, k) => {
       const type = sig.params[k];

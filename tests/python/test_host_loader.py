@@ -170,6 +170,7 @@ def _check(result: dict[str, object]) -> None:
             "readCounters",
             "jitLoad",
             "jitCall",
+            "loadForeign",
         ]
     )
     assert result["fib"] == 6765
