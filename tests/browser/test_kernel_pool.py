@@ -69,6 +69,31 @@ def ints(n, seed):
     rnd = random.Random(seed)
     return array.array("q", (rnd.randrange(-10**6, 10**6) for _ in range(n)))
 
+def uints(n, seed, typecode, top):
+    # near the top of the type, so that sums pass 2**32 (uint32) or wrap at 2**64 (uint64)
+    rnd = random.Random(seed)
+    return array.array(typecode, (rnd.randrange(top - 2**30, top) for _ in range(n)))
+
+def check_unsigned(n):
+    """numpy's answers for uint32 and uint64 (sums and cumsum are uint64, wrapping at 2**64;
+    comparisons unsigned); returns what failed."""
+    bad = []
+    xu, xq = uints(n, n + 2, "I", 2**32), uints(n, n + 3, "Q", 2**64)
+    if jr.sum(xu) != sum(xu) or jr.sum(xq) != sum(xq) % 2**64:
+        bad.append(("sum unsigned", n))
+    running, expected = 0, []
+    for v in xu:
+        running += v
+        expected.append(running)
+    cs = jr.cumsum(xu)
+    if str(cs.dtype) != "uint64" or cs.tolist() != expected:
+        bad.append(("cumsum uint32 -> uint64", n, str(cs.dtype)))
+    if n and (jr.min(xq) != min(xq) or jr.max(xu) != max(xu)):
+        bad.append(("min/max unsigned", n))
+    if jr.sort(xq).tolist() != sorted(xq):
+        bad.append(("sort uint64", n))
+    return bad
+
 def check_all(threads):
     """Every kernel family against its reference at `threads` threads; returns what failed."""
     bad = []
@@ -96,11 +121,14 @@ def check_all(threads):
             squares = jr.multiply(xf, xf).tolist()
             if squares != [v * v for v in xf]:
                 bad.append(("multiply", n))
+            bad += check_unsigned(n)
         for w, h, it in [(1, 1, 50), (31, 17, 100), (64, 33, 200), (97, 5, 80)]:
             got = jr.mandelbrot(w, h, -2.0, 1.0, -1.5, 1.5, it)
             ref = ref_mandelbrot(w, h, -2.0, 1.0, -1.5, 1.5, it)
             if got.shape != (h, w) or flat(got.tolist()) != ref:
                 bad.append(("mandelbrot", w, h, it))
+            if jr.sum(got) != sum(ref):  # a uint32 image sums as numpy's uint64
+                bad.append(("sum of mandelbrot", w, h, it))
     return bad
 '''
 )
