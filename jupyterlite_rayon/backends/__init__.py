@@ -9,6 +9,13 @@ from .base import Backend
 
 IN_BROWSER = sys.platform == "emscripten"
 
+if IN_BROWSER:
+    # From the import on, not only once a pool starts: a pure-Python cell that never called
+    # the pool stops on Interrupt too (isolated pages; elsewhere this does nothing).
+    from .pyodide_backend import install_interrupts
+
+    install_interrupts()
+
 
 def backend_name() -> str:
     return "pyodide" if IN_BROWSER else "wasmtime"

@@ -10,7 +10,7 @@ Interrupts: while a call runs, its caller thread calls `env.host_poll` between c
 20 ms while it waits (kernels/ABI.md); the poll reads the interrupt buffer without clearing it,
 and when it holds a signal the call stops with E_CANCELED. JupyterLite's pyodide kernel 0.8.6
 gives Pyodide no interrupt buffer, so on a cross-origin isolated page this backend makes one
-(`install_interrupts`), announces it to the page with `postMessage({type: INTERRUPT_MESSAGE,
+(`install_interrupts`, run when jupyterlite_rayon is imported, before any pool), announces it to the page with `postMessage({type: INTERRUPT_MESSAGE,
 buffer})` (the labextension stores SIGINT into it when the user interrupts the kernel) and makes
 it Pyodide's own interrupt buffer while a cell runs, so pure-Python code stops with
 KeyboardInterrupt too. Outside cells it is not Pyodide's: an interrupt sent while the kernel is
@@ -56,11 +56,24 @@ JS = run_js(
   // The interrupt buffer's readers (see the module docstring). `poll` is env.host_poll: it runs
   // every 20 ms of a call and must stay cheap. `wrap(fn, returnsStatus)` runs a pool call with
   // Pyodide's own check off and returns {ok, value | error, signal}: the signal a cancelled
-  // call took out of the buffer (0 if none).
+  // call took out of the buffer (0 if none). `bare(fn)` is wrap(fn, false) returning a bare 0
+  // when the call succeeded and took no signal, else undefined with that object in last():
+  // Python then makes no proxy of a result object on the common path.
   signals: (api, module, own, canceled) => {
     let polled = null;
-    return {
+    let last = null;
+    const readers = {
       poll: () => (polled !== null && polled[0] !== 0 ? 1 : 0),
+      last: () => last,
+      bare: (fn) => {
+        const wrapped = readers.wrap(fn, false);
+        return (...args) => {
+          const result = wrapped(...args);
+          if (result.ok && result.signal === 0) return 0;
+          last = result;
+          return undefined; // None in Python (null would be pyodide.ffi.jsnull)
+        };
+      },
       wrap: (fn, returnsStatus) => (...args) => {
         const buffer = own || module.Py_EmscriptenSignalBuffer || null;
         const attached = buffer !== null && module.Py_EmscriptenSignalBuffer === buffer;
@@ -81,6 +94,7 @@ JS = run_js(
         return result;
       },
     };
+    return readers;
   },
   hasSignalBuffer: (module) => !!module.Py_EmscriptenSignalBuffer,
   newSignalBuffer: () => new Int32Array(new SharedArrayBuffer(4)),
@@ -149,8 +163,12 @@ class PyodideBackend(Backend):
         self.threaded = bool(pool.threaded)
         self.counters_address = int(pool.counters)
         self.build_max_threads = int(pool.maxThreads)
-        self._call = _signals().wrap(pool.call.bind(pool), False)
-        self._alloc = JS.catching(pool.alloc.bind(pool))
+        # Bound once: a resident call's overhead is these calls into JS (issue 9 item 13).
+        self._readers = _signals()
+        self._call = self._readers.bare(pool.call.bind(pool))
+        self._call_quick = pool.call.bind(pool)
+        self._alloc = pool.alloc.bind(pool)
+        self._free = pool.free.bind(pool)
         self._set_threads = JS.catching(pool.setThreads.bind(pool))
         self._read_small = JS.reader(pool)
         self._write_small = JS.writer(pool)
@@ -227,9 +245,17 @@ class PyodideBackend(Backend):
     # -- calls ---------------------------------------------------------------------------
     def call(self, export: str, *args: float, quick: bool = False) -> None:
         self._check_open(export)
-        result = self._call(export, *args)
-        if result.ok:
+        if quick:
+            # Over in microseconds on this thread: nothing to interrupt, so no hand-off of the
+            # interrupt buffer; a signal sent meanwhile stays in it for Pyodide's own check.
+            try:
+                self._call_quick(export, *args)
+            except JsException as e:
+                raise _exception(export, JS.describe(e.js_error).to_py()) from None
             return
+        if self._call(export, *args) is not None:
+            return
+        result = self._readers.last()
         if result.signal:
             self._take_signal(int(result.signal))
         # E_CANCELED becomes KeyboardInterrupt (errors.status_error).
@@ -270,10 +296,10 @@ class PyodideBackend(Backend):
             raise errors.PoolMemoryError(
                 f"{nbytes} bytes do not fit in the pool's 32-bit memory; work on smaller chunks"
             )
-        result = self._alloc(nbytes, bool(zero))
-        if result.ok:
-            return int(result.value)
-        error = JS.describe(result.error).to_py()
+        try:
+            return int(self._alloc(nbytes, bool(zero)))
+        except JsException as e:
+            error = JS.describe(e.js_error).to_py()
         if error["code"] == errors.E_NOMEM:
             in_use = self.counters(threads=False).bytes_in_use
             raise errors.PoolMemoryError(
@@ -290,7 +316,7 @@ class PyodideBackend(Backend):
         # No other thread runs Python here, so a finalizer can free right away; the host makes
         # it a no-op once the pool is terminated.
         if not self._closed:
-            self._pool.free(ptr)
+            self._free(ptr)
 
     def _view(self, ptr: int, nbytes: int) -> Any:
         # A fresh view every time: memory may have grown since the last one.

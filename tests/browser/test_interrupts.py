@@ -62,6 +62,25 @@ def last_json(r: dict[str, Any]) -> Any:
     return json.loads(lines[-1])
 
 
+def test_interrupt_stops_pure_python_in_a_kernel_that_never_started_a_pool(
+    open_kernel: Any,
+) -> None:
+    # Issue 11 item 6: importing jupyterlite_rayon is enough; Interrupt reaches a pure-Python
+    # loop although no pool (and so no pool call) ever ran in this kernel.
+    kernel = open_kernel("coi")
+    assert kernel.page.evaluate(BRIDGE_SOURCE) == PLUGIN_ID
+    probe = "print(json.dumps([sum(range(1000)), pool.running_backend() is None]))"
+    r = run(
+        kernel, "import json, jupyterlite_rayon as jr\nfrom jupyterlite_rayon import pool\n" + probe
+    )
+    assert last_json(r) == [499500, True]
+    r = interrupt_timed(kernel, "    while True:\n        pass", "while True: pass, no pool")
+    assert r["landed_s"] < 1.0, f"took {r['landed_s']:.3f} s to land"
+    assert r["reply_s"] < REPLY_WITHIN_S
+    # The kernel is alive, still without a pool, and the next cell is not interrupted.
+    assert last_json(run(kernel, probe)) == [499500, True]
+
+
 @pytest.fixture(scope="module")
 def coi(kernel_coi: Any) -> Any:
     """The isolated kernel with a 2-thread pool; the labextension's bridge is the active one."""
