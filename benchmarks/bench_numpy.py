@@ -106,6 +106,7 @@ def matvec_cases() -> list[Case]:
         (4000, 4000, "float64"),
         (2000, 2000, "float32"),
         (100_000, 20, "float64"),
+        (20, 100_000, "float64"),
     ):
         a = rng.standard_normal((m, k)).astype(dtype)
         col = rng.standard_normal((k, 1)).astype(dtype)
