@@ -6,7 +6,7 @@ that runs its exports; calls are synchronous (`host.call(name, ...)`), the kerne
 for them. WASI output goes to the cell (the caller's is printed by the waiting kernel, in order).
 
 Interrupts use the kernel's interrupt buffer, the one pool calls use (pyodide_backend's
-install_interrupts): a call runs through the same reader (`_signals().wrap`), which turns
+install_interrupts): a call runs through the same reader (`signals().wrap`), which turns
 Pyodide's own check off during the call and takes the signal out of the buffer when the call
 stops for it; the host's poll reads the buffer every 10 ms while the call runs. An interrupt
 terminates the caller worker (a browser cannot stop wasm otherwise) and starts a new caller on
@@ -76,7 +76,7 @@ class PyodideForeign(ForeignEngine):
             for export, sig in info.get("signatures", {}).items()
             if export != "wasi_thread_start"
         }
-        self._call = pb._signals().wrap(host.call.bind(host), False)
+        self._call = pb.signals().wrap(host.call.bind(host), False)
         self._read_small = pb.JS.reader(host)
         self._write_small = pb.JS.writer(host)
         self._dead: str | None = None  # why the module cannot run any more
@@ -107,7 +107,7 @@ class PyodideForeign(ForeignEngine):
                 f"cross-origin isolated page, and {iso['reason'] or 'this page is not one'}. "
                 f"To fix: {iso['fix']}"
             )
-        pb.install_interrupts()  # before _signals(): its readers must know the buffer
+        pb.install_interrupts()  # before signals(): its readers must know the buffer
         cores = int(getattr(js.navigator, "hardwareConcurrency", 1) or 1)
         helpers = threads if threads is not None else cores
         out = create_proxy(stdout if stdout is not None else pb.output_writer("stdout"))
@@ -116,7 +116,7 @@ class PyodideForeign(ForeignEngine):
             {
                 "wasm": to_js(wasm),
                 "helpers": helpers,
-                "poll": pb._signals().poll,
+                "poll": pb.signals().poll,
                 "stdout": out,
                 "stderr": err,
             },

@@ -135,7 +135,7 @@ JS = run_js(
 _warned_fallback = False
 # The interrupt buffer the page writes into, when this backend made it (see the docstring).
 _own_signal: Any = None
-# The buffer's readers for pool calls (JS.signals), made once per kernel by _signals().
+# The buffer's readers for pool calls (JS.signals), made once per kernel by signals().
 _signal_readers: Any = None
 
 
@@ -164,7 +164,7 @@ class PyodideBackend(Backend):
         self.counters_address = int(pool.counters)
         self.build_max_threads = int(pool.maxThreads)
         # Bound once: a resident call's overhead is these calls into JS (issue 9 item 13).
-        self._readers = _signals()
+        self._readers = signals()
         self._call = self._readers.bare(pool.call.bind(pool))
         self._call_quick = pool.call.bind(pool)
         self._alloc = pool.alloc.bind(pool)
@@ -196,7 +196,7 @@ class PyodideBackend(Backend):
         isolation = isolation_for(support)
         if isolation["shared_memory"]:
             install_interrupts()
-        poll = _signals().poll
+        poll = signals().poll
         stdout = create_proxy(output_writer("stdout"))
         stderr = create_proxy(output_writer("stderr"))
         # Hand the builds over as Uint8Array copies: the host compiles them in this worker.
@@ -207,7 +207,7 @@ class PyodideBackend(Backend):
             raise _exception("init_thread_pool", JS.describe(e.js_error).to_py()) from None
         backend = cls(pool, isolation)
         backend._proxies = (stdout, stderr)
-        backend._jit = (JS.catching(host.jitLoad), _signals().wrap(host.jitCall, True))
+        backend._jit = (JS.catching(host.jitLoad), signals().wrap(host.jitCall, True))
         JS.announcePool(POOL_MESSAGE, pool, backend.counters_address)
         if not backend.threaded:
             _warn_fallback(isolation, str(pool.fallbackReason or ""))
@@ -416,7 +416,7 @@ def _warn_fallback(isolation: dict[str, Any], why: str) -> None:
     )
 
 
-def _signals() -> Any:
+def signals() -> Any:
     """The interrupt buffer's readers for pool calls, made once the buffer is known."""
     global _signal_readers
     if _signal_readers is None:
