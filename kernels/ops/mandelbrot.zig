@@ -327,8 +327,8 @@ test "mandelbrot: infinities, NaN and huge windows give the scalar formula's cou
     const nan = std.math.nan(f64);
     // NaN never compares > 4 (runs to max_iter); inf and 1e300 overflow |z|^2 at once.
     const windows = [_][4]f64{
-        .{ nan, 1, -1, 1 },     .{ -2, 1, nan, 1 },       .{ -inf, 1, -1, 1 },
-        .{ -2, inf, -1, 1 },    .{ -1e300, 1e300, -1, 1 }, .{ -1e-300, 1e-300, -1e-300, 1e-300 },
+        .{ nan, 1, -1, 1 },  .{ -2, 1, nan, 1 },        .{ -inf, 1, -1, 1 },
+        .{ -2, inf, -1, 1 }, .{ -1e300, 1e300, -1, 1 }, .{ -1e-300, 1e-300, -1e-300, 1e-300 },
         .{ 1, -2, 1.5, -1.5 }, // reversed bounds: dx, dy < 0
     };
     var out: [11 * 3]u32 = undefined;
