@@ -109,10 +109,16 @@ fn Kernel(comptime T: type) type {
 /// of lane accumulators (combined in a fixed tree of halves, then the tail in order), `regs`
 /// chosen from k alone, so the result depends only on k, never on the threads or on which rows
 /// are computed together. How rows are visited is chosen for speed (wasm SIMD, measured in
-/// wasmtime): rows of 32 KiB and more, and short rows, go four at a time with one register
-/// each (each load of B serves four rows, four independent chains of adds); rows in between
-/// one at a time with four registers (the matrix then streams through memory in one sequence,
-/// which the prefetcher follows best). Groups of four rows are shared among the threads.
+/// wasmtime): rows of 24 KiB and more go four at a time with one register each (each load of
+/// B serves four rows, four independent chains of adds: 4000 x 4000 f64 from DRAM in 4.2 ms,
+/// 5.1 ms one at a time); rows in between one at a time with four registers (in cache that
+/// is faster: 2000 x 2000 0.81 ms against 1.17); rows under 16 registers (short_k) through
+/// shortRows, with the row unrolled (100000 x 20 f64 0.28 ms against 0.55 ms four at a time).
+/// Groups of four rows are shared among the threads. Tried and slower (same run): two
+/// registers a row with 2-4 rows at a time (the engine spills the accumulators: LLVM loads
+/// every operand of an iteration first, and 8 accumulators plus 10 loads exceed x86's 16
+/// vector registers), eight rows at a time, and touching the rows 1-4 KiB ahead (wasm has no
+/// prefetch instruction; a real load ahead cost 20-60%).
 fn MatVec(comptime T: type) type {
     return struct {
         const vl = 16 / @sizeOf(T); // lanes of one simd128 register
@@ -128,8 +134,10 @@ fn MatVec(comptime T: type) type {
 
         /// Four rows at a time (one register each) or one (four registers): see above.
         fn fourAtATime(k: usize) bool {
-            return k * @sizeOf(T) >= 32 * 1024 or k < 4 * 4 * vl;
+            return k * @sizeOf(T) >= 24 * 1024 or k < short_k;
         }
+        /// Rows shorter than this (16 registers) go through shortRows.
+        const short_k = 16 * vl;
 
         fn Acc(comptime R: usize, comptime regs: usize) type {
             return [R]@Vector(regs * vl, T);
@@ -186,7 +194,37 @@ fn MatVec(comptime T: type) type {
             return laneTree(half, lo + hi);
         }
 
+        /// Rows lo..hi of a short matrix (k < short_k): each row's whole registers unrolled
+        /// (nv of them, known at compile time), so a row costs its loads, multiplies and adds
+        /// and one store, without the per-row call, loop and pointer updates of rows(). The
+        /// sum is formed as rows(1, 1, i) forms it: one register of lanes from zero, the lane
+        /// tree, then the tail in order.
+        noinline fn shortRows(self: *const @This(), comptime nv: usize, lo: usize, hi: usize) void {
+            const V = @Vector(vl, T);
+            const k = self.k;
+            const b = self.b;
+            var bv: [nv]V = undefined;
+            inline for (0..nv) |v| bv[v] = b[v * vl ..][0..vl].*;
+            for (lo..hi) |i| {
+                const ar = self.a + i * k;
+                var acc: V = @splat(0);
+                inline for (0..nv) |v| acc += @as(V, ar[v * vl ..][0..vl].*) * bv[v];
+                var s: T = laneTree(vl, acc);
+                var q = nv * vl;
+                while (q < k) : (q += 1) s += ar[q] * b[q];
+                self.cm[i] = s;
+            }
+        }
+
         pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            if (self.k < short_k) {
+                const r1 = @min(self.m, hi * group);
+                switch (self.k / vl) {
+                    inline 0...(short_k / vl - 1) => |nv| self.shortRows(nv, lo * group, r1),
+                    else => unreachable,
+                }
+                return;
+            }
             const four = fourAtATime(self.k);
             for (lo..hi) |g| {
                 const i = g * group;
@@ -361,6 +399,20 @@ test "matmul: results do not depend on the tile sizes the shape picks" {
     }
 }
 
+test "matvec: every short row length (the unrolled rows) and the lengths around the switches" {
+    var prng = std.Random.DefaultPrng.init(14);
+    const rng = prng.random();
+    for (1..70) |k| {
+        try checkMatmul(f64, 0, rng, 9, k, 1);
+        try checkMatmul(f32, 1, rng, 9, k, 1);
+    }
+    // one register at a time from 24 KiB rows: f64 k = 3072, f32 k = 6144
+    for ([_]usize{ 3071, 3072, 3073, 6143, 6144, 6145 }) |k| {
+        try checkMatmul(f64, 0, rng, 5, k, 1);
+        try checkMatmul(f32, 1, rng, 5, k, 1);
+    }
+}
+
 test "matvec: a row's value does not depend on the rows computed with it or the threads" {
     // Rows go four at a time or one at a time (by k); the leftover rows of a group one at a
     // time. Shifting A by one row moves every row to another place in its group.
@@ -368,7 +420,7 @@ test "matvec: a row's value does not depend on the rows computed with it or the 
     const rng = prng.random();
     inline for (.{ f64, f32 }) |T| {
         const dt: u32 = if (T == f64) 0 else 1;
-        for ([_]usize{ 3, 20, 64, 300, 4100, 9000 }) |k| {
+        for ([_]usize{ 1, 3, 20, 31, 63, 64, 300, 3100, 4100, 9000 }) |k| {
             const m = 10;
             const a = try randomArray(T, rng, m * k);
             defer alloc.free(a);
