@@ -228,8 +228,10 @@ fn Classify(comptime T: type) type {
         const B = @Vector(lanes, bool);
 
         /// Over the pairs (i, i + 1), i in [lo, hi) (and the elements [lo, hi), plus the last
-        /// one, copied); a register of pairs at a time with plain comparisons: a step that
-        /// meets a NaN is classified again pair by pair (numpy order).
+        /// one, copied). Each step guesses its direction from its two ends and checks only
+        /// that one (one or two compares a register where three orders and a NaN test took
+        /// four: this loop, not memory, bounded sorting ordered input); a step that breaks the
+        /// guess, or meets a NaN, is classified again pair by pair (numpy order).
         pub fn run(self: *@This(), lo: usize, hi: usize) void {
             if (self.copy.len != 0) {
                 const n = self.x.len;
@@ -245,36 +247,95 @@ fn Classify(comptime T: type) type {
             var i = lo;
             while (i < hi) {
                 if (@atomicLoad(u32, &self.seen, .monotonic) & 3 == 3) return;
-                const start = i;
                 const stop = @min(hi, i + classify_step);
-                var down: B = @splat(false);
-                var up: B = @splat(false);
-                var equal: B = @splat(false);
-                var nan: B = @splat(false);
-                while (i + lanes <= stop) : (i += lanes) {
-                    const a: V = self.x[i..][0..lanes].*;
-                    const b: V = self.x[i + 1 ..][0..lanes].*;
-                    down = down | (b < a);
-                    up = up | (a < b);
-                    equal = equal | (a == b);
-                    // every b but the step's last is the next a; the scalar tail sees that one
-                    if (@typeInfo(T) == .float) nan = nan | (a != a);
-                }
-                if (@reduce(.Or, nan) or (@typeInfo(T) == .float and i > start and self.x[i] != self.x[i])) {
-                    i = start;
-                } else {
-                    if (@reduce(.Or, down)) seen |= 1;
-                    if (@reduce(.Or, up)) seen |= 2;
-                    if (@reduce(.Or, equal)) seen |= 4;
-                }
-                while (i < stop) : (i += 1) {
-                    const a = self.x[i];
-                    const b = self.x[i + 1];
-                    seen |= if (keyLess(T, b, a)) @as(u32, 1) else if (keyLess(T, a, b)) @as(u32, 2) else @as(u32, 4);
-                }
+                seen |= step(self.x, i, stop) orelse pairByPair(self.x, i, stop);
+                i = stop;
                 if (seen & 3 == 3) break;
             }
             _ = @atomicRmw(u32, &self.seen, .Or, seen, .monotonic);
+        }
+
+        /// The seen bits of the pairs starting in [start, stop) when they all go the way the
+        /// ends x[start], x[stop] point (no NaN among them); null otherwise.
+        fn step(x: []align(1) const T, start: usize, stop: usize) ?u32 {
+            const first = x[start];
+            const last = x[stop];
+            if (first <= last) {
+                // Non-decreasing, NaN-free: no pair descends, and some pair ascends exactly
+                // when the ends differ (else all are equal).
+                if (!allPairs(x, start, stop)) return null;
+                return if (first < last) 2 else 4;
+            }
+            if (last < first) {
+                const ties = allPairsDown(x, start, stop) orelse return null;
+                return 1 | (if (ties) @as(u32, 4) else 0);
+            }
+            return null; // an end is NaN
+        }
+
+        /// Whether x[i] <= x[i + 1] for every i in [start, stop) (false at a NaN).
+        fn allPairs(x: []align(1) const T, start: usize, stop: usize) bool {
+            var ok: B = @splat(true);
+            var i = start;
+            // Four registers a round: the engine does not unroll, and the loop's own
+            // instructions cost as much as its compares.
+            while (i + 4 * lanes <= stop) : (i += 4 * lanes) {
+                inline for (0..4) |r| {
+                    const a: V = x[i + r * lanes ..][0..lanes].*;
+                    const b: V = x[i + r * lanes + 1 ..][0..lanes].*;
+                    ok = ok & (a <= b);
+                }
+            }
+            while (i + lanes <= stop) : (i += lanes) {
+                const a: V = x[i..][0..lanes].*;
+                const b: V = x[i + 1 ..][0..lanes].*;
+                ok = ok & (a <= b);
+            }
+            var good = @reduce(.And, ok);
+            while (i < stop) : (i += 1) good = good and x[i] <= x[i + 1];
+            return good;
+        }
+
+        /// Whether x[i + 1] <= x[i] for every i in [start, stop) (false at a NaN), and if so
+        /// whether a pair is equal; null when not.
+        fn allPairsDown(x: []align(1) const T, start: usize, stop: usize) ?bool {
+            var ok: B = @splat(true);
+            var equal: B = @splat(false);
+            var i = start;
+            while (i + 4 * lanes <= stop) : (i += 4 * lanes) {
+                inline for (0..4) |r| {
+                    const a: V = x[i + r * lanes ..][0..lanes].*;
+                    const b: V = x[i + r * lanes + 1 ..][0..lanes].*;
+                    ok = ok & (b <= a);
+                    equal = equal | (a == b);
+                }
+            }
+            while (i + lanes <= stop) : (i += lanes) {
+                const a: V = x[i..][0..lanes].*;
+                const b: V = x[i + 1 ..][0..lanes].*;
+                ok = ok & (b <= a);
+                equal = equal | (a == b);
+            }
+            var good = @reduce(.And, ok);
+            var ties = @reduce(.Or, equal);
+            while (i < stop) : (i += 1) {
+                good = good and x[i + 1] <= x[i];
+                ties = ties or x[i] == x[i + 1];
+            }
+            return if (good) ties else null;
+        }
+
+        /// The seen bits of the pairs starting in [start, stop), one pair at a time in numpy's
+        /// order; stops early once both orders are broken.
+        fn pairByPair(x: []align(1) const T, start: usize, stop: usize) u32 {
+            var seen: u32 = 0;
+            for (start..stop) |i| {
+                const a = x[i];
+                const b = x[i + 1];
+                seen |= if (keyLess(T, b, a)) @as(u32, 1) else if (keyLess(T, a, b)) @as(u32, 2) else @as(u32, 4);
+                if (seen & 3 == 3) break;
+            }
+            return seen;
         }
     };
 }
@@ -299,32 +360,58 @@ fn Reverse(comptime E: type) type {
     return struct {
         src: []align(1) const E,
         dst: []align(1) E,
-        const lanes = 8;
+        // One simd128 register, four a round, reversed as bytes: LLVM turned a reversal of
+        // f64 (or i64) lanes, 8 lanes or 2, into a scalar load and store per element, where
+        // a byte shuffle stays one pshufd (measured in wasmtime's code).
+        const lanes = 16 / @sizeOf(E);
+        const round = 4 * lanes;
         const V = @Vector(lanes, E);
-        const backwards: [lanes]i32 = .{ 7, 6, 5, 4, 3, 2, 1, 0 };
+        const Bytes = @Vector(16, u8);
+        const backwards: [16]i32 = blk: {
+            var m: [16]i32 = undefined;
+            for (&m, 0..) |*v, k| v.* = @intCast((lanes - 1 - k / @sizeOf(E)) * @sizeOf(E) + k % @sizeOf(E));
+            break :blk m;
+        };
+
+        inline fn flip(v: V) V {
+            return @bitCast(@shuffle(u8, @as(Bytes, @bitCast(v)), undefined, backwards));
+        }
 
         pub fn run(self: *@This(), lo: usize, hi: usize) void {
-            const n = self.dst.len;
+            // Locals: `self` lives in the same memory as dst, so each store through dst would
+            // otherwise reload the slices.
+            const src = self.src;
+            const dst = self.dst;
+            const n = dst.len;
             var i = lo;
-            if (self.src.ptr == self.dst.ptr) {
-                while (i + lanes <= hi) : (i += lanes) {
-                    const j = n - i - lanes; // dst[i..i+8] <-> dst[j..j+8], reversed
-                    const a: V = self.dst[i..][0..lanes].*;
-                    const b: V = self.dst[j..][0..lanes].*;
-                    self.dst[i..][0..lanes].* = @shuffle(E, b, undefined, backwards);
-                    self.dst[j..][0..lanes].* = @shuffle(E, a, undefined, backwards);
+            if (src.ptr == dst.ptr) {
+                while (i + round <= hi) : (i += round) {
+                    const j = n - i - round; // dst[i..i+round] <-> dst[j..j+round], reversed
+                    var a: [4]V = undefined;
+                    var b: [4]V = undefined;
+                    inline for (0..4) |r| {
+                        a[r] = dst[i + r * lanes ..][0..lanes].*;
+                        b[r] = dst[j + r * lanes ..][0..lanes].*;
+                    }
+                    inline for (0..4) |r| {
+                        dst[i + r * lanes ..][0..lanes].* = flip(b[3 - r]);
+                        dst[j + r * lanes ..][0..lanes].* = flip(a[3 - r]);
+                    }
                 }
                 while (i < hi) : (i += 1) {
-                    const t = self.dst[i];
-                    self.dst[i] = self.dst[n - 1 - i];
-                    self.dst[n - 1 - i] = t;
+                    const t = dst[i];
+                    dst[i] = dst[n - 1 - i];
+                    dst[n - 1 - i] = t;
                 }
             } else {
-                while (i + lanes <= hi) : (i += lanes) {
-                    const v: V = self.src[n - i - lanes ..][0..lanes].*;
-                    self.dst[i..][0..lanes].* = @shuffle(E, v, undefined, backwards);
+                while (i + round <= hi) : (i += round) {
+                    const j = n - i - round;
+                    inline for (0..4) |r| {
+                        const v: V = src[j + (3 - r) * lanes ..][0..lanes].*;
+                        dst[i + r * lanes ..][0..lanes].* = flip(v);
+                    }
                 }
-                while (i < hi) : (i += 1) self.dst[i] = self.src[n - 1 - i];
+                while (i < hi) : (i += 1) dst[i] = src[n - 1 - i];
             }
         }
     };
@@ -796,6 +883,59 @@ test "sort/argsort: presorted, reversed, constant and reversed-with-ties input (
             for (xi, xu) |v, *u| u.* = @as(u64, @bitCast(@as(i64, v))) ^ (1 << 63);
             try checkPresorted(u64, 5, xu);
         }
+    }
+    setThreads(1);
+}
+
+test "sort/argsort: input whose classify steps go different ways (constant, up, down, NaN runs)" {
+    // Runs longer than a classify step, so that steps see only one kind and the whole answer
+    // comes from combining them; each input is checked against the reference either way.
+    const seg = classify_step + 905;
+    const nan = std.math.nan(f64);
+    const shapes = [_][4]u8{
+        .{ 'c', 'd', 0, 0 }, // constant, then down: descending with ties
+        .{ 'd', 'c', 'd', 0 }, // down, constant, down
+        .{ 'u', 'c', 'n', 0 }, // up, constant, NaN tail: ascending in numpy order
+        .{ 'n', 'c', 'd', 'z' }, // NaN head, constant, down, signed zeros: descending
+        .{ 'c', 'u', 'n', 'u' }, // a NaN run inside: the merge sort
+        .{ 'u', 'd', 0, 0 }, // up then down: the merge sort
+        .{ 'c', 'c', 'c', 'c' }, // constant
+    };
+    var prng = std.Random.DefaultPrng.init(17);
+    const rng = prng.random();
+    for (shapes) |shape| {
+        var len: usize = 0;
+        for (shape) |k| len += if (k == 0) 0 else seg;
+        const xf = try alloc.alloc(f64, len);
+        defer alloc.free(xf);
+        var level: f64 = 1e6; // each run starts where the last one ended
+        var at: usize = 0;
+        for (shape) |k| {
+            if (k == 0) continue;
+            for (xf[at..][0..seg]) |*f| {
+                switch (k) {
+                    'u' => level += 1,
+                    'd' => level -= 1,
+                    else => {},
+                }
+                f.* = switch (k) {
+                    'n' => nan,
+                    'z' => if (rng.boolean()) -0.0 else 0.0,
+                    else => level,
+                };
+            }
+            if (k == 'z') level = 0;
+            at += seg;
+        }
+        try checkPresorted(f64, 0, xf);
+        const xi = try alloc.alloc(i32, len);
+        defer alloc.free(xi);
+        for (xf, xi) |f, *v| v.* = @intFromFloat(if (f != f) 2e6 else f);
+        try checkPresorted(i32, 2, xi);
+        const xs = try alloc.alloc(f32, len);
+        defer alloc.free(xs);
+        for (xf, xs) |f, *s| s.* = @floatCast(f);
+        try checkPresorted(f32, 1, xs);
     }
     setThreads(1);
 }
