@@ -13,20 +13,31 @@ Why lanes. The scalar `while` is latency-bound: each pass is a chain of dependen
 pipes idle. CPython needs about 60-70 ns per pass; to be 100x faster we need well under
 1 ns, so several iterations i must be in flight per thread. 2 * GROUPS consecutive
 iterations run together, in GROUPS v128 values of two lanes each, emitted interleaved so the
-out-of-order core overlaps the groups' chains. Measured on the issue's Mandelbrot (CPython,
-Cranelift, one thread): one group (what the built-in jr.mandelbrot does by hand) 74 ms, two
-40, three 29, four 30, five 26-28, six 27; more lanes also lose more passes to neighbours
-that escape later (6% at 6 lanes on 800x600, 18% on 80x60, where three groups are the
-fastest). Three is the choice: past it the 16 xmm registers Cranelift (and V8) allocate are
-spent, the gain is noise-sized and engine-specific, and the code doubles.
+out-of-order core overlaps the groups' chains, and the test "is any lane still active" (an
+OR of the masks, any_true and a branch) runs once every PASSES passes, not every pass.
+Measured on the issue's Mandelbrot 800x600x300 (CPython, Cranelift, one thread, one run of
+2026-12-02, ms): passes per test 1 / 2 / 4 / 8 at three groups 29.2 / 27.1 / 22.4 / 25.3,
+four 30.4 / 22.3 / 20.4 / 25.6, five 27.9 / 21.0 / 20.7 / 26.0; the built-in jr.mandelbrot
+(kernels/ops/mandelbrot.zig: four groups, a test every four passes, written by hand) 21.1.
+On 80x60, where lanes lose more passes to neighbours that escape later: three groups 0.283,
+four 0.267, five 0.312, built-in 0.290. Four groups and four passes are the choice (the
+built-in's): past four groups the 16 xmm registers Cranelift (and V8) allocate are spent,
+and at eight passes lanes run on too long after the last one stopped.
 
 How, exactly. For iterations i, i + 1, ..., S1 runs one iteration after the other in
 the scalar code (each lane's values kept in copies), then one vector `while` runs all lanes:
 a lane's mask turns off at its first failed `cond` (or `break`) and every later assignment
 leaves that lane as it was (bitselect; a value read by nobody after the loop is left
 unmasked, as the built-in kernel does), so each lane computes exactly the scalar sequence of
-IEEE operations and stops on the same pass. The `while` runs while any lane is active. Then
-S2 runs for i, i + 1, ... in order, in the scalar code, each with its lane's values.
+IEEE operations and stops on the same pass. `cond` is still evaluated in every lane on every
+pass and ANDed into that lane's mask; only the exit test, "any lane still active", waits for
+the end of a block of PASSES passes. The passes a block runs after its last lane stopped
+change nothing: the body is pure and cannot trap (see below), masked values keep what they
+were and a stopped lane's mask stays off. A counter `k < n` (below) is one pass count shared
+by the active lanes, so it must never run past n: a block runs only when its last pass is
+still allowed (PASSES more passes fit, checked exactly: no int64 overflow), and the last
+passes before n run one per test, as the scalar loop does. Then S2 runs for i, i + 1, ...
+in order, in the scalar code, each with its lane's values.
 
 Why that reordering (S1 and the `while` of later iterations before S2 of earlier ones) is
 unobservable: S1 and the `while` read no memory, call nothing that has effects and cannot
@@ -41,8 +52,9 @@ Savings inside the `while`, all exact: `2.0 * x` is `x + x` (the same IEEE resul
 cycle sooner on the chain); a counter test `k < n` (k set to a constant by
 S1 and raised by `k += 1` once per pass, n invariant) has the same value in every active
 lane, so it is one scalar compare of a pass count instead of a lane compare; and the
-interrupt poll sits outside the hot loop (a budget decrement per pass, a call when it is
-spent), because a call in the loop makes Cranelift keep every v128 value on the stack.
+interrupt poll sits outside the hot loop (the budget charged PASSES per block, a call when
+it is spent: every 1024 passes, as before), because a call in the loop makes Cranelift keep
+every v128 value on the stack.
 """
 
 from __future__ import annotations
@@ -54,7 +66,8 @@ from typing import Any
 from . import frontend as F
 from .bounds import assigned
 
-GROUPS = 3  # v128 values per lane variable (the module docstring says why three)
+GROUPS = 4  # v128 values per lane variable (the module docstring says why four)
+PASSES = 4  # passes of the while between two tests for a live lane (the docstring says why)
 _LANE = {"f64": "f64x2", "i64": "i64x2"}
 _BIN = {"+": "add", "-": "sub", "*": "mul"}
 _CMP = {
@@ -464,49 +477,107 @@ class LaneEmitter:
         fl.close()
 
     def vector_while(self) -> None:
-        fl, wl, lp = self.fl, self.lp.loop, self.lp
+        """The `while` over all lanes: PASSES passes per test for a live lane, then one pass
+        per test for the last few passes a counter allows (the module docstring says why)."""
+        fl, lp = self.fl, self.lp
         for g in range(self.groups):
             self.op("i64.const", -1)
             self.op("i64x2.splat")
             self.op("local.set", self.active[g])
-        test: F.Expr | None = wl.test
-        passes = limit = None
+        test: F.Expr | None = lp.loop.test
+        self.passes = self.limit = -1
         if lp.counter is not None:
             test = lp.counter.test
-            passes, limit = fl.fn.local("i64"), fl.fn.local("i64")
+            self.passes, self.limit = fl.fn.local("i64"), fl.fn.local("i64")
             self.op("i64.const", lp.counter.start)
-            self.op("local.set", passes)
+            self.op("local.set", self.passes)
             fl.expr(lp.counter.limit)
             fl.conv(lp.counter.limit.ty, "i64")
-            self.op("local.set", limit)
+            self.op("local.set", self.limit)
         # Invariant splats are computed here, before the loop, as the lanes ask for them.
         self.hoist_at = len(fl.fn.code)
         self.splats: dict[object, int] = {}
         out = fl.open("block")
         top = fl.open("loop")
+        spent = fl.open("block")
         hot = fl.open("loop")  # no call in here: every v128 value can stay in a register
-        self.cse: dict[str, tuple[int, set[str]]] = {}  # this pass's lane values
-        if passes is not None:
-            assert lp.counter is not None
-            self.op("local.get", passes)
-            self.op("local.get", limit)
-            self.op("i64.lt_s" if lp.counter.op == "<" else "i64.le_s")
-            self.op("i32.eqz")
-            fl.br(out, cond=True)
-        if test is not None:
-            for g in range(self.groups):
-                self.mask(test, g)
-                self.op("local.get", self.active[g])
-                self.op("v128.and")
-                self.op("local.set", self.active[g])
+        if PASSES > 1 or lp.counter is None:
+            single = fl.open("block") if lp.counter is not None else None
+            if single is not None:
+                self.room(PASSES, single)
+            for _ in range(PASSES):
+                self.one_pass(test)
+            if lp.counter is not None:
+                self.count(PASSES)
+            self.any_active(out)
+            fl.spend(hot, PASSES)  # the budget counts passes; a poll when it is spent
+            if single is not None:
+                fl.br(spent)
+                fl.close()
+        if lp.counter is not None:
+            # Fewer than PASSES passes left: one pass per test, as the scalar loop runs.
+            self.room(1, out)
+            self.one_pass(test, lambda: self.any_active(out))
+            self.count(1)
+            fl.spend(hot)
+        fl.close()
+        fl.close()
+        fl.poll_now()
+        fl.br(top)
+        fl.close()
+        fl.close()
+
+    def room(self, n: int, leave: object) -> None:
+        """Leave to `leave` unless the counter allows n more passes: passes .. passes + n - 1
+        all pass `passes op limit`. In exact arithmetic: passes op limit, and limit - passes
+        >= n (or n - 1 for <=), the difference taken unsigned because it may not fit in i64;
+        no pass count past the limit ever runs, so an active lane never counts too far."""
+        lp = self.lp
+        assert lp.counter is not None
+        less = lp.counter.op == "<"
+        self.op("local.get", self.passes)
+        self.op("local.get", self.limit)
+        self.op("i64.lt_s" if less else "i64.le_s")
+        if n > 1:
+            self.op("local.get", self.limit)
+            self.op("local.get", self.passes)
+            self.op("i64.sub")
+            self.op("i64.const", n if less else n - 1)
+            self.op("i64.ge_u")
+            self.op("i32.and")
+        self.op("i32.eqz")
+        self.fl.br(leave, cond=True)
+
+    def count(self, n: int) -> None:
+        self.op("local.get", self.passes)
+        self.op("i64.const", n)
+        self.op("i64.add")
+        self.op("local.set", self.passes)
+
+    def any_active(self, leave: object) -> None:
+        """Leave to `leave` when no lane is active."""
         for g in range(self.groups):
             self.op("local.get", self.active[g])
             if g:
                 self.op("v128.or")
         self.op("v128.any_true")
         self.op("i32.eqz")
-        fl.br(out, cond=True)
-        for s in wl.body:
+        self.fl.br(leave, cond=True)
+
+    def one_pass(self, test: F.Expr | None, then: Callable[[], None] | None = None) -> None:
+        """One pass in every lane: `test` turns off the lanes it fails (each lane decides
+        every pass itself), `then()` if given, then the body, masked for the lanes that are
+        off (a repeated subexpression of the test and the body is computed once)."""
+        self.cse: dict[str, tuple[int, set[str]]] = {}  # this pass's lane values
+        if test is not None:
+            for g in range(self.groups):
+                self.mask(test, g)
+                self.op("local.get", self.active[g])
+                self.op("v128.and")
+                self.op("local.set", self.active[g])
+        if then is not None:
+            then()
+        for s in self.lp.loop.body:
             if isinstance(s, F.If):  # if test: break -> the lane stops here
                 for g in range(self.groups):
                     self.op("local.get", self.active[g])
@@ -515,21 +586,10 @@ class LaneEmitter:
                     self.op("local.set", self.active[g])
                 continue
             assert isinstance(s, F.Assign)
-            t = fl.tf.vars[s.target]
+            t = self.fl.tf.vars[s.target]
             for g in range(self.groups):
                 self.assign(s, t, g)
             self.forget(s.target)
-        if passes is not None:
-            self.op("local.get", passes)
-            self.op("i64.const", 1)
-            self.op("i64.add")
-            self.op("local.set", passes)
-        fl.spend(hot)  # the poll budget: one per pass, a poll when it is spent
-        fl.close()
-        fl.poll_now()
-        fl.br(top)
-        fl.close()
-        fl.close()
 
     def assign(self, s: F.Assign, t: str, g: int) -> None:
         lp, v = self.lp, s.value

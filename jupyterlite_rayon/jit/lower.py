@@ -586,25 +586,33 @@ class _FuncLower:
         if self.pc is not None:
             self.fn.code[0:0] = [("i32.const", POLL_EVERY), ("local.set", self.pc)]
 
-    def spend(self, hot: object) -> None:
-        """One pass of the call-free loop `hot`: a decrement, and back to `hot` while budget
-        is left (the caller polls after it: a call inside a loop makes Cranelift keep the
-        loop's values on the stack)."""
+    def spend(self, hot: object, passes: int = 1) -> None:
+        """`passes` passes of the call-free loop `hot`: a decrement, and back to `hot` while
+        budget is left (the caller polls after it: a call inside a loop makes Cranelift keep
+        the loop's values on the stack).
+
+        The budget may enter at 0 (a counted() chunk spends it to the last unit before its
+        body runs), so "spent" is <= 0, never == 0: from 0 a decrement would count down
+        through 2**32 passes before the next poll."""
         pc = self.budget()
         self.op("local.get", pc)
-        self.op("i32.const", 1)
+        self.op("i32.const", passes)
         self.op("i32.sub")
         self.op("local.tee", pc)
+        self.op("i32.const", 0)
+        self.op("i32.gt_s")
         self.br(hot, cond=True)
 
     def poll(self) -> None:
-        """One iteration of a loop that polls per iteration: a decrement and a branch."""
+        """One iteration of a loop that polls per iteration: a decrement and a branch (a poll
+        once the budget is <= 0, as in spend())."""
         pc = self.budget()
         self.op("local.get", pc)
         self.op("i32.const", 1)
         self.op("i32.sub")
         self.op("local.tee", pc)
-        self.op("i32.eqz")
+        self.op("i32.const", 0)
+        self.op("i32.le_s")
         self.open("if")
         self.poll_now()
         self.close()

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from jupyterlite_rayon.jit import jit, prange
+from jupyterlite_rayon.jit import jit, lanes, prange
+from jupyterlite_rayon.jit.lower import POLL_EVERY
 from jupyterlite_rayon.jit.typeinfer import ArrayType
 
 
@@ -205,6 +206,151 @@ def test_interrupt_stops_a_lane_loop(host: Any) -> None:
     f(out, -2.0, 1.0, -1.2, 1.2, 50)  # the pool runs the next call
     escape(want, -2.0, 1.0, -1.2, 1.2, 50)
     np.testing.assert_array_equal(out, want)
+
+
+# -- several passes per test for a live lane (lanes.PASSES) -------------------------------
+# Lane i stops after a chosen number of passes (x counts down from (i * 5 + phase) % 13), so
+# within one set of lanes some stop at every position of a block of PASSES passes, some run
+# into the counter's limit, and the limit itself ends blocks at every position (max_iter).
+def finish_at(out, phase, max_iter):
+    for i in range(len(out)):
+        x = float((i * 5 + phase) % 13)
+        y = 0.25
+        k = 0
+        while k < max_iter and x > 0.0:
+            x = x - 1.0
+            y = y * 1.5 + x
+            k += 1
+        out[i] = k + 1000.0 * y  # y: a stopped lane's value stays as it was
+
+
+def finish_at_le(out, phase, max_iter):
+    # `<=`: one more pass allowed than `<`
+    for i in range(len(out)):
+        x = float((i * 5 + phase) % 13)
+        k = 1
+        while k <= max_iter and x > 0.0:
+            x = x - 1.0
+            k += 1
+        out[i] = k
+
+
+def finish_by_break(out, phase, max_iter):
+    # the counter's test and a break in the body; the increment comes before the break
+    for i in range(len(out)):
+        x = float((i * 5 + phase) % 13)
+        k = 0
+        while k < max_iter:
+            k += 1
+            x = x - 1.0
+            if x < 0.0:
+                break
+        out[i] = k + 100.0 * x
+
+
+def finish_no_counter(out, phase):
+    # no `k < n` conjunct: only the lanes' own test, every pass, in every lane
+    for i in range(len(out)):
+        x = float((i * 5 + phase) % 13)
+        k = 0
+        while x > 0.0:
+            x = x - 1.0
+            k += 1
+        out[i] = k
+
+
+def near_the_top(out, limit):
+    # k starts 6 below the largest int64: `limit - passes` is small, and for a limit far
+    # below the start (down to -2**63) it does not fit in int64
+    for i in range(len(out)):
+        x = float(i % 13)
+        k = 9223372036854775801
+        while k < limit and x > 0.0:
+            x = x - 1.0
+            k += 1
+        out[i] = k - 9223372036854775801
+
+
+_BLOCK_CASES = [
+    (fn, phase, n)
+    for fn in (finish_at, finish_at_le, finish_by_break)
+    for phase in (0, 3)
+    for n in (8, 23)
+]
+
+
+@pytest.mark.parametrize(("fn", "phase", "n"), _BLOCK_CASES)
+def test_a_block_of_passes_ends_at_every_position(host: Any, fn: Any, phase: int, n: int) -> None:
+    f = jit(fn)
+    for max_iter in range(15):
+        out, want = np.zeros(n), np.zeros(n)
+        f(out, phase, max_iter)
+        fn(want, phase, max_iter)
+        np.testing.assert_array_equal(out, want, err_msg=f"max_iter={max_iter}")
+    assert _lanes_used(f)
+
+
+@pytest.mark.parametrize("n", [1, 8, 9, 23, 64])
+def test_lanes_that_stop_mid_block_without_a_counter(host: Any, n: int) -> None:
+    f = jit(finish_no_counter)
+    for phase in range(13):
+        out, want = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        f(out, phase)
+        finish_no_counter(want, phase)
+        np.testing.assert_array_equal(out, want)
+    assert _lanes_used(f)
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [-(2**63), -1, 0, 9223372036854775800, 9223372036854775801, 9223372036854775802]
+    + [9223372036854775801 + d for d in range(2, 7)],
+)
+def test_the_pass_count_never_runs_past_the_limit(host: Any, limit: int) -> None:
+    f = jit(near_the_top)
+    out, want = np.zeros(16, np.int64), np.zeros(16, np.int64)
+    f(out, limit)
+    near_the_top(want, limit)
+    np.testing.assert_array_equal(out, want)
+    assert _lanes_used(f)
+
+
+def test_the_module_tests_for_a_live_lane_once_per_block() -> None:
+    # one any_true per block of PASSES passes and one in the single-pass tail, per emitter
+    # (groups and pairs): the body is emitted PASSES + 1 times in each
+    text = jit(finish_no_counter).compile((ArrayType("int64", 1), "i64"), False).text()
+    assert lanes.PASSES > 1 and text.count("v128.any_true") == 2  # no counter: no tail
+    text = jit(finish_at).compile((ArrayType("float64", 1), "i64", "i64"), False).text()
+    assert text.count("v128.any_true") == 4
+
+
+def spin_rows(out, n):
+    # a scalar while (it writes memory) nested in a loop whose first chunk spends the whole
+    # poll budget (1024 rows): the while starts with the budget at 0
+    for j in range(len(out)):
+        k = 0
+        while k < n:
+            out[j] += 1.0
+            k += 1
+
+
+def test_a_loop_entered_with_the_budget_spent_still_polls(st_host: Any) -> None:
+    f = jit(spin_rows)
+    out = np.zeros(1024)
+    st_host.cancel_after = 2  # the poll after the first 1024 passes of row 0 cancels
+    with pytest.raises(KeyboardInterrupt):
+        f(out, 2**40)
+    # Polled within one budget of passes (a count from 0 down to 0 through 2**32 used to
+    # run first).
+    assert 0 < out[0] <= 2 * POLL_EVERY and out[1] == 0
+
+
+def test_lane_loops_entered_with_the_budget_spent_poll_per_budget(st_host: Any) -> None:
+    # escape's prange chunk of 1024 rows spends the budget before the first row's lanes
+    f = jit(escape)
+    out = np.zeros((1024, 8), np.uint32)
+    f(out, -0.1, 0.1, -0.1, 0.1, 3000)  # every pixel inside the set: 3000 passes a row
+    assert st_host.polls >= 1024 * 3000 // (POLL_EVERY + lanes.PASSES)
 
 
 # -- division and modulo by constant powers of two (lower.py) -----------------------------
