@@ -39,6 +39,8 @@ fn Sorter(comptime E: type, comptime Order: type) type {
     return struct {
         const Self = @This();
         const Slice = []align(1) E;
+        /// Keyed(T) pairs (the argsort fast path) merge from both ends; see merge.
+        const both_ends = @typeInfo(E) == .@"struct";
         order: Order,
 
         fn insertion(self: Self, s: Slice) void {
@@ -50,12 +52,35 @@ fn Sorter(comptime E: type, comptime Order: type) type {
             }
         }
 
-        /// Stable merge: on ties the element of `a` (the earlier run) goes first.
+        /// Stable merge: on ties the element of `a` (the earlier run) goes first. (key, index)
+        /// pairs merge from both ends at once without branches while each run has two
+        /// elements left (two independent chains of load, compare, select), then from the
+        /// front with branches. Measured on random 2e6 f64 in wasmtime: argsort 262 -> 230 ms,
+        /// but sorting the values themselves this way 252 -> 343 ms, so values keep branches.
         fn merge(self: Self, a: []align(1) const E, b: []align(1) const E, dst: Slice) void {
             var i: usize = 0;
             var j: usize = 0;
             var o: usize = 0;
-            while (i < a.len and j < b.len) : (o += 1) {
+            var ia: usize = a.len; // a[i..ia], b[j..jb] are not placed yet
+            var jb: usize = b.len;
+            var hi: usize = dst.len;
+            while (both_ends and ia - i >= 2 and jb - j >= 2) {
+                const x = a[i];
+                const y = b[j];
+                const front_b = self.order.less(y, x);
+                dst[o] = if (front_b) y else x;
+                o += 1;
+                j += @intFromBool(front_b);
+                i += @intFromBool(!front_b);
+                const u = a[ia - 1];
+                const v = b[jb - 1];
+                const back_a = self.order.less(v, u);
+                hi -= 1;
+                dst[hi] = if (back_a) u else v;
+                ia -= @intFromBool(back_a);
+                jb -= @intFromBool(!back_a);
+            }
+            while (i < ia and j < jb) : (o += 1) {
                 if (self.order.less(b[j], a[i])) {
                     dst[o] = b[j];
                     j += 1;
@@ -64,9 +89,9 @@ fn Sorter(comptime E: type, comptime Order: type) type {
                     i += 1;
                 }
             }
-            @memcpy(dst[o..][0 .. a.len - i], a[i..]);
-            o += a.len - i;
-            @memcpy(dst[o..][0 .. b.len - j], b[j..]);
+            @memcpy(dst[o..][0 .. ia - i], a[i..ia]);
+            o += ia - i;
+            @memcpy(dst[o..][0 .. jb - j], b[j..jb]);
         }
 
         /// How many elements of `a` are among the first k outputs of merge(a, b).
