@@ -8,8 +8,10 @@ Measures, in one kernel of a cross-origin isolated site:
     Python in the same kernel;
   - @jr.jit: the Mandelbrot written in Python and compiled in the kernel, against the built-in
     jr.mandelbrot and its own .py_func, and an `energy` reduction against jr.dot.
-Wall time is the best of --repeat runs. Browsers expose no CPU clock, so cpu/wall cannot be
-measured here; the table shows how the pool's tasks were split between its threads instead.
+Wall time is the best of --repeat runs. Browsers expose no CPU clock to the page, so every
+measurement runs as its own cell and cpu/wall is read outside: the CPU time of the processes
+this script started (Chromium's, whose renderer runs the pool's workers) over the cell's wall
+time. The table also shows how the pool's tasks were split between its threads.
 
 usage: python benchmarks/bench_browser.py [--site DIR | --url URL] [--repeat 3] [--quick]
   --site DIR  a built JupyterLite site (scripts/build_site.py); served here with COOP/COEP
@@ -21,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +43,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 
-# Runs in the kernel; prints one JSON line of measurements.
+# Runs in the kernel first: imports, starts the pool, defines the steps (one cell).
 KERNEL_CODE = r'''
 import array, json, math, time
 t0 = time.perf_counter()
@@ -87,34 +91,42 @@ def tasks_split(before):
 
 rows = []
 tiny = jr.asarray(array.array("d", [1.0]))
-jr.sum(tiny)
 calls = 300
-def many_calls():
-    for _ in range(calls):
-        jr.sum(tiny)
-overhead = best(many_calls, 5) / calls
-# The backend's share: a status call straight to the host (small inputs: `quick`), and the
-# same call with the interrupt buffer handed to the pool's poll (long calls).
-backend = jr.get_backend()
-scratch = jr.pool.scratch()
-def backend_calls(quick):
-    for _ in range(calls):
-        backend.call("jr_reduce", 0, 0, tiny.ptr, 1, scratch, quick=quick)
-backend_quick = best(lambda: backend_calls(True), 5) / calls
-backend_handoff = best(lambda: backend_calls(False), 5) / calls
+# Each step_* below runs as its own cell, so the driver can read the browser's CPU time
+# around it (browsers expose no CPU clock to the page).
 
-for threads in (1, 2):
+def step_overhead():
+    global overhead, backend_quick, backend_handoff
+    jr.sum(tiny)
+    def many_calls():
+        for _ in range(calls):
+            jr.sum(tiny)
+    overhead = best(many_calls, 5) / calls
+    # The backend's share: a status call straight to the host (small inputs: `quick`), and
+    # the same call with the interrupt buffer handed to the pool's poll (long calls).
+    backend = jr.get_backend()
+    scratch = jr.pool.scratch()
+    def backend_calls(quick):
+        for _ in range(calls):
+            backend.call("jr_reduce", 0, 0, tiny.ptr, 1, scratch, quick=quick)
+    backend_quick = best(lambda: backend_calls(True), 5) / calls
+    backend_handoff = best(lambda: backend_calls(False), 5) / calls
+
+def step_mandelbrot(threads):
     with jr.threadpool_limits(threads):
         jr.mandelbrot(W, H, max_iter=ITER)
         before = tasks_now()
         wall = best(lambda: jr.mandelbrot(W, H, max_iter=ITER))
         rows.append(["mandelbrot", f"pool, {threads} thread(s)", wall, tasks_split(before)])
+
 # Pure Python on a coarse sampling of the same view (it is slow), scaled to the full image.
 rows_py = max(1, H // 16)
-t = time.perf_counter(); py_total = py_mandelbrot(W, rows_py); t_py = time.perf_counter() - t
-same = sum(map(sum, jr.mandelbrot(W, rows_py, max_iter=ITER).tolist())) == py_total
-rows.append(["mandelbrot", f"pure Python ({rows_py} of {H} rows, scaled)", t_py * H / rows_py,
-             "same counts" if same else "COUNTS DIFFER"])
+
+def step_mandelbrot_py():
+    t = time.perf_counter(); py_total = py_mandelbrot(W, rows_py); t_py = time.perf_counter() - t
+    same = sum(map(sum, jr.mandelbrot(W, rows_py, max_iter=ITER).tolist())) == py_total
+    rows.append(["mandelbrot", f"pure Python ({rows_py} of {H} rows, scaled)", t_py * H / rows_py,
+                 "same counts" if same else "COUNTS DIFFER"])
 
 # @jr.jit: the same Mandelbrot written as a user would, against the built-in and .py_func.
 @jr.jit
@@ -141,7 +153,8 @@ def jit_energy(x):
 
 view = (-2.0, 1.0, -1.5, 1.5, ITER)
 img = jr.zeros((H, W), "uint32")
-for threads in (1, 2):
+
+def step_jit(threads):
     with jr.threadpool_limits(threads):
         jit_escape(img, *view)
         before = tasks_now()
@@ -149,35 +162,44 @@ for threads in (1, 2):
         builtin = next(r[2] for r in rows if r[:2] == ["mandelbrot", f"pool, {threads} thread(s)"])
         rows.append(["jit mandelbrot", f"@jr.jit, {threads} thread(s)", wall,
                      f"{tasks_split(before)}; {wall / builtin:.2f}x the built-in"])
-same = img.tolist() == jr.mandelbrot(W, H, max_iter=ITER).tolist()
+
 class Grid:  # what .py_func writes into (no numpy in the kernel): out[j, i] = k on lists
     def __init__(self, h, w):
         self.shape, self.rows = (h, w), [[0] * w for _ in range(h)]
     def __setitem__(self, key, value):
         self.rows[key[0]][key[1]] = value
-small = Grid(rows_py, W)
-t = time.perf_counter(); jit_escape.py_func(small, *view)  # coarse rows, as py_mandelbrot
-t_py = time.perf_counter() - t
-coarse = jr.zeros((rows_py, W), "uint32"); jit_escape(coarse, *view)
-same_py = coarse.tolist() == small.rows
-rows.append(["jit mandelbrot", f"pure Python .py_func ({rows_py} of {H} rows, scaled)",
-             t_py * H / rows_py, ("same pixels as jr.mandelbrot" if same else "PIXELS DIFFER")
-             + (" and .py_func" if same_py else "; .py_func DIFFERS")])
+
+def step_jit_py():
+    same = img.tolist() == jr.mandelbrot(W, H, max_iter=ITER).tolist()
+    small = Grid(rows_py, W)
+    t = time.perf_counter(); jit_escape.py_func(small, *view)  # coarse rows, as py_mandelbrot
+    t_py = time.perf_counter() - t
+    coarse = jr.zeros((rows_py, W), "uint32"); jit_escape(coarse, *view)
+    same_py = coarse.tolist() == small.rows
+    rows.append(["jit mandelbrot", f"pure Python .py_func ({rows_py} of {H} rows, scaled)",
+                 t_py * H / rows_py, ("same pixels as jr.mandelbrot" if same else "PIXELS DIFFER")
+                 + (" and .py_func" if same_py else "; .py_func DIFFERS")])
 
 data = array.array("d", (float(i % 1000) for i in range(N)))
 t = time.perf_counter(); resident = jr.asarray(data); t_copy = time.perf_counter() - t
-for threads in (1, 2):
+
+def step_sum(threads):
     with jr.threadpool_limits(threads):
         jr.sum(resident)
         before = tasks_now()
         wall = best(lambda: jr.sum(resident))
         rows.append([f"sum of {N} float64", f"pool, {threads} thread(s), resident", wall,
                      tasks_split(before)])
-with jr.threadpool_limits(2):
-    rows.append([f"sum of {N} float64", "pool, 2 threads, incl. copy in", best(lambda: jr.sum(data)),
-                 ""])
-rows.append([f"sum of {N} float64", "pure Python sum()", best(lambda: sum(data)), ""])
-for threads in (1, 2):
+
+def step_sum_copy():
+    with jr.threadpool_limits(2):
+        rows.append([f"sum of {N} float64", "pool, 2 threads, incl. copy in",
+                     best(lambda: jr.sum(data)), ""])
+
+def step_sum_py():
+    rows.append([f"sum of {N} float64", "pure Python sum()", best(lambda: sum(data)), ""])
+
+def step_energy(threads):
     with jr.threadpool_limits(threads):
         jit_energy(resident)
         before = tasks_now()
@@ -185,15 +207,22 @@ for threads in (1, 2):
         dot = best(lambda: jr.dot(resident, resident))
         rows.append([f"energy of {N} float64", f"@jr.jit, {threads} thread(s)", wall,
                      f"{tasks_split(before)}; jr.dot {dot * 1e3:.1f} ms, {wall / dot:.2f}x it"])
-rows.append([f"energy of {N} float64", "pure Python .py_func (1/16 of the data, scaled)",
-             16 * best(lambda: jit_energy.py_func(data[: N // 16]), 1), ""])
-rows.append([f"sum of {N} float64", "pure Python math.fsum()", best(lambda: math.fsum(data)), ""])
-info = jr.pool_info()
-print(json.dumps({"import_s": t_import, "start_s": t_start, "overhead_s": overhead,
-                  "overhead_calls": calls, "backend_quick_s": backend_quick,
-                  "backend_handoff_s": backend_handoff,
-                  "copy_in_s": t_copy, "rows": rows, "build": info["build"],
-                  "threads": info["threads"], "cores": jr.cpu_count()}))
+
+def step_energy_py():
+    rows.append([f"energy of {N} float64", "pure Python .py_func (1/16 of the data, scaled)",
+                 16 * best(lambda: jit_energy.py_func(data[: N // 16]), 1), ""])
+
+def step_fsum():
+    rows.append([f"sum of {N} float64", "pure Python math.fsum()", best(lambda: math.fsum(data)),
+                 ""])
+
+def report():
+    info = jr.pool_info()
+    print(json.dumps({"import_s": t_import, "start_s": t_start, "overhead_s": overhead,
+                      "overhead_calls": calls, "backend_quick_s": backend_quick,
+                      "backend_handoff_s": backend_handoff,
+                      "copy_in_s": t_copy, "rows": rows, "build": info["build"],
+                      "threads": info["threads"], "cores": jr.cpu_count()}))
 '''
 
 JS_START = """async () => {
@@ -234,9 +263,67 @@ def serve(site: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, line.split()[1]
 
 
+# The measuring cells, in order; each runs alone so its cpu/wall can be read (see tree_cpu).
+STEPS = [
+    "step_overhead()",
+    "step_mandelbrot(1)",
+    "step_mandelbrot(2)",
+    "step_mandelbrot_py()",
+    "step_jit(1)",
+    "step_jit(2)",
+    "step_jit_py()",
+    "step_sum(1)",
+    "step_sum(2)",
+    "step_sum_copy()",
+    "step_sum_py()",
+    "step_energy(1)",
+    "step_energy(2)",
+    "step_energy_py()",
+    "step_fsum()",
+]
+
+
+def tree_cpu() -> float:
+    """CPU seconds of every process this one started (the server, Playwright's driver and
+    Chromium with its renderer, whose threads run the pool's workers): the page has no CPU
+    clock, so cpu/wall is read here around each cell."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        pid = int(entry)
+        parent[pid] = int(fields[1])
+        # utime, stime, and the children's that were waited for (they left the tree)
+        cpu[pid] = sum(int(x) for x in fields[11:15]) / tick
+    mine, total = {os.getpid()}, 0.0
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid in parent.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                total += cpu[pid]
+                grew = True
+    return total
+
+
 def measure(url: str, code: str, timeout: float) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
+    def run(page: Any, cell: str) -> str:
+        r = page.evaluate(JS_EXEC, cell)
+        if r["status"] != "ok":
+            raise SystemExit(f"benchmark cell failed: {r['stderr']}\n{r['stdout']}")
+        return str(r["stdout"])
+
+    ratios: list[tuple[int, float]] = []  # (rows after the step, cpu/wall of the step)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
@@ -255,20 +342,30 @@ def measure(url: str, code: str, timeout: float) -> dict[str, Any]:
             page.goto(url.rstrip("/") + "/lab/index.html")
             isolated = page.evaluate("crossOriginIsolated")
             kernel_s = page.evaluate(JS_START)
-            r = page.evaluate(JS_EXEC, code)
+            run(page, code)
+            for step in STEPS:
+                c0, w0 = tree_cpu(), time.perf_counter()
+                out = run(page, step + "\nprint(len(rows))")
+                wall = time.perf_counter() - w0
+                ratios.append((int(out.strip().splitlines()[-1]), (tree_cpu() - c0) / wall))
+            report = run(page, "report()")
         finally:
             browser.close()
-    if r["status"] != "ok":
-        raise SystemExit(f"benchmark cell failed: {r['stderr']}\n{r['stdout']}")
-    result = json.loads(r["stdout"].strip().splitlines()[-1])
+    result = json.loads(report.strip().splitlines()[-1])
     result.update(page_isolated=isolated, kernel_start_s=kernel_s)
+    result["overhead_cpu"] = ratios[0][1]
+    cpu_of_row: list[float] = []
+    for count, ratio in ratios:
+        cpu_of_row += [ratio] * (count - len(cpu_of_row))
+    result["row_cpu"] = cpu_of_row
     return result
 
 
 def print_table(m: dict[str, Any]) -> None:
     print(
         f"page crossOriginIsolated={m['page_isolated']}  build={m['build']}  "
-        f"threads={m['threads']}  cores={m['cores']}"
+        f"threads={m['threads']}  cores={m['cores']}  {m['date']}  load average "
+        f"{m['load'][0]:.2f} before, {m['load'][1]:.2f} after"
     )
     print(
         f"kernel start {m['kernel_start_s']:.2f} s | import jupyterlite_rayon "
@@ -277,13 +374,13 @@ def print_table(m: dict[str, Any]) -> None:
     )
     print(
         f"call overhead (jr.sum of 1 resident float64, best of 5 x {m['overhead_calls']} calls):"
-        f" {m['overhead_s'] * 1e6:.1f} us/call, cpu/wall n/a, target < 20 us"
+        f" {m['overhead_s'] * 1e6:.1f} us/call ({m['overhead_cpu']:.2f}), target < 20 us"
         f" ({'met' if m['overhead_s'] < 20e-6 else 'MISSED'}); of it the backend's call"
         f" {m['backend_quick_s'] * 1e6:.1f} us (small input, on the caller),"
         f" {m['backend_handoff_s'] * 1e6:.1f} us with the interrupt hand-off of long calls"
     )
     print(
-        f"{'work':<26} {'variant':<40} {'wall ms':>10} {'vs 1 thread':>11} "
+        f"{'work':<26} {'variant':<40} {'wall ms (cpu/wall)':>18} {'vs 1 thread':>11} "
         f"{'vs Python':>10}  tasks split / check"
     )
     one: dict[str, float] = {}
@@ -293,14 +390,16 @@ def print_table(m: dict[str, Any]) -> None:
             one.setdefault(work, wall)
         if "pure Python" in variant:
             python.setdefault(work, wall)
-    for work, variant, wall, note in m["rows"]:
+    for (work, variant, wall, note), cpu in zip(m["rows"], m["row_cpu"], strict=True):
         pool = "pure Python" not in variant
         vs_one = f"{one[work] / wall:.2f}x" if pool and work in one and wall else ""
         vs_py = f"{python[work] / wall:.1f}x" if pool and work in python and wall else ""
-        print(f"{work:<26} {variant:<40} {wall * 1e3:>10.1f} {vs_one:>11} {vs_py:>10}  {note}")
+        timed = f"{wall * 1e3:.1f} ({cpu:.2f})"
+        print(f"{work:<26} {variant:<40} {timed:>18} {vs_one:>11} {vs_py:>10}  {note}")
     print(
-        "cpu/wall: not measurable in a browser (no per-thread CPU clock); the tasks split "
-        "shows how evenly the threads shared the work."
+        "cpu/wall: the CPU time of the browser's processes over the wall time of the cell that "
+        "measured the row (warm-up and every repeat, so about 1 per busy thread plus the "
+        "browser's own work); the tasks split shows how evenly the threads shared the work."
     )
 
 
@@ -331,7 +430,10 @@ def main() -> None:
             )
         server, url = serve(site)
     try:
-        print_table(measure(url, code, a.timeout))
+        load0 = os.getloadavg()[0]
+        m = measure(url, code, a.timeout)
+        m.update(date=time.strftime("%Y-%m-%d %H:%M"), load=(load0, os.getloadavg()[0]))
+        print_table(m)
     finally:
         if server is not None:
             server.terminate()

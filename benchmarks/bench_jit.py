@@ -2,7 +2,8 @@
 
     python benchmarks/bench_jit.py
 
-Prints one table, all ratios from this one run. Wall times are the best of a few interleaved
+Prints one table, all ratios from this one run, under a line with the date and the load
+average before and after it. Wall times are the best of a few interleaved
 rounds, with the process's cpu/wall of that run beside each (about 1 per busy thread). Compile
 time is the compiler's own work (Python source -> wasm bytes: parse, IR, types, prange pass,
 lowering, encoding); the engine's compile of the bytes happens once per pool at the first call.
@@ -10,6 +11,7 @@ lowering, encoding); the engine's compile of the bytes happens once per pool at 
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -119,6 +121,7 @@ def fmt(measured: tuple[float, float]) -> str:
 
 
 def main() -> None:
+    load0 = os.getloadavg()[0]
     jr.init_thread_pool(2)
     rows: list[tuple[str, str, str]] = []
 
@@ -229,6 +232,10 @@ def main() -> None:
     ]
 
     width = max(len(r[0]) for r in rows)
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average "
+        f"{load0:.2f} before, {os.getloadavg()[0]:.2f} after"
+    )
     print(f"{'measure (wall, cpu/wall in brackets)':<{width}}  {'value':>20}  target")
     print("-" * (width + 32))
     for name, value, target in rows:
