@@ -19,11 +19,12 @@ Measured on the issue's Mandelbrot 800x600x300 (CPython, Cranelift, one thread, 
 2026-12-02, ms): passes per test 1 / 2 / 4 / 8 at three groups 29.2 / 27.1 / 22.4 / 25.3,
 four 30.4 / 22.3 / 20.4 / 25.6, five 27.9 / 21.0 / 20.7 / 26.0; the built-in jr.mandelbrot
 (kernels/ops/mandelbrot.zig: four groups, a test every four passes, written by hand) 21.1.
-On 80x60, where lanes lose more passes to neighbours that escape later: three groups 0.283,
-four 0.267, five 0.312, built-in 0.290. In Node's V8 (800x600, one thread, same day): three
-groups testing every pass (the old emitter) 41.2, three or four every four passes 20.6 / 20.0,
-the built-in 17.8. Four groups and four passes are the choice (the built-in's): past four groups the 16 xmm registers Cranelift (and V8) allocate are spent,
-and at eight passes lanes run on too long after the last one stopped.
+On 80x60 (four passes per test), where lanes lose more passes to neighbours that escape
+later: three groups 0.283, four 0.267, five 0.312, built-in 0.290. In Node's V8 (800x600, one
+thread, same day): three groups testing every pass (the old emitter) 41.2, three or four
+groups every four passes 20.6 / 20.0, the built-in 17.8. Four groups and four passes are the
+choice (the built-in's): five groups gain nothing measurable and lose on small images, and at
+eight passes lanes run on too long after the last one stopped.
 
 How, exactly. For iterations i, i + 1, ..., S1 runs one iteration after the other in
 the scalar code (each lane's values kept in copies), then one vector `while` runs all lanes:
