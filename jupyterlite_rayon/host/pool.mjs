@@ -155,34 +155,39 @@ class Pool {
       if (this.#slots[slot]) continue;
       slots.push(slot);
       ready.push(new Promise((resolve, reject) => {
-        const entry = { worker: null, pending: { resolve, reject } };
+        // A new generation of the slot: a retired worker of it that a browser has not stopped
+        // yet can never act on this one's words (thread_runtime.mjs says why).
+        const gen = rt.openSlot(this.#ctl, slot);
+        const entry = { worker: null, gen, pending: { resolve, reject } };
         this.#slots[slot] = entry;
         try {
           entry.worker = startWorker(
-            (msg) => this.#onWorkerMessage(slot, msg),
-            (error) => this.#onWorkerFailure(slot, error),
+            (msg) => this.#onWorkerMessage(slot, entry, msg),
+            (error) => this.#onWorkerFailure(slot, entry, error),
           );
         } catch (error) {
           this.#slots[slot] = undefined;
+          rt.closeSlot(this.#ctl, slot, gen);
           entry.pending = null;
           reject(new PoolError(`cannot start a pool worker: ${error.message}${workerHint()}`));
           return;
         }
-        entry.worker.post({ type: 'init', slot, memory: this.#memory, ctl: this.#ctl,
+        entry.worker.post({ type: 'init', slot, gen, memory: this.#memory, ctl: this.#ctl,
           descs: this.#descs });
       }));
     }
     const results = await Promise.allSettled(ready);
     const failed = results.find((r) => r.status === 'rejected');
     if (!failed && slots.length === count) return slots;
-    await this.#stopSlots(slots.filter((s) => this.#slots[s]), { idle: false });
+    await this.#stopSlots(slots.filter((s) => this.#slots[s]));
     throw failed ? failed.reason
       : new PoolError(`cannot start ${count} more workers: the slot table is full`);
   }
 
-  #onWorkerMessage(slot, msg) {
-    const entry = this.#slots[slot];
-    if (!entry) return;
+  // Messages and failures belong to the worker that sent them: a retired worker that a browser
+  // has not stopped yet says nothing about its slot's successor.
+  #onWorkerMessage(slot, entry, msg) {
+    if (this.#slots[slot] !== entry) return;
     if (msg.type === 'ready') {
       entry.worker.unref();
       entry.pending?.resolve();
@@ -198,9 +203,8 @@ class Pool {
     }
   }
 
-  #onWorkerFailure(slot, error) {
-    const entry = this.#slots[slot];
-    if (!entry || entry.exiting) return;
+  #onWorkerFailure(slot, entry, error) {
+    if (this.#slots[slot] !== entry || entry.exiting) return;
     const message = `pool worker ${slot} failed: ${error && error.message || error}`;
     if (entry.pending) {
       entry.pending.reject(new PoolError(message + workerHint()));
@@ -471,9 +475,9 @@ class Pool {
       if (this.#hasRuntime) this.#setThreads(n);
     } catch (error) {
       // Refused: put back the threads the runtime had (E_THREADS keeps the ones it started)
-      // and stop the new workers, so nothing changed.
+      // and stop as many workers as were started (whichever are idle now), so nothing changed.
       if (this.#hasRuntime && this.threads !== threads) this.#setThreads(threads);
-      await this.#stopSlots(started, { idle: true });
+      await this.#stopIdleWorkers(started.length);
       throw error;
     }
     this.#threads = n;
@@ -481,27 +485,43 @@ class Pool {
     return this.threads;
   }
 
-  // Terminate `count` workers, highest slots first; after jr_set_threads shrank the pool they are
-  // idle (or about to be).
+  // Terminate `count` idle workers. Which slots are idle is the spawns' choice (a thread goes to
+  // the first FREE slot, and a helper retired a moment ago may still be returning from
+  // wasi_thread_start), so take whichever slots are FREE, highest first, until `count` are.
   async #stopIdleWorkers(count) {
-    const live = this.#slots.map((entry, slot) => (entry ? slot : -1)).filter((s) => s >= 0);
-    await this.#stopSlots(live.reverse().slice(0, count), { idle: true });
+    const claimed = [];
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      for (let slot = this.#slots.length - 1; slot >= 0 && claimed.length < count; slot--) {
+        const entry = this.#slots[slot];
+        if (entry && !claimed.includes(slot) &&
+            rt.moveSlot(this.#ctl, slot, entry.gen, rt.S.FREE, rt.S.EXIT)) claimed.push(slot);
+      }
+      if (claimed.length === count) break;
+      if (Date.now() > deadline) {
+        await this.#stopSlots(claimed);
+        throw new PoolError(`${count - claimed.length} of ${count} pool workers to stop did ` +
+          'not become idle within 10 s');
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await this.#stopSlots(claimed);
   }
 
-  // Stops the workers of `slots`; `idle`: they are started and not running a thread (wait for
-  // them to be FREE first, so no thread is cut off).
-  async #stopSlots(slots, { idle }) {
+  // Stops the workers of `slots`: a worker that is not running a thread leaves at once, one that
+  // is (only while starting, or when a stop follows a failure) is cut off by terminate().
+  // Nothing waits for terminate() to take effect (a browser's returns before the worker has
+  // stopped): the slot's generation keeps that worker off the slot (thread_runtime.mjs).
+  async #stopSlots(slots) {
     for (const slot of slots) {
       const entry = this.#slots[slot];
       if (!entry) continue;
-      if (idle) await this.#claimIdleSlot(slot, rt.S.EXIT);
-      else Atomics.store(this.#ctl, rt.slotIndex(slot), rt.S.EXIT);
-      Atomics.notify(this.#ctl, rt.slotIndex(slot));
+      rt.exitSlot(this.#ctl, slot, entry.gen);
       entry.exiting = true;
       entry.pending?.reject(new PoolError('the worker was stopped while starting'));
       entry.pending = null;
       await entry.worker?.terminate();
-      Atomics.store(this.#ctl, rt.slotIndex(slot), rt.S.EMPTY);
+      rt.closeSlot(this.#ctl, slot, entry.gen);
       this.#slots[slot] = undefined;
     }
   }
@@ -555,7 +575,7 @@ class Pool {
   }
 
   async #loadInWorker(entry, slot) {
-    await this.#claimIdleSlot(slot, rt.S.YIELD);
+    await this.#claimIdleSlot(slot, entry, rt.S.YIELD);
     return new Promise((resolve, reject) => {
       entry.pending = { resolve, reject };
       entry.worker.ref();
@@ -566,13 +586,12 @@ class Pool {
 
   // Move a slot from FREE to `next`. A helper that jr_set_threads just retired stores FREE a
   // moment after wasi_thread_start returns, so wait for it (briefly, with a deadline).
-  async #claimIdleSlot(slot, next) {
-    const b = rt.slotIndex(slot);
+  async #claimIdleSlot(slot, entry, next) {
     const deadline = Date.now() + 10000;
-    while (Atomics.compareExchange(this.#ctl, b, rt.S.FREE, next) !== rt.S.FREE) {
+    while (!rt.moveSlot(this.#ctl, slot, entry.gen, rt.S.FREE, next)) {
       if (Date.now() > deadline) {
         throw new PoolError(`pool worker ${slot} did not become idle within 10 s ` +
-          `(slot state ${Atomics.load(this.#ctl, b)})`);
+          `(slot state ${rt.slotState(this.#ctl, slot)})`);
       }
       await new Promise((r) => setTimeout(r, 2));
     }
@@ -597,8 +616,7 @@ class Pool {
       entry.exiting = true;
       entry.pending?.reject(new PoolError('the pool was terminated while starting'));
       entry.pending = null;
-      Atomics.store(this.#ctl, rt.slotIndex(slot), rt.S.EXIT);
-      Atomics.notify(this.#ctl, rt.slotIndex(slot));
+      rt.exitSlot(this.#ctl, slot, entry.gen);
       if (entry.worker) all.push(entry.worker.terminate());
     });
     this.#slots = [];

@@ -14,12 +14,27 @@
 export function threadRuntime(wasi, jit) {
   // ctl: Int32Array over a SharedArrayBuffer.
   //   [0] next tid, [1] number of slots, [2] broken flag (a thread trapped), [3] reserved,
-  //   slot i at 4 + 4*i: [state, tid, arg, module index]
+  //   slot i at 4 + 4*i: [word, tid, arg, module index], word = generation << 3 | state
   const NEXT_TID = 0, NSLOTS = 1, BROKEN = 2, SLOT_BASE = 4, SLOT_SIZE = 4;
-  // EMPTY: no worker behind the slot; FREE: idle worker, claimable; CLAIMED: a spawner is
-  // filling it in; GO: run wasi_thread_start; EXIT: leave; YIELD: return to the event loop to
-  // take a message; DEAD: the thread trapped.
-  const S = { EMPTY: 0, FREE: 1, CLAIMED: 2, GO: 3, EXIT: 4, YIELD: 5, DEAD: 6 };
+  // EMPTY: no worker behind the slot; START: a worker is being started for it; FREE: idle
+  // worker, claimable; CLAIMED: a spawner is filling it in; GO: run wasi_thread_start; EXIT:
+  // leave; YIELD: return to the event loop to take a message; DEAD: the thread trapped.
+  const S = { EMPTY: 0, FREE: 1, CLAIMED: 2, GO: 3, EXIT: 4, YIELD: 5, DEAD: 6, START: 7 };
+  const STATE_BITS = 3, STATE_MASK = 7, GEN_MASK = 0x0fffffff;
+
+  // Why a generation in the slot word. A browser's Worker.terminate() returns at once and the
+  // worker stops later (it may be parked in Atomics.wait, or not yet scheduled, when the slot
+  // is given to its successor). If the retired worker then saw its successor's FREE and GO, two
+  // threads would run one helper's start block: one stack, one TLS block, one deque owner
+  // (issue 11: a call_indirect on a garbage job pointer, "table index is out of bounds").
+  // So every worker a slot gets is a new generation (the host raises it when it starts one),
+  // every transition is a compareExchange on the whole word, and a worker acts only on words of
+  // its own generation: a word of another generation, or EMPTY/EXIT of its own (the host is
+  // done with it), makes it leave the slot loop for good. Nothing waits for a terminate() to
+  // finish, so the protocol is the same in Node, where terminate() happens to be synchronous.
+  const word = (gen, state) => ((gen & GEN_MASK) << STATE_BITS) | state;
+  const stateOf = (w) => w & STATE_MASK;
+  const genOf = (w) => (w >>> STATE_BITS) & GEN_MASK;
 
   // After the slots: NOTE_BYTES of UTF-8 saying why the pool broke, written by the thread that
   // trapped, so the blocked caller can report it without waiting for a message.
@@ -62,6 +77,55 @@ export function threadRuntime(wasi, jit) {
     return SLOT_BASE + SLOT_SIZE * slot;
   }
 
+  // ---- the host's side of a slot (pool.mjs, on the thread that owns the workers) ----------
+
+  // The state of a slot (S.*), whatever its generation.
+  function slotState(ctl, slot) {
+    return stateOf(Atomics.load(ctl, slotIndex(slot)));
+  }
+
+  // An EMPTY slot gets a new worker: returns the new generation, with the slot at START. A
+  // worker of an older generation that still runs leaves as soon as it looks at the slot.
+  function openSlot(ctl, slot) {
+    const b = slotIndex(slot);
+    const old = Atomics.load(ctl, b);
+    if (stateOf(old) !== S.EMPTY) throw new Error(`slot ${slot} is not empty (${stateOf(old)})`);
+    const gen = (genOf(old) + 1) & GEN_MASK;
+    Atomics.store(ctl, b, word(gen, S.START));
+    return gen;
+  }
+
+  // Move slot `slot` of generation `gen` from state `from` to `to`; true if it was in `from`.
+  function moveSlot(ctl, slot, gen, from, to) {
+    const b = slotIndex(slot);
+    const ok = Atomics.compareExchange(ctl, b, word(gen, from), word(gen, to)) === word(gen, from);
+    if (ok) Atomics.notify(ctl, b);
+    return ok;
+  }
+
+  // Tell the worker of generation `gen` to leave, whatever it is doing (it sees EXIT when its
+  // thread returns); a no-op once the slot has a newer generation.
+  function exitSlot(ctl, slot, gen) {
+    const b = slotIndex(slot);
+    for (;;) {
+      const w = Atomics.load(ctl, b);
+      if (genOf(w) !== gen || stateOf(w) === S.EXIT || stateOf(w) === S.EMPTY) return;
+      if (Atomics.compareExchange(ctl, b, w, word(gen, S.EXIT)) === w) break;
+    }
+    Atomics.notify(ctl, b);
+  }
+
+  // The host is done with the worker of generation `gen` (it was told to exit and terminated):
+  // the slot is EMPTY, ready for a new generation. A worker that missed EXIT (a browser
+  // worker that has not stopped yet) sees EMPTY of its own generation and leaves.
+  function closeSlot(ctl, slot, gen) {
+    const b = slotIndex(slot);
+    Atomics.store(ctl, b, word(gen, S.EMPTY));
+    Atomics.notify(ctl, b);
+  }
+
+  // ---- spawning (any pool thread) ----------------------------------------------------------
+
   // wasi `thread-spawn`: hand (tid, arg) to an idle worker. Returns tid > 0, or -1 (EAGAIN)
   // when no worker becomes idle within SPAWN_WAIT_MS (the runtime reports E_THREADS).
   // Waiting a little matters: a thread that has just told its joiner it is done is still
@@ -75,7 +139,9 @@ export function threadRuntime(wasi, jit) {
       if (r > 0) return r;
       // r === -1: no thread runs, so no worker will free up (none started, or all gone).
       if (r === -1 || performance.now() > deadline) return -1;
-      Atomics.wait(ctl, slotIndex(-r - 2), S.GO, 1);
+      const b = slotIndex(-r - 2);
+      const w = Atomics.load(ctl, b);
+      if (stateOf(w) === S.GO || stateOf(w) === S.CLAIMED) Atomics.wait(ctl, b, w, 1);
     }
   }
 
@@ -86,14 +152,22 @@ export function threadRuntime(wasi, jit) {
     let running = -1;
     for (let i = 0; i < n; i++) {
       const b = slotIndex(i);
-      const state = Atomics.compareExchange(ctl, b, S.FREE, S.CLAIMED);
+      const w = Atomics.load(ctl, b);
+      const state = stateOf(w);
       if (state === S.FREE) {
+        const gen = genOf(w);
+        // The generation in the compare: a slot reopened meanwhile is not claimed.
+        if (Atomics.compareExchange(ctl, b, w, word(gen, S.CLAIMED)) !== w) {
+          i--; // look at this slot again
+          continue;
+        }
         // wasi-threads tids are 1..2^29-1; wrap rather than overflow in a long-lived pool.
         const tid = ((Atomics.add(ctl, NEXT_TID, 1) - 1) % 0x1ffffffe) + 1;
         ctl[b + 1] = tid;
         ctl[b + 2] = arg;
         ctl[b + 3] = moduleIndex;
-        Atomics.store(ctl, b, S.GO);
+        // Only this spawner moves a CLAIMED slot: a plain store publishes tid, arg, module.
+        Atomics.store(ctl, b, word(gen, S.GO));
         Atomics.notify(ctl, b);
         return tid;
       }
@@ -102,29 +176,38 @@ export function threadRuntime(wasi, jit) {
     return running;
   }
 
+  // ---- a helper worker's side of its slot (workers.mjs) ----------------------------------
+
+  // A started worker has loaded its modules: START -> FREE. False when the host stopped it (or
+  // gave the slot to a newer worker) meanwhile: the worker must not serve the slot.
+  function slotReady(ctl, slot, gen, from = S.START) {
+    return moveSlot(ctl, slot, gen, from, S.FREE);
+  }
+
   // A helper's life between threads: wait for GO, run the thread, repeat. Returns 'exit',
   // 'yield' or {trap}. Blocking here is fine: helpers are workers.
-  function slotLoop(ctl, slot, starts) {
+  function slotLoop(ctl, slot, gen, starts) {
     const b = slotIndex(slot);
     for (;;) {
-      const s = Atomics.load(ctl, b);
-      if (s === S.GO) {
+      const w = Atomics.load(ctl, b);
+      const state = stateOf(w);
+      // The slot is another worker's now, or the host is done with this one: leave for good.
+      if (genOf(w) !== gen || state === S.EXIT || state === S.EMPTY) return 'exit';
+      if (state === S.GO) {
         try {
           starts[ctl[b + 3]](ctl[b + 1], ctl[b + 2]);
         } catch (error) {
-          Atomics.store(ctl, b, S.DEAD);
+          moveSlot(ctl, slot, gen, S.GO, S.DEAD);
           markBroken(ctl, `pool thread ${slot + 1} trapped: ${error && error.name || 'Error'}: ` +
             `${error && error.message || error}`);
-          Atomics.notify(ctl, b);
           return { trap: error };
         }
-        Atomics.store(ctl, b, S.FREE);
-        Atomics.notify(ctl, b);
+        // Fails only if the host said EXIT meanwhile (terminate): the loop then leaves.
+        moveSlot(ctl, slot, gen, S.GO, S.FREE);
         continue;
       }
-      if (s === S.EXIT) return 'exit';
-      if (s === S.YIELD) return 'yield';
-      Atomics.wait(ctl, b, s);
+      if (state === S.YIELD) return 'yield';
+      Atomics.wait(ctl, b, w);
     }
   }
 
@@ -173,6 +256,7 @@ export function threadRuntime(wasi, jit) {
       }));
   }
 
-  return { S, BROKEN, NSLOTS, makeCtl, slotIndex, spawn, slotLoop, instantiateAll, threadStarts,
-    markBroken, brokenNote, WasiExit: wasi.WasiExit };
+  return { S, BROKEN, NSLOTS, makeCtl, slotIndex, slotState, openSlot, moveSlot, exitSlot,
+    closeSlot, spawn, slotReady, slotLoop, instantiateAll, threadStarts, markBroken, brokenNote,
+    WasiExit: wasi.WasiExit };
 }

@@ -8,11 +8,16 @@ import { makeWasi } from './wasi.mjs';
 
 // A helper worker's main: take `init`/`load` messages, then serve threads from the slot table.
 function workerMain(rt) {
-  let post, ctx, loaded, slot;
+  let post, ctx, loaded, slot, gen;
   const handle = (msg) => {
+    let from;
     try {
       if (msg.type === 'init') {
-        slot = msg.slot;
+        ({ slot, gen } = msg);
+        // Without a generation (foreign_host.mjs, whose slots are never reused): generation 0,
+        // the slot left EMPTY by makeCtl.
+        from = gen === undefined ? rt.S.EMPTY : rt.S.START;
+        gen ??= 0;
         ctx = {
           memory: msg.memory,
           ctl: msg.ctl,
@@ -22,16 +27,17 @@ function workerMain(rt) {
         };
         loaded = rt.instantiateAll(msg.descs, ctx);
       } else if (msg.type === 'load') {
+        from = rt.S.YIELD;
         rt.instantiateAll(msg.descs, ctx, loaded);
-      }
+      } else return;
     } catch (error) {
       post({ type: 'error', slot, message: String(error && error.message || error) });
       return;
     }
-    Atomics.store(ctx.ctl, rt.slotIndex(slot), rt.S.FREE);
-    Atomics.notify(ctx.ctl, rt.slotIndex(slot));
+    // Stopped while it loaded (its slot is EXIT, or already a newer worker's): serve nothing.
+    if (!rt.slotReady(ctx.ctl, slot, gen, from)) return;
     post({ type: 'ready', slot });
-    const how = rt.slotLoop(ctx.ctl, slot, rt.threadStarts(loaded));
+    const how = rt.slotLoop(ctx.ctl, slot, gen, rt.threadStarts(loaded));
     if (how && how.trap) {
       const e = how.trap;
       post({ type: 'trap', slot, message: `${e && e.name || 'Error'}: ${e && e.message || e}` });

@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { COUNTERS_HEADER, STATUS_ADVICE } from '../../jupyterlite_rayon/host/abi.mjs';
 import { createPool, PoolError, readCounters } from '../../jupyterlite_rayon/host/index.mjs';
+import { jitLoader } from '../../jupyterlite_rayon/host/modules.mjs';
+import { threadRuntime } from '../../jupyterlite_rayon/host/thread_runtime.mjs';
+import { makeWasi } from '../../jupyterlite_rayon/host/wasi.mjs';
 import * as ref from './reference.mjs';
 import { HELPERS_PATH, HOST_PATH, K, allocOnStartModule, firstMismatch, makePool, randomArray,
   runNode, wasmBytes } from './helpers.mjs';
@@ -715,4 +718,99 @@ test('resize, setThreads and addModule during a call are refused with E_BUSY, no
     } finally {
       await pool.terminate();
     }
+  });
+
+// The slot protocol itself, on one thread: each worker a slot gets is a new generation, and a
+// worker acts only on its own generation's words (thread_runtime.mjs argues why).
+test('slot generations: a retired worker never serves its successor, late or parked', () => {
+  const rt = threadRuntime(makeWasi(), jitLoader());
+  const ctl = rt.makeCtl(2);
+  const first = rt.openSlot(ctl, 0);
+  assert.equal(rt.slotState(ctl, 0), rt.S.START);
+  assert.equal(rt.slotReady(ctl, 0, first), true);
+  // The host retires it (EXIT, terminate(), EMPTY); a browser has not stopped it yet.
+  rt.exitSlot(ctl, 0, first);
+  rt.closeSlot(ctl, 0, first);
+  const second = rt.openSlot(ctl, 0);
+  assert.equal(second, first + 1, 'a new worker for the slot is a new generation');
+  assert.throws(() => rt.openSlot(ctl, 0), /slot 0 is not empty/);
+  assert.equal(rt.slotState(ctl, 0), rt.S.START);
+  // The old worker's late "ready" (it was still loading) does not make the slot free...
+  assert.equal(rt.slotReady(ctl, 0, first), false);
+  assert.equal(rt.slotState(ctl, 0), rt.S.START);
+  assert.equal(rt.slotReady(ctl, 0, second), true);
+  // ...and a spawn goes to the slot, where only the new generation runs it.
+  const tid = rt.spawn(ctl, 0, 1234);
+  assert.ok(tid > 0);
+  assert.equal(rt.slotState(ctl, 0), rt.S.GO);
+  const ran = [];
+  assert.equal(rt.slotLoop(ctl, 0, first, [() => ran.push('stale')]), 'exit');
+  assert.deepEqual(ran, [], 'the retired worker left without running the thread');
+  assert.equal(rt.slotState(ctl, 0), rt.S.GO, 'and left the slot as it found it');
+  // The owner runs it; terminate() during the thread makes it leave when the thread returns.
+  const start = (t, arg) => { ran.push([t, arg]); rt.exitSlot(ctl, 0, second); };
+  assert.equal(rt.slotLoop(ctl, 0, second, [start]), 'exit');
+  assert.deepEqual(ran, [[tid, 1234]]);
+  assert.equal(rt.slotState(ctl, 0), rt.S.EXIT);
+  // A worker that missed EXIT and sees its own generation's EMPTY leaves too.
+  rt.closeSlot(ctl, 0, second);
+  assert.equal(rt.slotLoop(ctl, 0, second, [() => ran.push('late')]), 'exit');
+  // No idle worker: a spawn reports EAGAIN (-1) at once rather than waiting.
+  assert.equal(rt.spawn(ctl, 0, 1), -1);
+  assert.equal(ran.length, 1);
+});
+
+// Issue 11's open bug: in a browser, Worker.terminate() returns at once and the worker stops
+// some time later, so a retired helper can still be parked on its slot when a regrow starts a
+// new worker there. Node's terminate() is made to behave so: it returns at once and the worker
+// runs on for a while. Runs in a child process with a deadline, since two threads sharing one
+// helper's stack can hang the pool as well as trap it.
+test('grow, shrink and regrow with workers that outlive terminate() (as in a browser)',
+  async () => {
+    const code = `
+      import { Worker } from 'node:worker_threads';
+      import { createPool } from ${HOST_PATH};
+      import { wasmBytes, K, randomArray, firstMismatch } from ${HELPERS_PATH};
+      import * as ref from ${JSON.stringify(new URL('./reference.mjs', import.meta.url).pathname)};
+      const realTerminate = Worker.prototype.terminate;
+      let lagging = 0;
+      Worker.prototype.terminate = function browserLike() {
+        lagging++;
+        setTimeout(() => { lagging--; realTerminate.call(this); }, 40);
+      };
+      const X = randomArray(Float64Array, 100003, 5);
+      const SUM = ref.reduce('sum', X);
+      const MANDEL = ref.mandelbrot(64, 48, -2, 1, -1.5, 1.5, 200);
+      const pool = await createPool({ wasm: wasmBytes('mt'), threads: 4 });
+      let cycles = 0, maxLagging = 0, error = null;
+      try {
+        for (; cycles < 30; cycles++) {
+          // init_thread_pool(4) / (2) / (1) / (4), a sweep's setThreads within the workers,
+          // and growing past them again, with the kernels checked after each step.
+          for (const [how, n] of [['resize', 2], ['resize', 1], ['resize', 4], ['set', 1],
+            ['set', 2], ['resize', 2], ['resize', 4], ['set', 3], ['resize', 1], ['resize', 3],
+            ['resize', 4]]) {
+            if (how === 'resize') await pool.resize(n);
+            else pool.setThreads(n);
+            maxLagging = Math.max(maxLagging, lagging);
+            if (pool.threads !== n) throw new Error(\`\${how}(\${n}) left \${pool.threads}\`);
+            if (!Object.is(K.reduce(pool, 'sum', X), SUM)) throw new Error('sum differs');
+            const bad = firstMismatch(K.mandelbrot(pool, 64, 48, -2, 1, -1.5, 1.5, 200), MANDEL);
+            if (bad !== null) throw new Error(\`mandelbrot differs at \${bad}\`);
+          }
+        }
+      } catch (e) {
+        error = String(e && e.message || e);
+      }
+      console.log(JSON.stringify({ cycles, maxLagging, error, workers: pool.workers }));
+      Worker.prototype.terminate = realTerminate;
+      await pool.terminate();`;
+    const run = await runNode(code, { timeout: 240000 });
+    assert.equal(run.killed, false, `the pool hung: ${run.stdout} ${run.stderr}`);
+    assert.equal(run.code, 0, run.stderr);
+    const r = JSON.parse(run.stdout.trim().split('\n').pop());
+    assert.equal(r.error, null, `after ${r.cycles} cycles: ${r.error}`);
+    assert.equal(r.cycles, 30);
+    assert.ok(r.maxLagging > 0, 'retired workers were still running during later resizes');
+    assert.equal(r.workers, 3);
   });
