@@ -50,7 +50,12 @@ print(json.dumps(check("start", 1)))
 )
 
 
-def run(kernel: Any, code: str, timeout: float = 600) -> dict[str, Any]:
+# A cell of these takes seconds; a pool that hangs (two threads on one helper stack can) must
+# fail the test well before the run's deadline.
+CELL_TIMEOUT_S = 240
+
+
+def run(kernel: Any, code: str, timeout: float = CELL_TIMEOUT_S) -> dict[str, Any]:
     r = kernel.execute(code, timeout=timeout)
     assert r["status"] == "ok", f"cell failed: {r.get('error')}\n{r.get('stderr')}\n{code}"
     return r
