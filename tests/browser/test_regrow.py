@@ -88,9 +88,10 @@ for cycle in range({CYCLES}):
         jr.set_num_threads(n)
         bad += check(f"cycle {{cycle}} set_num_threads({{n}})", n)
     await jr.init_thread_pool(2)
-    with jr.threadpool_limits(1):
-        bad += check(f"cycle {{cycle}} threadpool_limits(1)", 1)
-    bad += check(f"cycle {{cycle}} after threadpool_limits", 2)
+    for n in (1, 4):  # within the workers, and past them (new workers start inside the cell)
+        with jr.threadpool_limits(n):
+            bad += check(f"cycle {{cycle}} threadpool_limits({{n}})", n)
+        bad += check(f"cycle {{cycle}} after threadpool_limits({{n}})", 2)
 print(json.dumps([bad[:5], len(bad), jr.pool_info()["threads"], jr.pool_info()["build"]]))
 """,
     )
