@@ -440,6 +440,12 @@ test('readCounters decodes the block from the generated offsets; status() is tha
   const pool = await makePool(3);
   try {
     checkKernels(pool, 'before reading');
+    // Helpers spin a little after a call before they sleep (busy then drops): read the block
+    // once it has settled, so the two reads below see the same counts.
+    const deadline = Date.now() + 10000;
+    while (pool.status().busy !== 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
     const decoded = readCounters(pool.memory.buffer, pool.counters);
     const { memoryBytes, ...status } = pool.status();
     assert.deepEqual(decoded, status);
