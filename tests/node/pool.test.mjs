@@ -2,6 +2,7 @@
 // memory growth, flat memory over many calls, the single-thread build, bad input, idle CPU.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { COUNTERS_HEADER, STATUS_ADVICE } from '../../jupyterlite_rayon/host/abi.mjs';
 import { createPool, PoolError, readCounters } from '../../jupyterlite_rayon/host/index.mjs';
@@ -440,14 +441,16 @@ test('readCounters decodes the block from the generated offsets; status() is tha
   const pool = await makePool(3);
   try {
     checkKernels(pool, 'before reading');
-    // Helpers spin a little after a call before they sleep (busy then drops): read the block
-    // once it has settled, so the two reads below see the same counts.
-    const deadline = Date.now() + 10000;
-    while (pool.status().busy !== 0 && Date.now() < deadline) {
+    // Helpers spin a little after a call, and a late wake-up makes one spin again, so busy and
+    // a thread's state can change between two reads: take a pair of reads that agree (a
+    // status() that decodes differently never does).
+    let decoded, status, memoryBytes;
+    for (let tries = 0; tries < 200; tries++) {
+      decoded = readCounters(pool.memory.buffer, pool.counters);
+      ({ memoryBytes, ...status } = pool.status());
+      if (isDeepStrictEqual(decoded, status)) break;
       await new Promise((r) => setTimeout(r, 5));
     }
-    const decoded = readCounters(pool.memory.buffer, pool.counters);
-    const { memoryBytes, ...status } = pool.status();
     assert.deepEqual(decoded, status);
     assert.equal(memoryBytes, pool.memory.buffer.byteLength);
     assert.equal(decoded.magic, 0x4a52504c);
