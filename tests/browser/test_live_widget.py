@@ -70,9 +70,10 @@ def status_busy(text: str) -> int:
 
 
 def test_widget_view_changes_during_one_long_call(widget_kernel: Any) -> None:
-    # One call of a few seconds on two threads (most pixels run to max_iter).
+    # One call of a few seconds on two threads (most pixels run to max_iter; about 3 s since
+    # the kernel runs eight pixels in lanes: 0.7 s at max_iter 3000 left too few samples).
     pending = widget_kernel.execute_async(
-        "img = jr.mandelbrot(2400, 1800, max_iter=3000)\nprint(json.dumps(jr.pool_info()['calls']))"
+        "img = jr.mandelbrot(2400, 1800, max_iter=12000)\nprint(json.dumps(jr.pool_info()['calls']))"
     )
     widget_kernel.page.evaluate(JS_SAMPLE_DURING_RUN, [pending.run_id, STATUS, 250])
     r = pending.result(timeout=300)
