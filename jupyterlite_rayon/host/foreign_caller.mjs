@@ -15,10 +15,11 @@
 //
 // callBlock() and callerMain() are stringified into the worker's source, so they must not
 // reference anything outside themselves.
-import { isNode, workerHint } from './environment.mjs';
+import { workerHint } from './environment.mjs';
 import { jitLoader } from './modules.mjs';
 import { threadRuntime } from './thread_runtime.mjs';
 import { makeWasi } from './wasi.mjs';
+import { prepareWorkers, startWorker } from './workers.mjs';
 
 export function callBlock() {
   // Int32 words of the header.
@@ -163,36 +164,13 @@ export function callerMain(rt, cb) {
 export const CALLER_SOURCE = `"use strict";\n(${callerMain})((${threadRuntime})((${makeWasi})(), ` +
   `(${jitLoader})()), (${callBlock})());\n`;
 
-let callerUrl = null;
-
-// Starts one caller worker (Node worker_threads or a browser Worker).
+// Starts one caller worker (Node worker_threads or a browser Worker), as workers.mjs starts
+// the pool's helpers.
 export async function startCaller(onMessage, onError) {
-  let worker;
-  if (isNode) {
-    const { Worker } = await import('node:worker_threads');
-    worker = new Worker(CALLER_SOURCE, { eval: true });
-    worker.on('message', onMessage);
-    worker.on('error', onError);
-    worker.on('exit', (code) => {
-      if (code !== 0 && code !== 1) onError(new Error(`exit ${code}`));
-    });
-  } else {
-    try {
-      callerUrl ||= URL.createObjectURL(new Blob([CALLER_SOURCE], { type: 'text/javascript' }));
-      worker = new Worker(callerUrl);
-    } catch (error) {
-      throw new Error(`cannot start the caller worker: ${error.message}${workerHint()}`);
-    }
-    worker.onmessage = (e) => onMessage(e.data);
-    worker.onerror = (e) => {
-      e.preventDefault?.();
-      onError(new Error(e.message || 'worker error'));
-    };
+  await prepareWorkers();
+  try {
+    return startWorker(onMessage, onError, CALLER_SOURCE);
+  } catch (error) {
+    throw new Error(`cannot start the caller worker: ${error.message}${workerHint()}`);
   }
-  return {
-    post: (msg) => worker.postMessage(msg),
-    terminate: () => worker.terminate(),
-    // Node: an idle caller must not keep the process alive, but one still starting must.
-    unref: () => worker.unref?.(),
-  };
 }

@@ -63,18 +63,19 @@ export const WORKER_SOURCE = `"use strict";\n(${workerMain})((${threadRuntime})(
   `(${jitLoader})()));\n`;
 
 let nodeWorkerThreads = null;
-let blobUrl = null;
+const blobUrls = new Map(); // worker source -> its Blob URL, made once
 
 // Call (and await) once before startWorker: Node's Worker comes from a dynamic import.
 export async function prepareWorkers() {
   if (isNode && !nodeWorkerThreads) nodeWorkerThreads = await import('node:worker_threads');
 }
 
-// Starts one helper worker behind one small interface, for either kind of Worker.
-export function startWorker(onMessage, onError) {
+// Starts one worker behind one small interface, for either kind of Worker: a pool helper, or
+// the program `source` (the foreign module's caller).
+export function startWorker(onMessage, onError, source = WORKER_SOURCE) {
   let worker;
   if (isNode) {
-    worker = new nodeWorkerThreads.Worker(WORKER_SOURCE, { eval: true });
+    worker = new nodeWorkerThreads.Worker(source, { eval: true });
     worker.on('message', onMessage);
     worker.on('error', onError);
     // terminate() exits with 1; anything else is a worker that died on its own.
@@ -82,8 +83,10 @@ export function startWorker(onMessage, onError) {
       if (code !== 0 && code !== 1) onError(new Error(`exit ${code}`));
     });
   } else {
-    blobUrl ||= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
-    worker = new Worker(blobUrl);
+    if (!blobUrls.has(source)) {
+      blobUrls.set(source, URL.createObjectURL(new Blob([source], { type: 'text/javascript' })));
+    }
+    worker = new Worker(blobUrls.get(source));
     worker.onmessage = (e) => onMessage(e.data);
     worker.onerror = (e) => {
       e.preventDefault?.();
