@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from page_names import BRIDGE_SOURCE, PLUGIN_ID
+from timed_interrupt import JS_CELL_PRINTED, JS_TIMED_INTERRUPT, TIMED_CELL
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "foreign_psum.zig"
@@ -163,29 +164,6 @@ def test_proc_exit_is_proc_exit_with_the_code(coi: Any) -> None:
 
 # -- interrupts: the Interrupt button, through the interrupt buffer pool calls use -----------
 
-# The page's clock when the labextension's bridge stores SIGINT (test_interrupts.py's way).
-JS_TIMED_INTERRUPT = """async () => {
-  const bridge = window.__jrInterruptBridge;
-  const k = window.__jrPanel.sessionContext.session.kernel;
-  const buffers = Array.from(bridge.buffers.values());
-  const sent = performance.timeOrigin + performance.now();
-  await k.interrupt();
-  return {sent, buffers: buffers.length};
-}"""
-JS_CELL_PRINTED = """(marker) => { const nb = window.__jrPanel.content;
-  const cell = nb.widgets[nb.widgets.length - 1];
-  return JSON.stringify(cell.model.outputs.toJSON()).includes(marker); }"""
-# The statement runs after "running" is printed; on KeyboardInterrupt the worker's clock.
-TIMED_CELL = """
-import js, json
-print("running", flush=True)
-try:
-    {statement}
-except KeyboardInterrupt as e:
-    print(json.dumps({{"landed": js.performance.timeOrigin + js.performance.now(),
-                      "message": str(e)}}), flush=True)
-    raise
-"""
 # Loose for a shared machine: the host looks at the buffer every 10 ms (measured: ~20 ms).
 LANDS_WITHIN_S = 0.3
 PARALLEL_SUM = """
@@ -200,7 +178,7 @@ x.close()
 def interrupt_timed(kernel: Any, statement: str) -> dict[str, Any]:
     """Run `statement` in a cell, press Interrupt once it runs; the error reply with
     `landed_s`, from the page's store to KeyboardInterrupt in the kernel."""
-    pending = kernel.execute_async(TIMED_CELL.format(statement=statement))
+    pending = kernel.execute_async(TIMED_CELL.format(body="    " + statement))
     kernel.page.wait_for_function(JS_CELL_PRINTED, arg="running", polling=50, timeout=120_000)
     time.sleep(0.5)  # well inside the call
     got = kernel.page.evaluate(JS_TIMED_INTERRUPT)

@@ -15,39 +15,13 @@ from typing import Any
 
 import pytest
 from page_names import BRIDGE_SOURCE, PLUGIN_ID
+from timed_interrupt import JS_CELL_PRINTED, JS_TIMED_INTERRUPT, TIMED_CELL
 
 # Generous for CI noise: the kernel polls every 65536 Mandelbrot iterations (about 0.1 ms) and
 # Pyodide checks its buffer every few dozen bytecodes; measured here: a few milliseconds.
 LANDS_WITHIN_S = 0.1
 # The whole cell, from the interrupt to its error reply (traceback formatting included).
 REPLY_WITHIN_S = 5.0
-
-# The page's clock at the moment the bridge stores SIGINT, kept for the test to read.
-JS_TIMED_INTERRUPT = """async () => {
-  const bridge = window.__jrInterruptBridge;
-  const k = window.__jrPanel.sessionContext.session.kernel;
-  const buffers = Array.from(bridge.buffers.values());
-  const sent = performance.timeOrigin + performance.now();
-  await k.interrupt();
-  // Not the buffer's value after: Pyodide may already have taken the signal out of it.
-  return {sent, buffers: buffers.length};
-}"""
-
-JS_CELL_PRINTED = """(marker) => { const nb = window.__jrPanel.content;
-  const cell = nb.widgets[nb.widgets.length - 1];
-  return JSON.stringify(cell.model.outputs.toJSON()).includes(marker); }"""
-
-# Runs `body`, prints "running" first and, on KeyboardInterrupt, the worker's clock as JSON.
-TIMED_CELL = """
-import js, json
-print("running", flush=True)
-try:
-{body}
-except KeyboardInterrupt as e:
-    print(json.dumps({{"landed": js.performance.timeOrigin + js.performance.now(),
-                      "message": str(e)}}), flush=True)
-    raise
-"""
 
 
 def run(kernel: Any, code: str, timeout: float = 180) -> dict[str, Any]:
