@@ -60,8 +60,9 @@ pub fn dtypeFromCode(code: u32) ?Dtype {
     return std.enums.fromInt(Dtype, code);
 }
 
-/// Reductions, dot, cumsum and histogram work on blocks of this many elements, whatever the
-/// thread count, so that their results are bit-identical for 1..64 threads and in the st build.
+/// dot, integer sums, min/max, integer cumsum and histogram work on blocks of this many
+/// elements, whatever the thread count, so that their results are bit-identical for 1..64
+/// threads and in the st build (float sum, mean and cumsum follow numpy's order instead).
 pub const block_len: usize = 4096;
 
 pub fn blockCount(n: usize) usize {

@@ -1,6 +1,9 @@
-// jr_cumsum: inclusive prefix sum in two parallel passes over fixed 4096-element blocks
-// (block totals, then each block re-scanned from its offset), so the result does not depend
-// on the thread count. Offsets are a sequential prefix of the block totals.
+// jr_cumsum: inclusive prefix sum. Floats are numpy's np.add.accumulate exactly: one
+// sequential pass, out[i] = out[i-1] + x[i] in the dtype. A parallel scan adds in another
+// order (block offsets first), and float addition is not associative, so a float cumsum
+// cannot be parallel and bit-identical to numpy at once. Integer sums are exact in any order:
+// two parallel passes over fixed 4096-element blocks (block totals, then each block
+// re-scanned from its offset, the offsets a sequential prefix of the totals).
 const std = @import("std");
 const c = @import("common.zig");
 const rt = c.rt;
@@ -11,9 +14,9 @@ pub fn Out(comptime T: type) type {
     return if (@typeInfo(T) == .float) T else c.Wide(T);
 }
 
-/// Type of block totals and offsets: f64 for floats (f32 blocks still accumulate in f32).
+/// Type of block totals and offsets of the integer scan.
 fn Total(comptime T: type) type {
-    return if (@typeInfo(T) == .float) f64 else c.Wide(T);
+    return c.Wide(T);
 }
 
 fn add(comptime A: type, a: A, b: A) A {
@@ -33,11 +36,30 @@ fn blockTotal(comptime T: type, x: []align(1) const T) Total(T) {
 }
 
 fn blockScan(comptime T: type, x: []align(1) const T, out: []align(1) Out(T), offset: Total(T)) void {
-    var acc: Out(T) = if (@typeInfo(T) == .float) @floatCast(offset) else offset;
+    var acc: Out(T) = offset;
     for (x, out) |v, *o| {
         acc = add(Out(T), acc, v);
         o.* = acc;
     }
+}
+
+/// Elements of the sequential float scan between two polls of the cancel flag (about a
+/// millisecond of work, so a cancel lands well within 100 ms).
+const scan_poll: usize = 1 << 18;
+
+/// numpy's float cumsum: out[0] = x[0], out[i] = out[i-1] + x[i] in T, on the caller.
+fn sequentialScan(comptime T: type, x: []align(1) const T, out: []align(1) T) i32 {
+    var acc: T = zero(T);
+    var lo: usize = 0;
+    while (lo < x.len) : (lo += scan_poll) {
+        if (lo != 0 and rt.pollCancelled()) return c.E_CANCELED;
+        const hi = @min(x.len, lo + scan_poll);
+        for (x[lo..hi], out[lo..hi]) |v, *o| {
+            acc += v;
+            o.* = acc;
+        }
+    }
+    return c.OK;
 }
 
 fn Pass(comptime T: type, comptime scan_pass: bool) type {
@@ -60,6 +82,7 @@ fn Pass(comptime T: type, comptime scan_pass: bool) type {
 }
 
 fn cumsumTyped(comptime T: type, x: []align(1) const T, out: []align(1) Out(T)) i32 {
+    if (@typeInfo(T) == .float) return sequentialScan(T, x, out);
     const nb = c.blockCount(x.len);
     if (nb <= 1) {
         blockScan(T, x, out, zero(Total(T)));
@@ -128,25 +151,18 @@ fn checkCumsum(comptime T: type, dtype: u32, rng: std.Random) !void {
             try testing.expectEqual(c.OK, c.call(cumsum, .{ dtype, addr(x), addr(out), n }));
             if (ti == 0) @memcpy(first, out) else try testing.expectEqualSlices(O, first, out);
         }
-        var acc: O = 0;
-        var mag: f64 = 0;
-        for (x, out, 0..) |v, o, i| {
-            if (@typeInfo(T) == .float) {
-                acc += v;
-                mag += @abs(@as(f64, v));
-                // the first block is scanned exactly like numpy's sequential loop
-                if (i < c.block_len) try testing.expectEqual(acc, o);
-                try testing.expectApproxEqAbs(@as(f64, acc), @as(f64, o), 4 * std.math.floatEps(T) * mag * 1e-0 * @as(f64, @floatFromInt(@min(i + 1, 64))));
-            } else {
-                acc +%= v;
-                try testing.expectEqual(acc, o);
-            }
+        // numpy's np.add.accumulate: out[0] = x[0], out[i] = out[i-1] + x[i] in the dtype
+        // (floats: -0.0 + x[0] is x[0]); ints wrap. Bit for bit, every element.
+        var acc: O = if (@typeInfo(T) == .float) -0.0 else 0;
+        for (x, out) |v, o| {
+            if (@typeInfo(T) == .float) acc += v else acc +%= v;
+            try testing.expectEqual(acc, o);
         }
     }
     setThreads(1);
 }
 
-test "cumsum matches sequential prefix sums, identical for every thread count" {
+test "cumsum is numpy's sequential prefix sum bit for bit, for every thread count" {
     var prng = std.Random.DefaultPrng.init(6);
     const rng = prng.random();
     try checkCumsum(f64, 0, rng);
@@ -211,6 +227,33 @@ test "cumsum of signed zeros is numpy's: -0.0 stays -0.0, on small and large arr
                 try testing.expect(!std.math.signbit(out[n - 1]));
             }
         }
+    }
+    setThreads(1);
+}
+
+test "float cumsum is sequential in the dtype: float32 in float32, overflow to inf" {
+    // 2^24 + 1 rounds back to 2^24 in float32 (a float64 accumulator would reach 2^24 + 2)
+    var x = [_]f32{ 16777216.0, 1.0, 1.0 };
+    var out: [3]f32 = undefined;
+    try testing.expectEqual(c.OK, c.call(cumsum, .{ 1, addr(&x), addr(&out), 3 }));
+    try testing.expectEqualSlices(f32, &.{ 16777216.0, 16777216.0, 16777216.0 }, &out);
+    var big = [_]f32{ 3e38, 3e38, -3e38 };
+    try testing.expectEqual(c.OK, c.call(cumsum, .{ 1, addr(&big), addr(&out), 3 }));
+    try testing.expectEqualSlices(f32, &.{ 3e38, std.math.inf(f32), std.math.inf(f32) }, &out);
+    // far past one block, at 1..8 threads: each element is the previous one plus x[i]
+    var prng = std.Random.DefaultPrng.init(12);
+    const rng = prng.random();
+    const n = 3 * c.block_len + 7;
+    const y = try alloc.alloc(f64, n);
+    defer alloc.free(y);
+    for (y) |*v| v.* = std.math.ldexp(rng.float(f64) - 0.5, rng.intRangeAtMost(i32, -30, 30));
+    const o = try alloc.alloc(f64, n);
+    defer alloc.free(o);
+    for ([_]usize{ 1, 2, 3, 4, 8 }) |t| {
+        setThreads(t);
+        try testing.expectEqual(c.OK, c.call(cumsum, .{ 0, addr(y), addr(o), n }));
+        try testing.expectEqual(y[0], o[0]);
+        for (1..n) |i| try testing.expectEqual(o[i - 1] + y[i], o[i]);
     }
     setThreads(1);
 }
