@@ -590,16 +590,37 @@ fn RadixKey(comptime T: type) type {
 /// all NaN equal).
 pub inline fn radixKey(comptime T: type, v: T) RadixKey(T) {
     const U = RadixKey(T);
+    const top: U = @as(U, 1) << (@bitSizeOf(T) - 1);
+    const b: U = @bitCast(v);
+    if (@typeInfo(T) == .int) return if (@typeInfo(T).int.signedness == .signed) b ^ top else b;
+    const k = plainKey(T, v);
+    return if (v != v) std.math.maxInt(U) else if (b == top) top else k;
+}
+
+/// radixKey without the NaN and -0.0 cases: the same key when x holds neither (the first count
+/// finds out), and fewer instructions in every pass (float64 random 2e6: 49 -> 41 ms).
+inline fn plainKey(comptime T: type, v: T) RadixKey(T) {
+    const U = RadixKey(T);
     const bits = @bitSizeOf(T);
     const top: U = @as(U, 1) << (bits - 1);
     const b: U = @bitCast(v);
-    if (@typeInfo(T) == .int) return if (@typeInfo(T).int.signedness == .signed) b ^ top else b;
+    if (@typeInfo(T) == .int) return radixKey(T, v);
     const S = @Int(.signed, bits);
     const negative: U = @bitCast(@as(S, @bitCast(b)) >> (bits - 1));
-    var k = b ^ (negative | top);
-    k = if (b == top) top else k;
-    return if (v != v) std.math.maxInt(U) else k;
+    return b ^ (negative | top);
 }
+
+/// Whether v is a NaN or -0.0, the floats whose plainKey is not their radixKey.
+inline fn keySpecial(comptime T: type, v: T) bool {
+    const U = RadixKey(T);
+    const top: U = @as(U, 1) << (@bitSizeOf(T) - 1);
+    const b: U = @bitCast(v);
+    const inf: U = @bitCast(std.math.inf(T));
+    return b == top or b & ~top > inf;
+}
+
+/// detect: numpy keys, noting whether a NaN or -0.0 is there (the first count of floats).
+const KeyKind = enum { detect, numpy, plain };
 
 inline fn sortKey(comptime T: type, e: anytype) T {
     return if (@TypeOf(e) == T) e else e.key;
@@ -611,33 +632,45 @@ fn RadixPass(comptime E: type, comptime T: type) type {
     return struct {
         const Self = @This();
         const U = RadixKey(T);
+        const Shift = std.math.Log2Int(U);
         src: []align(1) E,
         dst: []align(1) E,
         /// counts[chunk * radix_buckets + digit]
         counts: []u32,
-        shift: std.math.Log2Int(U) = 0,
+        shift: Shift = 0,
         scatter: bool = false,
+        keys: KeyKind = if (@typeInfo(T) == .float) .detect else .plain,
+        /// Set by a `detect` count that met a NaN or -0.0.
+        specials: u32 = 0,
 
-        inline fn digit(e: E, shift: std.math.Log2Int(U)) usize {
-            return @intCast((radixKey(T, sortKey(T, e)) >> shift) & (radix_buckets - 1));
+        inline fn digit(comptime keys: KeyKind, e: E, shift: Shift) usize {
+            const v = sortKey(T, e);
+            const k = if (keys == .plain) plainKey(T, v) else radixKey(T, v);
+            return @intCast((k >> shift) & (radix_buckets - 1));
         }
 
         pub fn run(self: *Self, lo: usize, hi: usize) void {
-            for (lo..hi) |ch| {
-                if (self.scatter) self.scatterChunk(ch) else self.countChunk(ch);
-            }
+            for (lo..hi) |ch| switch (self.keys) {
+                inline else => |keys| if (self.scatter) self.scatterChunk(keys, ch) else self.countChunk(keys, ch),
+            };
         }
 
-        fn countChunk(self: *const Self, ch: usize) void {
+        fn countChunk(self: *Self, comptime keys: KeyKind, ch: usize) void {
             const s = ch * radix_chunk;
             const src = self.src[s..@min(self.src.len, s + radix_chunk)];
             const shift = self.shift;
             var cnt: [radix_buckets]u32 = @splat(0);
-            for (src) |e| cnt[digit(e, shift)] += 1;
+            const detect = keys == .detect and @typeInfo(T) == .float;
+            var specials = false;
+            for (src) |e| {
+                cnt[digit(keys, e, shift)] += 1;
+                if (detect) specials = specials or keySpecial(T, sortKey(T, e));
+            }
             self.counts[ch * radix_buckets ..][0..radix_buckets].* = cnt;
+            if (specials) _ = @atomicRmw(u32, &self.specials, .Or, 1, .monotonic);
         }
 
-        fn scatterChunk(self: *const Self, ch: usize) void {
+        fn scatterChunk(self: *const Self, comptime keys: KeyKind, ch: usize) void {
             const s = ch * radix_chunk;
             const src = self.src[s..@min(self.src.len, s + radix_chunk)];
             // Locals: dst is memory like self, so a store through it would reload the slice.
@@ -645,7 +678,7 @@ fn RadixPass(comptime E: type, comptime T: type) type {
             const shift = self.shift;
             var pos: [radix_buckets]u32 = self.counts[ch * radix_buckets ..][0..radix_buckets].*;
             for (src) |e| {
-                const d = digit(e, shift);
+                const d = digit(keys, e, shift);
                 dst[pos[d]] = e;
                 pos[d] += 1;
             }
@@ -691,6 +724,7 @@ fn radixSort(comptime E: type, comptime T: type, buf: []align(1) E, tmp: []align
         pass.scatter = false;
         rt.parallelFor(chunks, 1, &pass);
         if (rt.cancelled()) break;
+        if (pass.keys == .detect) pass.keys = if (pass.specials != 0) .numpy else .plain;
         if (!startPositions(counts, chunks, n)) continue;
         pass.scatter = true;
         rt.parallelFor(chunks, 1, &pass);
@@ -961,17 +995,30 @@ fn radixInput(comptime T: type, x: []T, rng: std.Random, shape: usize) void {
             2 => @bitCast(r & (@as(U, 0xff) << (bits - 8))), // only the top digit differs
             3 => @bitCast((bottom_base & ~@as(U, 0xff)) | (r & 0xff)), // only the bottom digit
             4 => if (float) (if (r & 1 == 0) 0.0 else -0.0) else @bitCast(r & 3), // signed zeros
-            else => @bitCast(r & (@as(U, 3) << (bits / 2))), // few keys, one middle digit
+            5 => @bitCast(r & (@as(U, 3) << (bits / 2))), // few keys, one middle digit
+            else => if (float) @floatCast(rng.float(f64) * 200.0 - 100.0) else @bitCast(r),
         };
         // ... among random values
         if (shape == 1 and r >> (bits - 1) == 0) v.* = @bitCast(rng.int(U));
+    }
+    // Finite floats but for one NaN or one -0.0 between +0.0s, in some chunk: the first count
+    // must see it (the keys without those cases would put it elsewhere).
+    if (float and shape >= 7 and x.len >= 3) {
+        const at = rng.uintLessThan(usize, x.len - 2);
+        if (shape == 7) {
+            x[at] = 0.0;
+            x[at + 1] = -0.0;
+            x[x.len - 1] = 0.0;
+        } else {
+            x[at] = @bitCast(@as(U, std.math.maxInt(U)) ^ 2); // a negative NaN
+        }
     }
 }
 
 fn checkRadix(comptime T: type, dtype: u32, rng: std.Random) !void {
     const lens = [_]usize{ radixMin(T) - 1, radixMin(T), radix_chunk - 1, radix_chunk + 1, 3 * radix_chunk + 11 };
     for (lens) |n| {
-        for (0..6) |shape| {
+        for (0..9) |shape| {
             const x = try alloc.alloc(T, n);
             defer alloc.free(x);
             radixInput(T, x, rng, shape);
