@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Self
 
-from . import abi, dtypes, pool, promotion
+from . import abi, dtypes, numpy_order, pool, promotion
 from .array import PoolArray, asarray, empty, pool_arena, register_operators
 from .dtypes import DType
 
@@ -116,6 +116,13 @@ def _as_float(name: str, value: object, what: str) -> float:
 
 # -- reductions --------------------------------------------------------------------------
 def _reduce(name: str, op: int, a: Any) -> Any:
+    if op in (0, 3) and numpy_order.is_numpy_array(a):
+        # Sums and means of numpy arrays in numpy's order: its iterator's walk, and its
+        # buffer's chunks when it has to buffer (integer sums are exact in any order).
+        casting = op == 3 and a.dtype.kind != "f"
+        a, pieces = numpy_order.iteration_order(a, casting)
+        if pieces is not None and (a.dtype.kind == "f" or op == 3):
+            return _chunked_sum(name, op, a, pieces)
     with _lock, _Call(name) as c:
         x = c.array(a)
         _need(name, x, _NUMERIC)
@@ -125,6 +132,27 @@ def _reduce(name: str, op: int, a: Any) -> Any:
             # The kernel's u64 (numpy sums uint32 and uint64 as uint64, wrapping at 2**64).
             return _wrapped(dtypes.UINT64, value)
         return _rounded(x.dtype_info, value)
+
+
+def _chunked_sum(name: str, op: int, flat: Any, pieces: list[int]) -> Any:
+    """numpy's buffered sum (or mean) of `flat`: total = 0, then total += the pairwise sum of
+    each piece in turn, in the float dtype (float64 for the mean of ints, which numpy's buffer
+    casts element by element, as astype does)."""
+    with _lock, _Call(name) as c:
+        x = c.array(flat)
+        _need(name, x, _NUMERIC)
+        if not x.dtype_info.is_float:
+            x = c.array(flat.astype("float64"))
+        step = x.dtype_info.itemsize
+        total, lo = 0.0, 0
+        for n in pieces:
+            c.run("jr_reduce", 0, x.dtype_info.code, x.ptr + lo * step, n, pool.scratch(), items=n)
+            # float32: the float64 sum of two float32 values rounds to their float32 sum
+            total = _rounded(x.dtype_info, total + _scalar_out(True))
+            lo += n
+        if op == 3:
+            total = _rounded(x.dtype_info, total / x.size)
+        return total
 
 
 def _wrapped(dtype: DType, value: int) -> int:
@@ -138,14 +166,15 @@ def _wrapped(dtype: DType, value: int) -> int:
 
 
 def _rounded(dtype: DType, value: Any) -> Any:
-    """float32 results are float32 values, as numpy's are (the pool accumulates in float64,
-    which is more accurate; rounding once makes a sum beyond float32's range inf, as numpy's)."""
+    """float32 results are float32 values, as numpy's are (the kernel's 8-byte result is a
+    float64 holding a float32 sum or mean, so this is exact there)."""
     return ctypes.c_float(value).value if dtype == dtypes.FLOAT32 else value
 
 
 def sum(a: Any) -> Any:
-    """Sum of all elements: a float for float dtypes, an int for ints, numpy's value (signed
-    ints sum as int64, unsigned as uint64, each wrapping)."""
+    """Sum of all elements: a float for float dtypes, an int for ints, numpy's value bit for
+    bit (floats in numpy's pairwise order in the dtype, float32 in float32; signed ints sum as
+    int64, unsigned as uint64, each wrapping). numpy arrays of any shape, order or strides."""
     return _reduce("sum", 0, a)
 
 
@@ -160,7 +189,8 @@ def max(a: Any) -> Any:
 
 
 def mean(a: Any) -> float:
-    """Arithmetic mean (NaN for an empty array)."""
+    """Arithmetic mean, numpy's value bit for bit: the sum in numpy's order (ints in float64)
+    divided by the count; float32 stays a float32 value. NaN for an empty array."""
     return float(_reduce("mean", 3, a))
 
 
@@ -467,8 +497,9 @@ def _run_clip(c: _Call, x: PoolArray, low: float, high: float) -> PoolArray:
 
 
 def cumsum(a: Any) -> PoolArray:
-    """Inclusive prefix sum of a 1-D array (numpy's dtype: int64 for signed integer input,
-    uint64 for unsigned)."""
+    """Inclusive prefix sum of a 1-D array, numpy's bit for bit (numpy's dtype: int64 for
+    signed integer input, uint64 for unsigned; floats add in order in their dtype, on one
+    thread, since any parallel order would round differently)."""
     with _Call("cumsum") as c:
         x = c.array(a)
         _need("cumsum", x, _NUMERIC)
