@@ -1,5 +1,5 @@
 """The single-thread build (what every non-isolated browser page runs) runs in CPython too, and
-gives bit for bit what the threaded build gives at any thread count."""
+gives bit for bit what the threaded build gives at any thread count (and numpy's sums)."""
 
 from __future__ import annotations
 
@@ -122,3 +122,33 @@ def test_the_numpy_comparison_suite_passes_on_the_st_build() -> None:
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert " passed" in r.stdout.strip().splitlines()[-1]
+
+
+def test_numpy_order_suite_passes_on_the_st_build() -> None:
+    """sum, mean and cumsum equal numpy's bit for bit on pool-st.wasm too (no thread counts:
+    it has one thread)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, JUPYTERLITE_RAYON_BUILD="st")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            os.path.join(here, "test_numpy_order.py"),
+            "-k",
+            "not thread_counts",
+        ],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=here,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout.strip().splitlines()[-1]
+    assert "deselected" in r.stdout.strip().splitlines()[-1]  # the thread-count tests only
