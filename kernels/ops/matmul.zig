@@ -105,24 +105,46 @@ fn Kernel(comptime T: type) type {
 }
 
 /// C[m, 1] = A[m, k] @ B[k, 1], the matrix-vector product (also jr.dot of 2-D with 1-D): each
-/// row is a dot product streamed once through memory. A row's sum has `regs` simd128 registers
-/// of lane accumulators (combined in a fixed tree of halves, then the tail in order), `regs`
-/// chosen from k alone, so the result depends only on k, never on the threads or on which rows
-/// are computed together. How rows are visited is chosen for speed (wasm SIMD, measured in
-/// wasmtime): rows of 24 KiB and more go four at a time with one register each (each load of
-/// B serves four rows, four independent chains of adds: 4000 x 4000 f64 from DRAM in 4.2 ms,
-/// 5.1 ms one at a time); rows in between one at a time with four registers (in cache that
-/// is faster: 2000 x 2000 0.81 ms against 1.17); rows under 16 registers (short_k) through
-/// shortRows, with the row unrolled (100000 x 20 f64 0.28 ms against 0.55 ms four at a time).
-/// Groups of four rows are shared among the threads. Tried and slower (same run): two
-/// registers a row with 2-4 rows at a time (the engine spills the accumulators: LLVM loads
-/// every operand of an iteration first, and 8 accumulators plus 10 loads exceed x86's 16
-/// vector registers), eight rows at a time, and touching the rows 1-4 KiB ahead (wasm has no
-/// prefetch instruction; a real load ahead cost 20-60%).
+/// row is a dot product streamed once through memory.
+///
+/// How a row's sum is formed depends on k alone (never on the threads, the build or which rows
+/// are computed together), in one of three forms:
+/// - short rows (k < short_k, 16 registers): one simd128 register of lane accumulators from
+///   zero, the lanes combined in a fixed tree of halves, then the last k mod lanes products in
+///   order (shortRows, the row unrolled: 100000 x 20 f64 0.28 ms against 0.55 four at a time);
+/// - rows under 24 KiB: four registers of lanes (vector j of the row into register j mod 4),
+///   the tree over their lanes, then the tail (the last k mod 4 * lanes products) in order;
+///   one row at a time (one sequential stream: fastest once A is out of L3);
+/// - rows of 24 KiB and more: the row cut into chunks of `chunk` elements from its start (the
+///   last one shorter); each chunk's products go lane by lane into one register from zero, the
+///   chunk registers are added lane by lane in order, then the tree, then the tail (the last k
+///   mod lanes products) in order. No lane adds more than chunk / lanes products plus one a
+///   chunk, so long rows are as accurate as rows in four registers (one register over the
+///   whole row was k / lanes products a lane: 4000 x 4000 f64 errors 6.4e-13 -> 1.3e-13).
+///
+/// Long rows go `group` at a time: each load of B serves all of them, and there are `group`
+/// chains of adds (4000 x 4000 f64 from DRAM, one thread, side by side in one process: 4.4-4.8
+/// ms four rows at a time, 3.9-4.1 seven). Why 7: Cranelift places every load of a loop
+/// iteration before its arithmetic (loads may trap, so they keep their order; the multiplies
+/// and adds go where their results are first needed, the back edge) and never folds a v128
+/// load into a multiply, so an iteration's loads plus the accumulators must fit x86's 16
+/// vector registers: 7 rows + 7 loads + B = 15; 8 rows, or two registers a row, spill. Tried
+/// and slower (same runs, wasmtime and V8): A in k-blocks so that B stays in L1 (a row's block
+/// after the other rows' blocks: the prefetcher loses the stream, 2x slower), a row's chunks
+/// side by side, touching rows ahead with a load (wasm has no prefetch; 20-80% slower),
+/// several rows in four registers each (spills, or loads of the next step first), and the
+/// chunk sums kept in the loop (the nested loop spills). Groups of `group` rows are the tasks
+/// shared among the threads.
 fn MatVec(comptime T: type) type {
     return struct {
         const vl = 16 / @sizeOf(T); // lanes of one simd128 register
-        const group = 4;
+        const V = @Vector(vl, T);
+        /// Rows a task computes (long rows: together; see above for why 7).
+        pub const group = 7;
+        /// Long rows: elements summed in one register before joining the row's total.
+        const chunk = 512;
+        /// Rows shorter than this (16 registers) go through shortRows.
+        const short_k = 16 * vl;
         /// Elements of a row between cancel checks (a single very long row is one task).
         const poll_every = 1 << 20;
 
@@ -132,12 +154,9 @@ fn MatVec(comptime T: type) type {
         m: usize,
         k: usize,
 
-        /// Four rows at a time (one register each) or one (four registers): see above.
-        fn fourAtATime(k: usize) bool {
-            return k * @sizeOf(T) >= 24 * 1024 or k < short_k;
+        fn long(k: usize) bool {
+            return k * @sizeOf(T) >= 24 * 1024;
         }
-        /// Rows shorter than this (16 registers) go through shortRows.
-        const short_k = 16 * vl;
 
         fn Acc(comptime R: usize, comptime regs: usize) type {
             return [R]@Vector(regs * vl, T);
@@ -146,11 +165,10 @@ fn MatVec(comptime T: type) type {
         /// acc[r] += A[i + r, p0..p1] * B[p0..p1] lane by lane, p1 - p0 a multiple of the lanes.
         /// A leaf function with one loop: the engine (Cranelift) then keeps the accumulators in
         /// machine registers; with a call or other loops in the function its register
-        /// allocator spilled them (2x slower). R * regs accumulators plus the loads LLVM
-        /// hoists must fit x86's 16 vector registers, hence R = 4 with one register, not more.
-        noinline fn chunk(self: *const @This(), comptime R: usize, comptime regs: usize, i: usize, p0: usize, p1: usize, out: *Acc(R, regs)) void {
+        /// allocator spilled them (2x slower).
+        noinline fn sweep(self: *const @This(), comptime R: usize, comptime regs: usize, i: usize, p0: usize, p1: usize, out: *Acc(R, regs)) void {
             const lanes = regs * vl;
-            const V = @Vector(lanes, T);
+            const W = @Vector(lanes, T);
             const k = self.k;
             const b = self.b;
             var ar: [R]c.Ptr(T) = undefined;
@@ -158,28 +176,60 @@ fn MatVec(comptime T: type) type {
             var acc = out.*;
             var p = p0;
             while (p < p1) : (p += lanes) {
-                const bv: V = b[p..][0..lanes].*;
-                inline for (0..R) |r| acc[r] += @as(V, ar[r][p..][0..lanes].*) * bv;
+                const bv: W = b[p..][0..lanes].*;
+                inline for (0..R) |r| acc[r] += @as(W, ar[r][p..][0..lanes].*) * bv;
             }
             out.* = acc;
         }
 
-        /// rows i..i+R, each with `regs` registers of accumulators.
-        fn rows(self: *const @This(), comptime R: usize, comptime regs: usize, i: usize) void {
-            const lanes = regs * vl;
+        /// Row i, under 24 KiB, in four registers. The sweep is called from a loop over
+        /// poll_every pieces (one piece here) as long rows are: called once with p0 = 0, LLVM
+        /// unrolled its loop by two, and the doubled loads spilled the accumulators (1.5x
+        /// slower).
+        fn midRow(self: *const @This(), i: usize) void {
+            const lanes = 4 * vl;
             const k = self.k;
             const whole = k / lanes * lanes;
-            var acc: Acc(R, regs) = @splat(@splat(0));
+            var acc: Acc(1, 4) = @splat(@splat(0));
             var p: usize = 0;
             while (p < whole) {
-                if (p != 0 and rt.pollCancelled()) return;
                 const end = @min(whole, p + poll_every);
-                self.chunk(R, regs, i, p, end, &acc);
+                self.sweep(1, 4, i, p, end, &acc);
+                p = end;
+            }
+            const ar = self.a + i * k;
+            var s: T = laneTree(lanes, acc[0]);
+            var q = whole;
+            while (q < k) : (q += 1) s += ar[q] * self.b[q];
+            self.cm[i] = s;
+        }
+
+        /// Long rows i..i+R (R <= group), chunk by chunk.
+        fn longRows(self: *const @This(), comptime R: usize, i: usize) void {
+            const k = self.k;
+            const whole = k / vl * vl;
+            var total: Acc(R, 1) = undefined;
+            var p: usize = 0;
+            var next_poll: usize = poll_every;
+            while (p < whole) {
+                if (p >= next_poll) {
+                    if (rt.pollCancelled()) return;
+                    next_poll += poll_every;
+                }
+                const end = @min(whole, p + chunk);
+                var sums: Acc(R, 1) = @splat(@splat(0));
+                self.sweep(R, 1, i, p, end, &sums);
+                // The first chunk is the total (not 0 + it, which turns -0 into +0).
+                if (p == 0) {
+                    total = sums;
+                } else {
+                    inline for (0..R) |r| total[r] += sums[r];
+                }
                 p = end;
             }
             inline for (0..R) |r| {
                 const ar = self.a + (i + r) * k;
-                var s: T = laneTree(lanes, acc[r]);
+                var s: T = laneTree(vl, total[r]);
                 var q = whole;
                 while (q < k) : (q += 1) s += ar[q] * self.b[q];
                 self.cm[i + r] = s;
@@ -196,11 +246,9 @@ fn MatVec(comptime T: type) type {
 
         /// Rows lo..hi of a short matrix (k < short_k): each row's whole registers unrolled
         /// (nv of them, known at compile time), so a row costs its loads, multiplies and adds
-        /// and one store, without the per-row call, loop and pointer updates of rows(). The
-        /// sum is formed as rows(1, 1, i) forms it: one register of lanes from zero, the lane
-        /// tree, then the tail in order.
+        /// and one store, without the per-row call, loop and pointer updates of the other
+        /// forms. One register of lanes from zero, the lane tree, then the tail in order.
         noinline fn shortRows(self: *const @This(), comptime nv: usize, lo: usize, hi: usize) void {
-            const V = @Vector(vl, T);
             const k = self.k;
             const b = self.b;
             var bv: [nv]V = undefined;
@@ -216,24 +264,26 @@ fn MatVec(comptime T: type) type {
             }
         }
 
+        /// Groups lo..hi of `group` rows (the last one may be shorter).
         pub fn run(self: *@This(), lo: usize, hi: usize) void {
+            const r0 = lo * group;
+            const r1 = @min(self.m, hi * group);
             if (self.k < short_k) {
-                const r1 = @min(self.m, hi * group);
                 switch (self.k / vl) {
-                    inline 0...(short_k / vl - 1) => |nv| self.shortRows(nv, lo * group, r1),
+                    inline 0...(short_k / vl - 1) => |nv| self.shortRows(nv, r0, r1),
                     else => unreachable,
                 }
-                return;
-            }
-            const four = fourAtATime(self.k);
-            for (lo..hi) |g| {
-                const i = g * group;
-                if (i + group > self.m) {
-                    for (i..self.m) |r| if (four) self.rows(1, 1, r) else self.rows(1, 4, r);
-                } else if (four) {
-                    self.rows(group, 1, i);
-                } else {
-                    for (i..i + group) |r| self.rows(1, 4, r);
+            } else if (!long(self.k)) {
+                // A task is at most 64K elements or one group of rows under 24 KiB: the
+                // pool polls between tasks.
+                for (r0..r1) |i| self.midRow(i);
+            } else {
+                var i = r0;
+                while (i < r1) : (i += group) {
+                    switch (@min(group, r1 - i)) {
+                        inline 1...group => |R| self.longRows(R, i),
+                        else => unreachable,
+                    }
                 }
             }
         }
@@ -414,14 +464,15 @@ test "matvec: every short row length (the unrolled rows) and the lengths around 
 }
 
 test "matvec: a row's value does not depend on the rows computed with it or the threads" {
-    // Rows go four at a time or one at a time (by k); the leftover rows of a group one at a
-    // time. Shifting A by one row moves every row to another place in its group.
+    // Long rows go seven at a time, the leftover rows of a group together (fewer of them);
+    // mid rows one at a time. Shifting A by one row moves every row to another place in its
+    // group.
     var prng = std.Random.DefaultPrng.init(13);
     const rng = prng.random();
     inline for (.{ f64, f32 }) |T| {
         const dt: u32 = if (T == f64) 0 else 1;
         for ([_]usize{ 1, 3, 20, 31, 63, 64, 300, 3100, 4100, 9000 }) |k| {
-            const m = 10;
+            const m = 17; // groups of 7, 7 and 3 (shifted: 7, 7, 2)
             const a = try randomArray(T, rng, m * k);
             defer alloc.free(a);
             const b = try randomArray(T, rng, k);
@@ -462,4 +513,103 @@ test "matmul: a cancel lands within 100 ms (64 x 2^18 x 64, m = 1); small output
     try testing.expect(support.threadsThatRan(before) >= 2);
     for (out[0..64]) |v| try testing.expectEqual(@as(f32, 0.75 * k), v);
     setThreads(1);
+}
+
+/// A row's sum in the order MatVec documents, one lane at a time in scalars: short rows one
+/// register, rows under 24 KiB four registers, longer rows chunks of MatVec.chunk elements in
+/// one register each, added in order; then the lane tree; then the tail in order.
+fn documentedOrder(comptime T: type, row: []const T, b: []const T) T {
+    const MV = MatVec(T);
+    const vl = MV.vl;
+    const k = row.len;
+    var lanes: [4 * vl]T = @splat(0);
+    var w: usize = vl; // lanes in use
+    var whole: usize = k / vl * vl;
+    if (k < MV.short_k) {
+        for (0..whole) |p| lanes[p % vl] += row[p] * b[p];
+    } else if (!MV.long(k)) {
+        w = 4 * vl;
+        whole = k / w * w;
+        for (0..whole) |p| lanes[p % w] += row[p] * b[p];
+    } else {
+        var c0: usize = 0;
+        while (c0 < whole) : (c0 += MV.chunk) {
+            var sums: [vl]T = @splat(0);
+            for (c0..@min(whole, c0 + MV.chunk)) |p| sums[p % vl] += row[p] * b[p];
+            for (0..vl) |l| lanes[l] = if (c0 == 0) sums[l] else lanes[l] + sums[l];
+        }
+    }
+    while (w > 1) : (w /= 2) {
+        for (0..w / 2) |l| lanes[l] += lanes[l + w / 2];
+    }
+    var s = lanes[0];
+    for (whole..k) |q| s += row[q] * b[q];
+    return s;
+}
+
+test "matvec: every row's sum is the documented order, bit for bit (every form, every group size)" {
+    var prng = std.Random.DefaultPrng.init(15);
+    const rng = prng.random();
+    inline for (.{ f64, f32 }) |T| {
+        const dt: u32 = if (T == f64) 0 else 1;
+        const MV = MatVec(T);
+        const vl = MV.vl;
+        const long_k = 24 * 1024 / @sizeOf(T); // first long row length
+        const lengths = [_]usize{
+            1,                              vl - 1,                vl + 1,
+            MV.short_k - 1,                 MV.short_k,            MV.short_k + 1,
+            4 * vl * 7 + 3,                 1000,                  long_k - 1,
+            long_k,                         long_k + 1,            long_k + vl - 1,
+            long_k + MV.chunk,              long_k + MV.chunk + 1, long_k + 3 * MV.chunk - vl,
+            long_k + 3 * MV.chunk + vl + 1, 5 * MV.chunk * vl + 5,
+        };
+        for (lengths) |k| {
+            // m from 1 to 16: every group size of long rows (1..7) and a second group
+            for ([_]usize{ 1, 2, 3, 4, 5, 6, 7, 8, 13, 16 }) |m| {
+                const a = try randomArray(T, rng, m * k);
+                defer alloc.free(a);
+                const b = try randomArray(T, rng, k);
+                defer alloc.free(b);
+                const out = try alloc.alloc(T, m);
+                defer alloc.free(out);
+                for ([_]usize{ 1, 3 }) |t| {
+                    setThreads(t);
+                    @memset(out, std.math.nan(T));
+                    try testing.expectEqual(c.OK, c.call(matmul, .{ dt, addr(a), addr(b), addr(out), m, k, 1 }));
+                    for (0..m) |i| {
+                        const want = documentedOrder(T, a[i * k ..][0..k], b);
+                        if (!std.mem.eql(u8, std.mem.asBytes(&want), std.mem.asBytes(&out[i]))) {
+                            std.debug.print("{s} m={d} k={d} row {d} threads {d}: {d} against {d}\n", .{ @typeName(T), m, k, i, t, out[i], want });
+                            return error.TestUnexpectedResult;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    setThreads(1);
+}
+
+test "matvec: long rows are as accurate as rows in four registers (chunked sums)" {
+    // Every product 1 + 2^-12 (f32; f64: 1 + 2^-41). One register over a whole long row adds
+    // k / lanes products into a lane: once a lane holds more than 2^12 (f64 2^11) the 2^-12
+    // of each product rounds away, a relative error of about 2^-12 (2000 eps). Chunks keep a
+    // lane's sum under chunk / lanes + 1 products, where it is exact, and the chunk sums stay
+    // exact in the total: the result is k (1 + 2^-12) to a few eps.
+    inline for (.{ f64, f32 }) |T| {
+        const dt: u32 = if (T == f64) 0 else 1;
+        const k = 200_000;
+        const tiny: T = if (T == f64) 0x1p-41 else 0x1p-12;
+        const a = try alloc.alloc(T, k);
+        defer alloc.free(a);
+        const b = try alloc.alloc(T, k);
+        defer alloc.free(b);
+        @memset(a, 1);
+        @memset(b, 1 + tiny);
+        var out: [1]T = undefined;
+        try testing.expectEqual(c.OK, c.call(matmul, .{ dt, addr(a), addr(b), addr(&out), 1, k, 1 }));
+        const exact = @as(f64, k) * (1 + @as(f64, tiny));
+        const rel = @abs((@as(f64, out[0]) - exact) / exact);
+        try testing.expect(rel <= 16 * std.math.floatEps(T));
+    }
 }
