@@ -187,7 +187,7 @@ test('jr_clip matches numpy.clip', () => {
   }
 });
 
-test('jr_cumsum equals the blocked reference bit for bit', () => {
+test('jr_cumsum equals the sequential reference (numpy\'s accumulate) bit for bit', () => {
   for (const dtype of NUMERIC) {
     for (const n of SIZES) {
       const x = input(dtype, n);
@@ -380,7 +380,10 @@ test('sum, mean, dot, cumsum, histogram bit-identical for 1..4 threads (10^6 + 3
     histogram: K.histogram(pool, x, 257, -50, 50),
   }));
   const [first, ...rest] = runs;
+  // numpy's order (pairwise sum in the dtype, sequential cumsum), whatever the thread count
   sameValue(first.sum, ref.reduce('sum', x), 'sum vs reference');
+  sameValue(first.mean, ref.reduce('mean', f32), 'float32 mean vs reference');
+  sameArray(first.cumsum32, ref.cumsum(f32), 'float32 cumsum vs reference');
   rest.forEach((r, i) => {
     const what = `threads=${i + 2} vs 1`;
     for (const key of ['sum', 'mean', 'dot']) sameValue(r[key], first[key], `${key} ${what}`);

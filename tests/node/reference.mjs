@@ -1,6 +1,7 @@
 // Plain JS references for every kernel of kernels/ABI.md. Written for clarity, not speed.
-// Reductions follow the documented order exactly (fixed 4096-element blocks, 8 lanes per block
-// with a fixed lane tree, then the fixed pairwise tree over blocks), so they compare bit for bit.
+// Float sum and mean follow numpy's pairwise sum in the dtype, cumsum numpy's sequential
+// accumulate; dot follows the documented block order (fixed 4096-element blocks, 8 lanes per
+// block with a fixed lane tree, then the fixed pairwise tree over blocks). All compare bit for bit.
 
 export const BLOCK = 4096;
 const LANES = 8;
@@ -53,16 +54,57 @@ function sumOf(n, term, termBig, intAcc) {
   return pairwise(blocks(n).map(([lo, hi]) => blockSumF64(term, lo, hi)), (a, b) => a + b);
 }
 
+// numpy's pairwise sum of term(lo..hi) (numpy/_core/src/umath/loops_utils.h.src), every
+// addition rounded by `round` (Math.fround: float32 arithmetic, exact for one addition).
+export function numpyPairwise(term, lo, hi, round) {
+  const n = hi - lo;
+  if (n < 8) {
+    let r = 0;
+    for (let i = lo; i < hi; i++) r = round(r + term(i));
+    return r;
+  }
+  if (n <= 128) {
+    const r = [];
+    for (let j = 0; j < 8; j++) r.push(term(lo + j));
+    let i = 8;
+    for (; i < n - (n % 8); i += 8) {
+      for (let j = 0; j < 8; j++) r[j] = round(r[j] + term(lo + i + j));
+    }
+    const add = (a, b) => round(a + b);
+    let res = add(add(add(r[0], r[1]), add(r[2], r[3])), add(add(r[4], r[5]), add(r[6], r[7])));
+    for (; i < n; i++) res = round(res + term(lo + i));
+    return res;
+  }
+  let n2 = Math.floor(n / 2);
+  n2 -= n2 % 8;
+  return round(numpyPairwise(term, lo, lo + n2, round) + numpyPairwise(term, lo + n2, hi, round));
+}
+
+// numpy's buffer size: a casting sum (np.mean of ints, in float64) adds up pieces this long.
+const NUMPY_BUFFER = 8192;
+
 // jr_reduce: op 'sum' | 'min' | 'max' | 'mean'. Ints give BigInt for sum/min/max.
 export function reduce(op, x) {
   const n = x.length;
   const ints = isIntArray(x);
-  if (op === 'sum') return sumOf(n, (i) => x[i], (i) => BigInt(x[i]), ints);
+  const round = x instanceof Float32Array ? Math.fround : (v) => v;
+  if (op === 'sum') {
+    if (ints) return sumOf(n, null, (i) => BigInt(x[i]), true);
+    return 0 + numpyPairwise((i) => x[i], 0, n, round); // numpy's T(0) + pw(x): +0.0 first
+  }
   if (op === 'mean') {
     if (n === 0) return NaN;
-    // Int means sum in f64 (ABI: mean is f64), each element converted first.
-    return sumOf(n, (i) => toNumber(x[i]), null, false) / n;
+    let total = 0;
+    if (ints) {
+      for (let lo = 0; lo < n; lo += NUMPY_BUFFER) {
+        total += numpyPairwise((i) => toNumber(x[i]), lo, Math.min(n, lo + NUMPY_BUFFER), round);
+      }
+    } else {
+      total = 0 + numpyPairwise((i) => x[i], 0, n, round);
+    }
+    return round(total / n); // numpy divides by an intp count: in float64, then to the dtype
   }
+
   if (n === 0) return 'E_EMPTY';
   if (ints) {
     let r = BigInt(x[0]);
@@ -177,28 +219,20 @@ export function clip(x, lo, hi) {
   return out;
 }
 
-// Inclusive prefix sum; ints give int64 (BigInt64Array), floats their own type. Blocked as the
-// kernel documents: block totals (summed in the output type), an exclusive running sum of the
-// totals in f64 (i64 for ints), then each block scanned from its offset in the output type.
+// Inclusive prefix sum; ints give int64 (BigInt64Array), floats their own type, added in order
+// in that type (numpy's np.add.accumulate: out[0] = x[0], out[i] = out[i-1] + x[i]).
 export function cumsum(x) {
   const n = x.length;
   if (isIntArray(x)) {
     const out = new BigInt64Array(n);
     let s = 0n;
     for (let i = 0; i < n; i++) { s = wrap64(s + BigInt(x[i])); out[i] = s; }
-    return out; // wrapping integer addition is associative: blocking changes nothing
+    return out;
   }
-  const f32 = x instanceof Float32Array;
-  const round = f32 ? Math.fround : (v) => v;
+  const round = x instanceof Float32Array ? Math.fround : (v) => v;
   const out = new x.constructor(n);
-  let offset = 0;
-  for (const [lo, hi] of blocks(n)) {
-    let total = 0;
-    for (let i = lo; i < hi; i++) total = round(total + x[i]);
-    let acc = round(offset);
-    for (let i = lo; i < hi; i++) { acc = round(acc + x[i]); out[i] = acc; }
-    offset += total;
-  }
+  let acc = -0; // the exact identity: -0 + x[0] is x[0], -0.0 included
+  for (let i = 0; i < n; i++) { acc = round(acc + x[i]); out[i] = acc; }
   return out;
 }
 
