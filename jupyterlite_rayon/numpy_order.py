@@ -1,16 +1,18 @@
 """The order in which numpy's sum visits a numpy array's elements, and how it chunks them.
 
-np.sum (and np.mean, which sums first) walks an array through numpy's iterator: axes sorted
-by stride, largest outermost (numpy keeps negative strides: a reversed axis is walked
-reversed), and axes that continue one another merged into one run. When one run is left,
-numpy's pairwise sum sees all elements at once. Otherwise the buffered iterator copies whole
-inner runs into its 8192-element buffer and adds the pairwise sum of each buffer to the total
-in turn; a casting sum (np.mean of an int array sums in float64, byte-swapped or misaligned
-data) goes through the buffer even for one run, in 8192-element chunks. Checked against numpy 2.4 for 1-D to 4-D arrays, C and F
-order, steps, transposes, reversed axes, byte-swapped and misaligned data
-(tests/python/test_numpy_order.py); one case is known not to match, see docs/api.md.
+np.sum (and np.mean, which sums first) walks an array through numpy's iterator: axes ordered
+by |stride|, largest outermost (an insertion sort from C order in which zero strides compare
+with nothing; negative strides are kept, so a reversed axis is walked reversed), and axes that
+continue one another merged into one run. When one run is left, numpy's pairwise sum sees all
+elements at once. Otherwise its buffer (np.getbufsize() elements, 8192 by default) takes
+whole "cores" (the runs inside the outermost one, or as many inner runs as fit) up to the end
+of the run around them, and the pairwise sum of each buffer is added to the total in turn. A
+casting sum (np.mean of ints sums float64 values; byte-swapped or misaligned data) goes
+through the buffer even for one run. Checked against numpy 2.4 for 0-D to 5-D arrays in C and
+F order, with steps, transposes, reversed axes, broadcasts, byte-swapped and misaligned data
+(tests/python/test_numpy_order.py).
 
-No numpy import here: numpy is optional, and these helpers only call the array's methods.
+numpy is optional: it is imported only here, for an input that is a numpy array.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import builtins
 import math
 from typing import Any
 
-# numpy's default buffer size (np.getbufsize()).
+# numpy's default buffer size (np.getbufsize()): the pool's kernel buffers int means so.
 BUFFER = 8192
 
 
@@ -33,6 +35,9 @@ def iteration_order(arr: Any, casting: bool) -> tuple[Any, list[int] | None]:
     the consecutive pieces numpy's iterator hands its pairwise sum, or None when numpy sums
     the way the pool's kernel does by itself (one run: whole, or in BUFFER-long chunks for a
     casting sum). `casting`: the sum converts the elements (np.mean of ints: to float64)."""
+    import numpy as np  # the input is a numpy array, so numpy is there
+
+    buffer = int(np.getbufsize())  # np.setbufsize changes numpy's pieces
     if arr.ndim == 0 or arr.size == 0:
         return arr.reshape(-1), None
     perm = _axis_order(arr)
@@ -46,22 +51,23 @@ def iteration_order(arr: Any, casting: bool) -> tuple[Any, list[int] | None]:
         else:
             runs.append((length, stride))
     size = flat.size
+    native = arr.dtype.isnative and arr.flags.aligned
     if len(runs) <= 1:
-        if arr.dtype.isnative and arr.flags.aligned:
-            return flat, None
-        return flat, _cut(size, size, BUFFER)  # byte-swapped or misaligned: cast in the buffer
+        if native and (not casting or buffer == BUFFER):
+            return flat, None  # the kernel's own rule: all at once, or BUFFER-long when casting
+        # byte-swapped or misaligned data is cast in the buffer too
+        return flat, _cut(size, size, buffer)
     lengths = [length for length, _ in runs]
     # The buffer takes whole "cores": the inner runs below the outermost one, or as many of
     # them as fit in it; it fills with whole cores up to the end of the run around them.
     for j in range(len(lengths) - 1, 0, -1):
         core = math.prod(lengths[:j])
-        if core <= BUFFER:
+        if core <= buffer:
             period = math.prod(lengths[: j + 1]) if j + 1 < len(lengths) else size
-            return flat, _cut(size, period, (BUFFER // core) * core)
+            return flat, _cut(size, period, (buffer // core) * core)
     # Inner runs longer than the buffer: each run on its own, cut into buffers when casting.
     inner = lengths[0]
-    casting = casting or not (arr.dtype.isnative and arr.flags.aligned)
-    return flat, _cut(size, inner, BUFFER if casting else inner)
+    return flat, _cut(size, inner, buffer if casting or not native else inner)
 
 
 def _stride(arr: Any, axis: int) -> int:

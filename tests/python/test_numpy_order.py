@@ -221,3 +221,17 @@ def test_iteration_order_pieces() -> None:
     assert numpy_order.iteration_order(long_rows, casting=False)[1] == [29_995] * 3
     assert numpy_order.iteration_order(long_rows, casting=True)[1] == [8192, 8192, 8192,
                                                                        5419] * 3
+
+
+@pytest.mark.parametrize("size", [1008, 4096, 20_000])
+def test_numpys_buffer_size_is_followed(size: int) -> None:
+    """np.setbufsize changes numpy's pieces (int means, stepped and reversed arrays)."""
+    before = np.getbufsize()
+    np.setbufsize(size)
+    try:
+        check_sum_and_mean(spread(100_000, "int64", 1))
+        check_sum_and_mean(spread((300, 301), "float64", 2)[:, ::2])
+        check_sum_and_mean(spread((40, 50, 60), "float32", 3)[:, ::-1])
+        check_sum_and_mean(spread((40, 50, 60), "uint64", 4)[::2, :, 1:])
+    finally:
+        np.setbufsize(before)
