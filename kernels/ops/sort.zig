@@ -1,7 +1,9 @@
-// jr_sort and jr_argsort: parallel stable merge sort. Fixed 4096-element blocks are sorted in
-// parallel (insertion-sorted runs merged in cache), then each level merges pairs of runs with
-// the whole level split evenly over tasks (merge-path co-ranks), so the last levels, with one
-// or two big merges, still use every thread. Floats sort NaN last, like numpy.
+// jr_sort and jr_argsort: stable, NaN last like numpy. Presorted, reversed and constant input
+// take O(n) paths; other input from a few thousand elements sorts by parallel LSD radix (see
+// "radix sort"), shorter input (or when memory is short) by parallel merge sort: fixed
+// 4096-element blocks are sorted in parallel (insertion-sorted runs merged in cache), then each
+// level merges pairs of runs with the whole level split evenly over tasks (merge-path
+// co-ranks), so the last levels, with one or two big merges, still use every thread.
 const std = @import("std");
 const c = @import("common.zig");
 const rt = c.rt;
@@ -554,7 +556,7 @@ fn argsortPresorted(comptime T: type, x: []align(1) const T, out: []align(1) i64
 }
 
 // ---- radix sort ------------------------------------------------------------------------------
-// Random input of radixMin(T) elements or more sorts by LSD radix: the merge is bound by
+// Random input of radixMin elements or more sorts by LSD radix: the merge is bound by
 // mispredicted branches (about one a comparison on random keys) where a radix pass has none.
 // Each pass counts the digits of every fixed chunk, turns the counts into the first output
 // position of each (digit, chunk), digit-major then chunk (so equal digits keep their order:
@@ -572,12 +574,16 @@ const radix_chunk: usize = 1 << 16;
 /// Tests set this to sort every length by radix (0) or none (maxInt).
 pub var radix_min_override: ?usize = null;
 
-/// Lengths from which the radix sort is faster than the merge sort (measured in wasmtime, one
-/// thread: int32 1000: 0.029 ms radix against 0.023 merge, 2000: 0.034 against 0.041; float64
-/// 2000: 0.062 against 0.042, 4000: 0.100 against 0.135).
-fn radixMin(comptime T: type) usize {
+/// Lengths from which the radix sort of E (T, or Keyed(T) for argsort) is faster than the merge
+/// sort, measured in wasmtime on one thread (ms, radix against merge): int32 1000: 0.026 /
+/// 0.036, int64 1000: 0.021 / 0.035; float32 1500: 0.034 / 0.022, 3000: 0.045 / 0.084; float64
+/// 2000: 0.051 / 0.042, 3000: 0.064 / 0.080; argsort int32 1000: 0.029 / 0.019, 2000: 0.036 /
+/// 0.034, float64 1000: 0.028 / 0.036.
+fn radixMin(comptime E: type, comptime T: type) usize {
     if (radix_min_override) |m| return m;
-    return if (@sizeOf(T) == 4) 1536 else 3072;
+    if (E != T) return 1536;
+    if (@typeInfo(T) == .int) return 1024;
+    return if (@sizeOf(T) == 4) 2048 else 2560;
 }
 
 fn RadixKey(comptime T: type) type {
@@ -705,15 +711,15 @@ fn startPositions(counts: []u32, chunks: usize, n: usize) bool {
     return true;
 }
 
-/// Stable LSD radix sort of buf, with tmp (same length) as the other buffer. False, buf
-/// untouched, when the counts cannot be allocated or n does not fit the u32 positions. When
-/// cancelled it returns true and buf holds a permutation of its elements (the last pass that
-/// finished: a scatter only reads its source).
-fn radixSort(comptime E: type, comptime T: type, buf: []align(1) E, tmp: []align(1) E) bool {
+/// Stable LSD radix sort of buf, with tmp (same length) as the other buffer; returns the one
+/// that holds the answer. Null, buf untouched, when the counts cannot be allocated or n does not
+/// fit the u32 positions. When cancelled, the one returned holds a permutation of buf's
+/// elements (the last pass that finished: a scatter only reads its source).
+fn radixPasses(comptime E: type, comptime T: type, buf: []align(1) E, tmp: []align(1) E) ?[]align(1) E {
     const n = buf.len;
-    if (n > std.math.maxInt(u32)) return false;
+    if (n > std.math.maxInt(u32)) return null;
     const chunks = (n + radix_chunk - 1) / radix_chunk;
-    const counts = c.scratch(u32, chunks * radix_buckets) orelse return false;
+    const counts = c.scratch(u32, chunks * radix_buckets) orelse return null;
     defer c.freeScratch(counts);
     var pass: RadixPass(E, T) = .{ .src = buf, .dst = tmp, .counts = counts };
     var shift: usize = 0;
@@ -733,10 +739,17 @@ fn radixSort(comptime E: type, comptime T: type, buf: []align(1) E, tmp: []align
         pass.src = pass.dst;
         pass.dst = t;
     }
-    if (pass.src.ptr != buf.ptr) {
-        var back: Copy(E) = .{ .src = pass.src, .dst = buf };
+    return pass.src;
+}
+
+/// radixPasses with the answer in buf: false when it did not run (buf untouched); when
+/// cancelled, buf holds a permutation of its elements.
+fn radixSort(comptime E: type, comptime T: type, buf: []align(1) E, tmp: []align(1) E) bool {
+    const sorted = radixPasses(E, T, buf, tmp) orelse return false;
+    if (sorted.ptr != buf.ptr) {
+        var back: Copy(E) = .{ .src = sorted, .dst = buf };
         // Copy back even when cancelled, so that buf keeps every element.
-        if (rt.cancelled()) back.run(0, n) else rt.parallelFor(n, merge_chunk, &back);
+        if (rt.cancelled()) back.run(0, buf.len) else rt.parallelFor(buf.len, merge_chunk, &back);
     }
     return true;
 }
@@ -749,7 +762,7 @@ fn sortTyped(comptime T: type, x: []align(1) const T, out: []align(1) T) i32 {
     const tmp = c.scratch(T, n) orelse return c.E_NOMEM;
     defer c.freeScratch(tmp);
     // sortPresorted left a copy of x in out: sort it in place.
-    if (n >= radixMin(T) and radixSort(T, T, out, tmp)) return c.OK;
+    if (n >= radixMin(T, T) and radixSort(T, T, out, tmp)) return c.OK;
     const order: ValueOrder(T) = .{};
     var fill: NoFill() = .{};
     _ = parallelMergeSort(T, order, out, tmp, &fill);
@@ -782,7 +795,7 @@ fn KeyedFill(comptime T: type) type {
 
 fn KeyedIndices(comptime T: type) type {
     return struct {
-        src: []const Keyed(T),
+        src: []align(1) const Keyed(T),
         out: []align(1) i64,
         pub fn run(self: *@This(), lo: usize, hi: usize) void {
             for (lo..hi) |i| self.out[i] = @intCast(self.src[i].idx);
@@ -801,6 +814,16 @@ fn argsortTyped(comptime T: type, x: []align(1) const T, out: []align(1) i64) i3
     // Fast path: (key, index) pairs, about 4x the scratch of the indirect sort below.
     if (if (use_pairs) c.scratch(Keyed(T), 2 * n) else null) |pairs| {
         defer c.freeScratch(pairs);
+        if (n >= radixMin(Keyed(T), T)) {
+            var fill: KeyedFill(T) = .{ .x = x, .dst = pairs[0..n] };
+            rt.parallelFor(n, merge_chunk, &fill);
+            if (rt.cancelled()) return c.OK;
+            if (radixPasses(Keyed(T), T, pairs[0..n], pairs[n..])) |sorted| {
+                var back: KeyedIndices(T) = .{ .src = sorted, .out = out };
+                if (!rt.cancelled()) rt.parallelFor(n, merge_chunk, &back);
+                return c.OK;
+            }
+        }
         const order: KeyedOrder(T) = .{};
         var fill: KeyedFill(T) = .{ .x = x, .dst = pairs[0..n] };
         if (parallelMergeSort(Keyed(T), order, pairs[0..n], pairs[n..], &fill)) {
@@ -1016,7 +1039,7 @@ fn radixInput(comptime T: type, x: []T, rng: std.Random, shape: usize) void {
 }
 
 fn checkRadix(comptime T: type, dtype: u32, rng: std.Random) !void {
-    const lens = [_]usize{ radixMin(T) - 1, radixMin(T), radix_chunk - 1, radix_chunk + 1, 3 * radix_chunk + 11 };
+    const lens = [_]usize{ radixMin(T, T) - 1, radixMin(T, T), radixMin(Keyed(T), T) - 1, radixMin(Keyed(T), T), radix_chunk - 1, radix_chunk + 1, 3 * radix_chunk + 11 };
     for (lens) |n| {
         for (0..9) |shape| {
             const x = try alloc.alloc(T, n);
@@ -1029,8 +1052,12 @@ fn checkRadix(comptime T: type, dtype: u32, rng: std.Random) !void {
             defer alloc.free(sorted);
             const copy = try alloc.alloc(T, n);
             defer alloc.free(copy);
+            const idx = try alloc.alloc(i64, n);
+            defer alloc.free(idx);
             for ([_]usize{ 1, 2, 4 }) |t| {
                 setThreads(t);
+                try testing.expectEqual(c.OK, c.call(argsort, .{ dtype, addr(x), addr(idx), n }));
+                try testing.expectEqualSlices(i64, ref, idx);
                 try testing.expectEqual(c.OK, c.call(sort, .{ dtype, addr(x), addr(sorted), n }));
                 for (ref, sorted) |r, s| try testing.expectEqual(@as(RadixKey(T), @bitCast(x[@intCast(r)])), @as(RadixKey(T), @bitCast(s)));
                 @memcpy(copy, x);
@@ -1042,7 +1069,7 @@ fn checkRadix(comptime T: type, dtype: u32, rng: std.Random) !void {
     setThreads(1);
 }
 
-test "sort by radix: bit for bit numpy's stable order (NaN payloads, signed zeros, extremes, one digit)" {
+test "sort and argsort by radix: numpy's stable order bit for bit (NaN payloads, signed zeros, extremes, one digit)" {
     var prng = std.Random.DefaultPrng.init(19);
     const rng = prng.random();
     try checkRadix(f64, 0, rng);
