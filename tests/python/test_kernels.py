@@ -284,6 +284,38 @@ def test_sort_and_argsort(n: int, dtype: str, seed: int, t: int, specials: bool,
     assert np.array_equal(order, np.argsort(x, kind="stable"))
 
 
+def radix_input(n: int, dtype: str, shape: str, seed: int) -> np.ndarray:
+    """Inputs for the radix sort that numpy must agree with bit for bit."""
+    rng = np.random.default_rng(seed)
+    size = np.dtype(dtype).itemsize
+    raw = rng.integers(0, 256, size=n * size, dtype=np.uint8).view(f"u{size}")
+    if shape == "bits":  # any bit pattern: NaN of every sign and payload among the floats
+        return raw.view(dtype)
+    if shape == "top":  # only the top byte differs (for floats: +-0.0 among them)
+        return (raw & np.array(0xFF << (8 * size - 8), raw.dtype)).view(dtype)
+    if shape == "bottom":  # only the bottom byte differs
+        return (raw | np.array(~0xFF & ((1 << (8 * size - 1)) - 1), raw.dtype)).view(dtype)
+    x = make(n, dtype, seed)
+    if shape == "zeros" and dtype in FLOATS:  # signed zeros among values: input order kept
+        x[rng.integers(0, n, size=n // 3)] = -0.0
+        x[rng.integers(0, n, size=n // 3)] = 0.0
+    return x
+
+
+@pytest.mark.parametrize("dtype", SORTABLE)
+@pytest.mark.parametrize("shape", ["bits", "top", "bottom", "zeros"])
+@pytest.mark.parametrize("n", [1000, 3000, 200_003])
+def test_sort_bit_for_bit_as_numpy(dtype: str, shape: str, n: int) -> None:
+    """Around the radix sort's thresholds and over several of its chunks: np.sort's bytes
+    (NaN payloads and the sign of zero included) and np.argsort's order, on 1 and 2 threads."""
+    x = radix_input(n, dtype, shape, n)
+    want, order = np.sort(x, kind="stable"), np.argsort(x, kind="stable")
+    for t in (1, 2):
+        got, got_order = at(t, lambda: (jr.sort(x).to_numpy(), jr.argsort(x).to_numpy()))
+        assert got.tobytes() == want.tobytes()
+        assert np.array_equal(got_order, order)
+
+
 @EXAMPLES
 @given(m=st.integers(0, 70), k=st.integers(0, 70), n=st.integers(0, 70),
        dtype=st.sampled_from(FLOATS), seed=seeds, t=threads)
