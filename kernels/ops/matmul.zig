@@ -114,7 +114,10 @@ fn Kernel(comptime T: type) type {
 ///   order (shortRows, the row unrolled: 100000 x 20 f64 0.28 ms against 0.55 four at a time);
 /// - rows under 24 KiB: four registers of lanes (vector j of the row into register j mod 4),
 ///   the tree over their lanes, then the tail (the last k mod 4 * lanes products) in order;
-///   one row at a time (one sequential stream: fastest once A is out of L3);
+///   one row at a time, one sequential stream. Seven rows at a time in one register each
+///   (chunks of k / 4 to stay as accurate) was 5-15% faster while A is in L3 (f32 2000 x
+///   2000 0.29 -> 0.26 ms) but 13% slower out of it (f32 4000 x 4000) and 50% slower for
+///   many short rows (f64 16000 x 300: chunks of 80);
 /// - rows of 24 KiB and more: the row cut into chunks of `chunk` elements from its start (the
 ///   last one shorter); each chunk's products go lane by lane into one register from zero, the
 ///   chunk registers are added lane by lane in order, then the tree, then the tail (the last k
@@ -122,20 +125,22 @@ fn Kernel(comptime T: type) type {
 ///   chunk, so long rows are as accurate as rows in four registers (one register over the
 ///   whole row was k / lanes products a lane: 4000 x 4000 f64 errors 6.4e-13 -> 1.3e-13).
 ///
-/// Long rows go `group` at a time: each load of B serves all of them, and there are `group`
-/// chains of adds (4000 x 4000 f64 from DRAM, one thread, side by side in one process: 4.4-4.8
-/// ms four rows at a time, 3.9-4.1 seven). Why 7: Cranelift places every load of a loop
-/// iteration before its arithmetic (loads may trap, so they keep their order; the multiplies
-/// and adds go where their results are first needed, the back edge) and never folds a v128
-/// load into a multiply, so an iteration's loads plus the accumulators must fit x86's 16
-/// vector registers: 7 rows + 7 loads + B = 15; 8 rows, or two registers a row, spill. Tried
-/// and slower (same runs, wasmtime and V8): A in k-blocks so that B stays in L1 (a row's block
-/// after the other rows' blocks: the prefetcher loses the stream, 2x slower), a row's chunks
-/// side by side, touching rows ahead with a load (wasm has no prefetch; 20-80% slower),
-/// several rows in four registers each (spills, or loads of the next step first), and the
-/// chunk sums kept in the loop (the nested loop spills). Groups of rows (7, or 4-6 when that
-/// spreads few rows more evenly over the threads: groupRows) are the tasks shared among the
-/// threads; how many rows go together never changes a row's sum.
+/// Long rows go `group` at a time: each load of B serves all of them, and there are `group` chains
+/// of adds (4000 x 4000 f64 from DRAM, one thread, side by side in one process: 4.4-4.8 ms four
+/// rows at a time, 3.9-4.1 seven). Why 7: Cranelift places every load of a loop iteration before
+/// its arithmetic (loads may trap, so they keep their order; the multiplies and adds go where their
+/// results are first needed, the back edge) and folds no v128 load into a multiply (not even one
+/// right before it), so an iteration's loads plus the accumulators must fit x86's 16 vector
+/// registers: 7 rows + 7 loads + B = 15; 8 rows, or two registers a row, spill (up to 1.7x slower).
+/// Tried and slower (same runs, wasmtime; the row counts in V8 too): A in k-blocks so that B stays
+/// in L1 (a row's block after the other rows' blocks: the prefetcher loses the stream, 1.3-2.5x
+/// slower), a row's chunks side by side (one stream each), touching rows ahead with a load (wasm
+/// has no prefetch; 25-85% slower), two or three rows in four registers each (an exit test after
+/// every step makes Cranelift do each step's arithmetic before the next loads, so they fit, but out
+/// of L3 they ran 1.6-2.4x slower), and the chunk sums kept in the leaf (a nested loop: up to 40%
+/// slower). Groups of rows (7, or 4-6 when that spreads few rows more evenly over the threads:
+/// groupRows) are the tasks shared among the threads; how many rows go together never changes a
+/// row's sum.
 fn MatVec(comptime T: type) type {
     return struct {
         const vl = 16 / @sizeOf(T); // lanes of one simd128 register
