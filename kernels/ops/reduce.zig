@@ -199,12 +199,9 @@ fn pwLeaf(comptime T: type, comptime A: type, x: []align(1) const T) A {
     var i: usize = 8;
     const full = n - n % 8;
     while (i < full) : (i += 8) r += load8(T, A, x, i);
-    // ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), as pairs of lanes
-    const pairs = @shuffle(A, r, undefined, [4]i32{ 0, 2, 4, 6 }) +
-        @shuffle(A, r, undefined, [4]i32{ 1, 3, 5, 7 });
-    const quads = @shuffle(A, pairs, undefined, [2]i32{ 0, 2 }) +
-        @shuffle(A, pairs, undefined, [2]i32{ 1, 3 });
-    var res = quads[0] + quads[1];
+    // numpy's combine of the 8 accumulators r0..r7
+    const l: [8]A = r;
+    var res = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
     while (i < n) : (i += 1) res += cast(T, A, x[i]);
     return res;
 }
