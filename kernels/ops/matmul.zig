@@ -237,7 +237,7 @@ fn MatVec(comptime T: type) type {
         fn longRows(self: *const @This(), comptime R: usize, i: usize) void {
             const k = self.k;
             const whole = k / vl * vl;
-            var total: Acc(R, 1) = undefined;
+            var total: Acc(R, 1) = @splat(@splat(0));
             var p: usize = 0;
             var next_poll: usize = poll_every;
             while (p < whole) {
@@ -248,12 +248,7 @@ fn MatVec(comptime T: type) type {
                 const end = @min(whole, p + chunk);
                 var sums: Acc(R, 1) = @splat(@splat(0));
                 self.sweep(R, 1, i, p, end, &sums);
-                // The first chunk is the total (not 0 + it, which turns -0 into +0).
-                if (p == 0) {
-                    total = sums;
-                } else {
-                    inline for (0..R) |r| total[r] += sums[r];
-                }
+                inline for (0..R) |r| total[r] += sums[r];
                 p = end;
             }
             inline for (0..R) |r| {
@@ -566,7 +561,7 @@ fn documentedOrder(comptime T: type, row: []const T, b: []const T) T {
         while (c0 < whole) : (c0 += MV.chunk) {
             var sums: [vl]T = @splat(0);
             for (c0..@min(whole, c0 + MV.chunk)) |p| sums[p % vl] += row[p] * b[p];
-            for (0..vl) |l| lanes[l] = if (c0 == 0) sums[l] else lanes[l] + sums[l];
+            for (0..vl) |l| lanes[l] += sums[l];
         }
     }
     while (w > 1) : (w /= 2) {
