@@ -20,8 +20,28 @@ from jupyterlite_rayon import numpy_order
 
 FLOATS = ["float64", "float32"]
 INTS = ["int32", "int64", "uint32", "uint64"]
-SIZES = [0, 1, 7, 8, 9, 127, 128, 129, 255, 256, 257, 4095, 4097, 8191, 8192, 8193, 32769,
-         65537, 100_003, 1_000_000]
+SIZES = [
+    0,
+    1,
+    7,
+    8,
+    9,
+    127,
+    128,
+    129,
+    255,
+    256,
+    257,
+    4095,
+    4097,
+    8191,
+    8192,
+    8193,
+    32769,
+    65537,
+    100_003,
+    1_000_000,
+]
 
 
 def spread(shape: Any, dtype: str, seed: int) -> np.ndarray:
@@ -93,16 +113,22 @@ def test_specials_nan_inf_and_float32_overflow(dtype: str) -> None:
         assert jr.cumsum(big).tobytes() == numpy_value(np.cumsum, big).tobytes()
         assert math.isinf(jr.sum(np.full(n, 3e38, np.float32)))
     # 2**24 + 1 is no float32: numpy's float32 sum stays at 2**24
-    assert jr.sum(np.array([2.0**24, 1, 1, 1], np.float32)) == 2.0**24 == np.sum(
-        np.array([2.0**24, 1, 1, 1], np.float32))
+    assert (
+        jr.sum(np.array([2.0**24, 1, 1, 1], np.float32))
+        == 2.0**24
+        == np.sum(np.array([2.0**24, 1, 1, 1], np.float32))
+    )
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 129, 4097, 40_000])
 def test_signed_zeros(dtype: str, n: int) -> None:
     rng = np.random.default_rng(n)
-    for x in (np.full(n, -0.0, dtype), np.zeros(n, dtype),
-              np.where(rng.random(n) < 0.5, -0.0, 0.0).astype(dtype)):
+    for x in (
+        np.full(n, -0.0, dtype),
+        np.zeros(n, dtype),
+        np.where(rng.random(n) < 0.5, -0.0, 0.0).astype(dtype),
+    ):
         assert np.signbit(jr.sum(x)) == np.signbit(np.sum(x))  # numpy: +0.0
         assert np.signbit(jr.mean(x)) == np.signbit(np.mean(x))
         assert jr.cumsum(x).tobytes() == np.cumsum(x).tobytes()  # -0.0 runs stay -0.0
@@ -115,7 +141,9 @@ def layouts(shape: tuple[int, ...], dtype: str, seed: int) -> list[tuple[str, np
     out = [("C", base), ("F", np.asfortranarray(base)), ("T", base.T)]
     out.append(("step", base[last + (slice(None, None, 2),)]))
     out.append(("outer step", base[::3]))
-    out.append(("outer step, inner cut", base[(slice(None, None, 2),) + last[1:] + (slice(1, None),)]))
+    out.append(
+        ("outer step, inner cut", base[(slice(None, None, 2),) + last[1:] + (slice(1, None),)])
+    )
     out.append(("F step", np.asfortranarray(base)[::2]))
     out.append(("step T", base[last + (slice(1, None, 3),)].T))
     out.append(("reversed", base[::-1]))
@@ -128,9 +156,22 @@ def layouts(shape: tuple[int, ...], dtype: str, seed: int) -> list[tuple[str, np
     return out
 
 
-SHAPES = [(300, 301), (50, 1000), (7, 9000), (3, 30_000), (100, 100), (20, 30, 40),
-          (7, 30, 39), (10, 300, 50), (40, 50, 60), (5, 7, 300, 50), (2, 3, 4, 2500),
-          (9, 1, 13, 1), (1, 40_000), (4, 3, 9000)]
+SHAPES = [
+    (300, 301),
+    (50, 1000),
+    (7, 9000),
+    (3, 30_000),
+    (100, 100),
+    (20, 30, 40),
+    (7, 30, 39),
+    (10, 300, 50),
+    (40, 50, 60),
+    (5, 7, 300, 50),
+    (2, 3, 4, 2500),
+    (9, 1, 13, 1),
+    (1, 40_000),
+    (4, 3, 9000),
+]
 
 
 @pytest.mark.parametrize("dtype", FLOATS + ["int64", "uint64", "int32"])
@@ -147,9 +188,13 @@ def test_nd_arrays_in_any_layout_are_numpys(shape: tuple[int, ...], dtype: str) 
 @pytest.mark.parametrize("dtype", FLOATS + ["int64"])
 def test_broadcast_arrays_are_numpys(dtype: str) -> None:
     row, col = spread(1000, dtype, 1), spread((100, 1), dtype, 2)
-    for x in (np.broadcast_to(row, (100, 1000)), np.broadcast_to(col, (100, 1000)),
-              np.broadcast_to(row[::-3], (7, 20, 334)), np.broadcast_to(col, (3, 100, 50)),
-              np.broadcast_to(col[:, :, None], (100, 20, 9)).transpose(2, 0, 1)):
+    for x in (
+        np.broadcast_to(row, (100, 1000)),
+        np.broadcast_to(col, (100, 1000)),
+        np.broadcast_to(row[::-3], (7, 20, 334)),
+        np.broadcast_to(col, (3, 100, 50)),
+        np.broadcast_to(col[:, :, None], (100, 20, 9)).transpose(2, 0, 1),
+    ):
         check_sum_and_mean(x)
 
 
@@ -219,8 +264,7 @@ def test_iteration_order_pieces() -> None:
     # runs longer than the buffer: whole runs, or buffers within each run when casting
     long_rows = np.zeros((3, 30_000))[:, 5:]
     assert numpy_order.iteration_order(long_rows, casting=False)[1] == [29_995] * 3
-    assert numpy_order.iteration_order(long_rows, casting=True)[1] == [8192, 8192, 8192,
-                                                                       5419] * 3
+    assert numpy_order.iteration_order(long_rows, casting=True)[1] == [8192, 8192, 8192, 5419] * 3
 
 
 @pytest.mark.parametrize("size", [1008, 4096, 20_000])
