@@ -523,8 +523,14 @@ fn sortPresorted(comptime T: type, x: []align(1) const T, out: []align(1) T) boo
     const order = presorted(T, x, if (in_place) &.{} else out, guess_down);
     switch (order) {
         .no => {
-            // The merge sort needs x's own order in out (stability): undo a reversed copy.
-            if (guess_down and !in_place and !rt.cancelled()) reverseInto(T, out, out);
+            if (!in_place and rt.cancelled()) {
+                // Cancelled in the middle of the copy: out holds part of x, maybe reversed.
+                // Give it all of x, so that out holds a permutation of x as the sorts leave it.
+                @memcpy(out, x);
+            } else if (guess_down and !in_place) {
+                // The sort needs x's own order in out (stability): undo the reversed copy.
+                reverseInto(T, out, out);
+            }
             return false;
         },
         .ascending => {},
@@ -1231,6 +1237,39 @@ test "cancel at any poll of a radix sort leaves a permutation, in place or not" 
         }
     }
     setThreads(1);
+}
+
+test "cancel while the presorted check copies x: out still holds a permutation of x" {
+    if (!@hasDecl(rt.platform, "native_host_poll")) return error.SkipZigTest;
+    // 17 classify tasks on one thread: one of them is the caller's 16th, where it polls.
+    const n = 17 * linear_chunk + 5;
+    const x = try alloc.alloc(i32, n);
+    defer alloc.free(x);
+    var prng = std.Random.DefaultPrng.init(29);
+    for (x) |*v| v.* = prng.random().int(i32);
+    const want = try alloc.dupe(i32, x);
+    defer alloc.free(want);
+    std.mem.sort(i32, want, {}, std.sort.asc(i32));
+    const out = try alloc.alloc(i32, n);
+    defer alloc.free(out);
+    setThreads(1);
+    defer rt.platform.native_host_poll = null;
+    // The first key above the last: the copy goes reversed; then below it: in order.
+    for ([_]i32{ std.math.maxInt(i32), std.math.minInt(i32) }) |first| {
+        x[0] = first;
+        @memset(out, 7);
+        polls_left = 0;
+        rt.platform.native_host_poll = &pollCancelsLater;
+        const st = c.call(sort, .{ 2, addr(x), addr(out), n });
+        rt.platform.native_host_poll = null;
+        setCancel(0);
+        try testing.expectEqual(c.E_CANCELED, st);
+        std.mem.sort(i32, out, {}, std.sort.asc(i32));
+        const got = try alloc.dupe(i32, x);
+        defer alloc.free(got);
+        std.mem.sort(i32, got, {}, std.sort.asc(i32));
+        try testing.expectEqualSlices(i32, got, out);
+    }
 }
 
 test "sort: a cancel lands within 100 ms in a long sort and argsort" {
