@@ -293,8 +293,9 @@ def radix_input(n: int, dtype: str, shape: str, seed: int) -> np.ndarray:
         return raw.view(dtype)
     if shape == "top":  # only the top byte differs (for floats: +-0.0 among them)
         return (raw & np.array(0xFF << (8 * size - 8), raw.dtype)).view(dtype)
-    if shape == "bottom":  # only the bottom byte differs
-        return (raw | np.array(~0xFF & ((1 << (8 * size - 1)) - 1), raw.dtype)).view(dtype)
+    if shape == "bottom":  # only the bottom byte differs (top byte 0xC0: negative floats, ints)
+        low, top = np.array(0xFF, raw.dtype), np.array(0xC0 << (8 * size - 8), raw.dtype)
+        return ((raw & low) | top).view(dtype)
     x = make(n, dtype, seed)
     if shape == "zeros" and dtype in FLOATS:  # signed zeros among values: input order kept
         x[rng.integers(0, n, size=n // 3)] = -0.0
