@@ -574,14 +574,17 @@ fn argsortPresorted(comptime T: type, x: []align(1) const T, out: []align(1) i64
 // The elements themselves move (a key only orders them), so NaN payloads and the sign of zero
 // come out as they went in.
 
-/// Digit widths: 11 bits (fewer passes, 2048 buckets) while the input is at most
-/// radix_wide_max bytes, 8 bits above: one write front a bucket, and beyond that size 2048 of
-/// them on as many pages miss the TLB (one thread, wasmtime: 11 bits on float32 500000 3.1 ms
-/// against 4.4, int32 700000 2.7 against 3.4, float64 500000 6.4 against 7.4; but int32 2e6
-/// 33 ms against 14, float64 2e6 52 against 35).
+/// Digit widths: 11 bits (fewer passes, 2048 buckets) from radix_wide_min elements while the
+/// input is at most radix_wide_max bytes, else 8 bits. Above that size the 2048 write fronts (one
+/// a bucket) on as many pages miss the TLB; below that length the 2048-bucket counts and sums
+/// cost more than the passes they save. One thread, wasmtime, 11 bits against 8: float32
+/// 500000 3.1 ms against 4.4, int32 700000 2.7 against 3.4, float64 500000 6.4 against 7.4,
+/// 4000 0.072 against 0.080; but float64 3000 0.073 against 0.068, int32 2e6 33 ms against 14,
+/// float64 2e6 52 against 35.
 const radix_bits_narrow = 8;
 const radix_bits_wide = 11;
-/// Tests lower it to 0 to run the 8-bit digits on small inputs.
+const radix_wide_min: usize = 4096;
+/// Tests lower it to 0 to run the 8-bit digits on every input.
 pub var radix_wide_max: usize = 4 << 20;
 /// Elements per count or scatter task: fixed, so the answer and the tasks do not depend on the
 /// thread count (and a task is short enough for the cancel checks between tasks).
@@ -591,15 +594,16 @@ const radix_chunk: usize = 1 << 16;
 pub var radix_min_override: ?usize = null;
 
 /// Lengths from which the radix sort of E (T, or Keyed(T) for argsort) is faster than the merge
-/// sort, measured in wasmtime on one thread (ms, radix against merge): int32 1000: 0.026 /
-/// 0.036, int64 1000: 0.021 / 0.035; float32 1500: 0.034 / 0.022, 3000: 0.045 / 0.084; float64
-/// 2000: 0.051 / 0.042, 3000: 0.064 / 0.080; argsort int32 1000: 0.029 / 0.019, 2000: 0.036 /
-/// 0.034, float64 1000: 0.028 / 0.036.
+/// sort, measured in wasmtime on one thread (ms, radix against merge): int32 250: 0.011 /
+/// 0.011, 500: 0.012 / 0.015; int64 500: 0.016 / 0.015, 750: 0.019 / 0.020; float32 1000:
+/// 0.018 / 0.017, 1500: 0.022 / 0.023; float64 2000: 0.052 / 0.042, 3000: 0.068 / 0.082;
+/// argsort int32 500: 0.013 / 0.014, 1000: 0.016 / 0.021, float64 500: 0.020 / 0.020, 1000:
+/// 0.027 / 0.035.
 fn radixMin(comptime E: type, comptime T: type) usize {
     if (radix_min_override) |m| return m;
-    if (E != T) return 1536;
-    if (@typeInfo(T) == .int) return 1024;
-    return if (@sizeOf(T) == 4) 2048 else 2560;
+    if (E != T) return 768;
+    if (@typeInfo(T) == .int) return if (@sizeOf(T) == 4) 512 else 768;
+    return if (@sizeOf(T) == 4) 1536 else 2560;
 }
 
 fn RadixKey(comptime T: type) type {
@@ -734,7 +738,8 @@ fn startPositions(counts: []u32, buckets: usize, chunks: usize, n: usize) bool {
 /// elements (the last pass that finished: a scatter only reads its source).
 fn radixPasses(comptime E: type, comptime T: type, buf: []align(1) E, tmp: []align(1) E) ?[]align(1) E {
     if (buf.len > std.math.maxInt(u32)) return null;
-    if (buf.len * @sizeOf(E) <= radix_wide_max) return radixPassesOf(E, T, radix_bits_wide, buf, tmp);
+    const wide = buf.len >= radix_wide_min and buf.len * @sizeOf(E) <= radix_wide_max;
+    if (wide) return radixPassesOf(E, T, radix_bits_wide, buf, tmp);
     return radixPassesOf(E, T, radix_bits_narrow, buf, tmp);
 }
 
@@ -1058,7 +1063,7 @@ fn radixInput(comptime T: type, x: []T, rng: std.Random, shape: usize) void {
 }
 
 fn checkRadix(comptime T: type, dtype: u32, rng: std.Random) !void {
-    const lens = [_]usize{ radixMin(T, T) - 1, radixMin(T, T), radixMin(Keyed(T), T) - 1, radixMin(Keyed(T), T), radix_chunk - 1, radix_chunk + 1, 3 * radix_chunk + 11 };
+    const lens = [_]usize{ radixMin(T, T) - 1, radixMin(T, T), radixMin(Keyed(T), T) - 1, radixMin(Keyed(T), T), radix_wide_min - 1, radix_wide_min, radix_chunk - 1, radix_chunk + 1, 3 * radix_chunk + 11 };
     for (lens) |n| {
         for (0..9) |shape| {
             const x = try alloc.alloc(T, n);
@@ -1091,7 +1096,7 @@ fn checkRadix(comptime T: type, dtype: u32, rng: std.Random) !void {
 test "sort and argsort by radix: numpy's stable order bit for bit (NaN payloads, signed zeros, extremes, one digit)" {
     var prng = std.Random.DefaultPrng.init(19);
     const rng = prng.random();
-    // The wide digits (these inputs are small), then the narrow ones.
+    // The default digits (wide from radix_wide_min: these inputs are small), then narrow ones.
     defer radix_wide_max = 4 << 20;
     for ([_]usize{ 4 << 20, 0 }) |wide_max| {
         radix_wide_max = wide_max;
