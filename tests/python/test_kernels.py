@@ -305,7 +305,7 @@ def radix_input(n: int, dtype: str, shape: str, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("dtype", SORTABLE)
 @pytest.mark.parametrize("shape", ["bits", "top", "bottom", "zeros"])
-@pytest.mark.parametrize("n", [1000, 3000, 200_003])
+@pytest.mark.parametrize("n", [1000, 3000, 5000, 200_003])
 def test_sort_bit_for_bit_as_numpy(dtype: str, shape: str, n: int) -> None:
     """Around the radix sort's thresholds and over several of its chunks: np.sort's bytes
     (NaN payloads and the sign of zero included) and np.argsort's order, on 1 and 2 threads."""
