@@ -42,6 +42,13 @@ PROGRAM = textwrap.dedent("""
                     # one value near 2**64 has no range (x +- 0.5 rounds to x): numpy refuses
                     if n > 1 or not dtype.startswith("u"):
                         out[key + "/hist"] = jr.histogram(x, 17)[0].tolist()
+        # matrix-vector products around each of the row forms' switches (matmul.zig, MatVec)
+        for dtype in ("float64", "float32"):
+            for m in (13, 20):
+                for k in (31, 33, 3071, 3073, 6145, 7000):
+                    a = rng.standard_normal((m, k)).astype(dtype)
+                    v = rng.standard_normal(k).astype(dtype)
+                    out[f"matvec/{dtype}/{m}x{k}"] = jr.dot(a, v).to_numpy().tobytes().hex()
         out["mandelbrot"] = jr.mandelbrot(61, 37, max_iter=300).to_numpy().sum().item()
         out["pi"] = jr.monte_carlo_pi(100_003, seed=5)
         return out
