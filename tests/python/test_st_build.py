@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import jupyterlite_rayon as jr
 
 # Deterministic inputs and every kernel whose result the docs promise is thread-independent;
@@ -103,23 +105,20 @@ def test_the_st_pool_says_what_it_is() -> None:
     assert jr.pool_info()["build"] == "mt"  # this process is untouched
 
 
-def test_the_numpy_comparison_suite_passes_on_the_st_build() -> None:
-    """The promotion suite (every op, dtype pair, scalar kind, special value) on pool-st.wasm."""
+@pytest.mark.parametrize(
+    "suite",
+    [
+        "test_promotion.py",  # every op, dtype pair, scalar kind, special value
+        "test_numpy_order.py",  # sum, mean and cumsum equal numpy's bit for bit
+    ],
+)
+def test_a_numpy_comparison_suite_passes_on_the_st_build(suite: str) -> None:
+    """The suite on pool-st.wasm, without its thread-count tests (the st build has one thread)."""
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, JUPYTERLITE_RAYON_BUILD="st")
     r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-x",
-            "-p",
-            "no:cacheprovider",
-            os.path.join(here, "test_promotion.py"),
-            "-k",
-            "not thread_counts",
-        ],
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
+        + [os.path.join(here, suite), "-k", "not thread_counts"],
         env=env,
         check=False,
         capture_output=True,
@@ -128,34 +127,6 @@ def test_the_numpy_comparison_suite_passes_on_the_st_build() -> None:
         cwd=here,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
-    assert " passed" in r.stdout.strip().splitlines()[-1]
-
-
-def test_numpy_order_suite_passes_on_the_st_build() -> None:
-    """sum, mean and cumsum equal numpy's bit for bit on pool-st.wasm too (no thread counts:
-    it has one thread)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, JUPYTERLITE_RAYON_BUILD="st")
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-x",
-            "-p",
-            "no:cacheprovider",
-            os.path.join(here, "test_numpy_order.py"),
-            "-k",
-            "not thread_counts",
-        ],
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=here,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
-    assert " passed" in r.stdout.strip().splitlines()[-1]
-    assert "deselected" in r.stdout.strip().splitlines()[-1]  # the thread-count tests only
+    last = r.stdout.strip().splitlines()[-1]
+    assert " passed" in last
+    assert "deselected" in last  # the thread-count tests only
