@@ -142,6 +142,13 @@ fn EdgesBody(comptime E: type, comptime f32_range: bool) type {
     return struct {
         /// numpy's arithmetic: float32 with F32_RANGE, else float64 rounded to E.
         const F = if (f32_range) f32 else f64;
+        /// Two SIMD registers of F a step.
+        const lanes = 32 / @sizeOf(F);
+        const VF = @Vector(lanes, F);
+        const VE = @Vector(lanes, E);
+        const one: @Vector(lanes, usize) = @splat(1);
+        const zero8: @Vector(lanes, u8) = @splat(0);
+        const one8: @Vector(lanes, u8) = @splat(1);
         space: Linspace(F),
         bins: usize,
         edges: []align(1) E,
@@ -158,15 +165,35 @@ fn EdgesBody(comptime E: type, comptime f32_range: bool) type {
         pub fn run(self: *@This(), lo: usize, hi: usize) void {
             const sp = &self.space;
             const top = @min(hi, self.bins);
+            var bad = false;
+            // Edges and the check of each pair (i, i + 1) in one pass, lanes at a time: the
+            // scalar loops cost about 1 ns an edge, most of a many-bins call on little data.
+            // Lane k of `nxt` is edge i + k + 1 by the same formula, which is the value
+            // written for it (all of them below `top`, so none is the last edge, `hi`).
+            var i = lo;
+            if (sp.step != 0) {
+                const iota = std.simd.iota(usize, lanes);
+                const step: VF = @splat(sp.step);
+                const base: VF = @splat(sp.lo);
+                var flags: @Vector(lanes, u8) = @splat(0);
+                while (i + lanes + 1 <= top) : (i += lanes) {
+                    const at: @Vector(lanes, usize) = @as(@Vector(lanes, usize), @splat(i)) + iota;
+                    const cur: VE = @floatCast(@as(VF, @floatFromInt(at)) * step + base);
+                    const nxt: VE = @floatCast(@as(VF, @floatFromInt(at + one)) * step + base);
+                    self.edges[i..][0..lanes].* = cur;
+                    flags |= @select(u8, cur < nxt, zero8, one8);
+                }
+                bad = @reduce(.Or, flags) != 0;
+            }
+            const tail = i;
             if (sp.step == 0) {
-                for (lo..top) |i| self.edges[i] = self.edge(i);
+                for (tail..top) |k| self.edges[k] = self.edge(k);
             } else {
-                // at(i) without its branches, so that the loop vectorizes
-                for (lo..top) |i| self.edges[i] = @floatCast(@as(F, @floatFromInt(i)) * sp.step + sp.lo);
+                // at(k) without its branches, as the lanes above
+                for (tail..top) |k| self.edges[k] = @floatCast(@as(F, @floatFromInt(k)) * sp.step + sp.lo);
             }
             if (hi > self.bins) self.edges[self.bins] = @floatCast(sp.hi);
-            var bad = false;
-            for (lo + 1..hi) |i| bad = bad | !(self.edges[i - 1] < self.edges[i]);
+            for (@max(lo, tail) + 1..hi) |k| bad = bad | !(self.edges[k - 1] < self.edges[k]);
             // the pair across this share's end: the next edge is another task's to write
             if (hi <= self.bins and !(self.edges[hi - 1] < self.edge(hi))) bad = true;
             if (bad) @atomicStore(u32, &self.not_increasing, 1, .monotonic);
@@ -575,6 +602,68 @@ test "histogram: float32 data with its own range bins by the float32 edges (issu
         try testing.expectEqual(@as(i64, 1), out[27]);
     }
     setThreads(1);
+}
+
+test "histogram: many bins: the edges (written lanes at a time, split over tasks) are linspace's; edges that stop increasing are E_INVAL" {
+    const x = [_]f64{ -5.0, -1.0, 0.0, 0.25, 4.999, 5.0 };
+    const xf = [_]f32{ -5.0, -1.0, 0.0, 0.25, 4.999, 5.0 };
+    for ([_]u32{ 40_000, 100_003 }) |bins| {
+        const out = try alloc.alloc(i64, bins);
+        defer alloc.free(out);
+        const e64 = try alloc.alloc(f64, bins + 1);
+        defer alloc.free(e64);
+        const e32 = try alloc.alloc(f32, bins + 1);
+        defer alloc.free(e32);
+        const ref = try alloc.alloc(i64, bins);
+        defer alloc.free(ref);
+        for (thread_counts) |t| {
+            setThreads(t);
+            try testing.expectEqual(c.OK, c.call(histogram, .{ 0, addr(&x), x.len, bins, -5.0, 5.0, addr(out), addr(e64), 0, 0 }));
+            for (e64, 0..) |e, i| try testing.expectEqual(linspaceEdge(-5.0, 5.0, bins, i), e);
+            refHistogram(f64, &x, e64, ref);
+            try testing.expectEqualSlices(i64, ref, out);
+            inline for (.{ 0, F32_RANGE }) |flags| {
+                try testing.expectEqual(c.OK, c.call(histogram, .{ 1, addr(&xf), xf.len, bins, -5.0, 5.0, addr(out), addr(e32), 0, flags }));
+                for (e32, 0..) |e, i| try testing.expectEqual(@as(f32, @floatCast(refEdge(f32, flags != 0, -5.0, 5.0, bins, i))), e);
+            }
+        }
+    }
+    // Edges closer than the spacing of the values repeat somewhere inside the lanes' part.
+    var out: [50_000]i64 = undefined;
+    for (thread_counts) |t| {
+        setThreads(t);
+        try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 0, addr(&x), x.len, 50_000, 1.0, 1.0 + 1e-12, addr(&out), 0, 0, 0 }));
+        try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 1, addr(&xf), xf.len, 50_000, 1.0, 1.001, addr(&out), 0, 0, 0 }));
+        try testing.expectEqual(c.E_INVAL, c.call(histogram, .{ 1, addr(&xf), xf.len, 50_000, 1.0, 1.0009765625, addr(&out), 0, 0, F32_RANGE }));
+        // the same spans with few enough bins are fine
+        try testing.expectEqual(c.OK, c.call(histogram, .{ 0, addr(&x), x.len, 1000, 1.0, 1.0 + 1e-12, addr(&out), 0, 0, 0 }));
+        try testing.expectEqual(c.OK, c.call(histogram, .{ 1, addr(&xf), xf.len, 1000, 1.0, 1.001, addr(&out), 0, 0, 0 }));
+    }
+    setThreads(1);
+}
+
+test "histogram: edges that repeat only inside the lanes' part of a task are found" {
+    // float32 edges of linspace(-1.001, -0.999, 30001): spaced 6.7e-8 apart, below float32's
+    // 1.2e-7 spacing under -1 (edges repeat there) and above its 6e-8 over -1 (all increase).
+    // Edges 14000..16000: the repeats lie before edge 15000 (-1.0), far from the task's end.
+    const bins = 30_000;
+    const edges = try alloc.alloc(f32, bins + 1);
+    defer alloc.free(edges);
+    const Body = EdgesBody(f32, false);
+    var body: Body = .{ .space = Linspace(f64).init(-1.001, -0.999, bins), .bins = bins, .edges = edges, .out = &.{}, .partials = &.{} };
+    body.run(15_100, 16_000);
+    try testing.expectEqual(@as(u32, 0), body.not_increasing);
+    body.run(14_000, 16_000);
+    try testing.expectEqual(@as(u32, 1), body.not_increasing);
+    var repeats: usize = 0;
+    for (14_001..16_000) |i| {
+        try testing.expectEqual(@as(f32, @floatCast(linspaceEdge(-1.001, -0.999, bins, i))), edges[i]);
+        if (!(edges[i - 1] < edges[i])) {
+            try testing.expect(i < 15_000);
+            repeats += 1;
+        }
+    }
+    try testing.expect(repeats > 0);
 }
 
 test "histogram: an integer range's exact denominator is used as given" {
