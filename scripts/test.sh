@@ -29,7 +29,7 @@ node --test tests/node/
 
 step "pytest"
 set +e
-python -m pytest -o faulthandler_timeout=600 "$@"
+python -m pytest "$@"
 rc=$?
 set -e
 # pytest exit 5 means it collected no tests: that is a failure of this script's purpose.

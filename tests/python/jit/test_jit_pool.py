@@ -177,6 +177,7 @@ def spin(n):
     return k
 
 
+@pytest.mark.timeout(120)  # a lost interrupt fails here instead of hanging the run
 def test_ctrl_c_stops_a_jitted_while_loop_within_a_bound(on_pool: Any) -> None:
     assert spin(10) == 10  # compiled and loaded before the clock starts
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
