@@ -193,6 +193,7 @@ class WasmThreads:
         # Each request has a number; a result is taken only by the waiter of that number, so
         # a call abandoned by an ill-timed interrupt can never hand its result to the next.
         self._seq = 0
+        self._ran = 0  # the last seq the caller thread took (it runs each one once)
         self._done = threading.Lock()  # released by the caller thread when a result is ready
         self._done.acquire()
         self._result: tuple[int, bool, Any] = (0, True, None)
@@ -416,18 +417,26 @@ class WasmThreads:
             self._drain_frees()
             self._seq += 1
             seq = self._seq
+            request = (seq, name, args)
             mark = len(self._faults)
             self._stop_call = None
-            self._requests.put((seq, name, args))
+            # A KeyboardInterrupt can land at any bytecode, also just after the put (the call
+            # then runs with nobody to stop it, and the next call waits behind it forever) or
+            # just after the acquire took the result's wake-up. So everything after the seq
+            # is taken sits inside the try, the handler posts the request again (the caller
+            # runs each seq once: a second copy is skipped), and the loop ends on the result
+            # itself, the lock being only a wake-up.
+            posted = False
             interrupted = False
             stop_at: float | None = None  # when the call was asked to stop
             next_wake = 0.0
-            while True:
+            while self._result[0] != seq:
                 try:
+                    if not posted:
+                        posted = True
+                        self._requests.put(request)
                     if self._done.acquire(timeout=0.05):
-                        if self._result[0] == seq:
-                            break
-                        continue  # the late result of an abandoned call
+                        continue  # this call's result, or the late one of an abandoned call
                     now = time.monotonic()
                     if stop_at is None and self.interruptible and len(self._faults) > mark:
                         stop_at = next_wake = now
@@ -455,6 +464,7 @@ class WasmThreads:
                     interrupted = True
                     if on_interrupt is not None:
                         on_interrupt()
+                    self._requests.put(request)  # in case the first put never happened
                     if stop_at is None:
                         stop_at = next_wake = time.monotonic()
                         if self.interruptible:
@@ -472,6 +482,9 @@ class WasmThreads:
             if request is None:
                 return
             seq, name, args = request
+            if seq <= self._ran:
+                continue  # a copy run() posted again after an interrupt: already run
+            self._ran = seq
             try:
                 self._result = (seq, True, self._invoke(name, args))
             except BaseException as exc:  # noqa: BLE001 -- re-raised in the waiting thread

@@ -192,6 +192,71 @@ def test_ctrl_c_cancels_a_long_kernel_promptly_and_the_pool_keeps_working(
     assert jr.sum(x) == x.sum()
 
 
+class _PutThenInterrupt:
+    """The caller thread's queue, where the first put is followed at once by a Ctrl-C: the
+    moment a signal lands just after the request was posted (the eval loop checks for signals
+    at the end of a call)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.fired = real, False
+
+    def put(self, item: Any) -> None:
+        self.real.put(item)
+        if not self.fired and item is not None:
+            self.fired = True
+            raise KeyboardInterrupt
+
+    def get(self) -> Any:
+        return self.real.get()
+
+
+class _WokenThenInterrupt:
+    """The result's wake-up lock, where the acquire that takes the wake-up is followed at once
+    by a Ctrl-C (before the waiter looked at the result)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.fired = real, False
+
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:
+        got = bool(self.real.acquire(*args, **kwargs))
+        if got and not self.fired:
+            self.fired = True
+            raise KeyboardInterrupt
+        return got
+
+    def release(self) -> None:
+        self.real.release()
+
+
+@pytest.mark.timeout(60)  # the bug this guards against hung the next call forever
+@pytest.mark.parametrize("where", ["after the request was posted", "after the wake-up was taken"])
+def test_ctrl_c_at_an_ill_timed_moment_still_stops_the_call_and_the_next_call_runs(
+    where: str,
+) -> None:
+    wasm = jr.get_backend().wasm
+    in_use = jr.pool_info()["bytes_in_use"]
+    if where == "after the request was posted":
+        real, attr, fake = wasm._requests, "_requests", _PutThenInterrupt(wasm._requests)
+        long_call = LONG_CALLS["square"]  # minutes of work if nobody stops it
+    else:
+        real, attr, fake = wasm._done, "_done", _WokenThenInterrupt(wasm._done)
+        long_call = lambda: jr.mandelbrot(300, 200, max_iter=50)  # over at once
+    setattr(wasm, attr, fake)
+    try:
+        start = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            long_call()
+        assert fake.fired
+        assert time.perf_counter() - start < 10
+    finally:
+        setattr(wasm, attr, real)
+    assert jr.pool_info()["bytes_in_use"] == in_use
+    x = np.arange(100_003, dtype=np.float64)
+    assert jr.sum(x) == x.sum()  # runs the hand-off path, not behind an orphaned call
+    img = jr.mandelbrot(31, 17, max_iter=64).to_numpy()
+    assert img.shape == (17, 31) and img.max() == 64
+
+
 SIZES = [0, 1, 2, 3, 7, 31, 127, 1023, 1024, 1025, 4095, 4096, 4097, 10_007]
 
 
