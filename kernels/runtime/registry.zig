@@ -156,8 +156,9 @@ pub fn pushJob(w: *Worker, j: *Job) bool {
 }
 
 /// Block until `latch` is set, running other work meanwhile: first spin searching, then sleep
-/// on the latch itself (its setter wakes us). The caller (worker 0) sleeps at most 20 ms at a
-/// time and polls the host on each wake-up.
+/// until the latch is set or there is work to steal (the thief of our half splits it and
+/// pushes the pieces: we must wake to take them, or we idle while it works alone). The caller
+/// (worker 0) sleeps at most 20 ms at a time and polls the host on each wake-up.
 pub fn waitUntil(w: *Worker, latch: *Latch) void {
     var idle: u32 = 0;
     while (!latch.probe()) {
@@ -172,12 +173,12 @@ pub fn waitUntil(w: *Worker, latch: *Latch) void {
             continue;
         }
         if (w.index == 0) {
-            latch.sleep(caller_wait_ns);
+            latch.sleep(w, anyWorkVisible, caller_wait_ns);
             pollHost();
         } else {
             counters.setState(w.index, .sleeping);
             busyAdd(-1);
-            latch.sleep(null);
+            latch.sleep(w, anyWorkVisible, null);
             busyAdd(1);
             counters.setState(w.index, .working);
         }
@@ -400,4 +401,54 @@ test "idle: after a call every helper goes to sleep and busy drops to zero" {
     }
     try testing.expect(rounds < 3000);
     try testing.expectEqual(@backingInt(counters.State.sleeping), counters.load32(&counters.block.per_thread[0].state));
+}
+
+/// join(a, b) where b, stolen, waits long enough for the joiner to fall asleep, then splits
+/// into a parallel loop: the sleeping joiner must wake and take part (it used to sleep on its
+/// latch alone and wake only when the thief had done everything).
+const LateSplit = struct {
+    const chunks = 64;
+    b_started: u32 = 0,
+    by_caller: u32 = 0,
+
+    const A = struct {
+        outer: *LateSplit,
+        pub fn run(self: *A) void {
+            // Until b runs on the other thread: then b is surely stolen.
+            while (@atomicLoad(u32, &self.outer.b_started, .seq_cst) == 0) platform.idlePause();
+        }
+    };
+    const Chunk = struct {
+        outer: *LateSplit,
+        pub fn run(self: *Chunk, lo: usize, hi: usize) void {
+            for (lo..hi) |i| {
+                var x: u64 = i; // a dependent chain of some 200 us
+                for (0..200_000) |k| x = x *% 6364136223846793005 +% k;
+                std.mem.doNotOptimizeAway(x);
+                if (current.?.index == 0) _ = @atomicRmw(u32, &self.outer.by_caller, .Add, 1, .monotonic);
+            }
+        }
+    };
+    const B = struct {
+        outer: *LateSplit,
+        pub fn run(self: *B) void {
+            @atomicStore(u32, &self.outer.b_started, 1, .seq_cst);
+            const never: u32 = 0;
+            _ = platform.futexWait(&never, 0, 5 * std.time.ns_per_ms); // the joiner sleeps by now
+            var body: Chunk = .{ .outer = self.outer };
+            @import("parallel_for.zig").parallelFor(chunks, 1, &body);
+        }
+    };
+    pub fn run(self: *LateSplit) void {
+        var a: A = .{ .outer = self };
+        var b: B = .{ .outer = self };
+        join_mod.join(&a, &b);
+    }
+};
+
+test "waitUntil: a joiner asleep on its latch wakes for work its thief pushes" {
+    var t: LateSplit = .{};
+    try support.runVoid(2, &t);
+    // The thief's loop takes 64 x ~200 us; the woken joiner takes about half of it.
+    try testing.expect(t.by_caller > 0);
 }
