@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from affinity import pin_pool_threads
 
 import jupyterlite_rayon as jr
 
@@ -92,13 +93,17 @@ def _numpy_pi(samples: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2_000_000, help="elements per array")
+    parser.add_argument(
+        "--pin", action="store_true", help="one pool thread per core (see affinity.py)"
+    )
     parser.add_argument("--threads", default="1,2", help="pool thread counts, e.g. 1,2,4")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best)")
     args = parser.parse_args()
     counts = [int(t) for t in args.threads.split(",")]
     jr.init_thread_pool(max(counts))
     print(f"n = {args.size:,}; wasmtime pool, threads {counts}; numpy on one thread; "
-          f"best of {args.repeat}; cores: {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
+          f"best of {args.repeat}; cores: {os.cpu_count()}, load {os.getloadavg()[0]:.2f}; "
+          f"{'one pool thread per core (--pin)' if args.pin else 'threads placed by the OS'}")
     head = f"{'kernel':22} {'numpy ms':>9} {'cpu/w':>5}"
     for t in counts:
         head += f" {f'pool@{t} ms':>11} {'cpu/w':>5}"
@@ -113,6 +118,8 @@ def main() -> None:
         walls = []
         for t in counts:
             with jr.threadpool_limits(t):
+                if args.pin:
+                    pin_pool_threads()  # a resize starts new helper threads
                 wall_t, ratio_t = timed(pooled, args.repeat)
             walls.append(wall_t)
             line += f" {wall_t * 1e3:11.2f} {ratio_t:5.2f}"

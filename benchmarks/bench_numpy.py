@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from affinity import pin_pool_threads
 
 import jupyterlite_rayon as jr
 
@@ -136,6 +137,9 @@ def matvec_cases() -> list[Case]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs per measurement (best)")
+    parser.add_argument(
+        "--pin", action="store_true", help="one pool thread per core (see affinity.py)"
+    )
     parser.add_argument("--threads", default="1,2", help="pool thread counts, e.g. 1,2")
     args = parser.parse_args()
     counts = [int(t) for t in args.threads.split(",")]
@@ -143,7 +147,8 @@ def main() -> None:
     dropped = f"; dropped {', '.join(_DROPPED)}" if _DROPPED else ""
     print(
         f"numpy {np.__version__} on one thread{dropped}; wasmtime pool at {counts} threads; "
-        f"best of {args.repeat}; cores {os.cpu_count()}, load {os.getloadavg()[0]:.2f}"
+        f"best of {args.repeat}; cores {os.cpu_count()}, load {os.getloadavg()[0]:.2f}; "
+        f"{'one pool thread per core (--pin)' if args.pin else 'threads placed by the OS'}"
     )
     head = f"{'case':34} {'numpy ms':>9} {'cpu/w':>5}"
     for t in counts:
@@ -158,6 +163,8 @@ def main() -> None:
         walls = []
         for t in counts:
             with jr.threadpool_limits(t):
+                if args.pin:
+                    pin_pool_threads()  # a resize starts new helper threads
                 wall_t, ratio_t = timed(pooled, args.repeat)
             walls.append(wall_t)
             line += f" {wall_t * 1e3:10.3f} {ratio_t:5.2f}"
