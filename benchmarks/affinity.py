@@ -13,21 +13,25 @@ from __future__ import annotations
 import os
 import threading
 
+# Taken once: after the first pin the calling thread's own mask is one core.
+_CORES = sorted(os.sched_getaffinity(0))
+
 
 def pin_pool_threads() -> str:
-    """Pin the calling thread and the pool's caller thread to the first core, helper i to core
-    i (wrapping). Returns what was done, for the table's header."""
-    cores = sorted(os.sched_getaffinity(0))
+    """Pin the calling thread and the pool's caller thread to the first core and the live
+    helpers to the next cores, wrapping. Returns what was done, for the table's header."""
+    cores = _CORES
+    threads = [t for t in threading.enumerate() if t.native_id is not None and t.is_alive()]
+    helpers = sorted((t for t in threads if "-thread-" in t.name), key=lambda t: t.name)
     pinned = []
-    for t in threading.enumerate():
-        if t.native_id is None:
-            continue
+    for t in threads:
         if t is threading.main_thread() or t.name.endswith("-caller"):
             core = cores[0]
-        elif "-thread-" in t.name:
-            core = cores[int(t.name.rsplit("-", 1)[1]) % len(cores)]
+        elif t in helpers:
+            core = cores[(1 + helpers.index(t)) % len(cores)]
         else:
             continue
+        assert t.native_id is not None
         os.sched_setaffinity(t.native_id, {core})
         pinned.append(f"{t.name}->{core}")
     return "pinned " + ", ".join(pinned)
