@@ -1,6 +1,6 @@
 """Benchmarks of @jr.jit on the real pool in CPython (wasmtime, real threads): the issue's table.
 
-    python benchmarks/bench_jit.py
+    python benchmarks/bench_jit.py [--pin]
 
 Prints one table, all ratios from this one run, under a line with the date and the load
 average before and after it. Wall times are the best of a few interleaved
@@ -12,9 +12,11 @@ lowering, encoding); the engine's compile of the bytes happens once per pool at 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
+from affinity import pin_pool_threads
 
 import jupyterlite_rayon as jr
 from jupyterlite_rayon.jit import dispatch, jit, prange
@@ -110,8 +112,13 @@ def timed(fn, rounds: int = 5) -> tuple[float, float]:
     return best
 
 
+PIN = "--pin" in sys.argv  # one pool thread per core (benchmarks/affinity.py)
+
+
 def at_threads(n: int, fn, rounds: int = 5) -> tuple[float, float]:
     jr.set_num_threads(n)
+    if PIN:
+        pin_pool_threads()  # a resize starts new helper threads
     return timed(fn, rounds)
 
 
@@ -234,7 +241,8 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     print(
         f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average "
-        f"{load0:.2f} before, {os.getloadavg()[0]:.2f} after"
+        f"{load0:.2f} before, {os.getloadavg()[0]:.2f} after; "
+        f"{'one pool thread per core (--pin)' if PIN else 'threads placed by the OS'}"
     )
     print(f"{'measure (wall, cpu/wall in brackets)':<{width}}  {'value':>20}  target")
     print("-" * (width + 32))
