@@ -420,55 +420,67 @@ class WasmThreads:
             request = (seq, name, args)
             mark = len(self._faults)
             self._stop_call = None
-            # A KeyboardInterrupt can land at any bytecode, also just after the put (the call
-            # then runs with nobody to stop it, and the next call waits behind it forever) or
-            # just after the acquire took the result's wake-up. So everything after the seq
-            # is taken sits inside the try, the handler posts the request again (the caller
-            # runs each seq once: a second copy is skipped), and the loop ends on the result
-            # itself, the lock being only a wake-up.
+            # A KeyboardInterrupt can land at any bytecode that checks for signals: just after
+            # the put (the call would run with nobody to stop it, and the next call wait behind
+            # it forever), just after the acquire took the result's wake-up, or at a loop's
+            # back edge. So the wait loop sits whole inside the try, the handler only notes the
+            # interrupt (its body has no point where a signal is checked) and the next pass
+            # acts on it, posting the request again in case the first put never happened (the
+            # caller runs each seq once), and the wait ends on the result, the lock being only
+            # a wake-up. Only a second Ctrl-C at the outer loop's back edge, right after the
+            # first was handled, can still leave early.
             posted = False
+            pending = False  # an interrupt the next pass acts on
             interrupted = False
             stop_at: float | None = None  # when the call was asked to stop
             next_wake = 0.0
-            while self._result[0] != seq:
+            while True:
                 try:
-                    if not posted:
-                        posted = True
+                    if pending:
+                        pending = False
+                        interrupted = True
+                        if on_interrupt is not None:
+                            on_interrupt()
                         self._requests.put(request)
-                    if self._done.acquire(timeout=0.05):
-                        continue  # this call's result, or the late one of an abandoned call
-                    now = time.monotonic()
-                    if stop_at is None and self.interruptible and len(self._faults) > mark:
-                        stop_at = next_wake = now
-                        self._stop_caller(f"stopped because {self._faults[mark]}")
-                    if stop_at is None:
-                        continue
-                    if grace is not None and now - stop_at > grace:
-                        self.close(timeout=0.5)
-                        what = (
-                            "was interrupted" if interrupted else f"stopped ({self._faults[mark]})"
-                        )
-                        message = (
-                            f"{self.name}.{name} {what} but did not stop within {grace:g} s "
-                            "(blocked outside wasm); the module was closed: load the module again"
-                        )
-                        if interrupted:
-                            raise KeyboardInterrupt(message)
-                        raise errors.WasmTrap(message)
-                    if self.interruptible and now >= next_wake:
-                        next_wake = now + WAKE_EVERY
-                        self._wake_waiters()
+                        if stop_at is None:
+                            stop_at = next_wake = time.monotonic()
+                            if self.interruptible:
+                                self._stop_caller("interrupted (KeyboardInterrupt)")
+                    while self._result[0] != seq:
+                        if not posted:
+                            posted = True
+                            self._requests.put(request)
+                        if self._done.acquire(timeout=0.05):
+                            continue  # this call's result, or the late one of an abandoned call
+                        now = time.monotonic()
+                        if stop_at is None and self.interruptible and len(self._faults) > mark:
+                            stop_at = next_wake = now
+                            self._stop_caller(f"stopped because {self._faults[mark]}")
+                        if stop_at is None:
+                            continue
+                        if grace is not None and now - stop_at > grace:
+                            self.close(timeout=0.5)
+                            what = (
+                                "was interrupted"
+                                if interrupted
+                                else f"stopped ({self._faults[mark]})"
+                            )
+                            message = (
+                                f"{self.name}.{name} {what} but did not stop within {grace:g} "
+                                "s (blocked outside wasm); the module was closed: load the "
+                                "module again"
+                            )
+                            if interrupted:
+                                raise KeyboardInterrupt(message)
+                            raise errors.WasmTrap(message)
+                        if self.interruptible and now >= next_wake:
+                            next_wake = now + WAKE_EVERY
+                            self._wake_waiters()
+                    break
                 except KeyboardInterrupt:
                     if interrupted and self._closed:
                         raise
-                    interrupted = True
-                    if on_interrupt is not None:
-                        on_interrupt()
-                    self._requests.put(request)  # in case the first put never happened
-                    if stop_at is None:
-                        stop_at = next_wake = time.monotonic()
-                        if self.interruptible:
-                            self._stop_caller("interrupted (KeyboardInterrupt)")
+                    pending = True
             _, ok, value = self._result
         if interrupted:
             raise KeyboardInterrupt
