@@ -166,8 +166,9 @@ def _wrapped(dtype: DType, value: int) -> int:
 
 
 def _rounded(dtype: DType, value: Any) -> Any:
-    """float32 results are float32 values, as numpy's are (the kernel's 8-byte result is a
-    float64 holding a float32 sum or mean, so this is exact there)."""
+    """float32 results are float32 values, as numpy's are. Exact for a float32 sum (the
+    kernel's 8-byte result is a float32 value widened); for dot (summed in float64) and the
+    chunked sums' steps it is the one rounding to float32."""
     return ctypes.c_float(value).value if dtype == dtypes.FLOAT32 else value
 
 

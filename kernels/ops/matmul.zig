@@ -497,7 +497,7 @@ test "matvec: a row's value does not depend on the rows computed with it or the 
     inline for (.{ f64, f32 }) |T| {
         const dt: u32 = if (T == f64) 0 else 1;
         for ([_]usize{ 1, 3, 20, 31, 63, 64, 300, 3100, 4100, 9000 }) |k| {
-            const m = 17; // groups of 7, 7 and 3 (shifted: 7, 7, 2)
+            const m = 17; // rows in groups that depend on the thread count (7, 7, 3 at one)
             const a = try randomArray(T, rng, m * k);
             defer alloc.free(a);
             const b = try randomArray(T, rng, k);

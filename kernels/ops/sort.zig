@@ -246,8 +246,8 @@ const Presorted = enum { ascending, descending, descending_with_ties, no };
 fn Classify(comptime T: type) type {
     return struct {
         x: []align(1) const T,
-        /// When not empty, x is copied here on the way (the merge sort then sorts it in place),
-        /// reversed when `reverse`.
+        /// When not empty, x is copied here on the way (the radix or merge sort then sorts it
+        /// in place), reversed when `reverse`.
         copy: []align(1) T = &.{},
         reverse: bool = false,
         /// bit 0: a pair descends; bit 1: a pair ascends; bit 2: a pair is equal (numpy order)
@@ -516,8 +516,8 @@ fn IndexKeys(comptime T: type) type {
     };
 }
 
-/// Sorts ascending or descending input in O(n); false when x needs the merge sort (out then
-/// holds a copy of x).
+/// Sorts ascending or descending input in O(n); false when x needs a full sort (radix or
+/// merge; out then holds a copy of x).
 fn sortPresorted(comptime T: type, x: []align(1) const T, out: []align(1) T) bool {
     const in_place = x.ptr == out.ptr;
     // Out of place, the pass copies x to out as it classifies, reversed when the ends say the

@@ -17,7 +17,7 @@ pub const Job = struct {
 
 pub const Latch = struct {
     const unset: u32 = 0;
-    const sleepy: u32 = 1; // the owner is about to sleep, or sleeps, on `state`
+    const sleepy: u32 = 1; // the owner is about to sleep, or sleeps (in sleep.zig's eventcount)
     const set_: u32 = 2;
 
     state: u32 = unset,
