@@ -245,20 +245,26 @@ def test_status_counters_show_both_threads_working(coi: Any) -> None:
     r = run(
         coi,
         """
+import time
 before = jr.pool_info()
 img = jr.mandelbrot(400, 300, max_iter=500)
 after = jr.pool_info()
+# A helper searches for work some 50 us after its last task before it sleeps (busy until then).
+start = time.monotonic()
+while jr.pool_info()["busy"] and time.monotonic() - start < 2.0:
+    pass
 print(json.dumps({"calls": after["calls"] - before["calls"],
                   "tasks": [a["tasks"] - b["tasks"]
                             for a, b in zip(after["per_thread"], before["per_thread"])],
                   "per_thread": len(after["per_thread"]),
-                  "busy_after": after["busy"], "memory": after["memory_bytes"] > 0}))
+                  "busy_after": jr.pool_info()["busy"], "memory": after["memory_bytes"] > 0}))
 """,
     )
     got = last_json(r)
     assert got["calls"] == 1, got
     # Both threads ran some of the call's tasks (the helper stole work from the caller).
     assert len(got["tasks"]) == 2 and all(t > 0 for t in got["tasks"]), got
+    # ... and every thread went to sleep once the call was over (within 2 s).
     assert got["per_thread"] == 2 and got["busy_after"] == 0 and got["memory"]
 
 
