@@ -4,10 +4,12 @@ kernel (issue 12 item 4): two notebooks in one page, a 2-thread pool and a 1-thr
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 from browser_conftest import JS_OPEN_NOTEBOOK, KERNEL_START_TIMEOUT_S
 from page_names import STATUS
+from playwright.sync_api import Error as PlaywrightError
 
 JS_ACTIVATE = """(name) => { window.jupyterapp.shell.activateById(window[name].id);
   window.__jrPanel = window[name]; }"""
@@ -28,9 +30,17 @@ def test_status_bar_follows_the_current_notebook(kernel_coi: Any) -> None:
     page = kernel_coi.page
     run(kernel_coi, "import jupyterlite_rayon as jr\nawait jr.init_thread_pool(2)")
     page.evaluate("window.__jrFirst = window.__jrPanel")
-    page.evaluate(
-        JS_OPEN_NOTEBOOK, {"kernelName": "python", "timeoutMs": KERNEL_START_TIMEOUT_S * 1000}
-    )
+    args = {"kernelName": "python", "timeoutMs": KERNEL_START_TIMEOUT_S * 1000}
+    try:
+        page.evaluate(JS_OPEN_NOTEBOOK, args)
+    except PlaywrightError as first:
+        # As the fixtures do (conftest.open_kernel): pyodide-kernel 0.8.6's coincident channel
+        # can kill a kernel's start under load; a second notebook gets one more chance.
+        console = "\n".join(kernel_coi.console[-15:])
+        warnings.warn(
+            f"second kernel start failed once, retrying: {first}\n{console}", stacklevel=1
+        )
+        page.evaluate(JS_OPEN_NOTEBOOK, args)
     page.evaluate("window.__jrSecond = window.__jrPanel")
     run(kernel_coi, "import jupyterlite_rayon as jr\nawait jr.init_thread_pool(1)")
     ids = page.evaluate(
