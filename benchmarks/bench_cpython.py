@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from affinity import pin_pool_threads
+from affinity import pin_pool_threads, placement
 
 import jupyterlite_rayon as jr
 
@@ -103,7 +103,7 @@ def main() -> None:
     jr.init_thread_pool(max(counts))
     print(f"n = {args.size:,}; wasmtime pool, threads {counts}; numpy on one thread; "
           f"best of {args.repeat}; cores: {os.cpu_count()}, load {os.getloadavg()[0]:.2f}; "
-          f"{'one pool thread per core (--pin)' if args.pin else 'threads placed by the OS'}")
+          f"{placement(args.pin)}")
     head = f"{'kernel':22} {'numpy ms':>9} {'cpu/w':>5}"
     for t in counts:
         head += f" {f'pool@{t} ms':>11} {'cpu/w':>5}"

@@ -16,7 +16,7 @@ import sys
 import time
 
 import numpy as np
-from affinity import pin_pool_threads
+from affinity import pin_pool_threads, placement
 
 import jupyterlite_rayon as jr
 from jupyterlite_rayon.jit import dispatch, jit, prange
@@ -242,7 +242,7 @@ def main() -> None:
     print(
         f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average "
         f"{load0:.2f} before, {os.getloadavg()[0]:.2f} after; "
-        f"{'one pool thread per core (--pin)' if PIN else 'threads placed by the OS'}"
+        f"{placement(PIN)}"
     )
     print(f"{'measure (wall, cpu/wall in brackets)':<{width}}  {'value':>20}  target")
     print("-" * (width + 32))

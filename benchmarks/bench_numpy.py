@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from affinity import pin_pool_threads
+from affinity import pin_pool_threads, placement
 
 import jupyterlite_rayon as jr
 
@@ -148,7 +148,7 @@ def main() -> None:
     print(
         f"numpy {np.__version__} on one thread{dropped}; wasmtime pool at {counts} threads; "
         f"best of {args.repeat}; cores {os.cpu_count()}, load {os.getloadavg()[0]:.2f}; "
-        f"{'one pool thread per core (--pin)' if args.pin else 'threads placed by the OS'}"
+        f"{placement(args.pin)}"
     )
     head = f"{'case':34} {'numpy ms':>9} {'cpu/w':>5}"
     for t in counts:

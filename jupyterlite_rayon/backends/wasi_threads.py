@@ -446,10 +446,10 @@ class WasmThreads:
                             stop_at = next_wake = time.monotonic()
                             if self.interruptible:
                                 self._stop_caller("interrupted (KeyboardInterrupt)")
+                    if not posted:
+                        posted = True
+                        self._requests.put(request)
                     while self._result[0] != seq:
-                        if not posted:
-                            posted = True
-                            self._requests.put(request)
                         if self._done.acquire(timeout=0.05):
                             continue  # this call's result, or the late one of an abandoned call
                         now = time.monotonic()
