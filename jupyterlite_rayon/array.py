@@ -1,8 +1,11 @@
 """PoolArray: data resident in a wasm module's memory, and the ways to make one.
 
-An array owns one block allocated in its module's memory (jr_alloc for the pool, the
+An array owns one block allocated in its module's memory (jr_alloc_into for the pool, the
 module's malloc for a foreign module). The block is freed exactly once: by close(), by the
 context manager, or by garbage collection (weakref.finalize). Using a closed array raises.
+A pool array owns its block through a cell (cells.py) from before the block exists, so a
+KeyboardInterrupt at any moment cannot leak it; a foreign module's malloc returns its address
+like any call, so a Ctrl-C just after it can still leak that block.
 
 Input conversion (`asarray`): any buffer-protocol object or a list. Buffers in a dtype the
 pool lacks raise TypeError naming the dtypes it has; non-contiguous buffers (a strided
@@ -22,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, Self
 
 from . import dtypes, pool
+from .cells import Cells
 from .dtypes import DType
 from .errors import PoolError
 
@@ -29,13 +33,18 @@ _U32 = 0xFFFFFFFF
 
 
 class Arena(Protocol):
-    """Where arrays live: the pool (pool.py) or a foreign module (foreign.py)."""
+    """Where arrays live: the pool (pool.py) or a foreign module (foreign.py).
+
+    An owner's block: `alloc_owned(holder, ...)` allocates it into `holder` (an empty list the
+    owner keeps), `free_owned(holder)` frees it now (close), `release_owned(holder)` soon (the
+    owner's finalizer; a no-op once the block was freed or the arena is gone).
+    """
 
     name: str
 
-    def alloc(self, nbytes: int, zero: bool) -> int: ...
-    def free(self, ptr: int) -> None: ...
-    def free_soon(self, ptr: int) -> None: ...
+    def alloc_owned(self, holder: list[int], nbytes: int, zero: bool) -> int: ...
+    def free_owned(self, holder: list[int]) -> None: ...
+    def release_owned(self, holder: list[int]) -> None: ...
     def write(self, ptr: int, data: memoryview) -> None: ...
     def read(self, ptr: int, nbytes: int) -> bytes: ...
     def read_into(self, ptr: int, out: memoryview) -> None: ...
@@ -47,17 +56,26 @@ class PoolArena:
 
     name = "pool"
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, cells: Cells) -> None:
         self.backend = backend
+        self.cells = cells
 
-    def alloc(self, nbytes: int, zero: bool) -> int:
-        return int(self.backend.alloc(nbytes, zero))
+    def alloc_owned(self, holder: list[int], nbytes: int, zero: bool) -> int:
+        self.cells.take(holder)
+        return int(self.backend.alloc_into(holder[0], nbytes, zero))
 
-    def free(self, ptr: int) -> None:
-        self.backend.free(ptr)
+    def free_owned(self, holder: list[int]) -> None:
+        if holder and self.alive():
+            self.backend.free_cell(holder[0])
 
-    def free_soon(self, ptr: int) -> None:
-        self.backend.free_soon(ptr)
+    def release_owned(self, holder: list[int]) -> None:
+        if not holder or not self.alive():
+            return
+        cell = holder[0]
+        ptr = self.backend.take_cell(cell)
+        if ptr:  # not closed: free it (after the running call, if this runs inside one)
+            self.backend.free_soon(ptr)
+        self.cells.give_back(cell)
 
     def write(self, ptr: int, data: memoryview) -> None:
         self.backend.write(ptr, data)
@@ -81,26 +99,51 @@ def pool_arena() -> PoolArena:
     arena = _arenas.get(id(backend))
     if arena is None or arena.backend is not backend:
         _arenas.clear()
-        arena = _arenas[id(backend)] = PoolArena(backend)
+        arena = _arenas[id(backend)] = PoolArena(backend, backend.cells)
     return arena
 
 
-def _free(arena: Arena, ptr: int) -> None:
-    if arena.alive():
-        arena.free_soon(ptr)
+class Block:
+    """A block of an arena's memory, owned from before it exists (cells.py): freed once, by
+    close() or by garbage collection, whatever an interrupt cuts short. A PoolArray is one;
+    a jitted call's frame and copies are bare ones."""
+
+    __slots__ = ("__weakref__", "_arena", "_closed", "_holder", "_ptr")
+
+    def __init__(self, arena: Arena, nbytes: int, zero: bool) -> None:
+        self._arena = arena
+        self._closed = False
+        self._ptr = 0
+        # The finalizer exists before the block: an interrupt anywhere after this line leaves
+        # the block, if any, to it.
+        holder: list[int] = []
+        self._holder = holder
+        weakref.finalize(self, arena.release_owned, holder)
+        self._ptr = arena.alloc_owned(holder, nbytes, zero)
+
+    @property
+    def ptr(self) -> int:
+        return self._ptr
+
+    def close(self) -> None:
+        """Free the memory now (idempotent). The block cannot be used afterwards."""
+        if not self._closed:
+            self._closed = True  # first: interrupted before the free, the finalizer frees
+            self._arena.free_owned(self._holder)
 
 
-class PoolArray:
+class PoolArray(Block):
     """A 1-D or 2-D array in a module's memory. Make one with asarray, empty or zeros."""
 
-    __slots__ = ("__weakref__", "_arena", "_dtype", "_finalizer", "_ptr", "_shape")
+    __slots__ = ("_dtype", "_shape")
 
-    def __init__(self, arena: Arena, ptr: int, shape: tuple[int, ...], dtype: DType) -> None:
-        self._arena = arena
-        self._ptr = ptr
+    def __init__(
+        self, arena: Arena, shape: tuple[int, ...], dtype: DType, nbytes: int, zero: bool
+    ) -> None:
+        """A new array of `nbytes` (uninitialised unless `zero`) in `arena`."""
         self._shape = shape
         self._dtype = dtype
-        self._finalizer = weakref.finalize(self, _free, arena, ptr)
+        super().__init__(arena, nbytes, zero)
 
     # -- properties --------------------------------------------------------------------
     @property
@@ -139,10 +182,10 @@ class PoolArray:
 
     @property
     def closed(self) -> bool:
-        return not self._finalizer.alive or not self._arena.alive()
+        return self._closed or not self._arena.alive()
 
     def _check_open(self) -> None:
-        if not self._finalizer.alive:
+        if self._closed:
             raise ValueError("this PoolArray is closed; make a new one with jr.asarray(...)")
         if not self._arena.alive():
             raise PoolError(
@@ -151,13 +194,6 @@ class PoolArray:
             )
 
     # -- lifetime ----------------------------------------------------------------------
-    def close(self) -> None:
-        """Free the memory now (idempotent). The array cannot be used afterwards."""
-        if self._finalizer.alive:
-            self._finalizer.detach()
-            if self._arena.alive():
-                self._arena.free(self._ptr)
-
     def __enter__(self) -> Self:
         return self
 
@@ -323,14 +359,13 @@ def _new(shape: int | Sequence[int], dtype: Any, arena: Arena | None, zero: bool
     dims = _shape_of(shape)
     dt = dtypes.get(dtype)
     arena = arena if arena is not None else pool_arena()
-    ptr = arena.alloc(math.prod(dims) * dt.itemsize, zero)
-    return PoolArray(arena, ptr, dims, dt)
+    return PoolArray(arena, dims, dt, math.prod(dims) * dt.itemsize, zero)
 
 
 def _from_bytes(
     arena: Arena, raw: bytes | memoryview, shape: tuple[int, ...], dt: DType
 ) -> PoolArray:
-    out = PoolArray(arena, arena.alloc(len(raw), False), shape, dt)
+    out = PoolArray(arena, shape, dt, len(raw), False)
     try:
         arena.write(out._ptr, memoryview(raw))
     except BaseException:

@@ -246,6 +246,21 @@ class ForeignModule:
         if self._free_name in self._engine.signatures:
             self._engine.free_soon(self._free_name, ptr)
 
+    # The Arena protocol (array.py). malloc returns its address like any call: a Ctrl-C just
+    # after it can leak that block (the pool's cells have no equivalent in a user's module).
+    def alloc_owned(self, holder: list[int], nbytes: int, zero: bool) -> int:
+        ptr = self.alloc(nbytes, zero)
+        holder.append(ptr)
+        return ptr
+
+    def free_owned(self, holder: list[int]) -> None:
+        if holder and self.alive():
+            self.free(holder.pop())  # popped first: interrupted, it leaks, never frees twice
+
+    def release_owned(self, holder: list[int]) -> None:
+        if holder and self.alive():
+            self.free_soon(holder[0])
+
     def write(self, ptr: int, data: memoryview) -> None:
         self._engine.write(ptr, data)
 

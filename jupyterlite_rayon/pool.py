@@ -15,6 +15,7 @@ from typing import Any, Self, TypeVar
 
 from . import abi, backends, counters
 from .backends.base import Backend
+from .cells import Cells
 from .errors import PoolNotStarted
 
 _lock = threading.RLock()
@@ -76,6 +77,7 @@ def _install(backend: Backend) -> int:
     global _backend, _scratch
     _backend = backend
     _scratch = backend.alloc(16, True)
+    backend.cells = Cells(backend)
     _known_threads[0] = current_num_threads()
     return _known_threads[0]
 

@@ -48,6 +48,23 @@ export fn jr_free(ptr: usize) void {
     rt.freeBytes(@ptrFromInt(ptr));
 }
 
+// The cell variants let a host own a block from before it exists. A host whose language can
+// drop a returned address (Python raises KeyboardInterrupt between any two bytecodes) passes
+// a cell, a u32 in memory its owner already holds and frees when it dies: the address lands
+// there inside the call, so no window is left where nobody holds it. Each cell has one owner
+// and one allocation at a time; jr_free_cell swaps it to 0 so a second free is a no-op.
+export fn jr_alloc_into(cell: usize, nbytes: u32, zero: u32) usize {
+    const slot: *u32 = @ptrFromInt(cell);
+    const ptr = jr_alloc(nbytes, zero);
+    @atomicStore(u32, slot, @intCast(ptr), .release);
+    return ptr;
+}
+
+export fn jr_free_cell(cell: usize) void {
+    const slot: *u32 = @ptrFromInt(cell);
+    jr_free(@atomicRmw(u32, slot, .Xchg, 0, .acq_rel));
+}
+
 export fn jr_strerror(code: i32) usize {
     return @intFromPtr(status.message(code).ptr);
 }

@@ -28,6 +28,8 @@ class Backend(abc.ABC):
     counters_address: int
     #: jr_max_threads() of the running build (1 for st)
     build_max_threads: int
+    #: the pool's ownership cells (jupyterlite_rayon/cells.py), made when pool.py installs it
+    cells: Any = None
 
     # -- life ----------------------------------------------------------------------------
     @classmethod
@@ -87,8 +89,25 @@ class Backend(abc.ABC):
         """jr_alloc: a 16-byte aligned block; PoolMemoryError when memory cannot grow."""
 
     @abc.abstractmethod
+    def alloc_into(self, cell: int, nbytes: int, zero: bool) -> int:
+        """jr_alloc_into: alloc, with the address stored into the u32 at `cell` inside the
+        call (jupyterlite_rayon/cells.py says why); PoolMemoryError when memory cannot grow."""
+
+    @abc.abstractmethod
     def free(self, ptr: int) -> None:
         """jr_free now (not during a call on this thread: see free_soon)."""
+
+    @abc.abstractmethod
+    def free_cell(self, cell: int) -> None:
+        """jr_free_cell now: free the block the cell holds and set it to 0, in one step."""
+
+    def take_cell(self, cell: int) -> int:
+        """The address the cell holds, the cell set to 0 (without entering wasm: a finalizer
+        may run inside a call)."""
+        ptr = int.from_bytes(self.read(cell, 4), "little")
+        if ptr:
+            self.write(cell, memoryview(bytes(4)))
+        return ptr
 
     @abc.abstractmethod
     def free_soon(self, ptr: int) -> None:

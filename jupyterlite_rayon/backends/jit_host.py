@@ -22,12 +22,6 @@ class PoolJitHost:
         self.shared = bool(backend.threaded)
         self.arena: Any = pool_arena()
 
-    def alloc(self, nbytes: int, zero: bool) -> int:
-        return int(self.backend.alloc(nbytes, zero))
-
-    def free(self, ptr: int) -> None:
-        self.backend.free(ptr)
-
     def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
         self.backend.write(ptr, memoryview(data))
 

@@ -168,7 +168,9 @@ class PyodideBackend(Backend):
         self._call = self._readers.bare(pool.call.bind(pool))
         self._call_quick = pool.call.bind(pool)
         self._alloc = pool.alloc.bind(pool)
+        self._alloc_into = pool.allocInto.bind(pool)
         self._free = pool.free.bind(pool)
+        self._free_cell = pool.freeCell.bind(pool)
         self._set_threads = JS.catching(pool.setThreads.bind(pool))
         self._read_small = JS.reader(pool)
         self._write_small = JS.writer(pool)
@@ -291,13 +293,19 @@ class PyodideBackend(Backend):
 
     # -- memory --------------------------------------------------------------------------
     def alloc(self, nbytes: int, zero: bool) -> int:
+        return self._allocate(nbytes, lambda: self._alloc(nbytes, bool(zero)))
+
+    def alloc_into(self, cell: int, nbytes: int, zero: bool) -> int:
+        return self._allocate(nbytes, lambda: self._alloc_into(cell, nbytes, bool(zero)))
+
+    def _allocate(self, nbytes: int, allocate: Any) -> int:
         self._check_open("alloc")
         if nbytes > _U32:
             raise errors.PoolMemoryError(
                 f"{nbytes} bytes do not fit in the pool's 32-bit memory; work on smaller chunks"
             )
         try:
-            return int(self._alloc(nbytes, bool(zero)))
+            return int(allocate())
         except JsException as e:
             error = JS.describe(e.js_error).to_py()
         if error["code"] == errors.E_NOMEM:
@@ -317,6 +325,10 @@ class PyodideBackend(Backend):
         # it a no-op once the pool is terminated.
         if not self._closed:
             self._free(ptr)
+
+    def free_cell(self, cell: int) -> None:
+        if not self._closed:
+            self._free_cell(cell)
 
     def _view(self, ptr: int, nbytes: int) -> Any:
         # A fresh view every time: memory may have grown since the last one.

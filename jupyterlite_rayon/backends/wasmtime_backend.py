@@ -128,11 +128,17 @@ class WasmtimeBackend(Backend):
         self.wasm.store_u32(self._cancel, 1)
 
     def alloc(self, nbytes: int, zero: bool) -> int:
+        return self._alloc(nbytes, zero, "jr_alloc")
+
+    def alloc_into(self, cell: int, nbytes: int, zero: bool) -> int:
+        return self._alloc(nbytes, zero, "jr_alloc_into", cell)
+
+    def _alloc(self, nbytes: int, zero: bool, export: str, *cell: int) -> int:
         if nbytes > _U32:
             raise errors.PoolMemoryError(
                 f"{nbytes} bytes do not fit in the pool's 32-bit memory; work on smaller chunks"
             )
-        ptr = self.wasm.call_direct("jr_alloc", nbytes, 1 if zero else 0) & _U32
+        ptr = int(self.wasm.call_direct(export, *cell, nbytes, 1 if zero else 0)) & _U32
         if not ptr:
             in_use = self.counters(threads=False).bytes_in_use
             raise errors.PoolMemoryError(_no_memory(nbytes, in_use, self.wasm.max_bytes))
@@ -140,6 +146,12 @@ class WasmtimeBackend(Backend):
 
     def free(self, ptr: int) -> None:
         self.wasm.call_direct("jr_free", ptr)
+
+    def free_cell(self, cell: int) -> None:
+        self.wasm.call_direct("jr_free_cell", cell)
+
+    def take_cell(self, cell: int) -> int:
+        return self.wasm.swap_u32(cell, 0)
 
     def free_soon(self, ptr: int) -> None:
         self.wasm.free_soon("jr_free", ptr)

@@ -24,6 +24,9 @@
 //   value(name, ...args)   an export returning a plain value: returns it
 //   alloc(nbytes, zero)    an address; PoolError E_NOMEM when memory cannot grow
 //   free(ptr)              a no-op on a terminated or broken pool
+//   allocInto(cell, nbytes, zero), freeCell(cell)   the same, the address kept in a u32 cell
+//                          of pool memory (for Python, whose KeyboardInterrupt can drop a
+//                          returned address: jupyterlite_rayon/cells.py)
 //   view(Ctor, ptr, n)     a typed array on the current memory buffer
 //   strerror(code)         jr_strerror's text
 //   status()               readCounters(...) + memoryBytes, without entering wasm

@@ -20,6 +20,8 @@ const rt = threadRuntime(makeWasi(), jitLoader());
 const CONTROL = {
   jr_alloc: 'pool.alloc(nbytes, zero)',
   jr_free: 'pool.free(ptr)',
+  jr_alloc_into: 'pool.allocInto(cell, nbytes, zero)',
+  jr_free_cell: 'pool.freeCell(cell)',
   jr_set_threads: 'pool.setThreads(n) or await pool.resize(n)',
   jr_cancel: 'pool.cancel()',
   jr_counters: 'pool.counters or pool.status()',
@@ -30,6 +32,14 @@ const CONTROL = {
 };
 
 const mib = (bytes) => (bytes / 1048576).toFixed(1);
+
+// A cell is a u32 of pool memory: a 4-byte aligned nonzero address (pool.allocInto).
+function checkCell(cell, where, memoryBytes) {
+  if (!Number.isInteger(cell) || cell <= 0 || cell % 4 !== 0 || cell + 4 > memoryBytes) {
+    throw new RangeError(`${where}: cell must be a 4-byte aligned address of pool memory ` +
+      `(a u32 the caller owns, e.g. in a pool.alloc block), got ${cell}`);
+  }
+}
 
 export async function createPool(options = {}) {
   const { wasm, threads, threaded = 'auto', poll, stdout, stderr } = options;
@@ -351,13 +361,27 @@ class Pool {
   // A block of pool memory (16-byte aligned, zero-filled if `zero`); PoolError E_NOMEM when the
   // memory cannot grow. Allowed during a resize: the allocator is thread-safe.
   alloc(nbytes, zero = false) {
-    this.#checkUsable('pool.alloc', { idle: false });
-    this.#needRuntime('pool.alloc');
-    checkU32(nbytes, 'pool.alloc', 'nbytes must be an integer from 0 to 2**32 - 1');
-    const ptr = this.#exports.jr_alloc(nbytes, zero ? 1 : 0) >>> 0;
+    return this.#allocate('pool.alloc', nbytes, () => this.#exports.jr_alloc(nbytes, zero ? 1 : 0));
+  }
+
+  // pool.alloc, with the address also stored into the u32 at `cell` (4-byte aligned, in memory
+  // the caller owns) inside the call: for a caller that can drop a returned value (Python's
+  // KeyboardInterrupt lands between bytecodes), whose cell's owner frees what the cell holds.
+  allocInto(cell, nbytes, zero = false) {
+    return this.#allocate('pool.allocInto', nbytes, () => {
+      checkCell(cell, 'pool.allocInto', this.#memory.buffer.byteLength);
+      return this.#exports.jr_alloc_into(cell, nbytes, zero ? 1 : 0);
+    });
+  }
+
+  #allocate(where, nbytes, allocate) {
+    this.#checkUsable(where, { idle: false });
+    this.#needRuntime(where);
+    checkU32(nbytes, where, 'nbytes must be an integer from 0 to 2**32 - 1');
+    const ptr = allocate() >>> 0;
     if (ptr === 0) {
       const max = memoryLimits(this.#build, this.threaded).maximum * PAGE_BYTES;
-      throw this.#statusError('pool.alloc', CODES.E_NOMEM, {
+      throw this.#statusError(where, CODES.E_NOMEM, {
         note: `cannot allocate ${nbytes} bytes (pool memory is ` +
           `${mib(this.#memory.buffer.byteLength)} MiB of at most ${mib(max)} MiB, ` +
           `${mib(this.status().bytesInUse)} MiB in use)`,
@@ -370,11 +394,22 @@ class Pool {
   // finalizers that run late never throw.
   free(ptr) {
     checkU32(ptr, 'pool.free', 'ptr must be an address from pool.alloc');
-    if (this.#terminated || this.#broken || (this.#ctl && Atomics.load(this.#ctl, rt.BROKEN))) {
-      return;
-    }
+    if (this.#gone()) return;
     this.#needRuntime('pool.free');
     this.#exports.jr_free(ptr);
+  }
+
+  // Frees the block whose address the u32 at `cell` holds and sets it to 0, in one step (a
+  // second freeCell of the cell is a no-op). A no-op on a terminated or broken pool.
+  freeCell(cell) {
+    if (this.#gone()) return;
+    checkCell(cell, 'pool.freeCell', this.#memory.buffer.byteLength);
+    this.#needRuntime('pool.freeCell');
+    this.#exports.jr_free_cell(cell);
+  }
+
+  #gone() {
+    return this.#terminated || this.#broken || (this.#ctl && Atomics.load(this.#ctl, rt.BROKEN));
   }
 
   // A typed-array view on the CURRENT memory buffer: memory can grow (and a non-shared buffer

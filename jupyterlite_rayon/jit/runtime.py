@@ -1,6 +1,6 @@
 """The seam to the pool: marshal arguments into a ctx frame, call, read the result back.
 
-Backend-agnostic: it talks to a JitHost (alloc/free/read/write, load_module, call). The
+Backend-agnostic: it talks to a JitHost (its arena, read/write, load_module, call). The
 frame's layout is frame.py's. Arrays:
 - a PoolArray in the host's own memory is used in place (no copy);
 - anything else (numpy arrays of any layout, other PoolArrays, buffers, lists) is copied into
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from .. import dtypes, pool
 from ..abi import E_CANCELED, E_INDEX, E_LOAD, E_NOMEM, E_VALUE, E_ZERODIV
-from ..array import PoolArray, asarray
+from ..array import Block, PoolArray, asarray
 from ..errors import PoolError, PoolMemoryError
 from . import frame as FR
 from .errors import quote, where
@@ -32,10 +32,8 @@ class JitHost(Protocol):
     """What a compiled kernel needs from the pool it runs on (docs/jit.md, host protocol)."""
 
     shared: bool  # the pool's memory is shared (threaded build)
-    arena: Any  # PoolArrays of this arena are used in place
+    arena: Any  # PoolArrays of this arena are used in place; frames and copies come from it
 
-    def alloc(self, nbytes: int, zero: bool) -> int: ...
-    def free(self, ptr: int) -> None: ...
     def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None: ...
     def read(self, ptr: int, nbytes: int) -> bytes: ...
     def load_module(self, wasm: bytes, nfuncs: int) -> int: ...  # -> table_base
@@ -181,13 +179,14 @@ class Kernel:
             if isinstance(a.ty, ArrayType) and name in self.writes:
                 _check_writable(self.tf.name, name, a)
         base = self.base(host)
-        ctx = host.alloc(frame.size, True)
-        if not ctx:
-            raise PoolMemoryError(
-                "the pool has no memory left for a jitted call's frame; "
-                "free arrays you no longer need"
-            )
-        copies: list[tuple[str, Arg, int, int]] = []
+        frame_block = _block(
+            host,
+            frame.size,
+            True,
+            "the pool has no memory left for a jitted call's frame; free arrays you no longer need",
+        )
+        ctx = frame_block.ptr
+        copies: list[tuple[str, Arg, Block, int]] = []
         try:
             buf = bytearray(frame.size)
             for name, a in zip(params, args, strict=True):
@@ -218,19 +217,20 @@ class Kernel:
             return bool(value) if self.tf.ret == "bool" else value
         finally:
             try:
-                for name, a, ptr, nbytes in copies:
+                for name, a, block, nbytes in copies:
                     if name in self.writes:
-                        _write_back(a, host.read(ptr, nbytes))
+                        _write_back(a, host.read(block.ptr, nbytes))
             finally:
-                for _, _, ptr, _ in copies:
-                    host.free(ptr)
+                # An interrupt here leaves the rest to the blocks' finalizers.
+                for _, _, block, _ in copies:
+                    block.close()
                 for a in args:
                     if a.owned and a.pool is not None:
                         a.pool.close()
-                host.free(ctx)
+                frame_block.close()
 
     def _array_in(
-        self, host: JitHost, name: str, a: Arg, copies: list[tuple[str, Arg, int, int]]
+        self, host: JitHost, name: str, a: Arg, copies: list[tuple[str, Arg, Block, int]]
     ) -> tuple[int, tuple[int, ...]]:
         pool = a.pool
         if pool is not None and pool.arena is host.arena:
@@ -249,16 +249,17 @@ class Kernel:
             data = view.cast("B") if view.c_contiguous else view.tobytes()
             shape = tuple(view.shape or ())
         nbytes = len(data)
-        ptr = host.alloc(nbytes, False)
-        if not ptr:
-            raise PoolMemoryError(
-                f"the pool cannot hold a copy of {name!r} ({nbytes} bytes); "
-                "pass a PoolArray (jr.asarray) or smaller arrays"
-            )
-        copies.append((name, a, ptr, nbytes))
+        block = _block(
+            host,
+            nbytes,
+            False,
+            f"the pool cannot hold a copy of {name!r} ({nbytes} bytes); "
+            "pass a PoolArray (jr.asarray) or smaller arrays",
+        )
+        copies.append((name, a, block, nbytes))
         if nbytes:
-            host.write(ptr, data)
-        return ptr, shape
+            host.write(block.ptr, data)
+        return block.ptr, shape
 
     def _error(self, status: int, record: bytes) -> BaseException:
         code, site_index, a, b = struct.unpack_from("<iiqq", record, 0)
@@ -341,3 +342,11 @@ def _copy_nd(src: memoryview, dst: memoryview) -> None:
         "writing results back into a strided multi-dimensional buffer is not "
         "supported: pass a numpy array or a contiguous buffer"
     )
+
+
+def _block(host: JitHost, nbytes: int, zero: bool, no_memory: str) -> Block:
+    """A block of the host's arena for one call (freed once, even if an interrupt lands)."""
+    try:
+        return Block(host.arena, nbytes, zero)
+    except PoolMemoryError as e:
+        raise PoolMemoryError(no_memory) from e

@@ -416,10 +416,47 @@ test('a failed status is one PoolError: code, status, kernel, detail, advice', a
   }
 });
 
+test('allocInto stores the address into its cell; freeCell frees it once and zeroes the cell',
+  async () => {
+    const pool = await makePool(2);
+    try {
+      const base = pool.status().bytesInUse;
+      const cells = pool.alloc(16, true);
+      const cellsBytes = pool.status().bytesInUse - base;
+      const u32 = () => pool.view(Uint32Array, cells, 4);
+      const x = pool.allocInto(cells + 4, 8 * 1000, true);
+      assert.equal(u32()[1], x, 'the cell holds what allocInto returned');
+      assert.deepEqual([...pool.view(Float64Array, x, 1000)], new Array(1000).fill(0));
+      assert.ok(pool.status().bytesInUse - base >= cellsBytes + 8000);
+      pool.freeCell(cells + 4);
+      assert.equal(u32()[1], 0, 'freeCell zeroes the cell');
+      pool.freeCell(cells + 4); // the second free finds 0: a no-op
+      pool.freeCell(cells + 8); // a cell that never held a block
+      assert.equal(pool.status().bytesInUse - base, cellsBytes, 'freed once, nothing leaked');
+      // A failed allocation leaves 0 in the cell, so its owner frees nothing.
+      u32()[2] = 7;
+      assert.throws(() => pool.allocInto(cells + 8, 2 ** 32 - 1), (e) => e instanceof PoolError &&
+        e.name === 'E_NOMEM' && e.kernel === 'pool.allocInto');
+      assert.equal(u32()[2], 0);
+      // A cell that is no u32 of pool memory is refused before anything is allocated.
+      for (const bad of [0, cells + 2, -4, 1.5, pool.memory.buffer.byteLength, 2 ** 32]) {
+        assert.throws(() => pool.allocInto(bad, 8), RangeError, `allocInto(${bad})`);
+        assert.throws(() => pool.freeCell(bad), RangeError, `freeCell(${bad})`);
+      }
+      assert.equal(pool.status().bytesInUse - base, cellsBytes);
+      pool.free(cells);
+      assert.equal(pool.status().bytesInUse, base);
+    } finally {
+      await pool.terminate();
+    }
+    pool.freeCell(4); // a no-op on a terminated pool, like free
+  });
+
 test('control exports go through pool members, never raw', async () => {
   const pool = await makePool(2);
   try {
     for (const [name, member] of [['jr_alloc', /pool\.alloc/], ['jr_free', /pool\.free/],
+      ['jr_alloc_into', /pool\.allocInto/], ['jr_free_cell', /pool\.freeCell/],
       ['jr_set_threads', /pool\.setThreads\(n\) or await pool\.resize\(n\)/],
       ['jr_counters', /pool\.counters/], ['jr_max_threads', /pool\.maxThreads/],
       ['jr_strerror', /pool\.strerror/]]) {

@@ -20,6 +20,7 @@ import wasmtime as W
 
 from jupyterlite_rayon.array import PoolArray
 from jupyterlite_rayon.backends import wasmtime_backend  # noqa: F401  (SharedMemory fix)
+from jupyterlite_rayon.errors import PoolMemoryError
 
 PAGE = 65536
 _MATH1 = ("exp", "log", "log2", "log10", "sin", "cos", "tan", "atan", "sinh", "cosh", "tanh")
@@ -57,14 +58,19 @@ class StandInArena:
     def __init__(self, host: StandIn) -> None:
         self.host = host
 
-    def alloc(self, nbytes: int, zero: bool) -> int:
-        return self.host.alloc(nbytes, zero)
+    def alloc_owned(self, holder: list[int], nbytes: int, zero: bool) -> int:
+        ptr = self.host.alloc(nbytes, zero)
+        if not ptr:
+            raise PoolMemoryError(f"the stand-in cannot allocate {nbytes} bytes")
+        holder.append(ptr)
+        return ptr
 
-    def free(self, ptr: int) -> None:
-        self.host.free(ptr)
+    def free_owned(self, holder: list[int]) -> None:
+        if holder:
+            self.host.free(holder.pop())
 
-    def free_soon(self, ptr: int) -> None:
-        self.host.free(ptr)
+    def release_owned(self, holder: list[int]) -> None:
+        self.free_owned(holder)
 
     def write(self, ptr: int, data: memoryview) -> None:
         self.host.write(ptr, data)
