@@ -96,12 +96,18 @@ calls = 300
 # around it (browsers expose no CPU clock to the page).
 
 def step_overhead():
-    global overhead, backend_quick, backend_handoff
+    global overhead, overhead_new, backend_quick, backend_handoff
     jr.sum(tiny)
     def many_calls():
         for _ in range(calls):
             jr.sum(tiny)
     overhead = best(many_calls, 5) / calls
+    # A call that makes its output: sqrt of 8 resident elements, a new array each call.
+    eight = jr.asarray(array.array("d", range(8)))
+    def many_new():
+        for _ in range(calls):
+            jr.sqrt(eight)
+    overhead_new = best(many_new, 5) / calls
     # The backend's share: a status call straight to the host (small inputs: `quick`), and
     # the same call with the interrupt buffer handed to the pool's poll (long calls).
     backend = jr.get_backend()
@@ -219,7 +225,7 @@ def step_fsum():
 def report():
     info = jr.pool_info()
     print(json.dumps({"import_s": t_import, "start_s": t_start, "overhead_s": overhead,
-                      "overhead_calls": calls, "backend_quick_s": backend_quick,
+                      "overhead_new_s": overhead_new, "overhead_calls": calls, "backend_quick_s": backend_quick,
                       "backend_handoff_s": backend_handoff,
                       "copy_in_s": t_copy, "rows": rows, "build": info["build"],
                       "threads": info["threads"], "cores": jr.cpu_count()}))
@@ -377,7 +383,9 @@ def print_table(m: dict[str, Any]) -> None:
         f" {m['overhead_s'] * 1e6:.1f} us/call ({m['overhead_cpu']:.2f}), target < 20 us"
         f" ({'met' if m['overhead_s'] < 20e-6 else 'MISSED'}); of it the backend's call"
         f" {m['backend_quick_s'] * 1e6:.1f} us (small input, on the caller),"
-        f" {m['backend_handoff_s'] * 1e6:.1f} us with the interrupt hand-off of long calls"
+        f" {m['backend_handoff_s'] * 1e6:.1f} us with the interrupt hand-off of long calls;"
+        f" jr.sqrt of 8 resident float64 (a new array each call) {m['overhead_new_s'] * 1e6:.1f}"
+        f" us/call ({'met' if m['overhead_new_s'] < 20e-6 else 'MISSED'})"
     )
     print(
         f"{'work':<26} {'variant':<40} {'wall ms (cpu/wall)':>18} {'vs 1 thread':>11} "

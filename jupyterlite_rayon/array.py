@@ -2,7 +2,7 @@
 
 An array owns one block allocated in its module's memory (jr_alloc_into for the pool, the
 module's malloc for a foreign module). The block is freed exactly once: by close(), by the
-context manager, or by garbage collection (weakref.finalize). Using a closed array raises.
+context manager, or by garbage collection (__del__). Using a closed array raises.
 A pool array owns its block through a cell (cells.py) from before the block exists, so a
 KeyboardInterrupt at any moment cannot leak it; a foreign module's malloc returns its address
 like any call, so a Ctrl-C just after it can still leak that block.
@@ -20,14 +20,13 @@ import array as _pyarray
 import math
 import struct
 import sys
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, Self
 
 from . import dtypes, pool
-from .cells import Cells
+from .cells import Cells, Kept, read_cell
 from .dtypes import DType
-from .errors import PoolError
+from .errors import PoolError, PoolMemoryError
 
 _U32 = 0xFFFFFFFF
 
@@ -35,16 +34,17 @@ _U32 = 0xFFFFFFFF
 class Arena(Protocol):
     """Where arrays live: the pool (pool.py) or a foreign module (foreign.py).
 
-    An owner's block: `alloc_owned(holder, ...)` allocates it into `holder` (an empty list the
-    owner keeps), `free_owned(holder)` frees it now (close), `release_owned(holder)` soon (the
-    owner's finalizer; a no-op once the block was freed or the arena is gone).
+    An owner's block: `alloc_owned(holder, nbytes, zero)` allocates it into `holder` (an empty
+    list the owner keeps), `free_owned(holder, nbytes)` frees it now (close),
+    `release_owned(holder, nbytes)` soon (the owner's finalizer; a no-op once the block was
+    freed or the arena is gone).
     """
 
     name: str
 
     def alloc_owned(self, holder: list[int], nbytes: int, zero: bool) -> int: ...
-    def free_owned(self, holder: list[int]) -> None: ...
-    def release_owned(self, holder: list[int]) -> None: ...
+    def free_owned(self, holder: list[int], nbytes: int) -> None: ...
+    def release_owned(self, holder: list[int], nbytes: int) -> None: ...
     def write(self, ptr: int, data: memoryview) -> None: ...
     def read(self, ptr: int, nbytes: int) -> bytes: ...
     def read_into(self, ptr: int, out: memoryview) -> None: ...
@@ -52,30 +52,58 @@ class Arena(Protocol):
 
 
 class PoolArena:
-    """The running pool's memory, through its backend."""
+    """The running pool's memory, through its backend: blocks owned through cells, small
+    freed ones kept for reuse (cells.py)."""
 
     name = "pool"
 
-    def __init__(self, backend: Any, cells: Cells) -> None:
+    def __init__(self, backend: Any, cells: Cells, kept: Kept) -> None:
         self.backend = backend
         self.cells = cells
+        self.kept = kept
 
     def alloc_owned(self, holder: list[int], nbytes: int, zero: bool) -> int:
-        self.cells.take(holder)
+        if self.kept.take(holder, nbytes):
+            ptr = read_cell(self.backend, holder[0])
+            if ptr:
+                if zero and nbytes:
+                    self.backend.write(ptr, memoryview(bytes(nbytes)))
+                return ptr
+        else:
+            self.cells.take(holder)
+        try:
+            return int(self.backend.alloc_into(holder[0], nbytes, zero))
+        except PoolMemoryError:
+            if not self.free_kept():
+                raise
         return int(self.backend.alloc_into(holder[0], nbytes, zero))
 
-    def free_owned(self, holder: list[int]) -> None:
-        if holder and self.alive():
+    def free_owned(self, holder: list[int], nbytes: int) -> None:
+        if holder and self.alive() and not self.kept.keep(holder, nbytes):
             self.backend.free_cell(holder[0])
 
-    def release_owned(self, holder: list[int]) -> None:
+    def release_owned(self, holder: list[int], nbytes: int) -> None:
         if not holder or not self.alive():
             return
         cell = holder[0]
+        if read_cell(self.backend, cell) and self.kept.keep(holder, nbytes):
+            return
         ptr = self.backend.take_cell(cell)
         if ptr:  # not closed: free it (after the running call, if this runs inside one)
             self.backend.free_soon(ptr)
-        self.cells.give_back(cell)
+        self.cells.give_back(holder)
+
+    def free_kept(self) -> bool:
+        """Free the blocks kept for reuse (memory ran short); True when there were some."""
+        freed = False
+        while True:
+            adopter = Block.adopting(self)  # frees what it gets, interrupted or not
+            nbytes = self.kept.take_any(adopter._holder)
+            if nbytes is None:
+                return freed
+            adopter._nbytes = nbytes  # until then 0: too small a size never hands out too little
+            self.backend.free_cell(adopter._holder[0])
+            freed = True
 
     def write(self, ptr: int, data: memoryview) -> None:
         self.backend.write(ptr, data)
@@ -99,7 +127,7 @@ def pool_arena() -> PoolArena:
     arena = _arenas.get(id(backend))
     if arena is None or arena.backend is not backend:
         _arenas.clear()
-        arena = _arenas[id(backend)] = PoolArena(backend, backend.cells)
+        arena = _arenas[id(backend)] = PoolArena(backend, backend.cells, backend.kept)
     return arena
 
 
@@ -108,18 +136,30 @@ class Block:
     close() or by garbage collection, whatever an interrupt cuts short. A PoolArray is one;
     a jitted call's frame and copies are bare ones."""
 
-    __slots__ = ("__weakref__", "_arena", "_closed", "_holder", "_ptr")
+    __slots__ = ("__weakref__", "_arena", "_closed", "_holder", "_nbytes", "_ptr")
 
     def __init__(self, arena: Arena, nbytes: int, zero: bool) -> None:
-        self._arena = arena
         self._closed = False
         self._ptr = 0
-        # The finalizer exists before the block: an interrupt anywhere after this line leaves
-        # the block, if any, to it.
-        holder: list[int] = []
-        self._holder = holder
-        weakref.finalize(self, arena.release_owned, holder)
-        self._ptr = arena.alloc_owned(holder, nbytes, zero)
+        self._nbytes = nbytes
+        self._arena = arena
+        # From here __del__ frees whatever the holder gets, whatever an interrupt cuts short
+        # (a finalizer that exists before the block; __del__ costs nothing to set up).
+        self._holder: list[int] = []
+        self._ptr = arena.alloc_owned(self._holder, nbytes, zero)
+
+    @classmethod
+    def adopting(cls, arena: Arena) -> Block:
+        """An owner with no block yet, for a cell moved into its holder (then freed)."""
+        block = object.__new__(cls)
+        block._closed, block._ptr, block._nbytes, block._arena = False, 0, 0, arena
+        block._holder = []
+        return block
+
+    def __del__(self) -> None:
+        holder = getattr(self, "_holder", None)  # unset if an interrupt came before it
+        if holder:
+            self._arena.release_owned(holder, self._nbytes)
 
     @property
     def ptr(self) -> int:
@@ -129,7 +169,7 @@ class Block:
         """Free the memory now (idempotent). The block cannot be used afterwards."""
         if not self._closed:
             self._closed = True  # first: interrupted before the free, the finalizer frees
-            self._arena.free_owned(self._holder)
+            self._arena.free_owned(self._holder, self._nbytes)
 
 
 class PoolArray(Block):

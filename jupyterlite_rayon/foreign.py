@@ -253,11 +253,11 @@ class ForeignModule:
         holder.append(ptr)
         return ptr
 
-    def free_owned(self, holder: list[int]) -> None:
+    def free_owned(self, holder: list[int], nbytes: int) -> None:
         if holder and self.alive():
             self.free(holder.pop())  # popped first: interrupted, it leaks, never frees twice
 
-    def release_owned(self, holder: list[int]) -> None:
+    def release_owned(self, holder: list[int], nbytes: int) -> None:
         if holder and self.alive():
             self.free_soon(holder[0])
 

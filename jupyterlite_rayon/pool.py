@@ -15,7 +15,7 @@ from typing import Any, Self, TypeVar
 
 from . import abi, backends, counters
 from .backends.base import Backend
-from .cells import Cells
+from .cells import Cells, Kept
 from .errors import PoolNotStarted
 
 _lock = threading.RLock()
@@ -78,6 +78,7 @@ def _install(backend: Backend) -> int:
     _backend = backend
     _scratch = backend.alloc(16, True)
     backend.cells = Cells(backend)
+    backend.kept = Kept()
     _known_threads[0] = current_num_threads()
     return _known_threads[0]
 
@@ -304,6 +305,7 @@ def pool_info() -> dict[str, Any]:
             "tasks": 0,
             "steals": 0,
             "bytes_in_use": 0,
+            "bytes_kept": 0,
             "memory_bytes": 0,
             "calls": 0,
             "per_thread": [],
@@ -312,6 +314,7 @@ def pool_info() -> dict[str, Any]:
             "started": False,
         }
     c = backend.counters()
+    kept = backend.kept.block_bytes(backend) if backend.kept is not None else 0
     isolation = backend.isolation()
     return {
         "backend": backend.name,
@@ -322,7 +325,9 @@ def pool_info() -> dict[str, Any]:
         "busy": c.busy,
         "tasks": c.tasks,
         "steals": c.steals,
-        "bytes_in_use": c.bytes_in_use,
+        # What arrays hold: the small freed blocks kept for reuse are counted apart.
+        "bytes_in_use": c.bytes_in_use - kept,
+        "bytes_kept": kept,
         "memory_bytes": backend.memory_size(),
         "calls": c.calls,
         "per_thread": [

@@ -30,6 +30,8 @@ class Backend(abc.ABC):
     build_max_threads: int
     #: the pool's ownership cells (jupyterlite_rayon/cells.py), made when pool.py installs it
     cells: Any = None
+    #: the small freed blocks kept for reuse (cells.Kept), made with the cells
+    kept: Any = None
 
     # -- life ----------------------------------------------------------------------------
     @classmethod

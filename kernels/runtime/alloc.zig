@@ -65,6 +65,8 @@ const Header = extern struct {
 comptime {
     std.debug.assert(@sizeOf(Header) == header_size);
     std.debug.assert(header_size + @sizeOf(Links) <= min_block);
+    // kernels/ABI.md: hosts read a live block's size at ptr - 12, in granules.
+    std.debug.assert(header_size - @offsetOf(Header, "size") == 12 and granule == 16);
 }
 
 const Links = struct { next: ?*Header, prev: ?*Header };

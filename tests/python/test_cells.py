@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 import jupyterlite_rayon as jr
+from jupyterlite_rayon import cells as cells_module
+from jupyterlite_rayon.array import pool_arena
 from jupyterlite_rayon.cells import CELL_BYTES, SLAB_CELLS, read_cell
+from jupyterlite_rayon.errors import PoolMemoryError
 
 SLAB_BLOCK = SLAB_CELLS * CELL_BYTES + 16  # kernels/ABI.md: the block jr_alloc makes of it
 
@@ -21,6 +24,7 @@ SLAB_BLOCK = SLAB_CELLS * CELL_BYTES + 16  # kernels/ABI.md: the block jr_alloc 
 def backend() -> Iterator[Any]:
     jr.init_thread_pool(2)
     gc.collect()
+    pool_arena().free_kept()  # whatever earlier tests left kept: each test starts with none
     yield jr.get_backend()
     gc.collect()
 
@@ -67,7 +71,7 @@ def test_a_ctrl_c_in_close_leaves_the_array_closed_and_the_finalizer_frees_it(
     backend: Any,
 ) -> None:
     before = in_use()
-    a = jr.asarray(np.arange(500.0))
+    a = jr.asarray(np.arange(50_000.0))  # too big to be kept for reuse: close frees it
 
     def interrupted_before_the_free(cell: int) -> None:
         raise KeyboardInterrupt
@@ -134,3 +138,80 @@ def test_a_ctrl_c_right_after_a_slab_was_allocated_keeps_the_slab(backend: Any) 
     assert cells.slabs == slabs + 1  # the slab the interrupted growth made, not another
     del more, arrays
     assert in_use() == base + SLAB_BLOCK
+
+
+def test_a_small_freed_block_serves_the_next_array_of_its_size_without_a_call(
+    backend: Any,
+) -> None:
+    before = in_use()
+    allocations: list[int] = []
+    real = backend.alloc_into
+
+    def counted(cell: int, nbytes: int, zero: bool) -> int:
+        allocations.append(nbytes)
+        return int(real(cell, nbytes, zero))
+
+    backend.alloc_into = counted
+    try:
+        a = jr.asarray(np.arange(1000.0))
+        ptr = a.ptr
+        a.close()
+        b = jr.zeros(1000)  # the same size: a's block, zeroed
+        assert b.ptr == ptr and b.to_numpy().tolist() == [0.0] * 1000
+        del b
+        x = jr.asarray(np.arange(8.0))
+        for _ in range(100):
+            jr.sqrt(x)  # each output is dropped: the next one takes its block
+        assert jr.sqrt(x).to_numpy().tolist() == np.sqrt(np.arange(8.0)).tolist()
+        big = jr.empty(cells_module.KEEP_MAX_BYTES // 8 + 1)  # too big to be kept
+        del big
+        big = jr.empty(cells_module.KEEP_MAX_BYTES // 8 + 1)
+        del big, x
+    finally:
+        del backend.alloc_into
+    assert allocations.count(8000) == 1
+    assert allocations.count(64) <= 2  # x, and the first sqrt output
+    assert allocations.count(cells_module.KEEP_MAX_BYTES + 8) == 2
+    info = jr.pool_info()
+    assert info["bytes_kept"] > 0  # counted apart: bytes_in_use is what arrays hold
+    assert in_use() == before
+
+
+def test_kept_blocks_are_bounded_and_freed_when_memory_runs_short(backend: Any) -> None:
+    arena = pool_arena()
+    before = in_use()
+    many = [jr.empty(n) for n in range(1, 40) for _ in range(12)]  # 39 sizes, 12 of each
+    del many
+    kept = jr.pool_info()["bytes_kept"]
+    counts = arena.kept.counts()
+    assert len(counts) == cells_module.KEEP_SIZES
+    assert set(counts.values()) == {cells_module.KEEP_PER_SIZE}
+    assert 0 < kept <= cells_module.KEEP_SIZES * cells_module.KEEP_PER_SIZE * (8 * 40 + 32)
+    assert arena.free_kept()  # what an allocation that finds no memory does, then retries
+    assert jr.pool_info()["bytes_kept"] == 0 and not arena.free_kept()
+    assert in_use() == before
+    # Emptied sizes make way for new ones.
+    fresh = [jr.empty(n) for n in range(100, 100 + cells_module.KEEP_SIZES)]
+    del fresh
+    assert set(arena.kept.counts()) >= {8 * n for n in range(100, 100 + cells_module.KEEP_SIZES)}
+
+
+def test_an_allocation_that_finds_no_memory_frees_the_kept_blocks_and_retries(
+    backend: Any,
+) -> None:
+    try:
+        big, small = [], []
+        with pytest.raises(PoolMemoryError):
+            while True:
+                big.append(jr.empty(2**23))  # 64 MiB each, until the 2 GiB are taken
+        with pytest.raises(PoolMemoryError):
+            while True:
+                small.append(jr.empty(100))  # the rest, 816-byte blocks side by side
+        del small[-cells_module.KEEP_PER_SIZE :]  # kept for reuse, not freed
+        assert jr.pool_info()["bytes_kept"] > 0
+        x = jr.empty(300)  # fits only where the kept blocks merge once they are freed
+        assert jr.pool_info()["bytes_kept"] == 0
+        assert x.size == 300 and x.ptr
+    finally:
+        del big, small
+        jr.shutdown()  # wasm memory never shrinks: give the 2 GiB back

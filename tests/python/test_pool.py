@@ -27,6 +27,7 @@ EXPECTED_KEYS = {
     "tasks",
     "steals",
     "bytes_in_use",
+    "bytes_kept",
     "memory_bytes",
     "calls",
     "per_thread",

@@ -65,12 +65,12 @@ class StandInArena:
         holder.append(ptr)
         return ptr
 
-    def free_owned(self, holder: list[int]) -> None:
+    def free_owned(self, holder: list[int], nbytes: int) -> None:
         if holder:
             self.host.free(holder.pop())
 
-    def release_owned(self, holder: list[int]) -> None:
-        self.free_owned(holder)
+    def release_owned(self, holder: list[int], nbytes: int) -> None:
+        self.free_owned(holder, nbytes)
 
     def write(self, ptr: int, data: memoryview) -> None:
         self.host.write(ptr, data)
