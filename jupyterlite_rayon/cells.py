@@ -148,10 +148,10 @@ class Kept:
         for cell in cells:
             ptr = read_cell(backend, cell)
             if ptr:
-                total += read_cell(backend, ptr - 12) * 16  # kernels/ABI.md, jr_alloc
+                total += backend.load_u32(ptr - 12) * 16  # kernels/ABI.md, jr_alloc
         return total
 
 
 def read_cell(backend: Any, cell: int) -> int:
-    """The u32 at `cell` (a cell: the address it holds, 0 for none)."""
-    return int.from_bytes(backend.read(cell, CELL_BYTES), "little")
+    """The address a cell holds (0 for none)."""
+    return int(backend.load_u32(cell))

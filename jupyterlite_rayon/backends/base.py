@@ -103,10 +103,14 @@ class Backend(abc.ABC):
     def free_cell(self, cell: int) -> None:
         """jr_free_cell now: free the block the cell holds and set it to 0, in one step."""
 
+    def load_u32(self, ptr: int) -> int:
+        """The u32 at ptr (a cell, a block header), without entering wasm."""
+        return int.from_bytes(self.read(ptr, 4), "little")
+
     def take_cell(self, cell: int) -> int:
         """The address the cell holds, the cell set to 0 (without entering wasm: a finalizer
         may run inside a call)."""
-        ptr = int.from_bytes(self.read(cell, 4), "little")
+        ptr = self.load_u32(cell)
         if ptr:
             self.write(cell, memoryview(bytes(4)))
         return ptr

@@ -548,6 +548,10 @@ class WasmThreads:
         self._check(ptr, 4)
         ctypes.c_uint32.from_address(self.base + ptr).value = value
 
+    def load_u32(self, ptr: int) -> int:
+        self._check(ptr, 4)
+        return int(ctypes.c_uint32.from_address(self.base + ptr).value)
+
     def swap_u32(self, ptr: int, value: int) -> int:
         """The u32 at ptr, replaced by value (not atomic: for memory only this thread uses)."""
         self._check(ptr, 4)

@@ -153,6 +153,9 @@ class WasmtimeBackend(Backend):
     def take_cell(self, cell: int) -> int:
         return self.wasm.swap_u32(cell, 0)
 
+    def load_u32(self, ptr: int) -> int:
+        return self.wasm.load_u32(ptr)
+
     def free_soon(self, ptr: int) -> None:
         self.wasm.free_soon("jr_free", ptr)
 
