@@ -241,6 +241,12 @@ class PendingRun:
     def __init__(self, kernel: LiteKernel, run_id: int, code: str) -> None:
         self.kernel, self.run_id, self.code = kernel, run_id, code
 
+    def wait(self, timeout: float) -> dict[str, Any] | None:
+        """The result, or None if the cell is still running after `timeout` seconds."""
+        got = self.kernel.page.evaluate(JS_WAIT_RUN, [self.run_id, int(timeout * 1000)])
+        self.kernel.guard.check_offline()
+        return None if got.get("timeout") else outputs_to_result(got)
+
     def result(self, timeout: float = 120) -> dict[str, Any]:
         got = self.kernel.page.evaluate(JS_WAIT_RUN, [self.run_id, int(timeout * 1000)])
         self.kernel.guard.check_offline()

@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import pytest
-from conftest import JS_WAIT_RUN, outputs_to_result
 from page_names import BRIDGE_SOURCE, PLUGIN_ID
 from timed_interrupt import JS_CELL_PRINTED, JS_TIMED_INTERRUPT, TIMED_CELL
 
@@ -78,6 +77,8 @@ print(json.dumps([jr.current_num_threads(), jr.pool_info()["build"]]))
 # Known flake, not understood yet (2026-12-02: about 1 run in 10 of this file, on the code of
 # that morning too): the first interrupt of a pure-Python loop is taken out of the buffer (it
 # reads 0 right after the store) yet raises no KeyboardInterrupt; a second one lands at once.
+# Unverified lead: a garbage collection run at that eval-breaker check, whose finalizer took
+# the KeyboardInterrupt, which Python prints as ignored (the miss prints the cell's stderr).
 # Pure-Python tests allow that one miss and print it; pool calls must stop at the first.
 FIRST_WAIT_S = 10.0
 
@@ -95,12 +96,14 @@ def interrupt_timed(kernel: Any, body: str, what: str, misses: int = 0) -> dict[
         if missed == misses:
             r = pending.result(timeout=120)
             break
-        done = kernel.page.evaluate(JS_WAIT_RUN, [pending.run_id, int(FIRST_WAIT_S * 1000)])
-        if not done.get("timeout"):
-            r = outputs_to_result(done)
+        done = pending.wait(FIRST_WAIT_S)
+        if done is not None:
+            r = done
             break
         print(f"{what}: MISSED interrupt {missed + 1} (no KeyboardInterrupt in {FIRST_WAIT_S:g} s)")
     reply_s = time.monotonic() - t0
+    if missed:  # a lead: a KeyboardInterrupt raised inside a finalizer is printed and dropped
+        print(f"{what}: the cell's stderr after the miss: {r.get('stderr', '')[-2000:]!r}")
     assert got["buffers"] == 1, f"the page knows no interrupt buffer of this kernel: {got}"
     assert r["status"] == "error" and r["error"]["ename"] == "KeyboardInterrupt", r
     landed_s = (last_json(r)["landed"] - got["sent"]) / 1000
