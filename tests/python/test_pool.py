@@ -152,7 +152,11 @@ def test_a_failing_hook_does_not_break_the_call() -> None:
 
 
 def _interrupt_later(delay: float) -> threading.Timer:
-    timer = threading.Timer(delay, lambda: os.kill(os.getpid(), signal.SIGINT))
+    # To the main thread itself: a signal sent to the process may reach it only after the
+    # sender has finished, and so land after the test stopped expecting it.
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(delay, lambda: signal.pthread_kill(main, signal.SIGINT))
     timer.start()
     return timer
 
@@ -273,16 +277,18 @@ def test_ctrl_c_at_random_moments_of_many_calls_never_orphans_one() -> None:
     interrupted = answered = 0
     deadline = time.perf_counter() + 3.0
     while time.perf_counter() < deadline:
-        timer = _interrupt_later(rng.uniform(0.0, 0.002))
+        timer = None
         try:
             try:
+                timer = _interrupt_later(rng.uniform(0.0, 0.002))
                 for _ in range(20):
                     got = jr.sum(x + 0.0)  # a fresh input: converted into a temporary each call
                     assert got == want
                     answered += 1
             finally:
-                timer.cancel()
-                timer.join()  # a signal sent late (a busy machine) lands in here, still caught
+                if timer is not None:
+                    timer.cancel()
+                    timer.join()  # a signal sent late (a busy machine) lands in here, still caught
         except KeyboardInterrupt:
             interrupted += 1
     assert interrupted > 10 and answered > 10, (interrupted, answered)
