@@ -16,6 +16,7 @@ numpy is optional and imported only when the input is a numpy array or to_numpy(
 
 from __future__ import annotations
 
+import _thread
 import array as _pyarray
 import math
 import struct
@@ -131,6 +132,16 @@ def pool_arena() -> PoolArena:
     return arena
 
 
+def _interrupt_again() -> None:
+    """A Ctrl-C landed in a finalizer, where Python would print it as ignored and drop it: raise
+    it again in the main thread once the finalizer returned (from another thread, which runs
+    only when the main thread lets go of the GIL). Without threads (Pyodide) it stays dropped."""
+    try:
+        _thread.start_new_thread(_thread.interrupt_main, ())
+    except RuntimeError:
+        pass
+
+
 class Block:
     """A block of an arena's memory, owned from before it exists (cells.py): freed once, by
     close() or by garbage collection, whatever an interrupt cuts short. A PoolArray is one;
@@ -159,7 +170,10 @@ class Block:
     def __del__(self) -> None:
         holder = getattr(self, "_holder", None)  # unset if an interrupt came before it
         if holder:
-            self._arena.release_owned(holder, self._nbytes)
+            try:
+                self._arena.release_owned(holder, self._nbytes)
+            except KeyboardInterrupt:
+                _interrupt_again()
 
     @property
     def ptr(self) -> int:

@@ -15,8 +15,9 @@ whole or not done when an interrupt lands:
 - closing is jr_free_cell, which swaps the cell to 0 and frees in one step, so the finalizer
   that follows (it reads the cell) frees nothing twice.
 
-A finalizer itself can still be interrupted, as any Python code can (Python then prints the
-interrupt as ignored); its block then stays allocated until the pool is shut down.
+A finalizer itself can still be interrupted, as any Python code can; its block then stays
+allocated until the pool is shut down (and the Ctrl-C, which Python would drop there, is
+raised again once the finalizer returned: array._interrupt_again).
 
 Cells come in slabs of SLAB_CELLS from the pool, the first allocated with the pool. A slab's
 first cell holds the next slab's address (jr_alloc_into again), so slabs cannot leak either;

@@ -5,6 +5,7 @@ moments that leaked before (the random-signal test in test_pool.py sends real on
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -215,3 +216,22 @@ def test_an_allocation_that_finds_no_memory_frees_the_kept_blocks_and_retries(
     finally:
         del big, small
         jr.shutdown()  # wasm memory never shrinks: give the 2 GiB back
+
+
+def test_a_ctrl_c_that_lands_in_a_finalizer_is_raised_after_it_not_dropped(
+    backend: Any,
+) -> None:
+    a = jr.asarray(np.arange(50_000.0))  # too big to be kept: its finalizer frees it
+
+    def interrupted(cell: int) -> int:
+        raise KeyboardInterrupt  # the signal lands inside the finalizer
+
+    backend.take_cell = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            del a  # Python drops what a finalizer raises; the finalizer raises it again
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # where it lands: the code that was interrupted
+                pass
+    finally:
+        del backend.take_cell
