@@ -87,11 +87,13 @@ class PoolArena:
         if not holder or not self.alive():
             return
         cell = holder[0]
-        if read_cell(self.backend, cell) and self.kept.keep(holder, nbytes):
-            return
-        ptr = self.backend.take_cell(cell)
-        if ptr:  # not closed: free it (after the running call, if this runs inside one)
+        ptr = read_cell(self.backend, cell)
+        if ptr:  # not closed: keep it, or free it (after the running call, if inside one)
+            if self.kept.keep(holder, nbytes):
+                return
+            # Freed before the cell is cleared: cut short between the two, only the cell is lost.
             self.backend.free_soon(ptr)
+            self.backend.store_u32(cell, 0)
         self.cells.give_back(holder)
 
     def free_kept(self) -> bool:

@@ -107,13 +107,9 @@ class Backend(abc.ABC):
         """The u32 at ptr (a cell, a block header), without entering wasm."""
         return int.from_bytes(self.read(ptr, 4), "little")
 
-    def take_cell(self, cell: int) -> int:
-        """The address the cell holds, the cell set to 0 (without entering wasm: a finalizer
-        may run inside a call)."""
-        ptr = self.load_u32(cell)
-        if ptr:
-            self.write(cell, memoryview(bytes(4)))
-        return ptr
+    def store_u32(self, ptr: int, value: int) -> None:
+        """Store a u32 at ptr, without entering wasm (a finalizer may run inside a call)."""
+        self.write(ptr, memoryview(value.to_bytes(4, "little")))
 
     @abc.abstractmethod
     def free_soon(self, ptr: int) -> None:

@@ -552,13 +552,6 @@ class WasmThreads:
         self._check(ptr, 4)
         return int(ctypes.c_uint32.from_address(self.base + ptr).value)
 
-    def swap_u32(self, ptr: int, value: int) -> int:
-        """The u32 at ptr, replaced by value (not atomic: for memory only this thread uses)."""
-        self._check(ptr, 4)
-        word = ctypes.c_uint32.from_address(self.base + ptr)
-        old, word.value = word.value, value
-        return int(old)
-
     def read_cstring(self, ptr: int) -> str:
         self._check(ptr, 1)
         return ctypes.string_at(self.base + ptr).decode("utf-8", "replace")

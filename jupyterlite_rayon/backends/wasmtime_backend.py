@@ -150,9 +150,6 @@ class WasmtimeBackend(Backend):
     def free_cell(self, cell: int) -> None:
         self.wasm.call_direct("jr_free_cell", cell)
 
-    def take_cell(self, cell: int) -> int:
-        return self.wasm.swap_u32(cell, 0)
-
     def load_u32(self, ptr: int) -> int:
         return self.wasm.load_u32(ptr)
 

@@ -223,10 +223,10 @@ def test_a_ctrl_c_that_lands_in_a_finalizer_is_raised_after_it_not_dropped(
 ) -> None:
     a = jr.asarray(np.arange(50_000.0))  # too big to be kept: its finalizer frees it
 
-    def interrupted(cell: int) -> int:
+    def interrupted(ptr: int) -> None:
         raise KeyboardInterrupt  # the signal lands inside the finalizer
 
-    backend.take_cell = interrupted
+    backend.free_soon = interrupted
     try:
         with pytest.raises(KeyboardInterrupt):
             del a  # Python drops what a finalizer raises; the finalizer raises it again
@@ -234,4 +234,4 @@ def test_a_ctrl_c_that_lands_in_a_finalizer_is_raised_after_it_not_dropped(
             while time.monotonic() < deadline:  # where it lands: the code that was interrupted
                 pass
     finally:
-        del backend.take_cell
+        del backend.free_soon
